@@ -1,0 +1,61 @@
+"""Shared CLI plumbing: config and store opening with errors a user can act on."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import typer
+from rich.console import Console
+
+from ..config import ConfigError, EgomemConfig, load_config, resolve_db_path
+from ..store import SqliteStore, StoreError
+
+console = Console()
+err_console = Console(stderr=True)
+
+DbOption = Annotated[Optional[Path], typer.Option("--db", help="Memory database (default: store.db_path, else the XDG data dir).")]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="egomem YAML config (ROS parameter layout or plain).")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def get_config(config: Path | None) -> EgomemConfig:
+    try:
+        return load_config(config)
+    except ConfigError as err:
+        fail(str(err))
+
+
+@contextmanager
+def open_store(db: Path | None, config: Path | None, *, create_parent: bool = False) -> Iterator[SqliteStore]:
+    cfg = get_config(config)
+    path = resolve_db_path(cfg, db)
+    if create_parent and db is None:  # only the default location is created for the user
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        store = SqliteStore(path)
+    except StoreError as err:
+        fail(str(err))
+    try:
+        yield store
+    except StoreError as err:
+        fail(str(err))
+    finally:
+        store.close()
+
+
+def fmt_ts(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def is_interactive() -> bool:
+    return sys.stdin.isatty()

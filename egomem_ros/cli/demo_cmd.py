@@ -1,0 +1,26 @@
+"""`egomem demo`: the paper's Emily/John story, run on a temporary store."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .common import console
+
+
+def demo(workdir: Annotated[Optional[Path], typer.Option(help="Keep the demo's files here (default: a temp dir).")] = None) -> None:
+    """Run the Emily/John scene end to end and print what the memory does."""
+    from ..demo import run_demo
+
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        run_demo(workdir, console)
+        return
+    with tempfile.TemporaryDirectory(prefix="egomem-demo-") as tmp:
+        run_demo(Path(tmp), console)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)

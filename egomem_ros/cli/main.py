@@ -1,0 +1,19 @@
+"""The `egomem` command line: the whole pipeline without ROS."""
+from __future__ import annotations
+
+import typer
+
+from . import demo_cmd, memory_cmds
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="egomem: lifelong memory of the people around a robot (EgoMem), without ROS.")
+memory_cmds.register(app)
+demo_cmd.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

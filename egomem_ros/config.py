@@ -1,0 +1,177 @@
+"""One validated configuration schema, shared by the `egomem` CLI and the ROS 2 nodes.
+
+The YAML files in `config/` use the ROS 2 parameter layout (`/**: ros__parameters: ...`) so
+`ros2 launch` can pass them straight to the nodes; `load_config` accepts that layout or a plain
+mapping. Unknown keys and bad values raise `ConfigError` with the offending dotted path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from platformdirs import user_data_dir
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A configuration file or value that cannot be used."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StoreConfig(_Section):
+    # Empty means the XDG data dir (see `default_db_path`).
+    db_path: str = ""
+
+
+class FaceConfig(_Section):
+    backend: Literal["dlib", "deepface"] = "dlib"
+    # Empty/negative means the backend's calibrated default (dlib: 0.6 Euclidean, Facenet512: 0.3 cosine).
+    threshold: float = -1.0
+    # dlib HOG upsampling; 1 gave false faces on real frames here, so the default is 0.
+    upsample: int = Field(0, ge=0, le=3)
+    multi_face_policy: Literal["largest", "central"] = "largest"
+    # Frames larger than this (longest side, px) are downscaled before detection.
+    max_image_side: int = Field(1280, ge=64)
+
+
+class VoiceConfig(_Section):
+    backend: Literal["resemblyzer", "speechbrain"] = "resemblyzer"
+    use_vad: bool = True
+    snorm: bool = True
+    cohort_top_n: int = Field(200, ge=1)
+    # Empty/negative means the backend's EER-calibrated default.
+    threshold: float = -1.0
+    min_voiced_s: float = Field(0.5, ge=0.0)
+
+
+class IdentityConfig(_Section):
+    poll_period_s: float = Field(2.0, gt=0.0)
+    window_s: float = Field(2.0, gt=0.0)
+    learn_new_users: bool = True
+    # Polls that must agree before the current user switches (1 = no hysteresis).
+    switch_after_polls: int = Field(2, ge=1)
+    face_weight: float = Field(0.6, ge=0.0, le=1.0)
+    exact_search_max_keys: int = Field(100_000, ge=1)
+    face: FaceConfig = FaceConfig()
+    voice: VoiceConfig = VoiceConfig()
+
+
+class MemChunkConfig(_Section):
+    l1_max_tokens: int = Field(512, ge=16)
+    l2_max_tokens: int = Field(256, ge=16)
+    # "auto": moshi's sentencepiece model when `tokenizer_path` exists, else the approximate counter.
+    tokenizer: Literal["auto", "approx", "sentencepiece"] = "auto"
+    tokenizer_path: str = ""
+
+
+class RetrievalConfig(_Section):
+    hop_limit: int = Field(1, ge=1, le=4)
+    top_k: int = Field(5, ge=1, le=50)
+    rerank_backend: Literal["lexical", "bge", "none"] = "lexical"
+    bge_model: str = "BAAI/bge-small-en-v1.5"
+
+
+class EgomemConfig(_Section):
+    store: StoreConfig = StoreConfig()
+    identity: IdentityConfig = IdentityConfig()
+    memchunk: MemChunkConfig = MemChunkConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+
+
+def default_db_path() -> Path:
+    """Where the memory lives when nothing is configured: `$XDG_DATA_HOME/egomem/memory.db`."""
+    return Path(user_data_dir("egomem", appauthor=False)) / "memory.db"
+
+
+def resolve_db_path(config: EgomemConfig, override: str | Path | None = None) -> Path:
+    if override:
+        return Path(override).expanduser()
+    if config.store.db_path:
+        return Path(config.store.db_path).expanduser()
+    return default_db_path()
+
+
+def _unwrap_ros_layout(data: dict[str, Any]) -> dict[str, Any]:
+    """Merge every `<node>: ros__parameters:` block (`/**` first) into one plain mapping."""
+    if not any(isinstance(v, dict) and "ros__parameters" in v for v in data.values()):
+        return data
+    merged: dict[str, Any] = {}
+    for node in sorted(data, key=lambda k: k != "/**"):
+        block = data[node]
+        if not isinstance(block, dict) or set(block) != {"ros__parameters"}:
+            raise ConfigError(f"{node!r}: expected only 'ros__parameters' under a node name")
+        _deep_merge(merged, block["ros__parameters"] or {})
+    return merged
+
+
+def _deep_merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _deep_merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "<root>"
+        lines.append(f"  {path}: {e['msg']}")
+    return "invalid egomem configuration:\n" + "\n".join(lines)
+
+
+def config_from_mapping(data: dict[str, Any] | None) -> EgomemConfig:
+    data = _unwrap_ros_layout(data or {})
+    try:
+        return EgomemConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err)) from None
+
+
+def load_config(path: str | Path | None = None) -> EgomemConfig:
+    """Load and validate a YAML file; None gives the defaults."""
+    if path is None:
+        return EgomemConfig()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{p}: top level must be a mapping")
+    return config_from_mapping(data)
+
+
+def flatten(config: EgomemConfig) -> dict[str, Any]:
+    """Dotted parameter names -> values, as ROS 2 nodes declare them (`identity.face.backend`)."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, model: BaseModel) -> None:
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            key = f"{prefix}{name}"
+            if isinstance(value, BaseModel):
+                walk(key + ".", value)
+            else:
+                out[key] = value
+
+    walk("", config)
+    return out
+
+
+def unflatten(params: dict[str, Any]) -> EgomemConfig:
+    """Inverse of `flatten`: what a node read from its parameters, validated by the same schema."""
+    nested: dict[str, Any] = {}
+    for dotted, value in params.items():
+        node = nested
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return config_from_mapping(nested)

@@ -1,0 +1,147 @@
+"""MemChunk text: token counting and whole-line packing shared by Level-1, Level-2, the dialog
+runtime and fine-tuning data, so every place truncates the same way (never mid-token).
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from .store.models import Episode, Fact, User
+
+LEVEL1, LEVEL2 = 1, 2
+
+
+class TokenCounter(Protocol):
+    name: str
+
+    def count(self, text: str) -> int: ...
+
+
+class ApproxTokenCounter:
+    """Conservative stand-in for moshi's 32k sentencepiece when its model file is absent.
+
+    Every punctuation mark counts 1 and every word ceil(len/4) (at least 1). On English text it
+    over-counts sentencepiece by roughly 10-30%, so a chunk that fits here also fits the real tokenizer.
+    """
+
+    name = "approx-v1"
+    _pieces = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+    def count(self, text: str) -> int:
+        return sum(max(1, math.ceil(len(p) / 4)) if p[0].isalnum() or p[0] == "_" else 1
+                   for p in self._pieces.findall(text))
+
+
+class SentencePieceTokenCounter:
+    """The dialog model's own tokenizer (moshi ships `tokenizer_spm_32k_3.model`)."""
+
+    def __init__(self, model_path: str | Path):
+        import sentencepiece  # optional dependency, only for this counter
+
+        self._sp = sentencepiece.SentencePieceProcessor(model_file=str(model_path))
+        self.name = f"sentencepiece:{Path(model_path).name}"
+
+    def count(self, text: str) -> int:
+        return len(self._sp.encode(text))
+
+
+def make_token_counter(kind: str = "auto", path: str = "") -> TokenCounter:
+    if kind == "sentencepiece" or (kind == "auto" and path and Path(path).is_file()):
+        if not path or not Path(path).is_file():
+            raise FileNotFoundError(f"sentencepiece tokenizer not found: {path!r}")
+        return SentencePieceTokenCounter(path)
+    return ApproxTokenCounter()
+
+
+@dataclass(frozen=True)
+class PackedText:
+    text: str
+    token_count: int
+    dropped: int
+
+
+def pack_lines(header: Sequence[str], items: Sequence[tuple[str, str]], max_tokens: int,
+               counter: TokenCounter) -> PackedText:
+    """Keep `header` lines, then items (section, line) in priority order while they fit.
+
+    Items that do not fit are dropped whole; kept items are printed under their section titles in
+    first-appearance order. Returns the text and its exact token count under `counter`.
+    """
+    kept: list[tuple[str, str]] = []
+    dropped = 0
+
+    def render(chosen: Iterable[tuple[str, str]]) -> str:
+        lines = [h for h in header if h]
+        sections: dict[str, list[str]] = {}
+        for section, line in chosen:
+            sections.setdefault(section, []).append(line)
+        for section, body in sections.items():
+            lines.append(f"{section}:" if section else "")
+            lines.extend(f"- {b}" for b in body)
+        return "\n".join(line for line in lines if line)
+
+    text = render(kept)
+    if counter.count(text) > max_tokens:  # even the header is too long: cut it line by line
+        header = list(header)
+        while header and counter.count(render([])) > max_tokens:
+            header.pop()
+            dropped += 1
+        text = render([])
+    for item in items:
+        candidate = render(kept + [item])
+        if counter.count(candidate) <= max_tokens:
+            kept.append(item)
+            text = candidate
+        else:
+            dropped += 1
+    return PackedText(text, counter.count(text), dropped)
+
+
+def render_profile(user: User, facts: Sequence[Fact], episodes: Sequence[Episode],
+                   relations: Sequence[tuple[str, str]], max_tokens: int,
+                   counter: TokenCounter) -> PackedText:
+    """Level-1 text for one user. `relations` are (relation, other person's name) pairs.
+
+    Priority, most important first: facts, preferences, relations, then dialog summaries and events,
+    each newest first. What does not fit is dropped whole, least important first.
+    """
+    header = [f"User: {user.name or 'unknown name'} (id {user.id})"]
+    valid = [f for f in facts if f.valid]
+    newest = sorted(valid, key=lambda f: f.valid_from, reverse=True)
+    items: list[tuple[str, str]] = []
+    items += [("Facts", f.text) for f in newest if f.kind == "fact"]
+    items += [("Preferences", f.text) for f in newest if f.kind == "preference"]
+    items += [("People", f"{name} is their {rel}") for rel, name in relations]
+    recent = [f.text for f in newest if f.kind in ("summary", "event")]
+    recent += [e.summary for e in sorted(episodes, key=lambda e: e.end, reverse=True) if e.summary]
+    seen: set[str] = set()
+    items += [("Recent conversations", t) for t in recent if not (t in seen or seen.add(t))]
+    return pack_lines(header, items, max_tokens, counter)
+
+
+@dataclass(frozen=True)
+class MemChunk:
+    """What the dialog model attends to; the ROS layer turns it into egomem_msgs/MemChunk."""
+
+    level: int
+    user_id: str
+    text: str
+    token_count: int
+    version: int
+    tokenizer: str
+
+    @property
+    def empty(self) -> bool:
+        return not self.text
+
+
+def render_user_profile(store, user_id: str, max_tokens: int, counter: TokenCounter) -> PackedText:
+    """Level-1 text for a stored user (reads facts, episodes and outgoing relations)."""
+    user = store.get_user(user_id)
+    names = {u.id: u.display_name for u in store.list_users()}
+    rels = [(r.relation, names.get(r.dst, r.dst)) for r in store.relations(user_id) if r.src == user_id]
+    return render_profile(user, store.facts(user_id), store.episodes(user_id), rels, max_tokens, counter)

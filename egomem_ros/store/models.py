@@ -1,0 +1,131 @@
+"""Plain records returned by a memory repository, and the repository interface itself.
+
+Every call is scoped by user id (mem0's habit): nothing here reads or writes "all memory".
+"""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+
+FactKind = Literal["fact", "preference", "event", "summary"]
+FACT_KINDS: tuple[str, ...] = ("fact", "preference", "event", "summary")
+Modality = Literal["face", "voice"]
+
+
+class StoreError(RuntimeError):
+    """A store operation that cannot be carried out (unknown user, bad key, ...)."""
+
+
+class UnknownUserError(StoreError, KeyError):
+    def __init__(self, user_id: str):
+        super().__init__(f"unknown user: {user_id!r}")
+        self.user_id = user_id
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return self.args[0]
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    name: str | None
+    placeholder: bool
+    created_at: float
+    last_seen: float | None
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+@dataclass(frozen=True)
+class Fact:
+    id: str
+    user_id: str
+    kind: str
+    text: str
+    valid_from: float
+    source_episode: str | None = None
+    invalid_at: float | None = None
+    superseded_by: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.invalid_at is None
+
+
+@dataclass(frozen=True)
+class Relation:
+    """`dst` is the `relation` of `src`: (Emily, John, colleague) reads "John is Emily's colleague"."""
+
+    id: int
+    src: str
+    dst: str
+    relation: str
+    since: float
+    source_episode: str | None = None
+
+
+@dataclass(frozen=True)
+class Episode:
+    id: str
+    user_id: str | None
+    start: float
+    end: float
+    transcript: str = ""
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class BiometricKey:
+    id: int
+    user_id: str
+    modality: str
+    model: str
+    vector: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    ts: float
+    op: str
+    user_id: str | None
+    item_kind: str
+    item_id: str | None
+    detail: str
+    episode_id: str | None
+
+
+class MemoryRepository(Protocol):
+    """What the three EgoMem processes need from long-term memory. SQLite implements it here;
+    a PostgreSQL/pgvector implementation for fleets would implement the same calls."""
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+    def create_user(self, name: str | None = None, *, placeholder: bool = False,
+                    user_id: str | None = None, episode_id: str | None = None) -> User: ...
+    def get_user(self, user_id: str) -> User: ...
+    def find_user(self, id_or_name: str) -> User: ...
+    def list_users(self, include_placeholders: bool = True) -> list[User]: ...
+    def set_name(self, user_id: str, name: str, episode_id: str | None = None) -> None: ...
+    def touch_user(self, user_id: str, ts: float | None = None) -> None: ...
+    def add_key(self, user_id: str, modality: Modality, model: str, vector: np.ndarray) -> int: ...
+    def keys(self, modality: Modality, model: str | None = None) -> list[BiometricKey]: ...
+    def user_keys(self, user_id: str, modality: Modality) -> list[BiometricKey]: ...
+    def add_fact(self, user_id: str, kind: str, text: str, *, episode_id: str | None = None,
+                 valid_from: float | None = None) -> Fact: ...
+    def supersede_fact(self, fact_id: str, new_text: str, *, episode_id: str | None = None) -> Fact: ...
+    def invalidate_fact(self, fact_id: str, *, episode_id: str | None = None) -> Fact: ...
+    def facts(self, user_id: str, include_invalid: bool = False) -> list[Fact]: ...
+    def add_episode(self, user_id: str | None, start: float, end: float, transcript: str = "",
+                    summary: str = "", episode_id: str | None = None) -> Episode: ...
+    def episodes(self, user_id: str) -> list[Episode]: ...
+    def add_relation(self, src: str, dst: str, relation: str, *,
+                     episode_id: str | None = None) -> list[Relation]: ...
+    def relations(self, user_id: str | None = None) -> list[Relation]: ...
+    def merge_users(self, keep_id: str, merge_id: str) -> None: ...
+    def forget_user(self, user_id: str) -> None: ...
+    def audit(self, user_id: str | None = None) -> list[AuditEntry]: ...

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up everything egomem_ros needs on a fresh Debian 12 / Ubuntu machine: system packages,
+# a virtual environment in .venv, and the package with its offline default backends.
+# Idempotent: re-running only installs what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+EXTRAS=${EGOMEM_EXTRAS:-all}
+
+apt_missing=()
+command -v espeak-ng >/dev/null || apt_missing+=(espeak-ng)          # TTS voices for demo/streams
+command -v g++ >/dev/null || apt_missing+=(g++)                      # hnswlib, webrtcvad build from source
+"$PY" -c "import ensurepip" 2>/dev/null || apt_missing+=(python3-venv)
+[ -f "$("$PY" -c 'import sysconfig;print(sysconfig.get_paths()["include"])')/Python.h" ] || apt_missing+=(python3-dev)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "[bootstrap] apt-get install ${apt_missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+  else
+    echo "[bootstrap] missing system packages: ${apt_missing[*]} (run: sudo apt-get install ${apt_missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+stamp=.venv/.egomem-install-stamp
+want=$(cat setup.py requirements/constraints.txt | sha256sum | cut -c1-16)-$EXTRAS
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "[bootstrap] installing egomem_ros[$EXTRAS] into .venv (first time: a few minutes)"
+  export PIP_DISABLE_PIP_VERSION_CHECK=1
+  # torch first, pinned to the CPU build, so nothing later pulls a CUDA wheel.
+  .venv/bin/pip install -q -c requirements/constraints.txt "torch==2.13.0" "setuptools<81" wheel
+  .venv/bin/pip install -q -c requirements/constraints.txt -e ".[$EXTRAS]"
+  echo "$want" > "$stamp"
+fi
+echo "[bootstrap] ready: $(.venv/bin/python -c 'import egomem_ros; print("egomem_ros", egomem_ros.__version__)')"

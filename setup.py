@@ -1,0 +1,61 @@
+"""egomem_ros: one setup.py for both `pip install -e .` and colcon's ament_python build."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "egomem_ros"
+
+EXTRAS = {
+    # Embedded offline defaults: weights ship inside these wheels.
+    "face": ["dlib-bin>=19.24", "face_recognition_models>=0.3.0", "opencv-python-headless<5"],
+    "voice": ["torch==2.13.0", "resemblyzer>=0.1.4", "silero-vad>=5.1", "librosa>=0.10"],
+    "asr": ["pocketsphinx>=5.0"],
+    "llm": ["httpx>=0.25"],
+    "index": ["hnswlib>=0.8"],
+    # Paper / production backends; weights are downloaded on a connected robot.
+    "production": ["deepface", "speechbrain", "sentence-transformers", "faster-whisper"],
+    "ros-tools": ["colcon-core>=0.21", "colcon-ros>=0.5", "colcon-package-information", "catkin_pkg"],
+    "dev": ["pytest>=7", "matplotlib", "scikit-image"],
+}
+EXTRAS["all"] = sorted({r for k, v in EXTRAS.items() if k != "production" for r in v})
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Lifelong memory of people for ROS 2 robots: an open implementation of EgoMem (arXiv 2509.11914)",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    package_data={PACKAGE: ["data/*.yaml", "data/*.json"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    install_requires=[
+        "numpy>=1.24",
+        "pyyaml>=6",
+        "pydantic>=2.5",
+        "typer>=0.12",
+        "rich>=13",
+        "networkx>=3",
+        "rank-bm25>=0.2.2",
+        "platformdirs>=3",
+        "rosbags>=0.10",
+        "pillow>=10",
+        "soundfile>=0.12",
+        "scipy>=1.10",
+        "tqdm>=4.60",
+    ],
+    extras_require=EXTRAS,
+    tests_require=["pytest"],
+    zip_safe=False,
+    entry_points={
+        "console_scripts": [
+            "egomem = egomem_ros.cli.main:main",
+        ],
+    },
+)

@@ -1,0 +1,79 @@
+"""The `egomem` memory commands, run as a user would (subprocess, real exit codes)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from egomem_ros.store import SqliteStore
+
+
+def egomem(*args, input=None):
+    return subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", *map(str, args)],
+                          capture_output=True, text=True, input=input)
+
+
+def test_users_on_empty_store(tmp_path):
+    r = egomem("users", "--db", tmp_path / "m.db")
+    assert r.returncode == 0, r.stderr
+    assert "Users in" in r.stdout and "id" in r.stdout
+
+
+def test_users_missing_parent_is_clear(tmp_path):
+    r = egomem("users", "--db", tmp_path / "missing" / "m.db")
+    assert r.returncode != 0
+    assert "does not exist" in r.stderr
+
+
+def test_bad_config_is_clear(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("identity: {poll_period_s: fast}\n")
+    r = egomem("users", "--db", tmp_path / "m.db", "--config", cfg)
+    assert r.returncode == 2 and "identity.poll_period_s" in r.stderr
+
+
+@pytest.fixture
+def populated(tmp_path):
+    db = tmp_path / "m.db"
+    s = SqliteStore(db)
+    emily, john = s.create_user("Emily"), s.create_user("John")
+    s.add_key(emily.id, "face", "dlib", np.ones(128))
+    old = s.add_fact(emily.id, "fact", "works at Acme")
+    s.supersede_fact(old.id, "works at Globex")
+    s.add_fact(emily.id, "preference", "loves jazz")
+    s.add_relation(emily.id, john.id, "colleague")
+    s.close()
+    return db, emily, john
+
+
+def test_show_profile_with_history(populated):
+    db, emily, _ = populated
+    r = egomem("show", "Emily", "--db", db)
+    assert r.returncode == 0, r.stderr
+    for needle in ("works at Globex", "works at Acme", "superseded by", "loves jazz", "John is Emily's colleague",
+                   "Level-1 MemChunk"):
+        assert needle in r.stdout
+    r = egomem("show", "Nobody", "--db", db)
+    assert r.returncode == 2 and "unknown user" in r.stderr
+
+
+def test_forget_asks_and_yes_skips(populated):
+    db, emily, john = populated
+    r = egomem("forget", emily.id, "--db", db, input="n\n")
+    assert r.returncode != 0
+    assert SqliteStore(db).get_user(emily.id)
+    r = egomem("forget", emily.id, "--db", db, "--yes")
+    assert r.returncode == 0, r.stderr
+    assert [u.id for u in SqliteStore(db).list_users()] == [john.id]
+
+
+def test_graph_export(populated, tmp_path):
+    db, emily, john = populated
+    out = tmp_path / "g.json"
+    r = egomem("graph", "--db", db, "--format", "json", "--out", out)
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    assert {n["id"] for n in data["nodes"]} == {emily.id, john.id} and len(data["links"]) == 2
+    r = egomem("graph", "--db", db, "--format", "dot", "--out", out)
+    assert r.returncode == 2 and "json or graphml" in r.stderr
