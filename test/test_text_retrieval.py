@@ -1,0 +1,129 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from egomem_ros.memchunk import ApproxTokenCounter
+from egomem_ros.retrieval.level2 import NOTHING_FOUND, Level2Service
+from egomem_ros.retrieval.rerank import LexicalReranker, expand_terms
+from egomem_ros.retrieval.text_bench import build_store, evaluate_text_bench, generate_text_bench, load_text_bench, TextBench
+from egomem_ros.retrieval.text_retrieval import TextRetriever
+
+HANDWRITTEN = Path(__file__).resolve().parent.parent / "bench" / "data" / "text_retrieval_handwritten.json"
+
+
+@pytest.fixture
+def emily_world(store):
+    emily, john, priya, anna, stranger = (store.create_user(n) for n in ("Emily", "John", "Priya", "Anna", "Zed"))
+    store.add_relation(emily.id, john.id, "coworker")
+    store.add_relation(emily.id, priya.id, "colleague")
+    store.add_relation(emily.id, anna.id, "mum")
+    tennis = store.add_fact(john.id, "event", "talked about a tennis game he played two days ago")
+    store.add_fact(john.id, "preference", "hates mushrooms")
+    store.add_fact(priya.id, "fact", "sings in a gospel choir")
+    store.add_fact(anna.id, "fact", "does aqua aerobics twice a week")
+    secret = store.add_fact(stranger.id, "fact", "plays tennis with colleagues and his mother every day")
+    return store, emily, john, tennis, secret
+
+
+def test_paper_example(emily_world):
+    store, emily, john, tennis, _ = emily_world
+    r = TextRetriever(store, LexicalReranker())
+    top = r.retrieve(emily.id, ["colleague"], ["tennis"], 5)
+    assert top[0].doc.item_id == tennis.id
+    assert top[0].doc.rendered == "John (your colleague): talked about a tennis game he played two days ago"
+
+
+def test_relation_synonyms_and_groups(emily_world):
+    store, emily, *_ = emily_world
+    r = TextRetriever(store, LexicalReranker())
+    assert {d.doc.name for d in r.retrieve(emily.id, ["mother"], [], 5)} == {"Anna"}
+    assert {d.doc.name for d in r.retrieve(emily.id, ["Mom"], [], 5)} == {"Anna"}
+    assert {d.doc.name for d in r.retrieve(emily.id, ["family"], [], 5)} == {"Anna"}
+    assert {d.doc.name for d in r.retrieve(emily.id, ["co-workers"], [], 5)} == {"John", "Priya"}
+    assert r.retrieve(emily.id, ["sister"], [], 5) == []
+
+
+def test_isolation_whatever_the_query(emily_world):
+    store, emily, _, _, secret = emily_world
+    r = TextRetriever(store, LexicalReranker(), hop_limit=3)
+    for rq in ([], ["colleague"], ["mother"], ["Zed"], ["friend"]):
+        for kq in ([], ["tennis"], ["colleagues", "mother", "every day"], ["Zed"]):
+            assert secret.id not in {d.doc.item_id for d in r.retrieve(emily.id, rq, kq, 50)}
+
+
+def test_unknown_or_anonymous_user_gets_nothing(emily_world):
+    store, *_ = emily_world
+    r = TextRetriever(store, LexicalReranker())
+    assert r.retrieve(None, ["colleague"], ["tennis"]) == []
+    assert r.retrieve("nobody", ["colleague"], ["tennis"]) == []
+
+
+def test_cache_follows_store_writes(emily_world):
+    store, emily, john, *_ = emily_world
+    r = TextRetriever(store, LexicalReranker())
+    before = len(r.documents(emily.id))
+    store.add_fact(john.id, "fact", "collects stamps")
+    assert len(r.documents(emily.id)) == before + 1
+    assert r.retrieve(emily.id, [], ["stamps"], 1)[0].doc.text == "collects stamps"
+
+
+def test_level2_chunk_is_bounded_and_versioned(emily_world):
+    store, emily, john, *_ = emily_world
+    for i in range(60):
+        store.add_fact(john.id, "fact", f"long memory item number {i} about tennis tournaments and rackets")
+    svc = Level2Service(TextRetriever(store, LexicalReranker()), ApproxTokenCounter(), max_tokens=256, default_k=50)
+    res = svc.retrieve(emily.id, ["colleague"], ["tennis"])
+    assert 0 < res.chunk.token_count <= 256 and res.chunk.level == 2
+    assert ApproxTokenCounter().count(res.chunk.text) == res.chunk.token_count
+    assert len(res.docs) == res.chunk.text.count("\n- ") < 50   # whole items dropped, never cut mid-line
+    empty = svc.retrieve(emily.id, ["sister"], [])
+    assert NOTHING_FOUND in empty.chunk.text and empty.docs == [] and empty.chunk.version == res.chunk.version + 1
+    nobody = svc.retrieve(None, [], ["tennis"])
+    assert nobody.chunk.user_id == "" and nobody.docs == []
+
+
+def test_topic_expansion_is_stemmed():
+    assert "#sport" in expand_terms("Plays tennis every Sunday")
+    assert "#sport" in expand_terms("sports") and "#music" in expand_terms("singing")
+
+
+def test_handwritten_benchmark_lexical():
+    result = evaluate_text_bench(load_text_bench(HANDWRITTEN), LexicalReranker())
+    assert result["queries"] >= 40
+    assert result["pass_at_5"] >= 0.97, result["failures"]
+
+
+def test_generated_benchmark_shape_and_score():
+    data = generate_text_bench(40, seed=5)
+    bench = TextBench.model_validate(data)
+    tuples = sum(len(u.facts) for u in bench.users)
+    assert 400 <= tuples <= 600 and len(bench.queries) == 200
+    modes = {(bool(q.relation_query), bool(q.keyword_query)) for q in bench.queries}
+    assert modes == {(True, False), (False, True), (True, True)}
+    assert evaluate_text_bench(bench, LexicalReranker())["pass_at_5"] >= 0.97
+
+
+def test_bench_store_round_trip():
+    bench = load_text_bench(HANDWRITTEN)
+    store = build_store(bench)
+    assert {u.id for u in store.list_users()} == {u.id for u in bench.users}
+
+
+def test_cli_eval_text(tmp_path):
+    out = tmp_path / "b.json"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", *map(str, a)],
+                                    capture_output=True, text=True)
+    r = run("make-bench", "text", "--users", "5", "--seed", "2", "--out", out)
+    assert r.returncode == 0, r.stderr
+    r = run("eval", "text", out, "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert set(res) >= {"pass_at_5", "queries", "ms_per_query_median", "ms_per_query_p95"}
+    assert res["queries"] == 25
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"users": []}')
+    r = run("eval", "text", bad)
+    assert r.returncode == 2 and "not a text retrieval benchmark" in r.stderr
