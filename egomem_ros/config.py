@@ -54,6 +54,8 @@ class IdentityConfig(_Section):
     learn_new_users: bool = True
     # Polls that must agree before the current user switches (1 = no hysteresis).
     switch_after_polls: int = Field(2, ge=1)
+    # A poll at least this confident switches at once (the profile reaches the dialog within one poll).
+    instant_switch_confidence: float = Field(0.9, ge=0.5, le=1.0)
     face_weight: float = Field(0.6, ge=0.0, le=1.0)
     exact_search_max_keys: int = Field(100_000, ge=1)
     face: FaceConfig = FaceConfig()

@@ -87,3 +87,52 @@ def make_bench_text(out: Annotated[Path, typer.Option("--out", "-o", help="Outpu
 def register(app: typer.Typer) -> None:
     app.add_typer(eval_app, name="eval")
     app.add_typer(make_bench_app, name="make-bench")
+
+
+@eval_app.command("face")
+def eval_face(directory: Annotated[Path, typer.Argument(help="DIR/<identity>/<images>.")],
+              as_json: JsonOption = False,
+              backend: Annotated[str, typer.Option(help="Face backend.")] = "dlib",
+              upsample: Annotated[int, typer.Option(help="dlib HOG upsampling.")] = 0,
+              seed: Annotated[int, typer.Option(help="Seed for the different-identity pairs and folds.")] = 0) -> None:
+    """Face verification accuracy, LFW protocol (10-fold cross-validated threshold)."""
+    from ..eval.face_eval import evaluate_faces
+    from ..retrieval.face import FaceEngine, make_face_backend
+
+    if not directory.is_dir():
+        fail(f"not a directory: {directory}")
+    try:
+        engine = FaceEngine(make_face_backend(backend, upsample=upsample))
+        result = evaluate_faces(directory, engine, seed=seed, progress=progress("faces", as_json))
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        fail(str(err))
+    report(result, as_json, f"face verification ({directory})")
+
+
+@eval_app.command("speaker")
+def eval_speaker(directory: Annotated[Path, typer.Argument(help="DIR/<speaker>/<audio files>.")],
+                 as_json: JsonOption = False,
+                 enroll: Annotated[int, typer.Option(help="Utterances enrolled per speaker.")] = 3,
+                 cohort: Annotated[Optional[Path], typer.Option(help="Imposter cohort DIR/<speaker>/<audio> (default: leave-one-out).")] = None,
+                 only: Annotated[Optional[str], typer.Option(help="Only speakers matching this glob, e.g. 'librispeech_*'.")] = None,
+                 top_n: Annotated[int, typer.Option(help="Cohort top-N for adaptive s-norm.")] = 200,
+                 backend: Annotated[str, typer.Option(help="Voice backend.")] = "resemblyzer",
+                 vad: Annotated[bool, typer.Option(help="silero-vad before embedding.")] = True,
+                 min_voiced: Annotated[float, typer.Option(help="Minimum voiced seconds per utterance.")] = 0.1) -> None:
+    """Speaker pass@1 and EER, raw cosine vs adaptive s-norm."""
+    from ..eval.speaker_eval import evaluate_speakers
+    from ..retrieval.voice import VoiceEngine, make_voice_backend
+
+    if not directory.is_dir():
+        fail(f"not a directory: {directory}")
+    if cohort is not None and not cohort.is_dir():
+        fail(f"cohort is not a directory: {cohort}")
+    if enroll < 1:
+        fail("--enroll must be at least 1")
+    try:
+        engine = VoiceEngine(make_voice_backend(backend), use_vad=vad, min_voiced_s=min_voiced)
+        result = evaluate_speakers(directory, engine, enroll=enroll, top_n=top_n, only=only, cohort_dir=cohort,
+                                   progress=progress("utterances", as_json))
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        fail(str(err))
+    report(result, as_json, f"speaker recognition ({directory}{' ' + only if only else ''})")

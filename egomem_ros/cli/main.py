@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import typer
 
-from . import demo_cmd, eval_cmds, memory_cmds
+from . import demo_cmd, eval_cmds, identity_cmds, memory_cmds
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="egomem: lifelong memory of the people around a robot (EgoMem), without ROS.")
 memory_cmds.register(app)
 demo_cmd.register(app)
 eval_cmds.register(app)
+identity_cmds.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,155 @@
+"""Biometric key search: exact numpy up to `exact_max_keys`, an HNSW index (hnswlib) beyond.
+
+Keys are added and removed incrementally; forgetting a user removes their keys from whichever index
+is live. Distances: Euclidean for dlib faces, cosine distance (1 − cos) for voices and Facenet512.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from .snorm import l2_normalise
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Match:
+    key_id: int
+    user_id: str
+    distance: float
+
+
+class KeyGallery:
+    def __init__(self, dim: int, metric: str = "cosine", *, exact_max_keys: int = 100_000,
+                 hnsw_m: int = 16, hnsw_ef_construction: int = 200, hnsw_ef: int = 128):
+        if metric not in ("cosine", "euclidean"):
+            raise ValueError(f"metric must be cosine or euclidean, not {metric!r}")
+        self.dim, self.metric, self.exact_max_keys = dim, metric, exact_max_keys
+        self._hnsw_params = (hnsw_m, hnsw_ef_construction, hnsw_ef)
+        self._vecs = np.zeros((0, dim), np.float32)
+        self._key_ids = np.zeros(0, np.int64)
+        self._users = np.zeros(0, dtype=object)
+        self._alive = np.zeros(0, bool)
+        self._row_of: dict[int, int] = {}
+        self._hnsw = None
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return int(self._alive.sum())
+
+    @property
+    def uses_ann(self) -> bool:
+        return self._hnsw is not None
+
+    def _prep(self, vecs: np.ndarray) -> np.ndarray:
+        vecs = np.atleast_2d(np.asarray(vecs, np.float32))
+        if vecs.shape[1] != self.dim:
+            raise ValueError(f"key dimension {vecs.shape[1]} does not match the gallery's {self.dim}")
+        if not np.all(np.isfinite(vecs)):
+            raise ValueError("keys with NaN/inf values are refused")
+        return l2_normalise(vecs) if self.metric == "cosine" else vecs
+
+    def add(self, key_ids, user_ids, vecs) -> None:
+        key_ids = np.atleast_1d(np.asarray(key_ids, np.int64))
+        users = np.atleast_1d(np.asarray(user_ids, dtype=object))
+        vecs = self._prep(vecs)
+        if not (len(key_ids) == len(users) == len(vecs)):
+            raise ValueError("one key id and one user id per vector")
+        with self._lock:
+            start = len(self._key_ids)
+            self._vecs = np.concatenate([self._vecs, vecs])
+            self._key_ids = np.concatenate([self._key_ids, key_ids])
+            self._users = np.concatenate([self._users, users])
+            self._alive = np.concatenate([self._alive, np.ones(len(key_ids), bool)])
+            for i, kid in enumerate(key_ids):
+                if int(kid) in self._row_of:
+                    self._alive[self._row_of[int(kid)]] = False
+                self._row_of[int(kid)] = start + i
+            if self._hnsw is not None:
+                self._hnsw_add(np.arange(start, start + len(key_ids)))
+            elif len(self) > self.exact_max_keys:
+                self._build_hnsw()
+
+    def remove_key(self, key_id: int) -> None:
+        with self._lock:
+            row = self._row_of.pop(int(key_id), None)
+            if row is None:
+                return
+            self._alive[row] = False
+            if self._hnsw is not None:
+                self._hnsw.mark_deleted(row)
+
+    def remove_user(self, user_id: str) -> int:
+        with self._lock:
+            rows = np.flatnonzero(self._alive & (self._users == user_id))
+            for row in rows:
+                self.remove_key(int(self._key_ids[row]))
+            return len(rows)
+
+    def users(self) -> set[str]:
+        return set(self._users[self._alive])
+
+    def vectors_of(self, user_id: str) -> np.ndarray:
+        return self._vecs[self._alive & (self._users == user_id)]
+
+    def vector(self, key_id: int) -> np.ndarray:
+        return self._vecs[self._row_of[int(key_id)]]
+
+    # -- ANN -----------------------------------------------------------------------------------
+    def _build_hnsw(self) -> None:
+        import hnswlib
+
+        m, efc, ef = self._hnsw_params
+        index = hnswlib.Index(space="cosine" if self.metric == "cosine" else "l2", dim=self.dim)
+        index.init_index(max_elements=max(1024, 2 * len(self._key_ids)), ef_construction=efc, M=m,
+                         allow_replace_deleted=False)
+        index.set_ef(ef)
+        self._hnsw = index
+        log.info("key gallery: %d keys > %d, switching to an HNSW index", len(self), self.exact_max_keys)
+        self._hnsw_add(np.flatnonzero(self._alive))
+
+    def _hnsw_add(self, rows: np.ndarray) -> None:
+        if not len(rows):
+            return
+        need = int(rows.max()) + 1
+        if need > self._hnsw.get_max_elements():
+            self._hnsw.resize_index(max(need, 2 * self._hnsw.get_max_elements()))
+        self._hnsw.add_items(self._vecs[rows], rows)
+
+    # -- search --------------------------------------------------------------------------------
+    def search(self, query: np.ndarray, k: int = 10) -> list[Match]:
+        """The k nearest live keys (ascending distance)."""
+        q = self._prep(query)[0]
+        with self._lock:
+            n_alive = len(self)
+            if n_alive == 0:
+                return []
+            k = min(k, n_alive)
+            if self._hnsw is not None:
+                rows, dist = self._hnsw.knn_query(q, k=k)
+                rows, dist = rows[0].astype(np.int64), dist[0]
+                if self.metric == "euclidean":
+                    dist = np.sqrt(np.maximum(dist, 0))
+            else:
+                alive = np.flatnonzero(self._alive)
+                vecs = self._vecs[alive]
+                if self.metric == "cosine":
+                    d = 1.0 - vecs @ q
+                else:
+                    d = np.sqrt(np.maximum(np.einsum("ij,ij->i", vecs, vecs) - 2 * vecs @ q + q @ q, 0))
+                top = np.argpartition(d, k - 1)[:k] if k < len(d) else np.arange(len(d))
+                top = top[np.argsort(d[top])]
+                rows, dist = alive[top], d[top]
+            return [Match(int(self._key_ids[r]), str(self._users[r]), float(x)) for r, x in zip(rows, dist)]
+
+    def best_per_user(self, query: np.ndarray, k: int = 20) -> dict[str, Match]:
+        """Nearest key of each user among the k nearest keys."""
+        best: dict[str, Match] = {}
+        for m in self.search(query, k):
+            if m.user_id not in best or m.distance < best[m.user_id].distance:
+                best[m.user_id] = m
+        return best

@@ -1,0 +1,270 @@
+"""EgoMem's polling retrieval process (paper §3.1.1), without ROS.
+
+Feed it timestamped frames and audio; every `poll_period_s` it looks at the last `window_s` seconds,
+scores face and voice against the enrolled keys, fuses them, and returns an Identity event. A Level-1
+MemChunk comes with the event only when the stable identity changes (nobody or an unknown person get
+an empty chunk, so one user's profile is never shown to somebody else).
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import IdentityConfig
+from ..memchunk import LEVEL1, MemChunk, TokenCounter, render_user_profile
+from ..store.models import MemoryRepository
+from .face import FaceEngine, FaceObservation
+from .fusion import KNOWN, NOBODY, UNKNOWN, Decision, SwitchHysteresis, distance_confidence, fuse, score_confidence
+from .gallery import KeyGallery
+from .media import MediaError, clean_audio
+from .snorm import AdaptiveSNorm
+from .voice import SAMPLE_RATE, VoiceEngine, VoiceObservation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IdentityEvent:
+    stamp: float
+    status: str                      # stable identity: known | unknown | nobody
+    user_id: str                     # store id, temporary id (unknown) or ""
+    name: str
+    confidence: float
+    observed: Decision               # this poll's own decision, before hysteresis
+    face: FaceObservation | None = None
+    voice: VoiceObservation | None = None
+    face_distance: float = math.nan
+    voice_score: float = math.nan
+    learnable: bool = False          # an unknown person that memory management may enrol
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PollResult:
+    event: IdentityEvent
+    chunk: MemChunk | None           # only on a switch of the stable identity
+
+
+class IdentityPoller:
+    def __init__(self, store: MemoryRepository, face: FaceEngine | None, voice: VoiceEngine | None,
+                 config: IdentityConfig, counter: TokenCounter, *, l1_max_tokens: int = 512,
+                 cohort: np.ndarray | None = None):
+        self.store, self.face, self.voice, self.cfg = store, face, voice, config
+        self.counter, self.l1_max_tokens = counter, l1_max_tokens
+        self._frames: collections.deque[tuple[float, np.ndarray]] = collections.deque()
+        self._audio: collections.deque[tuple[float, np.ndarray]] = collections.deque()
+        self._hyst = SwitchHysteresis(config.switch_after_polls, config.instant_switch_confidence)
+        self._stranger: tuple[str, np.ndarray | None, np.ndarray | None, float] | None = None
+        self._chunk_version = 0
+        self._last_poll = -math.inf
+        self._extra_cohort = cohort
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="egomem-voice")
+        self.reload()
+
+    # -- keys ----------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """(Re)build the galleries and the s-norm cohort from the store."""
+        self.face_gallery = self._gallery("face", self.face)
+        self.voice_gallery = self._gallery("voice", self.voice)
+        self.snorm = None
+        if self.voice is not None and self.cfg.voice.snorm:
+            keys = self.store.keys("voice", self.voice.model)
+            rows = [k.vector for k in keys]
+            labels: list[str | None] = [k.user_id for k in keys]
+            if self._extra_cohort is not None and len(self._extra_cohort):
+                rows += list(self._extra_cohort)
+                labels += [None] * len(self._extra_cohort)
+            if len(rows) >= 2:
+                self.snorm = AdaptiveSNorm(np.stack(rows), labels, top_n=self.cfg.voice.cohort_top_n)
+
+    def _gallery(self, modality: str, engine) -> KeyGallery | None:
+        if engine is None:
+            return None
+        metric = engine.backend.metric if modality == "face" else "cosine"
+        gallery = KeyGallery(engine.backend.dim, metric, exact_max_keys=self.cfg.exact_search_max_keys)
+        keys = self.store.keys(modality, engine.model)  # type: ignore[arg-type]
+        other = len(self.store.keys(modality)) - len(keys)  # type: ignore[arg-type]
+        if other:
+            log.warning("%d %s keys come from another model than %s and are ignored; re-enrol those users",
+                        other, modality, engine.model)
+        if keys:
+            gallery.add([k.id for k in keys], [k.user_id for k in keys], np.stack([k.vector for k in keys]))
+        return gallery
+
+    def add_key(self, user_id: str, modality: str, vector: np.ndarray) -> int:
+        engine = self.face if modality == "face" else self.voice
+        if engine is None:
+            raise ValueError(f"no {modality} engine configured")
+        key_id = self.store.add_key(user_id, modality, engine.model, vector)  # type: ignore[arg-type]
+        gallery = self.face_gallery if modality == "face" else self.voice_gallery
+        gallery.add([key_id], [user_id], vector[None, :])
+        if modality == "voice" and self.cfg.voice.snorm:
+            self.reload()  # the new key joins the cohort of everybody else
+        return key_id
+
+    def forget(self, user_id: str) -> None:
+        for gallery in (self.face_gallery, self.voice_gallery):
+            if gallery is not None:
+                gallery.remove_user(user_id)
+        if self.snorm is not None:
+            self.snorm.forget_user(user_id)
+
+    # -- input ---------------------------------------------------------------------------------
+    def add_frame(self, stamp: float, image: np.ndarray) -> None:
+        self._frames.append((stamp, image))
+        self._trim(stamp)
+
+    def add_audio(self, stamp: float, pcm: np.ndarray, sample_rate: int) -> None:
+        """`stamp` is the time of the chunk's first sample. Bad audio is logged and dropped."""
+        try:
+            self._audio.append((stamp, clean_audio(pcm, sample_rate, SAMPLE_RATE)))
+        except MediaError as err:
+            log.warning("audio chunk at %.2f rejected: %s", stamp, err)
+        self._trim(stamp)
+
+    def _trim(self, now: float) -> None:
+        horizon = now - max(self.cfg.window_s, self.cfg.poll_period_s) - 1.0
+        for buf in (self._frames, self._audio):
+            while buf and buf[0][0] < horizon:
+                buf.popleft()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def due(self, now: float) -> bool:
+        return now - self._last_poll >= self.cfg.poll_period_s
+
+    # -- polling -------------------------------------------------------------------------------
+    def poll(self, now: float) -> PollResult:
+        self._last_poll = now
+        t: dict[str, float] = {}
+        start = now - self.cfg.window_s
+        # face (dlib, holds the GIL) on this thread while voice (torch, releases it) runs beside it
+        tv: dict[str, float] = {}
+        voice_job = self._pool.submit(self._score_voice, start, now, tv)
+        face_obs, face_conf, face_dist = self._score_face(start, now, t)
+        voice_obs, voice_conf, voice_score = voice_job.result()
+        t.update(tv)
+        t0 = time.perf_counter()
+        decision = fuse(face_conf, voice_conf, self.cfg.face_weight)
+        key = decision.user_id
+        if decision.status == UNKNOWN:
+            key = self._stranger_id(now, face_obs, voice_obs)
+        switched = self._hyst.update(key, decision.confidence, decision.corroborated)
+        stable = self._hyst.current
+        t["fusion"] = (time.perf_counter() - t0) * 1e3
+        status = NOBODY if not stable else (UNKNOWN if stable.startswith("tmp-") else KNOWN)
+        name = ""
+        if status == KNOWN:
+            try:
+                name = self.store.get_user(stable).name or ""
+            except KeyError:  # forgotten meanwhile
+                status, stable = NOBODY, ""
+        chunk = self._chunk(status, stable, now, t) if switched else None
+        event = IdentityEvent(
+            stamp=now, status=status, user_id=stable, name=name,
+            confidence=decision.confidence if key == stable else 0.0, observed=decision,
+            face=face_obs, voice=voice_obs, face_distance=face_dist, voice_score=voice_score,
+            learnable=status == UNKNOWN and self.cfg.learn_new_users, timings_ms=t)
+        return PollResult(event, chunk)
+
+    def _score_face(self, start: float, now: float, t: dict[str, float]):
+        if self.face is None:
+            return None, None, math.nan
+        frames = [img for ts, img in self._frames if start < ts <= now]
+        t0 = time.perf_counter()
+        obs = None
+        for img in reversed(frames[-2:]):  # newest first; one retry on an older frame
+            try:
+                obs = self.face.observe(img)
+            except MediaError as err:
+                log.warning("frame rejected: %s", err)
+                continue
+            if obs is not None:
+                break
+        t["face_embed"] = (time.perf_counter() - t0) * 1e3
+        if obs is None:
+            return None, None, math.nan
+        t0 = time.perf_counter()
+        best = self.face_gallery.best_per_user(obs.embedding, k=20)
+        conf = {u: distance_confidence(m.distance, self.face.threshold) for u, m in best.items()}
+        dist = min((m.distance for m in best.values()), default=math.nan)
+        t["face_match"] = (time.perf_counter() - t0) * 1e3
+        return obs, conf, dist
+
+    def _score_voice(self, start: float, now: float, t: dict[str, float]):
+        if self.voice is None:
+            return None, None, math.nan
+        parts = [pcm for ts, pcm in self._audio if ts + pcm.size / SAMPLE_RATE > start and ts <= now]
+        if not parts:
+            return None, None, math.nan
+        t0 = time.perf_counter()
+        try:
+            obs = self.voice.observe(np.concatenate(parts), SAMPLE_RATE)
+        except MediaError as err:
+            log.warning("audio window rejected: %s", err)
+            obs = None
+        t["voice_embed"] = (time.perf_counter() - t0) * 1e3
+        if obs is None:
+            return None, None, math.nan
+        t0 = time.perf_counter()
+        cands = list(self.voice_gallery.search(obs.embedding, k=20))
+        conf: dict[str, float] = {}
+        best_score = math.nan
+        if cands:
+            vcfg, backend = self.cfg.voice, self.voice.backend
+            if self.snorm is not None:
+                keys = np.stack([self.voice_gallery.vector(m.key_id) for m in cands])
+                scores = self.snorm.normalise(obs.embedding, keys, [m.user_id for m in cands],
+                                              [m.key_id for m in cands])
+                thr = vcfg.threshold if vcfg.threshold > 0 else backend.default_threshold_snorm
+                scale = 0.5
+            else:
+                scores = np.array([1.0 - m.distance for m in cands])
+                thr = vcfg.threshold if vcfg.threshold > 0 else backend.default_threshold_cosine
+                scale = 0.03
+            for m, s in zip(cands, scores):
+                c = score_confidence(float(s), thr, scale)
+                conf[m.user_id] = max(conf.get(m.user_id, 0.0), c)
+            best_score = float(np.max(scores))
+        t["voice_match"] = (time.perf_counter() - t0) * 1e3
+        return obs, conf, best_score
+
+    def _stranger_id(self, now: float, face: FaceObservation | None, voice: VoiceObservation | None) -> str:
+        """A temporary id that stays stable while the same unknown person stays in view/earshot."""
+        femb = face.embedding if face else None
+        vemb = voice.embedding if voice else None
+        if self._stranger is not None:
+            sid, sf, sv, last = self._stranger
+            recent = now - last <= 3 * self.cfg.poll_period_s
+            same_face = femb is not None and sf is not None and \
+                self.face.distances(femb, sf[None, :])[0] < self.face.threshold
+            same_voice = vemb is not None and sv is not None and \
+                float(np.dot(vemb, sv) / (np.linalg.norm(vemb) * np.linalg.norm(sv) + 1e-12)) > \
+                self.voice.backend.default_threshold_cosine
+            if recent and (same_face or same_voice or (femb is None and vemb is None)):
+                self._stranger = (sid, femb if femb is not None else sf, vemb if vemb is not None else sv, now)
+                return sid
+        sid = "tmp-" + "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(5))
+        self._stranger = (sid, femb, vemb, now)
+        return sid
+
+    def _chunk(self, status: str, user_id: str, now: float, t: dict[str, float]) -> MemChunk:
+        t0 = time.perf_counter()
+        self._chunk_version += 1
+        if status != KNOWN:
+            chunk = MemChunk(LEVEL1, "", "", 0, self._chunk_version, self.counter.name)
+        else:
+            packed = render_user_profile(self.store, user_id, self.l1_max_tokens, self.counter)
+            chunk = MemChunk(LEVEL1, user_id, packed.text, packed.token_count, self._chunk_version,
+                             self.counter.name)
+            self.store.touch_user(user_id, now)
+        t["render"] = (time.perf_counter() - t0) * 1e3
+        return chunk

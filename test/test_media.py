@@ -1,0 +1,58 @@
+import io
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from egomem_ros.retrieval.media import MediaError, clean_audio, load_image, to_rgb8
+
+
+def _encode(arr, fmt="PNG", mode=None):
+    buf = io.BytesIO()
+    Image.fromarray(arr, mode=mode).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_image_formats_become_rgb8():
+    grey = np.full((40, 50), 128, np.uint8)
+    rgba = np.zeros((40, 50, 4), np.uint8)
+    deep = np.full((40, 50), 40000, np.uint16)
+    for data in (_encode(grey), _encode(rgba), _encode(deep), _encode(np.zeros((40, 50, 3), np.uint8), "JPEG")):
+        img = load_image(data)
+        assert img.shape == (40, 50, 3) and img.dtype == np.uint8
+    assert load_image(_encode(deep))[0, 0, 0] == 40000 >> 8
+    assert to_rgb8(np.ones((10, 10), np.float32)).max() == 255
+
+
+def test_huge_image_is_downscaled():
+    img = to_rgb8(np.zeros((4000, 3000, 3), np.uint8), max_side=1280)
+    assert max(img.shape[:2]) == 1280 and img.shape[2] == 3
+
+
+@pytest.mark.parametrize("bad", [b"", b"not an image at all", _encode(np.zeros((8, 8, 3), np.uint8))[:40]])
+def test_corrupt_or_empty_images_raise_media_error(bad):
+    with pytest.raises(MediaError):
+        load_image(bad)
+
+
+def test_bad_arrays():
+    for arr in (np.zeros((0, 0, 3), np.uint8), np.zeros((4, 4, 2), np.uint8), np.full((4, 4), np.nan, np.float32)):
+        with pytest.raises(MediaError):
+            to_rgb8(arr)
+
+
+def test_audio_validation(caplog):
+    sr = 16000
+    tone = (0.3 * np.sin(np.arange(sr) / 10)).astype(np.float32)
+    assert clean_audio(tone, sr).shape == (sr,)
+    assert clean_audio((tone * 32767).astype(np.int16), sr).dtype == np.float32
+    assert abs(clean_audio(np.stack([tone, tone], 1), 48000).size - sr // 3) <= 1  # stereo + resample
+    assert clean_audio(tone, 8000).shape == (2 * sr,)
+    for bad, rate in ((np.zeros(0), sr), (np.zeros(sr), sr), (np.full(sr, np.nan), sr), (np.full(sr, np.inf), sr),
+                      (tone, 10), (np.zeros((2, 2, 2)), sr)):
+        with pytest.raises(MediaError):
+            clean_audio(bad, rate)
+    with caplog.at_level(logging.WARNING):
+        clean_audio(np.clip(tone * 10, -1, 1), sr)
+    assert "clipped" in caplog.text
