@@ -36,6 +36,8 @@ class FaceConfig(_Section):
     multi_face_policy: Literal["largest", "central"] = "largest"
     # Frames larger than this (longest side, px) are downscaled before detection.
     max_image_side: int = Field(1280, ge=64)
+    # Run the face model in a worker process so it does not hold the GIL against the voice model.
+    worker_process: bool = True
 
 
 class VoiceConfig(_Section):
@@ -43,6 +45,10 @@ class VoiceConfig(_Section):
     use_vad: bool = True
     snorm: bool = True
     cohort_top_n: int = Field(200, ge=1)
+    # Below this many cohort embeddings s-norm statistics are noise: raw cosine is used instead.
+    min_cohort: int = Field(20, ge=2)
+    # Optional .npy file (N x dim) of voices of people never enrolled, added to the imposter cohort.
+    cohort_path: str = ""
     # Empty/negative means the backend's EER-calibrated default.
     threshold: float = -1.0
     min_voiced_s: float = Field(0.5, ge=0.0)
@@ -58,6 +64,9 @@ class IdentityConfig(_Section):
     instant_switch_confidence: float = Field(0.9, ge=0.5, le=1.0)
     face_weight: float = Field(0.6, ge=0.0, le=1.0)
     exact_search_max_keys: int = Field(100_000, ge=1)
+    # torch intra-op threads for the voice model; 0 = all cores but one, which dlib's face model uses
+    # at the same time (face and voice are scored in parallel).
+    torch_threads: int = Field(0, ge=0)
     face: FaceConfig = FaceConfig()
     voice: VoiceConfig = VoiceConfig()
 

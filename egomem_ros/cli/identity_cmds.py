@@ -24,7 +24,7 @@ def enroll(name: Annotated[str, typer.Option("--name", help="The person's name."
         fail("--name must not be empty")
     cfg = get_config(config)
     try:
-        face_engine = make_face_engine(cfg.identity) if faces else None
+        face_engine = make_face_engine(cfg.identity, worker_process=False) if faces else None
         voice_engine = make_voice_engine(cfg.identity) if voices else None
     except (ImportError, ValueError) as err:
         fail(f"cannot load the recognition backends: {err}")

@@ -139,3 +139,52 @@ class FaceEngine:
 
     def distances(self, query: np.ndarray, keys: np.ndarray) -> np.ndarray:
         return face_distances(self.backend.metric, query, keys)
+
+
+_WORKER_ENGINE: FaceEngine | None = None
+
+
+def _worker_init(backend: str, upsample: int, policy: str, max_side: int, threshold: float) -> None:
+    global _WORKER_ENGINE
+    _WORKER_ENGINE = FaceEngine(make_face_backend(backend, upsample=upsample), policy=policy,
+                                max_side=max_side, threshold=threshold)
+
+
+def _worker_observe(image: np.ndarray) -> FaceObservation | None:
+    return _WORKER_ENGINE.observe(image)
+
+
+class _BackendInfo:
+    """What the caller needs to know about a backend that lives in another process."""
+
+    def __init__(self, backend: FaceBackend):
+        self.model_name, self.dim = backend.model_name, backend.dim
+        self.metric, self.default_threshold = backend.metric, backend.default_threshold
+
+
+class ProcessFaceEngine(FaceEngine):
+    """FaceEngine whose model runs in a worker process.
+
+    dlib keeps the GIL while it computes a descriptor, so in a thread it would stall the voice model
+    (torch) for the whole face embedding; in its own process both run at once on two cores.
+    """
+
+    def __init__(self, backend_name: str = "dlib", *, upsample: int = 0, policy: str = "largest",
+                 max_side: int = 1280, threshold: float = -1.0):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        local = make_face_backend(backend_name, upsample=upsample)  # validates and gives metadata
+        super().__init__(_BackendInfo(local), policy=policy, max_side=max_side, threshold=threshold)  # type: ignore[arg-type]
+        self._local = local
+        self._pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+            initargs=(backend_name, upsample, policy, max_side, threshold))
+        self._pool.submit(_worker_observe, np.zeros((8, 8, 3), np.uint8)).result()  # load models now
+
+    def observe(self, image: np.ndarray) -> FaceObservation | None:
+        rgb = to_rgb8(image, max_side=self.max_side)  # validate here: bad frames never reach the worker
+        return self._pool.submit(_worker_observe, rgb).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -1,27 +1,52 @@
 """Building the identity pipeline from the validated config (shared by the CLI, replay and the nodes)."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+
 from ..config import EgomemConfig, IdentityConfig
 from ..memchunk import make_token_counter
 from ..store.models import MemoryRepository
-from .face import FaceEngine, make_face_backend
+from .face import FaceEngine, ProcessFaceEngine, make_face_backend
 from .poller import IdentityPoller
 from .voice import VoiceEngine, make_voice_backend
 
 
-def make_face_engine(cfg: IdentityConfig) -> FaceEngine:
+def make_face_engine(cfg: IdentityConfig, *, worker_process: bool | None = None) -> FaceEngine:
+    """`worker_process` overrides the config (one-shot tools like `enroll` stay in-process)."""
     f = cfg.face
+    if f.worker_process if worker_process is None else worker_process:
+        return ProcessFaceEngine(f.backend, upsample=f.upsample, policy=f.multi_face_policy,
+                                 max_side=f.max_image_side, threshold=f.threshold)
     return FaceEngine(make_face_backend(f.backend, upsample=f.upsample), policy=f.multi_face_policy,
                       max_side=f.max_image_side, threshold=f.threshold)
 
 
 def make_voice_engine(cfg: IdentityConfig) -> VoiceEngine:
+    import os
+
+    import torch
+
+    torch.set_num_threads(cfg.torch_threads or max(1, (os.cpu_count() or 2) - 1))
     v = cfg.voice
     return VoiceEngine(make_voice_backend(v.backend), use_vad=v.use_vad, min_voiced_s=v.min_voiced_s)
+
+
+def load_cohort(path: str) -> np.ndarray | None:
+    if not path:
+        return None
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise FileNotFoundError(f"voice cohort file not found: {p}")
+    cohort = np.load(p)
+    if cohort.ndim != 2 or not np.all(np.isfinite(cohort)):
+        raise ValueError(f"{p}: cohort must be a finite N x dim array")
+    return cohort.astype(np.float32)
 
 
 def make_poller(store: MemoryRepository, cfg: EgomemConfig, *, face: bool = True, voice: bool = True) -> IdentityPoller:
     counter = make_token_counter(cfg.memchunk.tokenizer, cfg.memchunk.tokenizer_path)
     return IdentityPoller(store, make_face_engine(cfg.identity) if face else None,
                           make_voice_engine(cfg.identity) if voice else None, cfg.identity, counter,
-                          l1_max_tokens=cfg.memchunk.l1_max_tokens)
+                          l1_max_tokens=cfg.memchunk.l1_max_tokens, cohort=load_cohort(cfg.identity.voice.cohort_path))

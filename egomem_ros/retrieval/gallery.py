@@ -25,7 +25,7 @@ class Match:
 
 class KeyGallery:
     def __init__(self, dim: int, metric: str = "cosine", *, exact_max_keys: int = 100_000,
-                 hnsw_m: int = 16, hnsw_ef_construction: int = 200, hnsw_ef: int = 128):
+                 hnsw_m: int = 32, hnsw_ef_construction: int = 200, hnsw_ef: int = 400):
         if metric not in ("cosine", "euclidean"):
             raise ValueError(f"metric must be cosine or euclidean, not {metric!r}")
         self.dim, self.metric, self.exact_max_keys = dim, metric, exact_max_keys
@@ -99,6 +99,11 @@ class KeyGallery:
     def vector(self, key_id: int) -> np.ndarray:
         return self._vecs[self._row_of[int(key_id)]]
 
+    def _sq_norms(self) -> np.ndarray:
+        if getattr(self, "_norm_cache", (None, -1))[1] != len(self._vecs):
+            self._norm_cache = (np.einsum("ij,ij->i", self._vecs, self._vecs), len(self._vecs))
+        return self._norm_cache[0]
+
     # -- ANN -----------------------------------------------------------------------------------
     def _build_hnsw(self) -> None:
         import hnswlib
@@ -135,15 +140,16 @@ class KeyGallery:
                 if self.metric == "euclidean":
                     dist = np.sqrt(np.maximum(dist, 0))
             else:
-                alive = np.flatnonzero(self._alive)
-                vecs = self._vecs[alive]
+                vecs = self._vecs  # dead rows are masked, not copied out, to keep this one matmul
                 if self.metric == "cosine":
                     d = 1.0 - vecs @ q
                 else:
-                    d = np.sqrt(np.maximum(np.einsum("ij,ij->i", vecs, vecs) - 2 * vecs @ q + q @ q, 0))
+                    d = np.sqrt(np.maximum(self._sq_norms() - 2 * vecs @ q + q @ q, 0))
+                d = np.where(self._alive, d, np.inf)
                 top = np.argpartition(d, k - 1)[:k] if k < len(d) else np.arange(len(d))
-                top = top[np.argsort(d[top])]
-                rows, dist = alive[top], d[top]
+                rows = top[np.argsort(d[top])]
+                rows = rows[np.isfinite(d[rows])]
+                dist = d[rows]
             return [Match(int(self._key_ids[r]), str(self._users[r]), float(x)) for r, x in zip(rows, dist)]
 
     def best_per_user(self, query: np.ndarray, k: int = 20) -> dict[str, Match]:

@@ -55,7 +55,7 @@ class PollResult:
 class IdentityPoller:
     def __init__(self, store: MemoryRepository, face: FaceEngine | None, voice: VoiceEngine | None,
                  config: IdentityConfig, counter: TokenCounter, *, l1_max_tokens: int = 512,
-                 cohort: np.ndarray | None = None):
+                 cohort: np.ndarray | None = None, parallel: bool = True):
         self.store, self.face, self.voice, self.cfg = store, face, voice, config
         self.counter, self.l1_max_tokens = counter, l1_max_tokens
         self._frames: collections.deque[tuple[float, np.ndarray]] = collections.deque()
@@ -65,7 +65,7 @@ class IdentityPoller:
         self._chunk_version = 0
         self._last_poll = -math.inf
         self._extra_cohort = cohort
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="egomem-voice")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="egomem-voice") if parallel else None
         self.reload()
 
     # -- keys ----------------------------------------------------------------------------------
@@ -81,8 +81,11 @@ class IdentityPoller:
             if self._extra_cohort is not None and len(self._extra_cohort):
                 rows += list(self._extra_cohort)
                 labels += [None] * len(self._extra_cohort)
-            if len(rows) >= 2:
+            if len(rows) >= self.cfg.voice.min_cohort:
                 self.snorm = AdaptiveSNorm(np.stack(rows), labels, top_n=self.cfg.voice.cohort_top_n)
+            else:
+                log.info("s-norm off until the cohort has %d voices (now %d): scoring raw cosine",
+                         self.cfg.voice.min_cohort, len(rows))
 
     def _gallery(self, modality: str, engine) -> KeyGallery | None:
         if engine is None:
@@ -136,7 +139,10 @@ class IdentityPoller:
                 buf.popleft()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        if self._pool:
+            self._pool.shutdown(wait=True)
+        if hasattr(self.face, "close"):
+            self.face.close()
 
     def due(self, now: float) -> bool:
         return now - self._last_poll >= self.cfg.poll_period_s
@@ -148,9 +154,9 @@ class IdentityPoller:
         start = now - self.cfg.window_s
         # face (dlib, holds the GIL) on this thread while voice (torch, releases it) runs beside it
         tv: dict[str, float] = {}
-        voice_job = self._pool.submit(self._score_voice, start, now, tv)
+        voice_job = self._pool.submit(self._score_voice, start, now, tv) if self._pool else None
         face_obs, face_conf, face_dist = self._score_face(start, now, t)
-        voice_obs, voice_conf, voice_score = voice_job.result()
+        voice_obs, voice_conf, voice_score = voice_job.result() if voice_job else self._score_voice(start, now, tv)
         t.update(tv)
         t0 = time.perf_counter()
         decision = fuse(face_conf, voice_conf, self.cfg.face_weight)

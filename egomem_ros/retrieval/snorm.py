@@ -69,10 +69,16 @@ class AdaptiveSNorm:
             return raw
         ids = list(key_ids) if key_ids is not None else list(range(len(k)))
         qstats: dict[str, tuple[float, float]] = {}
+        owners = set(self.labels.tolist())
+        shared = None
         out = np.empty_like(raw)
         for i, (user, kid) in enumerate(zip(key_users, ids)):
             if user not in qstats:
-                qstats[user] = self._stats(q, user)
+                if user in owners:
+                    qstats[user] = self._stats(q, user)
+                else:  # the cohort holds nothing of this user: one set of query statistics serves all
+                    shared = shared or self._stats(q, None)
+                    qstats[user] = shared
             mq, sq = qstats[user]
             mk, sk = self.key_stats(kid, user, k[i])
             out[i] = 0.5 * ((raw[i] - mq) / sq + (raw[i] - mk) / sk)
