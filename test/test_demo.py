@@ -1,0 +1,19 @@
+"""The README's main job: `egomem demo` runs end to end and reaches the Level-1 and Level-2 chunks."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (scripts/bootstrap.sh installs it)")
+def test_demo_end_to_end(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", "demo", "--workdir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    out = r.stdout
+    assert out.count("new user enrolled") == 2
+    assert "known user Emily" in out and "Level-1 MemChunk" in out
+    assert "<retr> query: relation=['colleague'] keywords=['tennis']" in out
+    assert "Sarah (your colleague): loves tennis" in out
+    assert (tmp_path / "memory.db").is_file() and (tmp_path / "social_graph.json").is_file()
