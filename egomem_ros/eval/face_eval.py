@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import itertools
-import logging
 import random
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -12,34 +10,16 @@ from typing import Any
 import numpy as np
 
 from ..retrieval.face import FaceEngine
-from ..retrieval.media import MediaError, load_image
-from .datasets import IMAGE_EXT, identity_files
+from ..retrieval.media import load_image
+from .datasets import IMAGE_EXT, embed_files, identity_files
 from .metrics import kfold_verification_accuracy
 
-log = logging.getLogger(__name__)
 Progress = Callable[[Iterable], Iterable]
 
 
 def embed_faces(engine: FaceEngine, files: dict[str, list[Path]], progress: Progress | None = None
                 ) -> tuple[dict[Path, np.ndarray], dict[str, int], float]:
-    """Embeddings per image; counts corrupt and face-less images instead of failing on them."""
-    flat = [f for fs in files.values() for f in fs]
-    embeddings: dict[Path, np.ndarray] = {}
-    counts = {"corrupt": 0, "no_face": 0}
-    t0 = time.perf_counter()
-    for path in progress(flat) if progress else flat:
-        try:
-            obs = engine.observe(load_image(path))
-        except MediaError as err:
-            log.warning("%s: %s", path, err)
-            counts["corrupt"] += 1
-            continue
-        if obs is None:
-            counts["no_face"] += 1
-        else:
-            embeddings[path] = obs.embedding
-    ms = (time.perf_counter() - t0) * 1e3 / max(1, len(flat))
-    return embeddings, counts, ms
+    return embed_files(files, lambda p: engine.observe(load_image(p)), empty="no_face", progress=progress)
 
 
 def lfw_pairs(files: dict[str, list[Path]], seed: int = 0) -> list[tuple[Path, Path, bool]]:

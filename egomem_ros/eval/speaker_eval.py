@@ -3,43 +3,24 @@ adaptive s-norm, on any DIR/<speaker>/<audio files>."""
 from __future__ import annotations
 
 import fnmatch
-import logging
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..retrieval.media import MediaError
 from ..retrieval.snorm import AdaptiveSNorm, l2_normalise
 from ..retrieval.voice import VoiceEngine
-from .datasets import AUDIO_EXT, identity_files
+from .datasets import AUDIO_EXT, embed_files, identity_files
 from .metrics import eer
 
-log = logging.getLogger(__name__)
 Progress = Callable[[Iterable], Iterable]
 
 
 def embed_speakers(engine: VoiceEngine, files: dict[str, list[Path]], progress: Progress | None = None
                    ) -> tuple[dict[str, list[np.ndarray]], dict[str, int], float]:
-    out: dict[str, list[np.ndarray]] = {s: [] for s in files}
-    counts = {"corrupt": 0, "no_voice": 0}
-    flat = [(s, f) for s, fs in files.items() for f in fs]
-    t0 = time.perf_counter()
-    for spk, path in progress(flat) if progress else flat:
-        try:
-            obs = engine.observe_file(path)
-        except MediaError as err:
-            log.warning("%s: %s", path, err)
-            counts["corrupt"] += 1
-            continue
-        if obs is None:
-            counts["no_voice"] += 1
-            continue
-        out[spk].append(obs.embedding)
-    ms = (time.perf_counter() - t0) * 1e3 / max(1, len(flat))
-    return out, counts, ms
+    by_path, counts, ms = embed_files(files, engine.observe_file, empty="no_voice", progress=progress)
+    return {s: [by_path[f] for f in fs if f in by_path] for s, fs in files.items()}, counts, ms
 
 
 def select(files: dict[str, list[Path]], only: str | None) -> dict[str, list[Path]]:
