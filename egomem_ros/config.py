@@ -41,7 +41,9 @@ class FaceConfig(_Section):
 
 
 class VoiceConfig(_Section):
-    backend: Literal["resemblyzer", "speechbrain"] = "resemblyzer"
+    backend: Literal["resemblyzer", "wavlm", "speechbrain"] = "resemblyzer"
+    # Production checkpoint (hub name or local dir) for wavlm/speechbrain; empty = the backend's default.
+    model: str = ""
     use_vad: bool = True
     snorm: bool = True
     cohort_top_n: int = Field(200, ge=1)

@@ -22,6 +22,9 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
   fi
 fi
 
+# pip on some machines warns about unreachable local index mirrors on every package: keep the log readable
+pip_q() { .venv/bin/pip "$@" 2>&1 | { grep -v "^WARNING: Location 'file:" || true; }; return "${PIPESTATUS[0]}"; }
+
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.egomem-install-stamp
 want=$(cat setup.py requirements/constraints.txt | sha256sum | cut -c1-16)-$EXTRAS
@@ -29,8 +32,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[bootstrap] installing egomem_ros[$EXTRAS] into .venv (first time: a few minutes)"
   export PIP_DISABLE_PIP_VERSION_CHECK=1
   # torch first, pinned to the CPU build, so nothing later pulls a CUDA wheel.
-  .venv/bin/pip install -q -c requirements/constraints.txt "torch==2.13.0" "setuptools<81" wheel
-  .venv/bin/pip install -q -c requirements/constraints.txt -e ".[$EXTRAS]"
+  pip_q install -q -c requirements/constraints.txt "torch==2.13.0" "setuptools<81" wheel
+  pip_q install -q -c requirements/constraints.txt -e ".[$EXTRAS]"
   echo "$want" > "$stamp"
 fi
 echo "[bootstrap] ready: $(.venv/bin/python -c 'import egomem_ros; print("egomem_ros", egomem_ros.__version__)')"

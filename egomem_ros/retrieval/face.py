@@ -84,10 +84,59 @@ class DlibFaceBackend:
         return np.asarray(self._encoder.compute_face_descriptor(rgb, shape, 0), dtype=np.float32)
 
 
+class DeepFaceBackend:
+    """The paper's pipeline: DeepFace RetinaFace detection + alignment, Facenet512 (512-d), cosine 0.3.
+
+    Runs on DeepFace's PyTorch engine (torch is already here; no TensorFlow). Weights are read from
+    `$DEEPFACE_HOME/.deepface/weights/` (`retinaface.pth`, `facenet512_weights.pth`); DeepFace downloads
+    them there on a connected robot. Offline and missing, loading fails with DeepFace's own error.
+    """
+
+    model_name = "deepface_facenet512"
+    dim = 512
+    metric: Metric = "cosine"
+    default_threshold = 0.30
+
+    def __init__(self, detector: str = "retinaface", model: str = "Facenet512"):
+        import os
+
+        os.environ.setdefault("DEEPFACE_BACKEND_ENGINE", "pytorch")
+        from deepface import DeepFace
+
+        self._df, self.detector, self.model = DeepFace, detector, model
+        DeepFace.build_model(model)                             # loads (or downloads) the weights now,
+        DeepFace.build_model(detector, task="face_detector")    # not on the first poll
+        self._aligned: dict[FaceBox, np.ndarray] = {}
+
+    def detect(self, rgb: np.ndarray) -> list[FaceBox]:
+        faces = self._df.extract_faces(img_path=np.ascontiguousarray(rgb[:, :, ::-1]), detector_backend=self.detector,
+                                       enforce_detection=False, align=True, normalize_face=False)
+        self._aligned = {}
+        boxes = []
+        for f in faces:
+            if float(f.get("confidence") or 0.0) <= 0.0:  # DeepFace returns the whole frame when it finds none
+                continue
+            a = f["facial_area"]
+            box = FaceBox(int(a["x"]), int(a["y"]), int(a["x"] + a["w"]), int(a["y"] + a["h"]), float(f["confidence"]))
+            self._aligned[box] = np.asarray(f["face"], dtype=np.uint8)
+            boxes.append(box)
+        return boxes
+
+    def embed(self, rgb: np.ndarray, box: FaceBox) -> np.ndarray:
+        face = self._aligned.get(box)
+        if face is None:  # a box from elsewhere: embed its crop
+            face = rgb[box.top:box.bottom, box.left:box.right]
+        out = self._df.represent(img_path=np.ascontiguousarray(face[:, :, ::-1]), model_name=self.model,
+                                 detector_backend="skip", enforce_detection=False, align=False)
+        return np.asarray(out[0]["embedding"], dtype=np.float32)
+
+
 def make_face_backend(name: str = "dlib", *, upsample: int = 0) -> FaceBackend:
     if name == "dlib":
         return DlibFaceBackend(upsample=upsample)
-    raise ValueError(f"face backend {name!r} is not available in this build (available: dlib)")
+    if name == "deepface":
+        return DeepFaceBackend()
+    raise ValueError(f"unknown face backend {name!r} (dlib, deepface)")
 
 
 def face_distances(metric: Metric, query: np.ndarray, keys: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ def make_voice_engine(cfg: IdentityConfig) -> VoiceEngine:
 
     torch.set_num_threads(cfg.torch_threads or max(1, (os.cpu_count() or 2) - 1))
     v = cfg.voice
-    return VoiceEngine(make_voice_backend(v.backend), use_vad=v.use_vad, min_voiced_s=v.min_voiced_s)
+    return VoiceEngine(make_voice_backend(v.backend, v.model), use_vad=v.use_vad, min_voiced_s=v.min_voiced_s)
 
 
 def load_cohort(path: str) -> np.ndarray | None:

@@ -56,10 +56,76 @@ class ResemblyzerBackend:
             return np.asarray(self._encoder.embed_utterance(wav), dtype=np.float32)
 
 
-def make_voice_backend(name: str = "resemblyzer") -> VoiceBackend:
+class WavLMSVBackend:
+    """WavLM fine-tuned for speaker verification (the paper's speech encoder family), through
+    transformers' `WavLMForXVector`. Needs no torchaudio, so it runs on the CPU torch build here.
+
+    `model` is a hub name (downloaded on a connected robot) or a local directory with config.json,
+    the weights and preprocessor_config.json.
+    """
+
+    default_threshold_cosine = 0.86  # the microsoft/wavlm-base-plus-sv model card's operating point
+    default_threshold_snorm = 2.0
+
+    def __init__(self, model: str = "microsoft/wavlm-base-plus-sv", device: str = "cpu"):
+        import torch
+        from transformers import AutoFeatureExtractor, WavLMForXVector
+
+        self._torch = torch
+        self._features = AutoFeatureExtractor.from_pretrained(model)
+        self._model = WavLMForXVector.from_pretrained(model).to(device).eval()
+        self._device = device
+        self.dim = int(self._model.config.xvector_output_dim)
+        self.model_name = f"wavlm_sv:{model.rstrip('/').split('/')[-1]}"
+        self._lock = threading.Lock()
+
+    def embed(self, pcm16k: np.ndarray) -> np.ndarray:
+        inputs = self._features(pcm16k, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        with self._lock, self._torch.no_grad():
+            out = self._model(**{k: v.to(self._device) for k, v in inputs.items()}).embeddings[0]
+        return out.cpu().numpy().astype(np.float32)
+
+
+class SpeechBrainBackend:
+    """SpeechBrain ECAPA-TDNN (`speechbrain/spkrec-ecapa-voxceleb`).
+
+    SpeechBrain imports torchaudio, and the only torchaudio wheels for this torch link CUDA libraries
+    (libc10_cuda.so) that a CPU-only torch lacks, so on such machines this backend refuses with a clear
+    error; use `wavlm` there. On a robot with a matching torchaudio it loads as usual.
+    """
+
+    default_threshold_cosine = 0.25  # SpeechBrain's own verification default
+    default_threshold_snorm = 2.0
+    dim = 192
+
+    def __init__(self, source: str = "speechbrain/spkrec-ecapa-voxceleb", device: str = "cpu"):
+        try:
+            import torchaudio  # noqa: F401
+        except Exception as err:  # noqa: BLE001 - OSError from a CUDA-linked wheel, ImportError when absent
+            raise RuntimeError(f"voice backend 'speechbrain' needs an importable torchaudio ({err}); "
+                               "use voice.backend 'wavlm' on CPU-only torch builds") from None
+        import torch
+        from speechbrain.inference.speaker import EncoderClassifier
+
+        self._torch = torch
+        self._model = EncoderClassifier.from_hparams(source=source, run_opts={"device": device})
+        self.model_name = f"speechbrain:{source.rstrip('/').split('/')[-1]}"
+        self._lock = threading.Lock()
+
+    def embed(self, pcm16k: np.ndarray) -> np.ndarray:
+        with self._lock, self._torch.no_grad():
+            out = self._model.encode_batch(self._torch.from_numpy(pcm16k)[None])
+        return out.reshape(-1).cpu().numpy().astype(np.float32)
+
+
+def make_voice_backend(name: str = "resemblyzer", model: str = "") -> VoiceBackend:
     if name == "resemblyzer":
         return ResemblyzerBackend()
-    raise ValueError(f"voice backend {name!r} is not available in this build (available: resemblyzer)")
+    if name == "wavlm":
+        return WavLMSVBackend(model or "microsoft/wavlm-base-plus-sv")
+    if name == "speechbrain":
+        return SpeechBrainBackend(model or "speechbrain/spkrec-ecapa-voxceleb")
+    raise ValueError(f"unknown voice backend {name!r} (resemblyzer, wavlm, speechbrain)")
 
 
 class SileroVad:
