@@ -88,11 +88,37 @@ class RetrievalConfig(_Section):
     bge_model: str = "BAAI/bge-small-en-v1.5"
 
 
+class LLMSection(_Section):
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "deepseek-chat"
+    # Name of the environment variable holding the API key (the key itself never goes in a file).
+    api_key_env: str = "EGOMEM_LLM_API_KEY"
+    timeout_s: float = Field(30.0, gt=0)
+    retries: int = Field(3, ge=0)
+
+
+class MemoryConfig(_Section):
+    consolidation_period_s: float = Field(600.0, gt=0)
+    buffer_s: float = Field(900.0, gt=10)
+    segmenter: Literal["baseline", "tagger"] = "baseline"
+    trigger_checkpoint: str = ""
+    # A session whose end is closer than this to the buffer's end may still be going on: wait.
+    max_gap_s: float = Field(2.0, gt=0)
+    asr: Literal["pocketsphinx", "whisper", "none"] = "pocketsphinx"
+    asr_model: str = ""
+    extractor: Literal["rules", "llm"] = "rules"
+    update_agent: Literal["rules", "llm"] = "rules"
+    # Sessions waiting to be written; empty: next to the database (`<db>.sessions/`).
+    spool_dir: str = ""
+    llm: LLMSection = LLMSection()
+
+
 class EgomemConfig(_Section):
     store: StoreConfig = StoreConfig()
     identity: IdentityConfig = IdentityConfig()
     memchunk: MemChunkConfig = MemChunkConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
+    memory: MemoryConfig = MemoryConfig()
 
 
 def default_db_path() -> Path:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from . import demo_cmd, eval_cmds, identity_cmds, memory_cmds
+from . import demo_cmd, eval_cmds, identity_cmds, memory_cmds, memory_mgmt_cmds
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="egomem: lifelong memory of the people around a robot (EgoMem), without ROS.")
@@ -11,6 +11,7 @@ memory_cmds.register(app)
 demo_cmd.register(app)
 eval_cmds.register(app)
 identity_cmds.register(app)
+memory_mgmt_cmds.register(app)
 
 
 def main() -> None:

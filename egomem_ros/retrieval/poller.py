@@ -106,11 +106,17 @@ class IdentityPoller:
         if engine is None:
             raise ValueError(f"no {modality} engine configured")
         key_id = self.store.add_key(user_id, modality, engine.model, vector)  # type: ignore[arg-type]
+        self.add_key_to_gallery(user_id, modality, vector, key_id)
+        return key_id
+
+    def add_key_to_gallery(self, user_id: str, modality: str, vector: np.ndarray, key_id: int) -> None:
+        """A key already committed to the store (e.g. by memory management) joins the live search."""
         gallery = self.face_gallery if modality == "face" else self.voice_gallery
-        gallery.add([key_id], [user_id], vector[None, :])
+        if gallery is None:
+            return
+        gallery.add([key_id], [user_id], np.asarray(vector)[None, :])
         if modality == "voice" and self.cfg.voice.snorm:
             self.reload()  # the new key joins the cohort of everybody else
-        return key_id
 
     def forget(self, user_id: str) -> None:
         for gallery in (self.face_gallery, self.voice_gallery):
@@ -199,11 +205,15 @@ class IdentityPoller:
         if obs is None:
             return None, None, math.nan
         t0 = time.perf_counter()
-        best = self.face_gallery.best_per_user(obs.embedding, k=20)
-        conf = {u: distance_confidence(m.distance, self.face.threshold) for u, m in best.items()}
-        dist = min((m.distance for m in best.values()), default=math.nan)
+        conf, dist = self.match_face(obs.embedding)
         t["face_match"] = (time.perf_counter() - t0) * 1e3
         return obs, conf, dist
+
+    def match_face(self, embedding: np.ndarray) -> tuple[dict[str, float], float]:
+        """Per-user confidence and the best distance for one face embedding."""
+        best = self.face_gallery.best_per_user(embedding, k=20)
+        conf = {u: distance_confidence(m.distance, self.face.threshold) for u, m in best.items()}
+        return conf, min((m.distance for m in best.values()), default=math.nan)
 
     def _score_voice(self, start: float, now: float, t: dict[str, float]):
         if self.voice is None:
@@ -221,27 +231,39 @@ class IdentityPoller:
         if obs is None:
             return None, None, math.nan
         t0 = time.perf_counter()
-        cands = list(self.voice_gallery.search(obs.embedding, k=20))
-        conf: dict[str, float] = {}
-        best_score = math.nan
-        if cands:
-            vcfg, backend = self.cfg.voice, self.voice.backend
-            if self.snorm is not None:
-                keys = np.stack([self.voice_gallery.vector(m.key_id) for m in cands])
-                scores = self.snorm.normalise(obs.embedding, keys, [m.user_id for m in cands],
-                                              [m.key_id for m in cands])
-                thr = vcfg.threshold if vcfg.threshold > 0 else backend.default_threshold_snorm
-                scale = 0.5
-            else:
-                scores = np.array([1.0 - m.distance for m in cands])
-                thr = vcfg.threshold if vcfg.threshold > 0 else backend.default_threshold_cosine
-                scale = 0.03
-            for m, s in zip(cands, scores):
-                c = score_confidence(float(s), thr, scale)
-                conf[m.user_id] = max(conf.get(m.user_id, 0.0), c)
-            best_score = float(np.max(scores))
+        conf, best_score = self.match_voice(obs.embedding)
         t["voice_match"] = (time.perf_counter() - t0) * 1e3
         return obs, conf, best_score
+
+    def match_voice(self, embedding: np.ndarray) -> tuple[dict[str, float], float]:
+        """Per-user confidence and the best (s-normalised when enabled) score for one voice embedding."""
+        cands = list(self.voice_gallery.search(embedding, k=20))
+        if not cands:
+            return {}, math.nan
+        vcfg, backend = self.cfg.voice, self.voice.backend
+        if self.snorm is not None:
+            keys = np.stack([self.voice_gallery.vector(m.key_id) for m in cands])
+            scores = self.snorm.normalise(embedding, keys, [m.user_id for m in cands], [m.key_id for m in cands])
+            thr = vcfg.threshold if vcfg.threshold > 0 else backend.default_threshold_snorm
+            scale = 0.5
+        else:
+            scores = np.array([1.0 - m.distance for m in cands])
+            thr = vcfg.threshold if vcfg.threshold > 0 else backend.default_threshold_cosine
+            scale = 0.03
+        conf: dict[str, float] = {}
+        for m, s in zip(cands, scores):
+            conf[m.user_id] = max(conf.get(m.user_id, 0.0), score_confidence(float(s), thr, scale))
+        return conf, float(np.max(scores))
+
+    def identify(self, face_embeddings: list[np.ndarray], voice_embeddings: list[np.ndarray]) -> Decision:
+        """Whose session was it: the same scoring and fusion as a poll, over a session's embeddings
+        (the mean embedding per modality)."""
+        face_conf = voice_conf = None
+        if face_embeddings and self.face is not None:
+            face_conf, _ = self.match_face(np.mean(face_embeddings, axis=0))
+        if voice_embeddings and self.voice is not None:
+            voice_conf, _ = self.match_voice(np.mean(voice_embeddings, axis=0))
+        return fuse(face_conf, voice_conf, self.cfg.face_weight)
 
     def _stranger_id(self, now: float, face: FaceObservation | None, voice: VoiceObservation | None) -> str:
         """A temporary id that stays stable while the same unknown person stays in view/earshot."""

@@ -5,6 +5,7 @@ audio. Models load lazily so `import egomem_ros` stays light.
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -100,7 +101,7 @@ class SpeechBrainBackend:
 
     def __init__(self, source: str = "speechbrain/spkrec-ecapa-voxceleb", device: str = "cpu"):
         try:
-            import torchaudio  # noqa: F401
+            importlib.import_module("torchaudio")
         except Exception as err:  # noqa: BLE001 - OSError from a CUDA-linked wheel, ImportError when absent
             raise RuntimeError(f"voice backend 'speechbrain' needs an importable torchaudio ({err}); "
                                "use voice.backend 'wavlm' on CPU-only torch builds") from None

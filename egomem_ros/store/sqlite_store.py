@@ -271,6 +271,9 @@ class SqliteStore:
             self._log("ADD", user_id, "episode", eid, summary, eid)
         return Episode(eid, user_id, start, end, transcript, summary)
 
+    def episode_exists(self, episode_id: str) -> bool:
+        return bool(self._q("SELECT 1 FROM episodes WHERE id=?", (episode_id,)))
+
     def episodes(self, user_id: str) -> list[Episode]:
         rows = self._q('SELECT id, user_id, start, "end", transcript, summary FROM episodes '
                        'WHERE user_id=? ORDER BY start DESC', (user_id,))

@@ -1,0 +1,135 @@
+"""`egomem make-streams`, `egomem train trigger`, `egomem eval trigger`: the episodic trigger."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import track
+
+from .common import console, err_console, fail
+from .eval_cmds import JsonOption, eval_app, progress, report
+
+train_app = typer.Typer(no_args_is_help=True, help="Train a model on this machine.")
+
+
+def make_streams(out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the stream folders.")],
+                 count: Annotated[int, typer.Option(help="Number of streams.")] = 20,
+                 split: Annotated[str, typer.Option(help="train or test (disjoint voices and noise kinds).")] = "train",
+                 seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+                 workers: Annotated[int, typer.Option(help="Parallel processes.")] = 2) -> None:
+    """Synthesize dialog streams (espeak-ng voices, robot voice, noise, echo, interruptions)."""
+    from ..memory.synth import make_streams as synth
+
+    if count < 1:
+        fail("--count must be at least 1")
+    try:
+        paths = synth(out, count, seed=seed, split=split, workers=workers,
+                      progress=lambda it, total: track(it, total=total, description="streams", console=err_console))
+    except (RuntimeError, ValueError) as err:
+        fail(str(err))
+    console.print(f"wrote {len(paths)} {split} streams under {out}")
+
+
+@train_app.command("trigger")
+def train_trigger(streams: Annotated[Path, typer.Argument(help="Folder of labelled stream folders.")],
+                  out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint file (.pt).")],
+                  steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 1500,
+                  batch: Annotated[int, typer.Option(help="Crops per step.")] = 8,
+                  crop: Annotated[int, typer.Option(help="Steps per crop (8192 on a GPU).")] = 1024,
+                  d_model: Annotated[int, typer.Option(help="Transformer width.")] = 64,
+                  layers: Annotated[int, typer.Option(help="Transformer layers.")] = 2,
+                  seed: Annotated[int, typer.Option(help="Random seed.")] = 0) -> None:
+    """Train the episodic-trigger tagger (CPU: minutes at the default size)."""
+    from ..memory.sessions import stream_dirs
+    from ..memory.tagger import TaggerConfig, TrainConfig, train_tagger
+
+    try:
+        dirs = stream_dirs(streams)
+        summary = train_tagger(dirs, out, model_cfg=TaggerConfig(d_model=d_model, layers=layers),
+                               train_cfg=TrainConfig(steps=steps, batch=batch, crop_steps=crop, seed=seed),
+                               progress=lambda it: track(it, description="training", console=err_console))
+    except (FileNotFoundError, ValueError) as err:
+        fail(str(err))
+    report(summary, False, "trigger tagger trained")
+
+
+@eval_app.command("trigger")
+def eval_trigger(directory: Annotated[Path, typer.Argument(help="Stream folder, or a folder of them.")],
+                 as_json: JsonOption = False,
+                 segmenter: Annotated[str, typer.Option(help="baseline or tagger.")] = "baseline",
+                 checkpoint: Annotated[Optional[Path], typer.Option(help="Tagger checkpoint (.pt).")] = None,
+                 speaker_change: Annotated[bool, typer.Option(help="Baseline: split on voice changes.")] = True) -> None:
+    """Episodic trigger: Jaccard and span_match@0/5/10 P/R/F1, seconds per 8192 steps."""
+    from ..eval.trigger_eval import evaluate_trigger
+
+    if not directory.exists():
+        fail(f"not found: {directory}")
+    try:
+        seg = _segmenter(segmenter, checkpoint, speaker_change)
+        result = evaluate_trigger(directory, seg, progress=progress("streams", as_json))
+    except (FileNotFoundError, ValueError) as err:
+        fail(str(err))
+    report(result, as_json, f"episodic trigger ({result['segmenter']})")
+
+
+def _segmenter(kind: str, checkpoint: Path | None, speaker_change: bool):
+    if kind == "baseline":
+        from ..memory.trigger import BaselineSegmenter
+
+        voice = None
+        if speaker_change:
+            from ..config import EgomemConfig
+            from ..retrieval.factory import make_voice_engine
+
+            voice = make_voice_engine(EgomemConfig().identity)
+        return BaselineSegmenter(voice_engine=voice)
+    if kind == "tagger":
+        from ..memory.tagger import TaggerSegmenter
+
+        if checkpoint is None or not checkpoint.is_file():
+            fail("--segmenter tagger needs --checkpoint FILE (train one with `egomem train trigger`)")
+        return TaggerSegmenter.load(checkpoint)
+    fail(f"--segmenter must be baseline or tagger, not {kind!r}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("make-streams")(make_streams)
+    app.add_typer(train_app, name="train")
+
+
+@eval_app.command("extract")
+def eval_extract(file: Annotated[Path, typer.Argument(help="JSON list of dialogs with expected items.")],
+                 as_json: JsonOption = False,
+                 extractor: Annotated[str, typer.Option(help="rules or llm.")] = "rules",
+                 config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Config with memory.llm.")] = None) -> None:
+    """Memory extraction precision/recall per kind (name, facts, preferences, events, relations)."""
+    from pydantic import ValidationError
+
+    from ..config import format_validation_error
+    from ..eval.extract_eval import evaluate_extraction
+    from ..memory.extraction import LLMExtractor, RuleExtractor
+    from ..memory.llm import LLMError
+    from .common import get_config
+
+    if not file.is_file():
+        fail(f"not found: {file}")
+    if extractor == "rules":
+        ext = RuleExtractor()
+    elif extractor == "llm":
+        import os
+
+        from ..memory.llm import ChatClient, LLMConfig
+
+        llm = get_config(config).memory.llm
+        ext = LLMExtractor(ChatClient(LLMConfig(base_url=llm.base_url, model=llm.model, timeout_s=llm.timeout_s,
+                                                retries=llm.retries, api_key=os.environ.get(llm.api_key_env, ""))))
+    else:
+        fail(f"--extractor must be rules or llm, not {extractor!r}")
+    try:
+        result = evaluate_extraction(file, ext, progress=progress("dialogs", as_json))
+    except ValidationError as err:
+        fail(f"{file}: {format_validation_error(err, 'extraction benchmark')}")
+    except LLMError as err:
+        fail(f"LLM extractor failed: {err}")
+    report(result, as_json, f"memory extraction ({ext.name})")

@@ -1,0 +1,86 @@
+"""Speech recognition for session clips. Transcripts from an external ASR topic take precedence.
+
+- `PocketSphinxASR`: the embedded default; its English model ships in the wheel. Weak on
+  conversational speech, so its output is marked as such in the extraction notes.
+- `WhisperASR`: faster-whisper (CTranslate2) with a model size or a local model directory. Offline and
+  without the weights it fails at once with a clear `ASRUnavailable`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class ASRUnavailable(RuntimeError):
+    pass
+
+
+class ASR(Protocol):
+    name: str
+
+    def transcribe(self, pcm16k: np.ndarray) -> str: ...
+
+
+class PocketSphinxASR:
+    name = "pocketsphinx"
+
+    def __init__(self) -> None:
+        try:
+            from pocketsphinx import Decoder
+        except ImportError as err:
+            raise ASRUnavailable("pocketsphinx is not installed (pip install egomem_ros[asr])") from err
+        self._decoder = Decoder(samprate=16000, loglevel="FATAL")
+
+    def transcribe(self, pcm16k: np.ndarray) -> str:
+        pcm = (np.clip(pcm16k, -1, 1) * 32767).astype(np.int16).tobytes()
+        self._decoder.start_utt()
+        self._decoder.process_raw(pcm, full_utt=True)
+        self._decoder.end_utt()
+        hyp = self._decoder.hyp()
+        return hyp.hypstr if hyp is not None else ""
+
+
+class WhisperASR:
+    name = "whisper"
+
+    def __init__(self, model: str = "small", device: str = "cpu", compute_type: str = "int8"):
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError as err:
+            raise ASRUnavailable("faster-whisper is not installed (pip install egomem_ros[production])") from err
+        local = Path(model).expanduser()
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        if not local.is_dir() and offline:
+            # faster-whisper would try the hub; say at once what is missing instead.
+            try:
+                from huggingface_hub import snapshot_download
+
+                snapshot_download(f"Systran/faster-whisper-{model}", local_files_only=True)
+            except Exception as err:  # noqa: BLE001
+                raise ASRUnavailable(f"Whisper model {model!r} is not on this machine and HF_HUB_OFFLINE=1: "
+                                     "download it on a connected machine or pass a local model directory") from err
+        try:
+            self._model = WhisperModel(str(local) if local.is_dir() else model, device=device,
+                                       compute_type=compute_type, local_files_only=offline)
+        except Exception as err:  # noqa: BLE001 - surface loader errors with the model name
+            raise ASRUnavailable(f"cannot load Whisper model {model!r}: {err}") from err
+
+    def transcribe(self, pcm16k: np.ndarray) -> str:
+        segments, _ = self._model.transcribe(pcm16k.astype(np.float32), language=None, vad_filter=False)
+        return " ".join(s.text.strip() for s in segments).strip()
+
+
+def make_asr(name: str, model: str = "") -> ASR | None:
+    if name == "none":
+        return None
+    if name == "pocketsphinx":
+        return PocketSphinxASR()
+    if name == "whisper":
+        return WhisperASR(model or "small")
+    raise ValueError(f"unknown ASR backend {name!r} (pocketsphinx, whisper, none)")

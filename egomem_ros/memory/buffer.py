@@ -1,0 +1,124 @@
+"""The memory process's bounded buffer of the live stream.
+
+Holds the listen channel (mic), the speak channel (robot audio), the robot's text monologue, transcripts
+from an external ASR node, and identity observations with their embeddings. Audio is kept as 16 kHz
+int16, so each channel costs 32 kB per second: the default 15 minutes (`capacity_s` 900) take about
+29 MB per channel, 58 MB in all, plus at most `capacity_s`/`poll_period` identity observations
+(~2 kB each with a 256-d voice and a 128-d face embedding).
+"""
+from __future__ import annotations
+
+import collections
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..retrieval.media import MediaError, clean_audio
+from .sessions import Stream
+
+SR = 16_000
+
+
+@dataclass(frozen=True)
+class TranscriptSegment:
+    start: float
+    end: float
+    text: str
+    speaker: str = "user"  # user | robot
+
+
+@dataclass(frozen=True)
+class IdentityObservation:
+    stamp: float
+    user_id: str                      # known user id, or "" when unknown / nobody
+    face: np.ndarray | None = None
+    voice: np.ndarray | None = None
+
+
+class _AudioRing:
+    def __init__(self, capacity_s: float):
+        self.capacity = int(capacity_s * SR)
+        self.chunks: collections.deque[tuple[float, np.ndarray]] = collections.deque()
+        self.samples = 0
+
+    def add(self, stamp: float, pcm16k: np.ndarray) -> None:
+        self.chunks.append((stamp, (np.clip(pcm16k, -1, 1) * 32767).astype(np.int16)))
+        self.samples += len(pcm16k)
+        while self.samples > self.capacity and self.chunks:
+            self.samples -= len(self.chunks.popleft()[1])
+
+    def render(self, t0: float, t1: float) -> np.ndarray:
+        n = max(0, int(round((t1 - t0) * SR)))
+        out = np.zeros(n, np.float32)
+        for stamp, pcm in self.chunks:
+            a = int(round((stamp - t0) * SR))
+            lo, hi = max(0, a), min(n, a + len(pcm))
+            if hi > lo:
+                out[lo:hi] = pcm[lo - a:hi - a].astype(np.float32) / 32767
+        return out
+
+    @property
+    def start(self) -> float | None:
+        return self.chunks[0][0] if self.chunks else None
+
+
+class StreamBuffer:
+    def __init__(self, capacity_s: float = 900.0):
+        self.capacity_s = capacity_s
+        self._listen, self._speak = _AudioRing(capacity_s), _AudioRing(capacity_s)
+        self._transcripts: collections.deque[TranscriptSegment] = collections.deque(maxlen=20_000)
+        self._identities: collections.deque[IdentityObservation] = collections.deque(maxlen=int(capacity_s * 4))
+        self._lock = threading.Lock()
+
+    def add_listen(self, stamp: float, pcm: np.ndarray, sample_rate: int) -> None:
+        """Raises MediaError for unusable audio (the caller logs and drops it)."""
+        x = clean_audio(pcm, sample_rate, SR)
+        with self._lock:
+            self._listen.add(stamp, x)
+
+    def add_speak(self, stamp: float, pcm: np.ndarray, sample_rate: int) -> None:
+        try:
+            x = clean_audio(pcm, sample_rate, SR)
+        except MediaError:  # the robot being silent is normal: all-zero speak audio is dropped quietly
+            return
+        with self._lock:
+            self._speak.add(stamp, x)
+
+    def add_transcript(self, segment: TranscriptSegment) -> None:
+        if segment.text.strip():
+            with self._lock:
+                self._transcripts.append(segment)
+
+    def add_identity(self, obs: IdentityObservation) -> None:
+        with self._lock:
+            self._identities.append(obs)
+
+    @property
+    def start(self) -> float | None:
+        return self._listen.start
+
+    def window(self, t0: float, t1: float) -> tuple[Stream, list[TranscriptSegment], list[IdentityObservation]]:
+        """Aligned audio (sample 0 = t0) with the transcripts and observations inside [t0, t1)."""
+        with self._lock:
+            listen = self._listen.render(t0, t1)
+            speak = self._speak.render(t0, t1) if self._speak.chunks else None
+            segs = [s for s in self._transcripts if s.end > t0 and s.start < t1]
+            obs = [o for o in self._identities if t0 <= o.stamp < t1]
+        return Stream(path=None, listen=listen, speak=speak, labels=None), segs, obs  # type: ignore[arg-type]
+
+    def drop_before(self, t: float) -> None:
+        with self._lock:
+            for ring in (self._listen, self._speak):
+                while ring.chunks and ring.chunks[0][0] + len(ring.chunks[0][1]) / SR <= t:
+                    ring.samples -= len(ring.chunks.popleft()[1])
+            while self._transcripts and self._transcripts[0].end <= t:
+                self._transcripts.popleft()
+            while self._identities and self._identities[0].stamp < t:
+                self._identities.popleft()
+
+    def memory_bytes(self) -> int:
+        audio = sum(p.nbytes for ring in (self._listen, self._speak) for _, p in ring.chunks)
+        ids = sum((o.face.nbytes if o.face is not None else 0) + (o.voice.nbytes if o.voice is not None else 0)
+                  for o in self._identities)
+        return audio + ids

@@ -1,0 +1,232 @@
+"""Memory management (paper §3.1.1): sessions in, profiles and the social graph updated.
+
+`Consolidator.process(session)` writes one session in ONE store transaction: the new or updated
+profile, the episode, the relations, all audit-logged with the session id. The episode id is the
+session id, so a session that was committed is never applied twice, and one that was not (a crash, an
+LLM that timed out) is simply processed again. `MemoryManager` cuts the buffered stream into sessions,
+spools each one to disk before processing it and deletes the spool file only after its commit.
+
+Safety: what a session says changes only the session user's profile and the edges touching that user.
+The extractor never produces deletions, names are set only on the session user (and never overwrite a
+name the user already has), and update operations may only target the session user's own items.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..store.models import MemoryRepository, StoreError
+from .extraction import Extraction, Turn
+from .llm import LLMError
+from .update_agent import MemoryOp
+
+log = logging.getLogger(__name__)
+MAX_KEYS_PER_MODALITY = 3
+
+
+@dataclass
+class SessionInput:
+    session_id: str
+    start: float
+    end: float
+    turns: list[Turn]
+    face_embeddings: list[np.ndarray] = field(default_factory=list)
+    voice_embeddings: list[np.ndarray] = field(default_factory=list)
+    observed_users: list[str] = field(default_factory=list)   # known users the identity process saw
+
+    def to_json(self) -> str:
+        return json.dumps({"session_id": self.session_id, "start": self.start, "end": self.end,
+                           "turns": [t.model_dump() for t in self.turns],
+                           "face_embeddings": [e.tolist() for e in self.face_embeddings],
+                           "voice_embeddings": [e.tolist() for e in self.voice_embeddings],
+                           "observed_users": self.observed_users})
+
+    @classmethod
+    def from_json(cls, text: str) -> SessionInput:
+        d = json.loads(text)
+        return cls(d["session_id"], d["start"], d["end"], [Turn(**t) for t in d["turns"]],
+                   [np.asarray(e, np.float32) for e in d["face_embeddings"]],
+                   [np.asarray(e, np.float32) for e in d["voice_embeddings"]], d["observed_users"])
+
+
+@dataclass(frozen=True)
+class MemoryEventRecord:
+    op: str            # ADD | UPDATE | INVALIDATE | DELETE
+    user_id: str
+    item_kind: str
+    item_id: str
+    text: str
+    episode_id: str
+
+
+@dataclass
+class SessionOutcome:
+    session_id: str
+    status: str                     # written | duplicate | empty | not-learned | retry
+    user_id: str = ""
+    new_user: bool = False
+    extraction: Extraction | None = None
+    events: list[MemoryEventRecord] = field(default_factory=list)
+    reason: str = ""
+
+
+Identify = Callable[[SessionInput], str | None]
+
+
+class Consolidator:
+    def __init__(self, store: MemoryRepository, extractor, agent, identify: Identify, *,
+                 face_model: str = "", voice_model: str = "", learn_new_users: bool = True,
+                 on_keys_added: Callable[[str, str, np.ndarray, int], None] | None = None):
+        self.store, self.extractor, self.agent, self.identify = store, extractor, agent, identify
+        self.face_model, self.voice_model = face_model, voice_model
+        self.learn_new_users = learn_new_users
+        self.on_keys_added = on_keys_added
+
+    def process(self, s: SessionInput) -> SessionOutcome:
+        if self.store.episode_exists(s.session_id):
+            return SessionOutcome(s.session_id, "duplicate", reason="already committed")
+        if not any(t.speaker == "user" and t.text.strip() for t in s.turns):
+            return SessionOutcome(s.session_id, "empty", reason="no user speech in the session")
+        try:
+            ex = self.extractor.extract(s.turns)
+        except LLMError as err:
+            log.warning("session %s: extraction failed (%s); kept for a retry", s.session_id, err)
+            return SessionOutcome(s.session_id, "retry", reason=str(err))
+        user_id = self.identify(s)
+        if user_id is None and not self.learn_new_users:
+            return SessionOutcome(s.session_id, "not-learned", extraction=ex,
+                                  reason="unknown person and learn_new_users is false")
+        ops: list[MemoryOp] | None = None
+        if user_id is not None:
+            try:
+                ops = self.agent.decide(self.store.facts(user_id), ex)
+            except LLMError as err:
+                log.warning("session %s: update agent failed (%s); kept for a retry", s.session_id, err)
+                return SessionOutcome(s.session_id, "retry", user_id=user_id, reason=str(err))
+        events: list[MemoryEventRecord] = []
+        keys: list[tuple[str, str, np.ndarray, int]] = []
+        with self.store.transaction():
+            new_user = user_id is None
+            if new_user:
+                user_id = self._new_user(s, ex, events, keys)
+            # the episode first: facts and edges point at it as their source
+            self.store.add_episode(user_id, s.start, s.end, _transcript(s.turns), ex.summary, episode_id=s.session_id)
+            events.append(MemoryEventRecord("ADD", user_id, "summary", s.session_id, ex.summary, s.session_id))
+            self._name(user_id, ex, s.session_id, events)
+            self._apply(user_id, ops, ex, s.session_id, events)
+            self._relations(user_id, ex, s.session_id, events)
+            self.store.touch_user(user_id, s.end)
+        for key in keys:  # only after the commit: the live galleries never see uncommitted keys
+            if self.on_keys_added:
+                self.on_keys_added(*key)
+        return SessionOutcome(s.session_id, "written", user_id, new_user, ex, events)
+
+    def _new_user(self, s: SessionInput, ex: Extraction, events: list, keys: list) -> str:
+        user = self.store.create_user(ex.name, episode_id=s.session_id)
+        events.append(MemoryEventRecord("ADD", user.id, "user", user.id, ex.name or "", s.session_id))
+        for modality, model, embs in (("face", self.face_model, s.face_embeddings),
+                                      ("voice", self.voice_model, s.voice_embeddings)):
+            if not model or not embs:
+                continue
+            for emb in _spread(embs, MAX_KEYS_PER_MODALITY):
+                key_id = self.store.add_key(user.id, modality, model, emb)
+                keys.append((user.id, modality, emb, key_id))
+                events.append(MemoryEventRecord("ADD", user.id, "key", str(key_id), modality, s.session_id))
+        if ex.name:  # someone mentioned earlier under this name ("my colleague Sarah") is this person
+            twins = [u for u in self.store.list_users() if u.placeholder and u.name and u.name.lower() == ex.name.lower()]
+            if len(twins) == 1:
+                self.store.merge_users(user.id, twins[0].id)
+                log.info("placeholder %s (%s) merged into new user %s", twins[0].id, ex.name, user.id)
+        return user.id
+
+    def _name(self, user_id: str, ex: Extraction, episode: str, events: list) -> None:
+        user = self.store.get_user(user_id)
+        if ex.name and not user.name:
+            self.store.set_name(user_id, ex.name, episode)
+            events.append(MemoryEventRecord("UPDATE", user_id, "user", user_id, ex.name, episode))
+        elif ex.name and user.name and ex.name.lower() != user.name.lower():
+            log.warning("session %s: user %s (%s) said the name %r; names are never overwritten by a session",
+                        episode, user_id, user.name, ex.name)
+
+    def _apply(self, user_id: str, ops: Sequence[MemoryOp] | None, ex: Extraction, episode: str, events: list) -> None:
+        if ops is None:  # a new user: everything is an ADD
+            from .update_agent import extracted_items
+
+            ops = [MemoryOp(op="ADD", kind=k, text=t) for k, t in extracted_items(ex)]
+        own = {f.id for f in self.store.facts(user_id, include_invalid=True)}
+        for op in ops:
+            if op.op in ("UPDATE", "INVALIDATE") and op.target not in own:
+                raise StoreError(f"operation {op.op} on item {op.target!r} outside user {user_id}'s profile")
+            if op.op == "ADD" and op.text.strip():
+                f = self.store.add_fact(user_id, op.kind, op.text, episode_id=episode)
+                events.append(MemoryEventRecord("ADD", user_id, f.kind, f.id, f.text, episode))
+            elif op.op == "UPDATE" and op.text.strip():
+                f = self.store.supersede_fact(op.target, op.text, episode_id=episode)
+                events.append(MemoryEventRecord("UPDATE", user_id, f.kind, f.id, f"{f.text} (replaces {op.target})", episode))
+            elif op.op == "INVALIDATE":
+                f = self.store.invalidate_fact(op.target, episode_id=episode)
+                events.append(MemoryEventRecord("INVALIDATE", user_id, f.kind, f.id, f.text, episode))
+
+    def _relations(self, user_id: str, ex: Extraction, episode: str, events: list) -> None:
+        for rel in ex.relations:
+            name = rel.name.strip()
+            matches = [u for u in self.store.list_users() if u.id != user_id and u.name and u.name.lower() == name.lower()]
+            if len(matches) > 1:
+                linked = {r.dst for r in self.store.relations(user_id) if r.src == user_id}
+                matches = [u for u in matches if u.id in linked] or matches
+            if len(matches) > 1:
+                log.warning("session %s: %d users are called %r; relation %r not stored", episode, len(matches),
+                            name, rel.relation)
+                continue
+            other = matches[0] if matches else self.store.create_user(name, placeholder=True, episode_id=episode)
+            if not matches:
+                events.append(MemoryEventRecord("ADD", other.id, "user", other.id, f"{name} (placeholder)", episode))
+            for edge in self.store.add_relation(user_id, other.id, rel.relation, episode_id=episode):
+                events.append(MemoryEventRecord("ADD", edge.src, "relation", str(edge.id),
+                                                f"{edge.dst} is {edge.src}'s {edge.relation}", episode))
+
+
+def _spread(embs: Sequence[np.ndarray], k: int) -> list[np.ndarray]:
+    """Up to k embeddings spread over the session (first, middle, last...)."""
+    idx = np.unique(np.linspace(0, len(embs) - 1, num=min(k, len(embs))).round().astype(int))
+    return [np.asarray(embs[i], np.float32) for i in idx]
+
+
+def _transcript(turns: Sequence[Turn]) -> str:
+    return "\n".join(f"{t.speaker}: {t.text}" for t in turns)
+
+
+class SessionSpool:
+    """Sessions written to disk before processing, removed after their commit: nothing is lost when
+    the process dies mid-consolidation, and `pending()` gives what must be processed again."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def put(self, s: SessionInput) -> Path:
+        path = self.folder / f"{s.session_id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(s.to_json(), encoding="utf-8")
+        tmp.replace(path)  # atomic: a half-written spool file never exists
+        return path
+
+    def pending(self) -> list[SessionInput]:
+        out = []
+        for p in sorted(self.folder.glob("*.json")):
+            try:
+                out.append(SessionInput.from_json(p.read_text(encoding="utf-8")))
+            except (ValueError, KeyError) as err:
+                log.error("unreadable spooled session %s (%s): moved aside", p.name, err)
+                p.rename(p.with_suffix(".bad"))
+        return out
+
+    def done(self, session_id: str) -> None:
+        (self.folder / f"{session_id}.json").unlink(missing_ok=True)
+
+

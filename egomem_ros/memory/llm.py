@@ -1,0 +1,110 @@
+"""A client for any OpenAI-compatible chat endpoint (DeepSeek, vLLM, Ollama, llama.cpp server) that
+returns schema-validated JSON.
+
+Timeouts, retries with exponential backoff on timeouts / 429 / 5xx, and one repair round: when the
+answer is not valid JSON for the schema, the model is shown the error and asked once more. Anything
+still invalid raises `LLMError`; callers keep the session for a later retry instead of half-applying it.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", bound=BaseModel)
+
+
+class LLMError(RuntimeError):
+    """The endpoint could not give a valid answer (unreachable, timed out, or invalid twice)."""
+
+
+@dataclass
+class LLMConfig:
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "deepseek-chat"
+    api_key: str = ""
+    timeout_s: float = 30.0
+    retries: int = 3
+    backoff_s: float = 0.5
+    temperature: float = 0.0
+    json_mode: bool = True
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
+
+
+def extract_json(text: str) -> object:
+    """Parse the JSON object in a chat answer: bare, inside a ``` fence, or surrounded by prose."""
+    text = text.strip()
+    fenced = _FENCE.search(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        start, end = text.find("{"), text.rfind("}")
+        if start >= 0 and end > start:
+            return json.loads(text[start:end + 1])
+        raise
+
+
+class ChatClient:
+    def __init__(self, config: LLMConfig, *, transport: httpx.BaseTransport | None = None):
+        self.cfg = config
+        headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        self._http = httpx.Client(base_url=config.base_url.rstrip("/"), timeout=config.timeout_s,
+                                  headers=headers, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def chat(self, messages: list[dict[str, str]]) -> str:
+        body: dict = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature}
+        if self.cfg.json_mode:
+            body["response_format"] = {"type": "json_object"}
+        last: Exception | None = None
+        for attempt in range(self.cfg.retries + 1):
+            if attempt:
+                time.sleep(self.cfg.backoff_s * 2 ** (attempt - 1))
+            try:
+                resp = self._http.post("/chat/completions", json=body)
+            except httpx.TransportError as err:  # timeouts, refused connections
+                last = err
+                log.warning("LLM request failed (%s), attempt %d/%d", err, attempt + 1, self.cfg.retries + 1)
+                continue
+            if resp.status_code == 429 or resp.status_code >= 500:
+                last = LLMError(f"HTTP {resp.status_code}")
+                log.warning("LLM endpoint answered HTTP %d, attempt %d/%d", resp.status_code, attempt + 1,
+                            self.cfg.retries + 1)
+                continue
+            if resp.status_code >= 400:
+                raise LLMError(f"LLM endpoint refused the request: HTTP {resp.status_code}: {resp.text[:200]}")
+            try:
+                return resp.json()["choices"][0]["message"]["content"] or ""
+            except (ValueError, KeyError, IndexError, TypeError) as err:
+                raise LLMError(f"not an OpenAI-style chat answer: {resp.text[:200]}") from err
+        raise LLMError(f"LLM endpoint unavailable after {self.cfg.retries + 1} attempts: {last}")
+
+    def ask_json(self, system: str, user: str, schema: type[T]) -> T:
+        """One validated object of `schema`; one repair round on invalid output."""
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        answer = self.chat(messages)
+        try:
+            return schema.model_validate(extract_json(answer))
+        except (ValueError, ValidationError) as err:
+            log.warning("LLM answer invalid (%s); asking for a repair", str(err).splitlines()[0])
+            messages += [{"role": "assistant", "content": answer},
+                         {"role": "user", "content": "That was not valid. Error: " + str(err)[:800]
+                          + "\nReturn only one JSON object that matches the schema, nothing else."}]
+        answer = self.chat(messages)
+        try:
+            return schema.model_validate(extract_json(answer))
+        except (ValueError, ValidationError) as err:
+            raise LLMError(f"LLM answer still invalid after one repair: {str(err).splitlines()[0]}") from err

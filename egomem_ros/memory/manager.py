@@ -1,0 +1,158 @@
+"""The memory-management process as one ROS-free object: buffer in, consolidated memory out.
+
+Every `consolidation_period_s` (or on demand) `consolidate(now)` takes the buffered stream since the
+last processed session, labels it with the episodic trigger, and for each finished session gathers its
+transcript (external ASR first, else the configured ASR on the listen channel), the robot's text and
+the identity observations' embeddings, spools it, and hands it to the `Consolidator`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import EgomemConfig
+from ..store.models import MemoryRepository
+from .buffer import IdentityObservation, StreamBuffer, TranscriptSegment
+from .consolidate import Consolidator, SessionInput, SessionOutcome, SessionSpool
+from .extraction import Turn
+from .sessions import STEP_S, sessions_from_labels
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConsolidationReport:
+    window_s: float = 0.0
+    sessions_found: int = 0
+    outcomes: list[SessionOutcome] = field(default_factory=list)
+    waiting: int = 0          # sessions that may still be going on
+    retried: int = 0          # spooled sessions from earlier runs processed now
+
+
+class MemoryManager:
+    def __init__(self, store: MemoryRepository, buffer: StreamBuffer, segmenter, consolidator: Consolidator,
+                 spool: SessionSpool, asr=None, *, max_gap_s: float = 2.0):
+        self.store, self.buffer, self.segmenter = store, buffer, segmenter
+        self.consolidator, self.spool, self.asr = consolidator, spool, asr
+        self.max_gap_s = max_gap_s
+        self.processed_until: float | None = None
+
+    def retry_spooled(self) -> list[SessionOutcome]:
+        outcomes = []
+        for s in self.spool.pending():
+            outcome = self.consolidator.process(s)
+            if outcome.status != "retry":
+                self.spool.done(s.session_id)
+            outcomes.append(outcome)
+        return outcomes
+
+    def consolidate(self, now: float) -> ConsolidationReport:
+        report = ConsolidationReport()
+        retried = self.retry_spooled()
+        report.outcomes += retried
+        report.retried = len(retried)
+        t0 = self.processed_until if self.processed_until is not None else self.buffer.start
+        if t0 is None or now - t0 < STEP_S:
+            log.info("consolidation: less than one 80 ms step buffered; nothing to do")
+            return report
+        stream, segments, observations = self.buffer.window(t0, now)
+        report.window_s = now - t0
+        ids = [(o.stamp - t0, o.user_id) for o in observations if o.user_id]
+        labels = self.segmenter.label(stream, ids)
+        sessions = sessions_from_labels(labels)
+        report.sessions_found = len(sessions)
+        horizon = stream.n_steps - int(round(self.max_gap_s / STEP_S))
+        done_until, waiting = t0, False
+        for sess in sessions:
+            if sess.end >= horizon:  # may still be going on: the next consolidation takes it whole
+                report.waiting += 1
+                waiting = True
+                break
+            start, end = t0 + sess.start * STEP_S, t0 + (sess.end + 1) * STEP_S
+            s = self._session_input(stream, t0, start, end, segments, observations)
+            self.spool.put(s)
+            outcome = self.consolidator.process(s)
+            if outcome.status != "retry":
+                self.spool.done(s.session_id)
+            report.outcomes.append(outcome)
+            done_until = end
+        if not waiting:
+            done_until = max(done_until, now - self.max_gap_s)
+        self.processed_until = done_until
+        self.buffer.drop_before(done_until)
+        return report
+
+    def _session_input(self, stream, t0: float, start: float, end: float, segments: list[TranscriptSegment],
+                       observations: list[IdentityObservation]) -> SessionInput:
+        inside = [g for g in segments if g.end > start and g.start < end]
+        turns = [Turn(speaker="robot" if g.speaker == "robot" else "user", text=g.text) for g in inside]
+        if not any(t.speaker == "user" for t in turns) and self.asr is not None:
+            clip = stream.listen[int((start - t0) * 16000):int((end - t0) * 16000)]
+            text = self.asr.transcribe(clip) if clip.size else ""
+            if text:
+                turns.insert(0, Turn(speaker="user", text=text))
+        obs = [o for o in observations if start <= o.stamp < end]
+        return SessionInput(
+            session_id=f"s{int(round(start * 1000))}", start=start, end=end, turns=turns,
+            face_embeddings=[o.face for o in obs if o.face is not None],
+            voice_embeddings=[o.voice for o in obs if o.voice is not None],
+            observed_users=[o.user_id for o in obs if o.user_id])
+
+
+def majority_identity(poller) -> callable:
+    """Whose session: the known user the identity process saw most during it; else the session's
+    embeddings scored like a poll; else nobody known (None: a new person)."""
+
+    def identify(s: SessionInput) -> str | None:
+        if s.observed_users:
+            users, counts = np.unique(s.observed_users, return_counts=True)
+            return str(users[int(np.argmax(counts))])
+        if poller is None:
+            return None
+        decision = poller.identify(s.face_embeddings, s.voice_embeddings)
+        return decision.user_id if decision.status == "known" else None
+
+    return identify
+
+
+def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=None, db_path: Path | None = None,
+                         segmenter=None, asr=None) -> MemoryManager:
+    """Wire the configured extractor, update agent, segmenter and ASR around `store`."""
+    from .asr import make_asr
+    from .extraction import LLMExtractor, RuleExtractor
+    from .update_agent import LLMUpdateAgent, RuleUpdateAgent
+
+    m = cfg.memory
+    client = None
+    if "llm" in (m.extractor, m.update_agent):
+        from .llm import ChatClient, LLMConfig
+
+        client = ChatClient(LLMConfig(base_url=m.llm.base_url, model=m.llm.model,
+                                      api_key=os.environ.get(m.llm.api_key_env, ""), timeout_s=m.llm.timeout_s,
+                                      retries=m.llm.retries))
+    extractor = LLMExtractor(client) if m.extractor == "llm" else RuleExtractor()
+    agent = LLMUpdateAgent(client) if m.update_agent == "llm" else RuleUpdateAgent()
+    if segmenter is None:
+        if m.segmenter == "tagger":
+            from .tagger import TaggerSegmenter
+
+            if not m.trigger_checkpoint:
+                raise ValueError("memory.segmenter 'tagger' needs memory.trigger_checkpoint")
+            segmenter = TaggerSegmenter.load(m.trigger_checkpoint)
+        else:
+            from .trigger import BaselineSegmenter
+
+            segmenter = BaselineSegmenter(voice_engine=getattr(poller, "voice", None))
+    face_model = poller.face.model if poller is not None and poller.face is not None else ""
+    voice_model = poller.voice.model if poller is not None and poller.voice is not None else ""
+    consolidator = Consolidator(
+        store, extractor, agent, majority_identity(poller), face_model=face_model, voice_model=voice_model,
+        learn_new_users=cfg.identity.learn_new_users,
+        on_keys_added=(lambda uid, mod, emb, _k: poller.add_key_to_gallery(uid, mod, emb, _k)) if poller else None)
+    spool_dir = Path(m.spool_dir) if m.spool_dir else Path(str(db_path or "egomem") + ".sessions")
+    return MemoryManager(store, StreamBuffer(m.buffer_s), segmenter, consolidator, SessionSpool(spool_dir),
+                         asr if asr is not None else make_asr(m.asr, m.asr_model), max_gap_s=m.max_gap_s)

@@ -1,0 +1,200 @@
+"""Synthetic dialog streams for training and testing the episodic trigger (paper §4.1).
+
+Dialogs of 3–5 turns by several espeak-ng voices on the listen channel, a fixed robot voice on the
+speak channel, noise, echo of the speak channel in the listen channel (p = 0.3, gain 0–0.2, delay
+0.1–0.5 s), interruptions (p = 0.3), and several sessions of different users concatenated with silence,
+non-dialog sound, or no gap at all between them. `--split test` uses voices and noise kinds that the
+`train` split never uses.
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .sessions import STEP_S, Session, labels_from_sessions, write_labels
+
+SR = 16_000
+ROBOT_VOICE = "en-gb-x-rp+m7"
+VOICES = {
+    "train": ["en-us+m1", "en-us+m2", "en-us+m4", "en-us+f1", "en-us+f3", "en-gb+m3", "en-gb+f2", "en+m6"],
+    "test": ["en-gb-scotland+m5", "en-029+f4", "en-us+klatt", "en-gb+f5", "en-us+croak"],
+}
+NOISES = {"train": ["white", "pink"], "test": ["brown", "hum"]}
+_NAMES = "Emily John Anna Liam Sofia Noah Mia Lucas Ravi Hana Omar Lena Ivan Grace Tom Olga".split()
+_THINGS = "tennis jazz gardening chess cooking hiking painting swimming football reading coffee yoga".split()
+_JOBS = "nurse teacher engineer chef pilot lawyer farmer dentist plumber architect".split()
+_USER = ["Hello robot, my name is {name}.", "I really like {thing}.", "I work as a {job}.",
+         "Can you tell me what the weather will be like tomorrow?", "My colleague {other} loves {thing2}.",
+         "What should I cook for dinner tonight?", "I do not like {thing2} at all.",
+         "Do you remember what I told you yesterday?", "Please remind me to call my mother.",
+         "I am going on holiday next week.", "Thanks, that is all for now."]
+_ROBOT = ["Nice to meet you, {name}.", "That sounds wonderful, tell me more.", "Of course, I will remember that.",
+          "Tomorrow will be sunny with a light breeze.", "How about a vegetable curry with rice?",
+          "I will remind you this evening.", "Have a great time, and take care.", "You are welcome."]
+
+
+@dataclass
+class StreamSpec:
+    sessions: int = 4
+    seed: int = 0
+    split: str = "train"
+    noise_snr_db: tuple[float, float] = (10.0, 30.0)
+    p_echo: float = 0.3
+    p_interrupt: float = 0.3
+    p_back_to_back: float = 0.3
+
+
+def _espeak() -> str:
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
+    return exe
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One speaker: an espeak-ng voice with its own speed and pitch, fixed for a whole session."""
+
+    name: str
+    speed: int = 160
+    pitch: int = 50
+    gain: float = 0.6
+
+    @classmethod
+    def random(cls, name: str, rng: random.Random) -> Voice:
+        return cls(name, rng.randint(140, 185), rng.randint(30, 70), rng.uniform(0.3, 0.8))
+
+
+def tts(text: str, voice: Voice, rng: random.Random, tmp: Path) -> np.ndarray:
+    """espeak-ng speech at 16 kHz."""
+    from ..retrieval.media import load_audio
+
+    out = tmp / f"u{rng.randrange(10**9)}.wav"
+    subprocess.run([_espeak(), "-v", voice.name, "-s", str(voice.speed), "-p", str(voice.pitch),
+                    "-w", str(out), text], check=True, capture_output=True)
+    pcm = load_audio(out, SR)
+    out.unlink(missing_ok=True)
+    nz = np.flatnonzero(np.abs(pcm) > 1e-3)  # trim espeak's leading/trailing silence
+    return (pcm[nz[0]:nz[-1] + 1] if nz.size else pcm) * voice.gain
+
+
+def noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    if kind == "hum":
+        t = np.arange(n) / SR
+        f0 = rng.choice([50.0, 60.0])
+        x = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6)) / k for k in range(1, 6))
+        return (x + 0.2 * rng.normal(size=n)).astype(np.float32)
+    white = rng.normal(size=n)
+    if kind == "white":
+        return white.astype(np.float32)
+    spectrum = np.fft.rfft(white)
+    f = np.maximum(np.fft.rfftfreq(n, 1 / SR), 1.0)
+    spectrum /= np.sqrt(f) if kind == "pink" else f  # pink 1/f power, brown 1/f^2
+    x = np.fft.irfft(spectrum, n)
+    return (x / (np.std(x) + 1e-9)).astype(np.float32)
+
+
+def _fill(template: str, rng: random.Random) -> str:
+    return template.format(name=rng.choice(_NAMES), other=rng.choice(_NAMES), thing=rng.choice(_THINGS),
+                           thing2=rng.choice(_THINGS), job=rng.choice(_JOBS))
+
+
+def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, list[Session], list[dict]]:
+    """Returns listen, speak (16 kHz), the true sessions and per-session metadata."""
+    rng = random.Random(spec.seed)
+    nrng = np.random.default_rng(spec.seed)
+    clips: list[tuple[str, int, np.ndarray]] = []  # (channel, start sample, pcm)
+    sessions, meta = [], []
+    t = int(rng.uniform(1.0, 4.0) * SR)
+    names = rng.sample(VOICES[spec.split], k=min(spec.sessions, len(VOICES[spec.split])))
+    while len(names) < spec.sessions:
+        names.append(rng.choice(VOICES[spec.split]))
+    robot = Voice(ROBOT_VOICE, 165, 45, 0.6)
+    for k in range(spec.sessions):
+        voice = Voice.random(names[k], rng)
+        start, end, turns = t, t, []
+        n_turns = rng.randint(3, 5)
+        for i in range(n_turns):
+            u_text = _fill(rng.choice(_USER), rng)
+            u = tts(u_text, voice, rng, tmp)
+            clips.append(("listen", t, u))
+            turns.append({"speaker": "user", "text": u_text})
+            r_start = t + len(u) + int(rng.uniform(0.2, 0.7) * SR)
+            r_text = _fill(rng.choice(_ROBOT), rng)
+            r = tts(r_text, robot, rng, tmp)
+            turns.append({"speaker": "robot", "text": r_text})
+            if i < n_turns - 1 and rng.random() < spec.p_interrupt:
+                cut = int(len(r) * rng.uniform(0.3, 0.7))  # the user barges in; the robot stops shortly after
+                clips.append(("speak", r_start, r[:cut + int(0.3 * SR)]))
+                end = max(end, r_start + min(len(r), cut + int(0.3 * SR)))
+                t = r_start + cut
+            else:
+                clips.append(("speak", r_start, r))
+                end = r_start + len(r)
+                t = end + int(rng.uniform(0.3, 1.0) * SR)
+        sessions.append(Session(int(start // (STEP_S * SR)), int(np.ceil(end / (STEP_S * SR)))))
+        meta.append({"voice": voice.name, "speed": voice.speed, "pitch": voice.pitch, "start_s": start / SR, "end_s": end / SR, "turns": turns})
+        if rng.random() < spec.p_back_to_back:
+            t = end + int(rng.uniform(0.4, 1.0) * SR)  # the next user starts right away
+        else:
+            t = end + int(rng.uniform(3.0, 10.0) * SR)
+            if rng.random() < 0.5:  # non-dialog sound between sessions (door, tap, appliance)
+                burst = noise(rng.choice(NOISES[spec.split]), int(rng.uniform(0.3, 1.5) * SR), nrng) * 0.05
+                clips.append(("listen", end + int(1.0 * SR), burst))
+    total = t + int(rng.uniform(1.0, 3.0) * SR)
+    listen, speak = np.zeros(total, np.float32), np.zeros(total, np.float32)
+    for channel, s, pcm in clips:
+        buf = listen if channel == "listen" else speak
+        buf[s:s + len(pcm)] += pcm[:max(0, total - s)]
+    if rng.random() < spec.p_echo:
+        delay = int(rng.uniform(0.1, 0.5) * SR)
+        listen[delay:] += rng.uniform(0.0, 0.2) * speak[:-delay]
+    speech_rms = float(np.sqrt(np.mean(listen[listen != 0] ** 2))) if np.any(listen) else 0.1
+    snr = rng.uniform(*spec.noise_snr_db)
+    bg = noise(rng.choice(NOISES[spec.split]), total, nrng)
+    listen += bg * speech_rms / (10 ** (snr / 20)) / (np.std(bg) + 1e-9)
+    peak = max(1.0, float(np.max(np.abs(listen))))
+    return listen / peak, speak, sessions, meta
+
+
+def write_stream(folder: Path, spec: StreamSpec) -> Path:
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        listen, speak, sessions, meta = make_stream(spec, Path(tmp))
+    sf.write(folder / "listen.wav", listen, SR, subtype="PCM_16")
+    sf.write(folder / "speak.wav", speak, SR, subtype="PCM_16")
+    n_steps = int(len(listen) // (STEP_S * SR))
+    write_labels(folder / "labels.csv", labels_from_sessions(sessions, n_steps))
+    (folder / "meta.json").write_text(json.dumps({"split": spec.split, "seed": spec.seed, "robot_voice": ROBOT_VOICE,
+                                                  "sessions": meta}, indent=1), encoding="utf-8")
+    return folder
+
+
+def _write_one(args: tuple[str, int, int, str]) -> str:
+    out, idx, seed, split = args
+    spec = StreamSpec(sessions=random.Random(seed).randint(2, 5), seed=seed, split=split)
+    return str(write_stream(Path(out) / f"stream_{idx:04d}", spec))
+
+
+def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", workers: int = 2,
+                 progress=None) -> list[Path]:
+    """Write `count` stream folders under `out` (in parallel processes)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    if split not in VOICES:
+        raise ValueError(f"split must be train or test, not {split!r}")
+    _espeak()
+    out.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(out), i, seed * 100_003 + i, split) for i in range(count)]
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = pool.map(_write_one, jobs)
+        return [Path(p) for p in (progress(results, total=count) if progress else results)]

@@ -1,0 +1,128 @@
+"""Episodic trigger: label every 80 ms step 0/1/2/3 (paper §3.1.2).
+
+Two segmenters share one interface, `label(stream) -> labels`:
+
+- `BaselineSegmenter` (no training): silero-vad on both channels, voiced regions joined across gaps
+  shorter than `max_gap_s`, split where the user's voice changes (resemblyzer embeddings of consecutive
+  user turns) or where the identity process saw another user.
+- `TaggerSegmenter`: the paper's sequence tagger, a small transformer with full (BERT-style) attention
+  over per-step log-mel features of the listen and speak channels (this machine has no Mimi weights, so
+  log-mel replaces Mimi codes). See `tagger.py`.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .sessions import STEP_S, Session, Stream, labels_from_sessions
+
+log = logging.getLogger(__name__)
+SR = 16_000
+HOP = int(SR * STEP_S)  # 1280 samples per step
+
+
+class Segmenter(Protocol):
+    name: str
+
+    def label(self, stream: Stream, identities: Sequence[tuple[float, str]] = ()) -> np.ndarray: ...
+
+
+def step_vad(pcm: np.ndarray, vad_model, n_steps: int, threshold: float = 0.5) -> np.ndarray:
+    """Per-step speech probability from silero-vad (max over its 32 ms windows inside the step)."""
+    import torch
+
+    window = 512
+    n = (len(pcm) // window) * window
+    probs = np.zeros(n // window, dtype=np.float32)
+    with torch.no_grad():
+        chunks = torch.from_numpy(np.ascontiguousarray(pcm[:n], dtype=np.float32)).reshape(-1, window)
+        vad_model.reset_states()
+        for i in range(0, len(chunks), 1):
+            probs[i] = float(vad_model(chunks[i:i + 1], SR))
+    t = (np.arange(len(probs)) * window + window // 2) // HOP
+    out = np.zeros(n_steps, dtype=np.float32)
+    valid = t < n_steps
+    np.maximum.at(out, t[valid], probs[valid])
+    return out
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) inclusive runs of True."""
+    padded = np.concatenate([[False], mask.astype(bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+@dataclass
+class BaselineSegmenter:
+    voice_engine: object | None = None     # a VoiceEngine for speaker-change splits (None: no such splits)
+    max_gap_s: float = 2.0
+    min_session_s: float = 1.5
+    min_turn_s: float = 0.8
+    speaker_change_cosine: float = 0.72
+    vad_threshold: float = 0.5
+    name: str = "baseline"
+
+    def __post_init__(self) -> None:
+        from silero_vad import load_silero_vad
+
+        self._vad = load_silero_vad()
+
+    def label(self, stream: Stream, identities: Sequence[tuple[float, str]] = ()) -> np.ndarray:
+        n = stream.n_steps
+        listen = step_vad(stream.listen, self._vad, n) >= self.vad_threshold
+        speak = (step_vad(stream.speak, self._vad, n) >= self.vad_threshold) if stream.speak is not None \
+            else np.zeros(n, bool)
+        voiced = listen | speak
+        gap = int(round(self.max_gap_s / STEP_S))
+        regions: list[tuple[int, int]] = []
+        for a, b in _runs(voiced):
+            if regions and a - regions[-1][1] - 1 <= gap:
+                regions[-1] = (regions[-1][0], b)
+            else:
+                regions.append((a, b))
+        sessions: list[Session] = []
+        for a, b in regions:
+            cuts = self._speaker_changes(stream, listen & ~speak, a, b) + self._identity_changes(identities, a, b)
+            bounds = [a] + sorted(set(c for c in cuts if a < c <= b)) + [b + 1]
+            for s, e in zip(bounds, bounds[1:]):
+                # end each part at its last voiced step
+                inside = np.flatnonzero(voiced[s:e])
+                if inside.size:
+                    sessions.append(Session(s + int(inside[0]), s + int(inside[-1])))
+        min_steps = int(round(self.min_session_s / STEP_S))
+        return labels_from_sessions([s for s in sessions if s.steps >= min_steps], n)
+
+    def _speaker_changes(self, stream: Stream, user_voiced: np.ndarray, a: int, b: int) -> list[int]:
+        if self.voice_engine is None:
+            return []
+        turns = [(s, e) for s, e in _runs(user_voiced[a:b + 1]) if (e - s + 1) * STEP_S >= self.min_turn_s]
+        cuts, prev = [], None
+        for s, e in turns:
+            pcm = stream.listen[(a + s) * HOP:(a + e + 1) * HOP]
+            try:
+                emb = self.voice_engine.backend.embed(pcm)
+            except Exception as err:  # noqa: BLE001 - a bad turn must not stop segmentation
+                log.warning("speaker embedding failed on a turn: %s", err)
+                continue
+            emb = emb / (np.linalg.norm(emb) + 1e-9)
+            if prev is not None and float(prev @ emb) < self.speaker_change_cosine:
+                cuts.append(a + s)
+            prev = emb
+        return cuts
+
+    @staticmethod
+    def _identity_changes(identities: Sequence[tuple[float, str]], a: int, b: int) -> list[int]:
+        cuts, last = [], None
+        for stamp, user in sorted(identities):
+            step = int(stamp / STEP_S)
+            if not user or step < a or step > b:
+                continue
+            if last is not None and user != last:
+                cuts.append(step)
+            last = user
+        return cuts

@@ -1,0 +1,123 @@
+"""The real OpenAI-compatible client against a small local HTTP server that answers from a script."""
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from egomem_ros.memory.extraction import LLMExtractor, Turn
+from egomem_ros.memory.llm import ChatClient, LLMConfig, LLMError, extract_json
+
+
+class ScriptedServer:
+    """Each POST to /v1/chat/completions pops the next (status, content, delay) from `script`."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.requests = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
+                status, content, delay = outer.script.pop(0) if outer.script else (500, "", 0)
+                time.sleep(delay)
+                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}) \
+                    if status == 200 else "error"
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(payload.encode())
+                except BrokenPipeError:
+                    pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def make(*script):
+        s = ScriptedServer(script)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+GOOD = json.dumps({"summary": "Emily introduced herself.", "name": "Emily", "facts": ["works as a nurse"],
+                   "preferences": ["loves tennis"], "events": [], "relations": [{"name": "Sarah", "relation": "colleague"}]})
+TURNS = [Turn(speaker="user", text="I'm Emily, a nurse. I love tennis. Sarah is my colleague.")]
+
+
+def client(server, **kw):
+    return ChatClient(LLMConfig(base_url=server.url, model="test-model", api_key="sk-test", timeout_s=kw.pop("timeout_s", 2.0),
+                                backoff_s=0.01, **kw))
+
+
+def test_valid_answer_and_request_shape(serve):
+    s = serve((200, GOOD, 0))
+    ex = LLMExtractor(client(s)).extract(TURNS)
+    assert ex.source == "llm" and ex.name == "Emily" and ex.relations[0].relation == "colleague"
+    req = s.requests[0]
+    assert req["path"] == "/v1/chat/completions" and req["auth"] == "Bearer sk-test"
+    assert req["body"]["model"] == "test-model" and req["body"]["response_format"] == {"type": "json_object"}
+    assert "Emily" in req["body"]["messages"][-1]["content"]
+
+
+def test_prose_and_fences_are_parsed():
+    assert extract_json("Sure! ```json\n{\"a\": 1}\n``` hope it helps") == {"a": 1}
+    assert extract_json("Here you go: {\"a\": [1, 2]} bye") == {"a": [1, 2]}
+
+
+def test_invalid_json_gets_one_repair(serve):
+    s = serve((200, "I think the user is called Emily.", 0), (200, GOOD, 0))
+    assert LLMExtractor(client(s)).extract(TURNS).name == "Emily"
+    assert len(s.requests) == 2 and "not valid" in s.requests[1]["body"]["messages"][-1]["content"]
+
+
+def test_invalid_twice_raises(serve):
+    s = serve((200, "{\"facts\": \"not a list\"}", 0), (200, "still prose", 0))
+    with pytest.raises(LLMError, match="still invalid"):
+        LLMExtractor(client(s)).extract(TURNS)
+
+
+def test_retries_on_5xx_and_429(serve):
+    s = serve((500, "", 0), (429, "", 0), (200, GOOD, 0))
+    assert LLMExtractor(client(s, retries=3)).extract(TURNS).name == "Emily"
+    assert len(s.requests) == 3
+
+
+def test_timeout_is_bounded(serve):
+    s = serve((200, GOOD, 1.5), (200, GOOD, 1.5))
+    t = time.perf_counter()
+    with pytest.raises(LLMError, match="unavailable"):
+        client(s, timeout_s=0.3, retries=1).chat([{"role": "user", "content": "hi"}])
+    assert time.perf_counter() - t < 3.0
+
+
+def test_unreachable_endpoint(serve):
+    c = ChatClient(LLMConfig(base_url="http://127.0.0.1:9/v1", timeout_s=0.5, retries=1, backoff_s=0.01))
+    with pytest.raises(LLMError):
+        c.chat([{"role": "user", "content": "hi"}])
+
+
+def test_4xx_is_not_retried(serve):
+    s = serve((401, "", 0))
+    with pytest.raises(LLMError, match="refused"):
+        client(s).chat([{"role": "user", "content": "hi"}])
+    assert len(s.requests) == 1
