@@ -1,11 +1,11 @@
-"""`egomem demo`: the paper's Emily story on the real offline recognisers and retrieval.
+"""`egomem demo`: the paper's Emily story on the real offline recognisers, memory and retrieval.
 
 Everything that is computed is computed for real here: faces (dlib) from camera-like frames, voices
-(silero-vad + resemblyzer) from espeak-ng speech, the polling/fusion/hysteresis process, Level-1
-profile rendering, the `<retr>` stream parser and Level-2 social-graph retrieval. Two parts of EgoMem
-are not built yet and the demo says so where it stands in for them: memory management (session
-cutting, ASR, fact extraction) — the demo writes the facts the people say — and the dialog model —
-the demo feeds the `<retr>` text such a model would emit.
+(silero-vad + resemblyzer) from espeak-ng speech, the polling/fusion/hysteresis process, memory
+management (rule-based extraction, new profiles keyed by the session's embeddings, relations with
+placeholders that merge when the person appears), Level-1 profile rendering, the `<retr>` stream parser
+and Level-2 social-graph retrieval. The transcripts come from the scene itself, as an ASR node's topic
+would deliver them, and no dialog model runs: the demo feeds the `<retr>` text such a model would emit.
 """
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ from rich.table import Table
 
 from .config import EgomemConfig
 from .memchunk import ApproxTokenCounter
+from .memory.consolidate import Consolidator, SessionInput
+from .memory.extraction import RuleExtractor, Turn
+from .memory.manager import majority_identity
+from .memory.update_agent import RuleUpdateAgent
 from .retrieval.factory import make_poller
 from .retrieval.level2 import Level2Service
 from .retrieval.media import load_audio
@@ -107,34 +111,32 @@ def run_demo(workdir: Path, console: Console) -> None:
     counter = ApproxTokenCounter()
     try:
         t = 0.0
-        names = {"A": "Emily", "B": "Sarah"}
-        ids: dict[str, str] = {}
-        facts = {"A": [("fact", "works as a nurse")], "B": [("preference", "loves tennis"),
-                                                             ("event", "plays tennis every Sunday")]}
+        memory = Consolidator(store, RuleExtractor(), RuleUpdateAgent(), majority_identity(poller),
+                              face_model=poller.face.model, voice_model=poller.voice.model,
+                              learn_new_users=cfg.identity.learn_new_users,
+                              on_keys_added=lambda uid, mod, emb, key: poller.add_key_to_gallery(uid, mod, emb, key))
         for who in ("A", "B"):
             console.rule(f"person {who} appears and talks")
             console.print(f'  says: "{LINES[who]}"')
+            start = t
             t, event, _ = play(poller, t, faces[who], audio[who], rng)
             console.print(f"  identity: {describe(event)}")
-            if event.status != "unknown" or not event.learnable:
-                raise RuntimeError(f"expected an unknown, learnable person, got {event.status}")
-            # What memory management does for a new person: a profile keyed by the session's embeddings.
-            user = store.create_user(names[who])
-            poller.add_key(user.id, "face", event.face.embedding)
-            poller.add_key(user.id, "voice", event.voice.embedding)
-            ids[who] = user.id
-            console.print(f"  [green]new user enrolled[/]: {names[who]} ({user.id}) keyed by this session's "
-                          "face and voice embeddings")
-            console.print("  [yellow]memory management (ASR + extraction) is not built yet: the demo writes "
-                          "what the person said[/]")
-            for kind, text in facts[who]:
-                store.add_fact(user.id, kind, text)
-                console.print(f"    + {kind}: {text}")
+            session = SessionInput(f"demo-{who}", start, t, [Turn(speaker="user", text=LINES[who])],
+                                   face_embeddings=[event.face.embedding] if event.face else [],
+                                   voice_embeddings=[event.voice.embedding] if event.voice else [],
+                                   observed_users=[event.user_id] if event.status == "known" else [])
+            outcome = memory.process(session)
+            ex = outcome.extraction
+            console.print(f"  memory management ({ex.source} extractor): name={ex.name!r} facts={ex.facts} "
+                          f"preferences={ex.preferences} relations={[(r.name, r.relation) for r in ex.relations]}")
+            if outcome.new_user:
+                console.print(f"  [green]new user enrolled[/]: {store.get_user(outcome.user_id).display_name} "
+                              f"({outcome.user_id}) keyed by this session's face and voice embeddings")
+            for e in outcome.events:
+                if e.item_kind not in ("key", "summary"):
+                    console.print(f"    {e.op:<6} {e.item_kind:<10} {e.text}")
             t, _, _ = play(poller, t, None, np.zeros(32000, np.float32) + 1e-4, rng, polls=2)  # they leave
-        edges = store.add_relation(ids["B"], ids["A"], "colleague")
-        console.print("  + relation: " + "; ".join(
-            f"{names['A' if r.dst == ids['A'] else 'B']} is {names['A' if r.src == ids['A'] else 'B']}'s {r.relation}"
-            for r in edges))
+        ids = {"A": next(u.id for u in store.list_users() if u.name == "Emily")}
 
         console.rule("A comes back")
         console.print(f'  says: "{LINES["A2"]}"')

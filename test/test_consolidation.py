@@ -9,7 +9,6 @@ import textwrap
 import time
 
 import numpy as np
-import pytest
 
 from egomem_ros.memory.consolidate import Consolidator, SessionInput, SessionSpool
 from egomem_ros.memory.extraction import RuleExtractor, Turn

@@ -142,6 +142,8 @@ class Consolidator:
             if len(twins) == 1:
                 self.store.merge_users(user.id, twins[0].id)
                 log.info("placeholder %s (%s) merged into new user %s", twins[0].id, ex.name, user.id)
+                events.append(MemoryEventRecord("UPDATE", user.id, "user", user.id,
+                                                f"{ex.name}: placeholder {twins[0].id} merged in", s.session_id))
         return user.id
 
     def _name(self, user_id: str, ex: Extraction, episode: str, events: list) -> None:
@@ -186,9 +188,10 @@ class Consolidator:
             other = matches[0] if matches else self.store.create_user(name, placeholder=True, episode_id=episode)
             if not matches:
                 events.append(MemoryEventRecord("ADD", other.id, "user", other.id, f"{name} (placeholder)", episode))
+            names = {user_id: self.store.get_user(user_id).display_name, other.id: other.display_name}
             for edge in self.store.add_relation(user_id, other.id, rel.relation, episode_id=episode):
                 events.append(MemoryEventRecord("ADD", edge.src, "relation", str(edge.id),
-                                                f"{edge.dst} is {edge.src}'s {edge.relation}", episode))
+                                                f"{names[edge.dst]} is {names[edge.src]}'s {edge.relation}", episode))
 
 
 def _spread(embs: Sequence[np.ndarray], k: int) -> list[np.ndarray]:

@@ -129,7 +129,7 @@ class RuleExtractor:
                     out.relations.append(rel)
         mentioned = out.preferences[:2] + out.facts[:2] + [f"{r.name} ({r.relation})" for r in out.relations[:2]]
         n_user = sum(t.speaker == "user" for t in turns)
-        out.summary = (f"Talked with the robot ({n_user} user turns)"
+        out.summary = (f"Talked with the robot ({n_user} user turn{'s' if n_user != 1 else ''})"
                        + (": " + "; ".join(mentioned) if mentioned else "") + ".")
         return out
 

@@ -1,0 +1,72 @@
+"""The memory process end to end without ROS: buffered stream -> sessions -> profiles."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from egomem_ros.memory.buffer import IdentityObservation, StreamBuffer, TranscriptSegment
+from egomem_ros.memory.consolidate import Consolidator, SessionSpool
+from egomem_ros.memory.extraction import RuleExtractor
+from egomem_ros.memory.manager import MemoryManager, majority_identity
+from egomem_ros.memory.update_agent import RuleUpdateAgent
+
+
+def test_buffer_is_bounded_and_aligned():
+    buf = StreamBuffer(capacity_s=20)
+    tone = (0.1 * np.sin(np.arange(8000) / 5)).astype(np.float32)
+    for i in range(100):  # 50 s of 0.5-s chunks into a 20-s buffer
+        buf.add_listen(i * 0.5, tone, 16000)
+    assert buf.start >= 29.5 and buf.memory_bytes() <= 20 * 16000 * 2 + 16000
+    stream, _, _ = buf.window(40.0, 42.0)
+    assert len(stream.listen) == 32000 and abs(stream.listen[:100] - tone[:100]).max() < 1e-3
+    buf.add_transcript(TranscriptSegment(40.0, 41.0, "hello"))
+    buf.add_transcript(TranscriptSegment(40.0, 41.0, "   "))
+    buf.add_identity(IdentityObservation(40.5, "abcde"))
+    _, segs, obs = buf.window(39.0, 42.0)
+    assert [s.text for s in segs] == ["hello"] and obs[0].user_id == "abcde"
+    buf.drop_before(45.0)
+    assert buf.start >= 44.5 and buf.window(39.0, 42.0)[1] == []
+
+
+def test_stream_shorter_than_a_step_and_silence(store, tmp_path):
+    from egomem_ros.memory.trigger import BaselineSegmenter
+
+    buf = StreamBuffer(60)
+    mgr = MemoryManager(store, buf, BaselineSegmenter(), Consolidator(store, RuleExtractor(), RuleUpdateAgent(),
+                                                                       lambda s: None), SessionSpool(tmp_path / "sp"))
+    assert mgr.consolidate(0.0).outcomes == []
+    buf.add_listen(0.0, np.full(160000, 1e-4, np.float32), 16000)   # 10 s of near-silence
+    report = mgr.consolidate(10.0)
+    assert report.sessions_found == 0 and report.outcomes == [] and mgr.processed_until == pytest.approx(8.0)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_manager_turns_a_stream_into_profiles(store, tmp_path):
+    from egomem_ros.memory.sessions import sessions_from_labels
+    from egomem_ros.memory.synth import StreamSpec, make_stream
+    from egomem_ros.memory.trigger import BaselineSegmenter
+
+    listen, speak, truth, meta = make_stream(StreamSpec(sessions=3, seed=11, split="test", p_back_to_back=0.0), tmp_path)
+    buf = StreamBuffer(600)
+    t0 = 1000.0
+    for i in range(0, len(listen), 8000):  # what the ROS node does: 0.5-s audio messages
+        buf.add_listen(t0 + i / 16000, listen[i:i + 8000], 16000)
+        if np.any(speak[i:i + 8000]):
+            buf.add_speak(t0 + i / 16000, speak[i:i + 8000], 16000)
+    for k, m in enumerate(meta):  # an external ASR node's transcripts, one per user turn
+        users = [t["text"] for t in m["turns"] if t["speaker"] == "user"]
+        users[0] = f"Hello, my name is {['Alice', 'Bruno', 'Chen'][k]}. " + users[0]
+        span = (m["end_s"] - m["start_s"]) / len(users)
+        for j, text in enumerate(users):
+            buf.add_transcript(TranscriptSegment(t0 + m["start_s"] + j * span, t0 + m["start_s"] + (j + 0.5) * span, text))
+    cons = Consolidator(store, RuleExtractor(), RuleUpdateAgent(), majority_identity(None))
+    mgr = MemoryManager(store, buf, BaselineSegmenter(), cons, SessionSpool(tmp_path / "spool"))
+    report = mgr.consolidate(t0 + len(listen) / 16000 + 5.0)
+    written = [o for o in report.outcomes if o.status == "written"]
+    assert report.sessions_found == len(truth) == 3 and len(written) == 3
+    names = sorted(u.name for u in store.list_users(include_placeholders=False))
+    assert names == ["Alice", "Bruno", "Chen"]
+    assert all(store.episodes(u.id) for u in store.list_users(include_placeholders=False))
+    assert list((tmp_path / "spool").glob("*.json")) == []
+    assert mgr.consolidate(t0 + len(listen) / 16000 + 6.0).outcomes == []  # nothing processed twice
