@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from . import demo_cmd, eval_cmds, identity_cmds, memory_cmds, memory_mgmt_cmds
+from . import demo_cmd, eval_cmds, identity_cmds, memory_cmds, memory_mgmt_cmds, replay_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="egomem: lifelong memory of the people around a robot (EgoMem), without ROS.")
@@ -12,6 +12,7 @@ demo_cmd.register(app)
 eval_cmds.register(app)
 identity_cmds.register(app)
 memory_mgmt_cmds.register(app)
+replay_cmd.register(app)
 
 
 def main() -> None:

@@ -39,7 +39,8 @@ def train_trigger(streams: Annotated[Path, typer.Argument(help="Folder of labell
                   crop: Annotated[int, typer.Option(help="Steps per crop (8192 on a GPU).")] = 1024,
                   d_model: Annotated[int, typer.Option(help="Transformer width.")] = 64,
                   layers: Annotated[int, typer.Option(help="Transformer layers.")] = 2,
-                  seed: Annotated[int, typer.Option(help="Random seed.")] = 0) -> None:
+                  seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+                  device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu") -> None:
     """Train the episodic-trigger tagger (CPU: minutes at the default size)."""
     from ..memory.sessions import stream_dirs
     from ..memory.tagger import TaggerConfig, TrainConfig, train_tagger
@@ -48,7 +49,8 @@ def train_trigger(streams: Annotated[Path, typer.Argument(help="Folder of labell
         dirs = stream_dirs(streams)
         summary = train_tagger(dirs, out, model_cfg=TaggerConfig(d_model=d_model, layers=layers),
                                train_cfg=TrainConfig(steps=steps, batch=batch, crop_steps=crop, seed=seed),
-                               progress=lambda it: track(it, description="training", console=err_console))
+                               progress=lambda it: track(it, description="training", console=err_console),
+                               device=device)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     report(summary, False, "trigger tagger trained")
@@ -59,7 +61,8 @@ def eval_trigger(directory: Annotated[Path, typer.Argument(help="Stream folder, 
                  as_json: JsonOption = False,
                  segmenter: Annotated[str, typer.Option(help="baseline or tagger.")] = "baseline",
                  checkpoint: Annotated[Optional[Path], typer.Option(help="Tagger checkpoint (.pt).")] = None,
-                 speaker_change: Annotated[bool, typer.Option(help="Baseline: split on voice changes.")] = True) -> None:
+                 speaker_change: Annotated[bool, typer.Option(help="Baseline: split on voice changes.")] = True,
+                 rttm_gap: Annotated[float, typer.Option(help="RTTM truth: max gap (s) inside one session.")] = 3.0) -> None:
     """Episodic trigger: Jaccard and span_match@0/5/10 P/R/F1, seconds per 8192 steps."""
     from ..eval.trigger_eval import evaluate_trigger
 
@@ -67,7 +70,7 @@ def eval_trigger(directory: Annotated[Path, typer.Argument(help="Stream folder, 
         fail(f"not found: {directory}")
     try:
         seg = _segmenter(segmenter, checkpoint, speaker_change)
-        result = evaluate_trigger(directory, seg, progress=progress("streams", as_json))
+        result = evaluate_trigger(directory, seg, progress=progress("streams", as_json), rttm_max_gap_s=rttm_gap)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     report(result, as_json, f"episodic trigger ({result['segmenter']})")

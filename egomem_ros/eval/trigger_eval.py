@@ -12,12 +12,12 @@ from ..memory.sessions import jaccard, load_stream, prf, sessions_from_labels, s
 TOLERANCES = (0, 5, 10)
 
 
-def evaluate_trigger(root: str | Path, segmenter, *, progress=None) -> dict[str, Any]:
+def evaluate_trigger(root: str | Path, segmenter, *, progress=None, rttm_max_gap_s: float = 3.0) -> dict[str, Any]:
     dirs = stream_dirs(root)
     jac, counts = [], {n: [0, 0, 0] for n in TOLERANCES}
     steps, seconds, skipped = 0, 0.0, 0
     for d in progress(dirs) if progress else dirs:
-        stream = load_stream(d)
+        stream = load_stream(d, rttm_max_gap_s=rttm_max_gap_s)
         if stream.labels is None:
             skipped += 1
             continue

@@ -168,7 +168,7 @@ class TrainConfig:
 
 
 def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig = TaggerConfig(),
-                 train_cfg: TrainConfig = TrainConfig(), progress=None) -> dict:
+                 train_cfg: TrainConfig = TrainConfig(), progress=None, device: str = "cpu") -> dict:
     """Train on stream folders with labels; save a checkpoint that `TaggerSegmenter.load` reads."""
     torch.manual_seed(train_cfg.seed)
     rng = random.Random(train_cfg.seed)
@@ -178,10 +178,10 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
         if s.labels is None:
             raise ValueError(f"{d}: no labels.csv or RTTM to train on")
         data.append((stream_features(s), s.labels.astype(np.int64)))
-    model = TriggerTagger(model_cfg)
+    model = TriggerTagger(model_cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, train_cfg.steps, eta_min=train_cfg.lr_min)
-    weights = torch.tensor([1.0, train_cfg.boundary_weight, 1.0, train_cfg.boundary_weight])
+    weights = torch.tensor([1.0, train_cfg.boundary_weight, 1.0, train_cfg.boundary_weight], device=device)
     loss_fn = nn.CrossEntropyLoss(weight=weights)
     history = []
     t0 = time.perf_counter()
@@ -195,8 +195,8 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
             xs.append(f[a:a + n])
             ys.append(y[a:a + n])
         n = min(len(x) for x in xs)
-        x = torch.from_numpy(np.stack([x[:n] for x in xs]))
-        y = torch.from_numpy(np.stack([y[:n] for y in ys]))
+        x = torch.from_numpy(np.stack([x[:n] for x in xs])).to(device)
+        y = torch.from_numpy(np.stack([y[:n] for y in ys])).to(device)
         model.train()
         loss = loss_fn(model(x).reshape(-1, 4), y.reshape(-1))
         opt.zero_grad()
@@ -207,7 +207,7 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
         if step % 50 == 0 or step == train_cfg.steps - 1:
             history.append({"step": step, "loss": float(loss.detach()), "lr": sched.get_last_lr()[0]})
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": asdict(model_cfg), "state_dict": model.state_dict(), "train": asdict(train_cfg),
+    torch.save({"config": asdict(model_cfg), "state_dict": model.cpu().state_dict(), "train": asdict(train_cfg),
                 "streams": len(stream_dirs)}, out)
     summary = {"checkpoint": str(out), "streams": len(stream_dirs), "seconds": time.perf_counter() - t0,
                "final_loss": history[-1]["loss"], "parameters": sum(p.numel() for p in model.parameters())}

@@ -1,0 +1,51 @@
+"""`egomem replay BAG --out OUT_BAG`: the pipeline over a recorded ROS 2 bag, without ROS."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import track
+
+from .common import ConfigOption, console, err_console, fail, get_config
+
+
+def replay(bag: Annotated[Path, typer.Argument(help="ROS 2 bag (directory or .mcap/.db3).")],
+           out: Annotated[Path, typer.Option("--out", "-o", help="Output bag (mcap) to create.")],
+           topics: Annotated[Optional[list[str]], typer.Option("--topics", help="Only these input topics (repeatable).")] = None,
+           db: Annotated[Optional[Path], typer.Option("--db", help="Memory to replay against (default: a new OUT.db).")] = None,
+           dialog_text: Annotated[str, typer.Option(help="Topic with the dialog model's text (for <retr>).")] = "/egomem/dialog/text",
+           config: ConfigOption = None, quiet: Annotated[bool, typer.Option(help="Only the summary.")] = False) -> None:
+    """Run identity -> memory (-> Level-2 for <retr> text) over a bag and write an output bag."""
+    from ..replay import ReplayError, replay as run
+
+    cfg = get_config(config)
+    if db is not None and not db.parent.is_dir():
+        fail(f"directory of --db does not exist: {db.parent}")
+
+    def say(kind: str, text: str) -> None:
+        if not quiet:
+            console.print(f"[bold]{kind}[/] {text}", markup=True, highlight=False)
+
+    try:
+        s = run(bag, out, cfg, db=db, topics=topics, dialog_text_topic=dialog_text,
+                progress=lambda it, total: track(it, total=total, description="replay", console=err_console),
+                on_event=say)
+    except ReplayError as err:
+        fail(str(err))
+    console.rule("replay summary")
+    console.print(f"messages read: {s.messages}   polls: {s.polls}   identity switches: {s.switches}")
+    console.print(f"poll outcomes: {dict(s.identities)}")
+    console.print(f"sessions written: {s.sessions_written}   new users: {s.users_created}   memory events: {s.events}"
+                  f"   <retr> queries: {s.l2_queries}")
+    for what, n in s.rejected.items():
+        console.print(f"[yellow]rejected[/] {n} x {what}")
+    for t in s.skipped_topics:
+        console.print(f"[yellow]skipped[/] {t}")
+    if s.truncated:
+        console.print(f"[red]bag truncated[/]: {s.truncated}")
+    console.print(f"output bag: {s.out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(replay)

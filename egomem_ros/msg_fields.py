@@ -1,0 +1,103 @@
+"""What egomem publishes, as plain nested field dictionaries.
+
+The rclpy nodes fill real messages from them (`ros/util.fill`), `egomem replay` builds rosbags
+messages from them (`ros_types.make`): one description of every output, two transports.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .memchunk import MemChunk
+from .msg_conversions import sec_to_stamp
+
+IDENTITY_STATUS = {"nobody": 0, "known": 1, "unknown": 2}
+EVENT_OPS = {"ADD": 0, "UPDATE": 1, "INVALIDATE": 2, "DELETE": 3}
+IDS_PERSON, IDS_FACE, IDS_VOICE = 1, 2, 4
+
+
+def header(t: float, frame_id: str = "") -> dict[str, Any]:
+    return {"stamp": sec_to_stamp(t), "frame_id": frame_id}
+
+
+def identity_fields(event, frame_id: str = "") -> dict[str, Any]:
+    return {
+        "header": header(event.stamp, frame_id),
+        "status": IDENTITY_STATUS[event.status],
+        "user_id": event.user_id,
+        "name": event.name,
+        "confidence": float(event.confidence),
+        "face_present": event.face is not None,
+        "voice_present": event.voice is not None,
+        "face_distance": float(event.face_distance),
+        "voice_score": float(event.voice_score),
+    }
+
+
+def memchunk_fields(chunk: MemChunk, t: float) -> dict[str, Any]:
+    return {"header": header(t), "level": chunk.level, "user_id": chunk.user_id, "text": chunk.text,
+            "token_count": chunk.token_count, "version": chunk.version, "tokenizer": chunk.tokenizer}
+
+
+def memory_event_fields(rec, t: float) -> dict[str, Any]:
+    return {"header": header(t), "op": EVENT_OPS[rec.op], "user_id": rec.user_id, "item_kind": rec.item_kind,
+            "item_id": rec.item_id, "text": rec.text, "episode_id": rec.episode_id}
+
+
+def face_id(event) -> str:
+    """A REP-155 face/voice id for this poll's observation: stable per stable identity."""
+    return f"f{event.user_id}" if event.user_id else ""
+
+
+def candidate_matches(event, previous_person: str) -> list[dict[str, Any]]:
+    """hri_msgs/IdsMatch person<->face and person<->voice, plus a 0-confidence match for the person
+    whose feature was lost (REP-155: confidence 0 means "not associated")."""
+    out = []
+    person = event.user_id if event.status == "known" else ""
+    if previous_person and previous_person != person:
+        for kind, prefix in ((IDS_FACE, "f"), (IDS_VOICE, "v")):
+            out.append({"id1": prefix + previous_person, "id1_type": kind, "id2": previous_person, "id2_type": IDS_PERSON,
+                        "confidence": 0.0})
+    if person:
+        if event.face is not None:
+            out.append({"id1": "f" + person, "id1_type": IDS_FACE, "id2": person, "id2_type": IDS_PERSON,
+                        "confidence": float(event.confidence)})
+        if event.voice is not None:
+            out.append({"id1": "v" + person, "id1_type": IDS_VOICE, "id2": person, "id2_type": IDS_PERSON,
+                        "confidence": float(event.confidence)})
+    return out
+
+
+def image_fields(rgb: np.ndarray, t: float, frame_id: str = "") -> dict[str, Any]:
+    h, w = rgb.shape[:2]
+    return {"header": header(t, frame_id), "height": h, "width": w, "encoding": "rgb8", "is_bigendian": 0,
+            "step": w * 3, "data": np.ascontiguousarray(rgb, dtype=np.uint8).ravel()}
+
+
+def draw_debug(rgb: np.ndarray, event) -> np.ndarray:
+    """Face box with name and confidence, drawn on a copy of the frame."""
+    from PIL import Image, ImageDraw
+
+    im = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(im)
+    label = {"known": f"{event.name or event.user_id} {event.confidence:.2f}",
+             "unknown": f"unknown {event.user_id}", "nobody": "nobody"}[event.status]
+    colour = {"known": (40, 220, 60), "unknown": (250, 180, 0), "nobody": (200, 200, 200)}[event.status]
+    if event.face is not None:
+        b = event.face.box
+        draw.rectangle([b.left, b.top, b.right, b.bottom], outline=colour, width=3)
+        draw.text((b.left + 3, max(0, b.top - 14)), label, fill=colour)
+    else:
+        draw.text((8, 8), label + (" (voice)" if event.voice is not None else ""), fill=colour)
+    return np.asarray(im)
+
+
+def name_marker(event, frame_id: str, lifetime_s: float = 3.0) -> dict[str, Any]:
+    """A text marker (visualization_msgs/Marker TEXT_VIEW_FACING) above the robot for rviz."""
+    text = {"known": event.name or event.user_id, "unknown": "unknown person", "nobody": ""}[event.status]
+    return {"header": header(event.stamp, frame_id), "ns": "egomem_identity", "id": 0,
+            "type": 9, "action": 0 if text else 2,  # TEXT_VIEW_FACING; DELETE when nobody
+            "pose": {"position": {"x": 1.0, "y": 0.0, "z": 1.7}, "orientation": {"w": 1.0}},
+            "scale": {"z": 0.15}, "color": {"r": 1.0, "g": 1.0, "b": 1.0, "a": 1.0},
+            "lifetime": {"sec": int(lifetime_s), "nanosec": 0}, "text": text}

@@ -1,0 +1,255 @@
+"""`egomem replay BAG --out OUT_BAG`: the egomem pipeline over a ROS 2 bag, without ROS.
+
+Reads any ROS 2 bag (mcap or sqlite3) with rosbags, runs identity (poll every `poll_period_s` of bag
+time) → memory management (every `consolidation_period_s` of bag time and once at the end) → Level-2
+retrieval for `<retr>` queries found on a dialog text topic (external dialog mode), and writes an mcap
+bag with the input topics plus egomem's outputs, ready for Foxglove or rviz.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import msg_fields as F
+from .config import EgomemConfig
+from .msg_conversions import audio_frame_to_pcm, audio_to_pcm, compressed_to_rgb, image_to_rgb
+from .retrieval.media import MediaError
+
+log = logging.getLogger(__name__)
+
+OUT = {
+    "identity": ("/egomem/identity", "egomem_msgs/msg/Identity"),
+    "l1": ("/egomem/memchunk/level1", "egomem_msgs/msg/MemChunk"),
+    "l2": ("/egomem/memchunk/level2", "egomem_msgs/msg/MemChunk"),
+    "events": ("/egomem/memory_events", "egomem_msgs/msg/MemoryEvent"),
+    "debug": ("/egomem/identity_node/debug_image", "sensor_msgs/msg/Image"),
+    "markers": ("/egomem/markers", "visualization_msgs/msg/MarkerArray"),
+    "matches": ("/humans/candidate_matches", "hri_msgs/msg/IdsMatch"),
+}
+IMAGE_TYPES = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"}
+AUDIO_TYPES = {"audio_common_msgs/msg/AudioDataStamped", "audio_common_msgs/msg/AudioData", "egomem_msgs/msg/AudioFrame"}
+TEXT_TYPES = {"hri_msgs/msg/LiveSpeech", "std_msgs/msg/String"}
+
+
+class ReplayError(RuntimeError):
+    pass
+
+
+@dataclass
+class ReplaySummary:
+    messages: int = 0
+    polls: int = 0
+    switches: int = 0
+    identities: Counter = field(default_factory=Counter)
+    sessions_written: int = 0
+    users_created: int = 0
+    events: int = 0
+    l2_queries: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    skipped_topics: list[str] = field(default_factory=list)
+    truncated: str = ""
+    out: str = ""
+
+
+@dataclass
+class ReplayTopics:
+    images: list[str]
+    audio: list[str]
+    audio_info: list[str]
+    transcripts: list[str]
+    dialog_text: list[str]
+
+
+def pick_topics(connections, wanted: Sequence[str] | None, dialog_text_topic: str) -> ReplayTopics:
+    by_topic = {c.topic: c.msgtype for c in connections}
+    if wanted:
+        missing = [t for t in wanted if t not in by_topic]
+        if missing:
+            raise ReplayError(f"topics not in the bag: {', '.join(missing)} (the bag has: {', '.join(sorted(by_topic))})")
+        by_topic = {t: by_topic[t] for t in wanted}
+    topics = ReplayTopics(
+        images=[t for t, m in by_topic.items() if m in IMAGE_TYPES],
+        audio=[t for t, m in by_topic.items() if m in AUDIO_TYPES],
+        audio_info=[t for t, m in by_topic.items() if m == "audio_common_msgs/msg/AudioInfo"],
+        transcripts=[t for t, m in by_topic.items() if m in TEXT_TYPES and t != dialog_text_topic],
+        dialog_text=[t for t, m in by_topic.items() if m in TEXT_TYPES and t == dialog_text_topic])
+    if not topics.images and not topics.audio:
+        raise ReplayError("the bag has no camera (sensor_msgs Image/CompressedImage) or audio "
+                          "(audio_common_msgs / egomem_msgs AudioFrame) topic: nothing to identify")
+    return topics
+
+
+def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, topics: Sequence[str] | None = None,
+           dialog_text_topic: str = "/egomem/dialog/text", progress: Callable | None = None,
+           on_event: Callable[[str, str], None] | None = None) -> ReplaySummary:
+    from rosbags.highlevel import AnyReader
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    from .memchunk import make_token_counter
+    from .memory.buffer import IdentityObservation, TranscriptSegment
+    from .memory.manager import build_memory_manager
+    from .retrieval.factory import make_poller
+    from .retrieval.level2 import Level2Service
+    from .retrieval.rerank import make_reranker
+    from .retrieval.retr_protocol import RetrStreamParser
+    from .retrieval.text_retrieval import TextRetriever
+    from .ros_types import make, typestore
+    from .store import SqliteStore
+
+    bag, out = Path(bag), Path(out)
+    if not bag.exists():
+        raise ReplayError(f"bag not found: {bag}")
+    if out.exists():
+        raise ReplayError(f"output exists: {out} (remove it or choose another --out)")
+    say = on_event or (lambda kind, text: None)
+    ts = typestore()
+    summary = ReplaySummary(out=str(out))
+    db_path = db or out.with_suffix(".db")
+    now = [0.0]  # bag time: what the store stamps its writes with
+    store = SqliteStore(db_path, clock=lambda: now[0])
+    poller = make_poller(store, cfg)
+    manager = build_memory_manager(store, cfg, poller=poller, db_path=db_path)
+    counter = make_token_counter(cfg.memchunk.tokenizer, cfg.memchunk.tokenizer_path)
+    level2 = Level2Service(TextRetriever(store, make_reranker(cfg.retrieval.rerank_backend, cfg.retrieval.bge_model),
+                                         hop_limit=cfg.retrieval.hop_limit), counter,
+                           max_tokens=cfg.memchunk.l2_max_tokens, default_k=cfg.retrieval.top_k)
+    parser = RetrStreamParser()
+    audio_info: dict[str, tuple[int, int, str]] = {}
+    last_frame: np.ndarray | None = None
+    last_person, current_user = "", ""
+    next_consolidation = None
+    try:
+        reader = AnyReader([bag], default_typestore=ts)
+        reader.open()
+    except Exception as err:  # noqa: BLE001 - rosbags raises several types for unreadable bags
+        raise ReplayError(f"cannot open bag {bag}: {err}") from None
+    try:
+        chosen = pick_topics(reader.connections, topics, dialog_text_topic)
+        wanted = set(chosen.images + chosen.audio + chosen.audio_info + chosen.transcripts + chosen.dialog_text)
+        conns = []
+        for c in reader.connections:
+            if c.topic not in wanted:
+                continue
+            if c.msgtype not in ts.fielddefs and c.msgtype not in reader.typestore.fielddefs:
+                summary.skipped_topics.append(f"{c.topic} (unknown type {c.msgtype})")
+                continue
+            conns.append(c)
+        writer = Writer(out, version=8, storage_plugin=StoragePlugin.MCAP)
+        writer.open()
+        wconn = {c.topic: writer.add_connection(c.topic, c.msgtype, typestore=reader.typestore) for c in conns}
+        oconn = {k: writer.add_connection(t, m, typestore=ts) for k, (t, m) in OUT.items()}
+
+        def emit(key: str, fields: dict, t: float) -> None:
+            topic, msgtype = OUT[key]
+            writer.write(oconn[key], int(t * 1e9), ts.serialize_cdr(make(msgtype, fields), msgtype))
+
+        total = sum(c.msgcount for c in conns)
+        messages = reader.messages(connections=conns)
+        iterator = progress(messages, total) if progress else messages
+        t = 0.0
+        try:
+            for conn, stamp_ns, raw in iterator:
+                summary.messages += 1
+                t = now[0] = stamp_ns * 1e-9
+                writer.write(wconn[conn.topic], stamp_ns, raw)
+                try:
+                    msg = reader.deserialize(raw, conn.msgtype)
+                except Exception as err:  # noqa: BLE001
+                    summary.rejected[f"{conn.topic}: undecodable"] += 1
+                    log.warning("%s: cannot decode a message: %s", conn.topic, err)
+                    continue
+                try:
+                    if conn.topic in chosen.images:
+                        rgb = compressed_to_rgb(msg) if conn.msgtype.endswith("CompressedImage") else image_to_rgb(msg)
+                        poller.add_frame(t, rgb)
+                        last_frame = rgb
+                    elif conn.topic in chosen.audio_info:
+                        audio_info[conn.topic] = (int(msg.channels), int(msg.sample_rate), msg.sample_format)
+                    elif conn.topic in chosen.audio:
+                        pcm, rate = _audio(conn, msg, audio_info)
+                        poller.add_audio(t, pcm, rate)
+                        manager.buffer.add_listen(t, pcm, rate)
+                    elif conn.topic in chosen.transcripts:
+                        text = msg.final if hasattr(msg, "final") else msg.data
+                        if text.strip():
+                            manager.buffer.add_transcript(TranscriptSegment(t - 2.0, t, text))
+                    elif conn.topic in chosen.dialog_text:
+                        for q in parser.feed(msg.final if hasattr(msg, "final") else msg.data):
+                            res = level2.retrieve(current_user, q.relation_query, q.keyword_query)
+                            summary.l2_queries += 1
+                            emit("l2", F.memchunk_fields(res.chunk, t), t)
+                            say("l2", f"<retr> {list(q.relation_query)} / {list(q.keyword_query)} -> {res.message}\n"
+                                      f"{res.chunk.text}")
+                except MediaError as err:
+                    summary.rejected[f"{conn.topic}: {str(err).split(':')[0]}"] += 1
+                    log.warning("%s: %s", conn.topic, err)
+                if poller.due(t) and summary.messages > 1:
+                    last_person, current_user = _poll(poller, t, manager, summary, emit, last_frame, last_person, say,
+                                                      IdentityObservation)
+                next_consolidation = next_consolidation or t + cfg.memory.consolidation_period_s
+                if t >= next_consolidation:
+                    _consolidate(manager, t, summary, emit, say)
+                    next_consolidation = t + cfg.memory.consolidation_period_s
+        except Exception as err:  # noqa: BLE001 - a truncated or corrupt bag: keep what was read
+            summary.truncated = f"stopped after {summary.messages} messages: {err}"
+            log.error("bag %s: %s", bag, summary.truncated)
+        _consolidate(manager, t + cfg.memory.max_gap_s + 1.0, summary, emit, say)
+        writer.close()
+    finally:
+        reader.close()
+        poller.close()
+        store.close()
+    return summary
+
+
+def _audio(conn, msg, audio_info) -> tuple[np.ndarray, int]:
+    if conn.msgtype == "egomem_msgs/msg/AudioFrame":
+        return audio_frame_to_pcm(msg)
+    info = next(iter(audio_info.values()), None)
+    if info is None:
+        raise MediaError("audio before any audio_common_msgs/AudioInfo: rate and format unknown, chunk dropped")
+    data = msg.audio.data if hasattr(msg, "audio") else msg.data
+    channels, rate, fmt = info
+    return audio_to_pcm(data, channels, rate, fmt)
+
+
+def _poll(poller, t, manager, summary, emit, frame, last_person, say, IdentityObservation):
+    res = poller.poll(t)
+    ev = res.event
+    summary.polls += 1
+    summary.identities[ev.status] += 1
+    emit("identity", F.identity_fields(ev, "camera"), t)
+    for m in F.candidate_matches(ev, last_person):
+        emit("matches", m, t)
+    emit("markers", {"markers": [F.name_marker(ev, "base_link")]}, t)
+    if frame is not None:
+        emit("debug", F.image_fields(F.draw_debug(frame, ev), t, "camera"), t)
+    manager.buffer.add_identity(IdentityObservation(t, ev.user_id if ev.status == "known" else "",
+                                                    ev.face.embedding if ev.face else None,
+                                                    ev.voice.embedding if ev.voice else None))
+    if res.chunk is not None:
+        summary.switches += 1
+        emit("l1", F.memchunk_fields(res.chunk, t), t)
+        say("identity", f"t={t:.1f}s {ev.status} {ev.name or ev.user_id or ''} (confidence {ev.confidence:.2f})")
+        if res.chunk.text:
+            say("l1", res.chunk.text)
+    person = ev.user_id if ev.status == "known" else ""
+    return person, person
+
+
+def _consolidate(manager, t, summary, emit, say) -> None:
+    report = manager.consolidate(t)
+    for o in report.outcomes:
+        if o.status == "written":
+            summary.sessions_written += 1
+            summary.users_created += int(o.new_user)
+            for rec in o.events:
+                summary.events += 1
+                emit("events", F.memory_event_fields(rec, t), t)
+            say("memory", f"session {o.session_id}: {'new user' if o.new_user else 'user'} {o.user_id} "
+                          f"({len(o.events)} writes)")

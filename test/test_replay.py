@@ -1,0 +1,101 @@
+"""`egomem replay` on a bag this test writes from ../shared/data (LFW frames, LibriSpeech audio)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from egomem_ros.config import EgomemConfig, config_from_mapping
+from egomem_ros.retrieval.media import load_audio, load_image
+from egomem_ros.scene import SceneBag
+
+
+def _segment(bag, shared, t0, seconds, face_dir, speaker, first, rng, *, compressed=False):
+    """`seconds` of one person: a different photo every second, their speech in 0.5-s chunks."""
+    pcm = np.concatenate([load_audio(shared / "speech" / speaker / f"{n}.wav") for n in (first, first + 1, first + 2)])
+    pcm = np.resize(pcm, int(seconds * 16000))
+    for k in range(int(seconds)):
+        img = load_image(shared / "faces" / face_dir / f"{first + k % 3}.jpg")
+        canvas = np.full((480, 640, 3), int(rng.integers(60, 120)), np.uint8)
+        y, x = int(rng.integers(0, 200)), int(rng.integers(0, 360))
+        canvas[y:y + 250, x:x + 250] = img
+        bag.image(t0 + k + 0.3, canvas, compressed=compressed and k % 2 == 0)
+    for i in range(int(seconds * 2)):
+        bag.audio(t0 + i * 0.5, pcm[i * 8000:(i + 1) * 8000])
+
+
+def _silence(bag, t0, seconds):
+    for i in range(int(seconds * 2)):
+        bag.audio(t0 + i * 0.5, np.full(8000, 1e-4, np.float32))
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory, shared_data):
+    from egomem_ros.retrieval.enrollment import enroll_person
+    from egomem_ros.retrieval.factory import make_face_engine, make_voice_engine
+    from egomem_ros.store import SqliteStore
+
+    root = tmp_path_factory.mktemp("replay")
+    rng = np.random.default_rng(0)
+    with SceneBag(root / "in_bag", mcap=False) as bag:        # sqlite3 input; the output is mcap
+        _segment(bag, shared_data, 0.0, 14, "Tony_Blair", "librispeech_1688", 4, rng, compressed=True)
+        bag.text("/asr/transcript", 12.0, "Hello, my name is Tony. I love tennis.")
+        _silence(bag, 14.0, 8)
+        _segment(bag, shared_data, 22.0, 14, "Colin_Powell", "librispeech_1998", 4, rng)
+        bag.text("/asr/transcript", 34.0, "I am Colin. Tony is my colleague.")
+        _silence(bag, 36.0, 8)
+    cfg = EgomemConfig()
+    db = root / "memory.db"
+    store = SqliteStore(db)
+    face, voice = make_face_engine(cfg.identity, worker_process=False), make_voice_engine(cfg.identity)
+    ids = {}
+    for name, fdir, spk in (("Tony", "Tony_Blair", "librispeech_1688"), ("Colin", "Colin_Powell", "librispeech_1998")):
+        ids[name] = enroll_person(store, name, faces=[shared_data / "faces" / fdir / f"{n}.jpg" for n in (1, 2)],
+                                  voices=[shared_data / "speech" / spk / f"{n}.wav" for n in (1, 2)],
+                                  face_engine=face, voice_engine=voice).user.id
+    store.close()
+    return root, db, ids
+
+
+def test_replay_identifies_people_and_writes_memory(scene):
+    from rosbags.highlevel import AnyReader
+
+    from egomem_ros.replay import replay
+    from egomem_ros.ros_types import typestore
+
+    root, db, ids = scene
+    cfg = config_from_mapping({"memory": {"consolidation_period_s": 30.0, "asr": "none"}})
+    summary = replay(root / "in_bag", root / "out_bag", cfg, db=db)
+    assert summary.polls >= 20 and not summary.truncated and summary.rejected == {}
+    assert summary.sessions_written == 2 and summary.users_created == 0
+    with AnyReader([root / "out_bag"], default_typestore=typestore()) as reader:
+        topics = {c.topic for c in reader.connections}
+        assert {"/egomem/identity", "/egomem/memchunk/level1", "/egomem/memory_events", "/humans/candidate_matches",
+                "/egomem/identity_node/debug_image", "/egomem/markers", "/camera/image_raw", "/audio"} <= topics
+        who = []
+        for conn, t, raw in reader.messages([c for c in reader.connections if c.topic == "/egomem/identity"]):
+            msg = reader.deserialize(raw, conn.msgtype)
+            who.append((t * 1e-9, msg.user_id if msg.status == 1 else msg.status))
+    tony = [u for t, u in who if 3.0 <= t <= 14.0]
+    colin = [u for t, u in who if 25.0 <= t <= 36.0]
+    assert tony and all(u == ids["Tony"] for u in tony), who
+    assert colin and all(u == ids["Colin"] for u in colin), who
+    assert [u for t, u in who if t >= 40.0][-1] == 0  # nobody at the end
+
+    from egomem_ros.store import SqliteStore
+
+    store = SqliteStore(db)
+    assert "loves tennis" in {f.text for f in store.facts(ids["Tony"])}
+    assert {(r.src, r.dst, r.relation) for r in store.relations()} >= {(ids["Colin"], ids["Tony"], "colleague")}
+
+
+def test_replay_cli_errors(tmp_path, scene):
+    root, _, _ = scene
+    run = lambda *a: subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", "replay", *map(str, a)],
+                                    capture_output=True, text=True)
+    r = run(tmp_path / "nope", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "bag not found" in r.stderr
+    r = run(root / "in_bag", "--out", tmp_path / "o", "--topics", "/no/such/topic")
+    assert r.returncode == 2 and "topics not in the bag" in r.stderr
+    r = run(root / "in_bag", "--out", root / "in_bag")
+    assert r.returncode == 2 and "output exists" in r.stderr
