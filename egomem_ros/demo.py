@@ -17,19 +17,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .config import EgomemConfig
-from .memchunk import ApproxTokenCounter
-from .memory.consolidate import Consolidator, SessionInput
-from .memory.extraction import RuleExtractor, Turn
-from .memory.manager import majority_identity
-from .memory.update_agent import RuleUpdateAgent
-from .retrieval.factory import make_poller
-from .retrieval.level2 import Level2Service
+from .config import config_from_mapping
+from .replay import replay
 from .retrieval.media import load_audio
-from .retrieval.poller import IdentityEvent, IdentityPoller
-from .retrieval.rerank import LexicalReranker
-from .retrieval.retr_protocol import RetrStreamParser
-from .retrieval.text_retrieval import TextRetriever
+from .scene import DIALOG_TEXT, TRANSCRIPT, SceneBag
 from .store import SqliteStore
 from .store.graph import export_graph, social_graph
 
@@ -72,107 +63,73 @@ def frame(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return canvas
 
 
-def play(poller: IdentityPoller, t: float, face: np.ndarray | None, pcm: np.ndarray, rng, polls: int = 2
-         ) -> tuple[float, IdentityEvent, list]:
-    """Stream 2-s windows of frames + audio into the poller; return the last event and any chunks."""
-    chunks, event = [], None
-    for i in range(polls):
-        seg = pcm[(i * 32000) % max(1, len(pcm) - 32000):][:32000]
-        if face is not None:
-            for k in range(4):
-                poller.add_frame(t + 0.5 * k + 0.4, frame(face, rng))
-        poller.add_audio(t, seg, 16000)
-        res = poller.poll(t + 2.0)
-        event = res.event
-        if res.chunk is not None:
-            chunks.append(res.chunk)
-        t += 2.0
-    return t, event, chunks
+def _speech(pcm: np.ndarray, seconds: float) -> np.ndarray:
+    """An utterance padded with near-silence to fill `seconds`."""
+    out = np.full(int(seconds * 16000), 1e-4, np.float32)
+    out[16000:16000 + len(pcm)] = pcm[:len(out) - 16000]
+    return out
 
 
-def describe(event: IdentityEvent) -> str:
-    d = event.observed
-    who = {"known": f"known user {event.name} ({event.user_id})", "unknown": f"unknown person {event.user_id}",
-           "nobody": "nobody"}[event.status]
-    return (f"{who}; this poll: {d.status} conf={d.confidence:.2f} face_dist={event.face_distance:.3f} "
-            f"voice_score={event.voice_score:.2f}")
+def build_scene(path: Path, workdir: Path, rng: np.random.Generator) -> None:
+    """A: 0-10 s, nobody, B: 18-28 s, nobody, A again: 36-46 s asking about her colleagues."""
+    faces = sample_faces()
+    audio = {k: load_audio(speak(text, VOICES[k[0]], workdir / f"{k}.wav")) for k, text in LINES.items()}
+    plan = [(0.0, "A", "A"), (18.0, "B", "B"), (36.0, "A", "A2")]
+    with SceneBag(path) as bag:
+        t = 0.0
+        for start, who, line in plan:
+            while t < start:  # empty room: background frames and near-silence
+                bag.image(t + 0.25, np.full((480, 640, 3), 70, np.uint8))
+                bag.audio(t, np.full(8000, 1e-4, np.float32))
+                t += 0.5
+            pcm = _speech(audio[line], 10.0)
+            for i in range(20):
+                bag.image(t + 0.25, frame(faces[who], rng), compressed=i % 2 == 1)
+                bag.audio(t, pcm[i * 8000:(i + 1) * 8000])
+                t += 0.5
+            bag.text(TRANSCRIPT, t - 0.5, LINES[line])  # what an ASR node would publish
+            if line == "A2":
+                bag.text(DIALOG_TEXT, t - 0.2, "Let me think. <retr>\ncolleague\ntennis<answer> ")
+        for _ in range(8):
+            bag.image(t + 0.25, np.full((480, 640, 3), 70, np.uint8))
+            bag.audio(t, np.full(8000, 1e-4, np.float32))
+            t += 0.5
 
 
 def run_demo(workdir: Path, console: Console) -> None:
-    rng = np.random.default_rng(0)
-    cfg = EgomemConfig()
+    cfg = config_from_mapping({"memory": {"consolidation_period_s": 8.0, "asr": "none"}})
     console.rule("egomem demo: the Emily story on real recognisers (offline defaults)")
-    faces = sample_faces()
-    audio = {k: load_audio(speak(text, VOICES[k[0]], workdir / f"{k}.wav")) for k, text in LINES.items()}
-    console.print("scene: faces = matplotlib's grace_hopper.jpg (A) and scikit-image's astronaut (B); "
-                  f"voices = espeak-ng {VOICES['A']} (A) and {VOICES['B']} (B)")
-    store = SqliteStore(workdir / "memory.db")
-    poller = make_poller(store, cfg)
-    counter = ApproxTokenCounter()
-    try:
-        t = 0.0
-        memory = Consolidator(store, RuleExtractor(), RuleUpdateAgent(), majority_identity(poller),
-                              face_model=poller.face.model, voice_model=poller.voice.model,
-                              learn_new_users=cfg.identity.learn_new_users,
-                              on_keys_added=lambda uid, mod, emb, key: poller.add_key_to_gallery(uid, mod, emb, key))
-        for who in ("A", "B"):
-            console.rule(f"person {who} appears and talks")
-            console.print(f'  says: "{LINES[who]}"')
-            start = t
-            t, event, _ = play(poller, t, faces[who], audio[who], rng)
-            console.print(f"  identity: {describe(event)}")
-            session = SessionInput(f"demo-{who}", start, t, [Turn(speaker="user", text=LINES[who])],
-                                   face_embeddings=[event.face.embedding] if event.face else [],
-                                   voice_embeddings=[event.voice.embedding] if event.voice else [],
-                                   observed_users=[event.user_id] if event.status == "known" else [])
-            outcome = memory.process(session)
-            ex = outcome.extraction
-            console.print(f"  memory management ({ex.source} extractor): name={ex.name!r} facts={ex.facts} "
-                          f"preferences={ex.preferences} relations={[(r.name, r.relation) for r in ex.relations]}")
-            if outcome.new_user:
-                console.print(f"  [green]new user enrolled[/]: {store.get_user(outcome.user_id).display_name} "
-                              f"({outcome.user_id}) keyed by this session's face and voice embeddings")
-            for e in outcome.events:
-                if e.item_kind not in ("key", "summary"):
-                    console.print(f"    {e.op:<6} {e.item_kind:<10} {e.text}")
-            t, _, _ = play(poller, t, None, np.zeros(32000, np.float32) + 1e-4, rng, polls=2)  # they leave
-        ids = {"A": next(u.id for u in store.list_users() if u.name == "Emily")}
+    console.print("scene: faces = matplotlib's grace_hopper.jpg (A) and scikit-image's astronaut (B), moved, scaled "
+                  f"and lit differently per frame; voices = espeak-ng {VOICES['A']} (A) and {VOICES['B']} (B); "
+                  "transcripts on /asr/transcript as an ASR node would publish them")
+    bag = workdir / "scene_bag"
+    build_scene(bag, workdir, np.random.default_rng(0))
+    console.print(f"scene bag written: {bag} (A talks 0-10 s, B 18-28 s, A again 36-46 s)")
+    console.print("[yellow]no dialog model runs here: the scene's /egomem/dialog/text holds the <retr> request "
+                  "such a model would emit[/]")
 
-        console.rule("A comes back")
-        console.print(f'  says: "{LINES["A2"]}"')
-        t, event, chunks = play(poller, t, faces["A"], audio["A2"], rng)
-        console.print(f"  identity: {describe(event)}")
-        for c in chunks:
-            console.rule(f"Level-1 MemChunk v{c.version} for {event.name or 'nobody'} ({c.token_count} tokens)")
-            console.print(c.text or "(empty)", markup=False, highlight=False)
-        if event.user_id != ids["A"]:
-            raise RuntimeError("Emily was not recognised on her return")
+    def on_event(kind: str, text: str) -> None:
+        titles = {"identity": "identity", "l1": "Level-1 MemChunk", "memory": "memory management",
+                  "l2": "Level-2 retrieval"}
+        if kind in ("l1", "l2"):
+            console.rule(titles[kind])
+            console.print(text, markup=False, highlight=False)
+        else:
+            console.print(f"[bold]{titles.get(kind, kind)}[/]: {text}", highlight=False)
 
-        console.rule("the dialog model asks for Level-2 memory")
-        console.print("  [yellow]no dialog model runs here: the demo feeds the monologue text it would emit[/]")
-        monologue = "Let me think. <retr>\ncolleague\ntennis<answer> "
-        console.print(f"  monologue: {monologue!r}")
-        parser = RetrStreamParser()
-        service = Level2Service(TextRetriever(store, LexicalReranker(), hop_limit=cfg.retrieval.hop_limit), counter,
-                                max_tokens=cfg.memchunk.l2_max_tokens, default_k=cfg.retrieval.top_k)
-        for ch in monologue:  # streamed one character at a time, as tokens would arrive
-            for query in parser.feed(ch):
-                console.print(f"  <retr> query: relation={list(query.relation_query)} keywords={list(query.keyword_query)}")
-                result = service.retrieve(event.user_id, query.relation_query, query.keyword_query)
-                console.rule(f"Level-2 MemChunk v{result.chunk.version} ({result.chunk.token_count} tokens)")
-                console.print(result.chunk.text, markup=False, highlight=False)
-
-        console.rule("final social graph")
+    db = workdir / "memory.db"
+    summary = replay(bag, workdir / "out_bag", cfg, db=db, on_event=on_event)
+    console.rule("final social graph")
+    with SqliteStore(db) as store:
         graph = social_graph(store)
         table = Table()
-        for col in ("user", "id", "facts", "relations"):
+        for col in ("user", "id", "memory", "relations"):
             table.add_column(col)
         for u in store.list_users():
             rels = ", ".join(f"{graph.nodes[d]['name']} is their {k}" for _, d, k in graph.out_edges(u.id, keys=True))
             table.add_row(u.display_name, u.id, "; ".join(f.text for f in store.facts(u.id)), rels)
         console.print(table)
         out = export_graph(graph, workdir / "social_graph.json", "json")
-        console.print(f"graph written to {out}; memory in {store.path}")
-    finally:
-        poller.close()
-        store.close()
+    console.print(f"{summary.polls} polls, {summary.switches} identity switches, {summary.sessions_written} sessions "
+                  f"written, {summary.users_created} users enrolled, {summary.l2_queries} <retr> queries")
+    console.print(f"output bag (open in Foxglove): {summary.out}; graph: {out}; memory: {db}")

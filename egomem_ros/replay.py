@@ -177,7 +177,7 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
                     elif conn.topic in chosen.transcripts:
                         text = msg.final if hasattr(msg, "final") else msg.data
                         if text.strip():
-                            manager.buffer.add_transcript(TranscriptSegment(t - 2.0, t, text))
+                            manager.buffer.add_transcript(TranscriptSegment(t, t, text))  # stamped at its end
                     elif conn.topic in chosen.dialog_text:
                         for q in parser.feed(msg.final if hasattr(msg, "final") else msg.data):
                             res = level2.retrieve(current_user, q.relation_query, q.keyword_query)
@@ -198,7 +198,7 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
         except Exception as err:  # noqa: BLE001 - a truncated or corrupt bag: keep what was read
             summary.truncated = f"stopped after {summary.messages} messages: {err}"
             log.error("bag %s: %s", bag, summary.truncated)
-        _consolidate(manager, t + cfg.memory.max_gap_s + 1.0, summary, emit, say)
+        _consolidate(manager, t + cfg.memory.max_gap_s + manager.transcript_latency_s + 1.0, summary, emit, say)
         writer.close()
     finally:
         reader.close()
@@ -251,5 +251,7 @@ def _consolidate(manager, t, summary, emit, say) -> None:
             for rec in o.events:
                 summary.events += 1
                 emit("events", F.memory_event_fields(rec, t), t)
-            say("memory", f"session {o.session_id}: {'new user' if o.new_user else 'user'} {o.user_id} "
-                          f"({len(o.events)} writes)")
+            name = manager.store.get_user(o.user_id).display_name
+            writes = "; ".join(f"{r.op} {r.item_kind}: {r.text}" for r in o.events if r.item_kind not in ("key", "summary"))
+            say("memory", f"session {o.session_id} ({o.extraction.source} extractor): "
+                          f"{'new user enrolled' if o.new_user else 'known user'} {name} ({o.user_id}); {writes}")

@@ -13,7 +13,9 @@ def test_demo_end_to_end(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     out = r.stdout
     assert out.count("new user enrolled") == 2
-    assert "known user Emily" in out and "Level-1 MemChunk" in out
-    assert "<retr> query: relation=['colleague'] keywords=['tennis']" in out
+    assert "known Emily" in out and "Level-1 MemChunk" in out and "works as a nurse" in out
+    assert "placeholder" in out and "merged in" in out
+    assert "<retr> ['colleague'] / ['tennis'] -> 2 item(s)" in out
     assert "Sarah (your colleague): loves tennis" in out
+    assert (tmp_path / "out_bag").is_dir()
     assert (tmp_path / "memory.db").is_file() and (tmp_path / "social_graph.json").is_file()

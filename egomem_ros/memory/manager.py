@@ -35,10 +35,12 @@ class ConsolidationReport:
 
 class MemoryManager:
     def __init__(self, store: MemoryRepository, buffer: StreamBuffer, segmenter, consolidator: Consolidator,
-                 spool: SessionSpool, asr=None, *, max_gap_s: float = 2.0):
+                 spool: SessionSpool, asr=None, *, max_gap_s: float = 2.0, transcript_latency_s: float = 3.0):
         self.store, self.buffer, self.segmenter = store, buffer, segmenter
         self.consolidator, self.spool, self.asr = consolidator, spool, asr
         self.max_gap_s = max_gap_s
+        # An ASR node publishes a transcript when the utterance ends, a little after the speech itself.
+        self.transcript_latency_s = transcript_latency_s
         self.processed_until: float | None = None
 
     def retry_spooled(self) -> list[SessionOutcome]:
@@ -65,7 +67,8 @@ class MemoryManager:
         labels = self.segmenter.label(stream, ids)
         sessions = sessions_from_labels(labels)
         report.sessions_found = len(sessions)
-        horizon = stream.n_steps - int(round(self.max_gap_s / STEP_S))
+        # wait for a session's late transcripts as well as for its possible continuation
+        horizon = stream.n_steps - int(round((self.max_gap_s + self.transcript_latency_s) / STEP_S))
         done_until, waiting = t0, False
         for sess in sessions:
             if sess.end >= horizon:  # may still be going on: the next consolidation takes it whole
@@ -81,14 +84,14 @@ class MemoryManager:
             report.outcomes.append(outcome)
             done_until = end
         if not waiting:
-            done_until = max(done_until, now - self.max_gap_s)
+            done_until = max(done_until, now - self.max_gap_s - self.transcript_latency_s)
         self.processed_until = done_until
         self.buffer.drop_before(done_until)
         return report
 
     def _session_input(self, stream, t0: float, start: float, end: float, segments: list[TranscriptSegment],
                        observations: list[IdentityObservation]) -> SessionInput:
-        inside = [g for g in segments if g.end > start and g.start < end]
+        inside = [g for g in segments if start <= g.end <= end + self.transcript_latency_s]
         turns = [Turn(speaker="robot" if g.speaker == "robot" else "user", text=g.text) for g in inside]
         if not any(t.speaker == "user" for t in turns) and self.asr is not None:
             clip = stream.listen[int((start - t0) * 16000):int((end - t0) * 16000)]

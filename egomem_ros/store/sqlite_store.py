@@ -282,7 +282,8 @@ class SqliteStore:
     # -- relations ---------------------------------------------------------------------------
     def add_relation(self, src: str, dst: str, relation: str, *,
                      episode_id: str | None = None) -> list[Relation]:
-        """Add `dst is src's relation` and its inverse edge (when the lexicon knows one)."""
+        """Add `dst is src's relation` and its inverse edge (when the lexicon knows one); returns the
+        edges that were new (an existing edge is left as it is)."""
         if src == dst:
             raise StoreError("a relation needs two different users")
         lex = relation_lexicon()
@@ -293,6 +294,7 @@ class SqliteStore:
         inverse = lex.inverse(canon)
         if inverse:
             edges.append((dst, src, inverse))
+        new_ids = []
         with self.transaction():
             self.get_user(src), self.get_user(dst)
             for a, b, rel in edges:
@@ -301,9 +303,9 @@ class SqliteStore:
                     (a, b, rel, self.clock(), episode_id),
                 )
                 if cur.rowcount:
+                    new_ids.append(cur.lastrowid)
                     self._log("ADD", a, "relation", str(cur.lastrowid), f"{b} is {a}'s {rel}", episode_id)
-        wanted = set(edges)
-        return [r for r in self.relations(src) if (r.src, r.dst, r.relation) in wanted]
+        return [r for r in self.relations(src) if r.id in new_ids]
 
     def relations(self, user_id: str | None = None) -> list[Relation]:
         sql = "SELECT id, src, dst, relation, since, source_episode FROM relations"
