@@ -37,7 +37,7 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
     ],
     install_requires=[
         "numpy>=1.24",
@@ -61,6 +61,9 @@ setup(
     entry_points={
         "console_scripts": [
             "egomem = egomem_ros.cli.main:main",
+            "identity_node = egomem_ros.ros.identity_node:main",
+            "memory_node = egomem_ros.ros.memory_node:main",
+            "dialog_node = egomem_ros.ros.dialog_node:main",
         ],
     },
 )

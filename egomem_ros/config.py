@@ -113,12 +113,22 @@ class MemoryConfig(_Section):
     llm: LLMSection = LLMSection()
 
 
+class DialogConfig(_Section):
+    # external: publish the MemChunks as a system prompt for the robot's own dialog stack.
+    # cascaded / moshi: not built yet; the node refuses to start in those modes and says so.
+    mode: Literal["external", "cascaded", "moshi"] = "external"
+    device: Literal["cpu", "cuda"] = "cpu"
+    retrieve_service: str = "/memory_node/retrieve_text"
+    retrieve_timeout_s: float = Field(0.5, gt=0)
+
+
 class EgomemConfig(_Section):
     store: StoreConfig = StoreConfig()
     identity: IdentityConfig = IdentityConfig()
     memchunk: MemChunkConfig = MemChunkConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
     memory: MemoryConfig = MemoryConfig()
+    dialog: DialogConfig = DialogConfig()
 
 
 def default_db_path() -> Path:

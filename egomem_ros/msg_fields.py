@@ -32,6 +32,11 @@ def identity_fields(event, frame_id: str = "") -> dict[str, Any]:
         "voice_present": event.voice is not None,
         "face_distance": float(event.face_distance),
         "voice_score": float(event.voice_score),
+        # embeddings travel only for a person memory management may enrol
+        "face_model": event.face.model if event.learnable and event.face is not None else "",
+        "face_embedding": event.face.embedding.astype(np.float32) if event.learnable and event.face is not None else [],
+        "voice_model": event.voice.model if event.learnable and event.voice is not None else "",
+        "voice_embedding": event.voice.embedding.astype(np.float32) if event.learnable and event.voice is not None else [],
     }
 
 
@@ -101,3 +106,20 @@ def name_marker(event, frame_id: str, lifetime_s: float = 3.0) -> dict[str, Any]
             "pose": {"position": {"x": 1.0, "y": 0.0, "z": 1.7}, "orientation": {"w": 1.0}},
             "scale": {"z": 0.15}, "color": {"r": 1.0, "g": 1.0, "b": 1.0, "a": 1.0},
             "lifetime": {"sec": int(lifetime_s), "nanosec": 0}, "text": text}
+
+
+def profile_fields(store, user_id: str, *, facts: bool = True) -> dict[str, Any]:
+    """egomem_msgs/UserProfile of a stored user (with facts, history included, when `facts`)."""
+    u = store.get_user(user_id)
+    names = {x.id: x.display_name for x in store.list_users()}
+    items = store.facts(user_id, include_invalid=True) if facts else []
+    return {
+        "user_id": u.id, "name": u.name or "", "placeholder": u.placeholder,
+        "created": sec_to_stamp(u.created_at), "last_seen": sec_to_stamp(u.last_seen or 0.0),
+        "facts": [{"id": f.id, "kind": f.kind, "text": f.text, "source_episode": f.source_episode or "",
+                   "valid_from": sec_to_stamp(f.valid_from), "invalid_at": sec_to_stamp(f.invalid_at or 0.0),
+                   "superseded_by": f.superseded_by or ""} for f in items],
+        "relations": [{"src_id": r.src, "dst_id": r.dst, "dst_name": names.get(r.dst, ""), "relation": r.relation}
+                      for r in store.relations(user_id) if r.src == user_id],
+        "face_keys": len(store.user_keys(user_id, "face")), "voice_keys": len(store.user_keys(user_id, "voice")),
+    }

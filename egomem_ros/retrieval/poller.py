@@ -11,6 +11,7 @@ import collections
 import logging
 import math
 import secrets
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class IdentityPoller:
         self._chunk_version = 0
         self._last_poll = -math.inf
         self._extra_cohort = cohort
+        self._buffer_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="egomem-voice") if parallel else None
         self.reload()
 
@@ -127,16 +129,20 @@ class IdentityPoller:
 
     # -- input ---------------------------------------------------------------------------------
     def add_frame(self, stamp: float, image: np.ndarray) -> None:
-        self._frames.append((stamp, image))
-        self._trim(stamp)
+        with self._buffer_lock:
+            self._frames.append((stamp, image))
+            self._trim(stamp)
 
     def add_audio(self, stamp: float, pcm: np.ndarray, sample_rate: int) -> None:
         """`stamp` is the time of the chunk's first sample. Bad audio is logged and dropped."""
         try:
-            self._audio.append((stamp, clean_audio(pcm, sample_rate, SAMPLE_RATE)))
+            pcm16k = clean_audio(pcm, sample_rate, SAMPLE_RATE)
         except MediaError as err:
             log.warning("audio chunk at %.2f rejected: %s", stamp, err)
-        self._trim(stamp)
+            return
+        with self._buffer_lock:
+            self._audio.append((stamp, pcm16k))
+            self._trim(stamp)
 
     def _trim(self, now: float) -> None:
         horizon = now - max(self.cfg.window_s, self.cfg.poll_period_s) - 1.0
@@ -190,7 +196,8 @@ class IdentityPoller:
     def _score_face(self, start: float, now: float, t: dict[str, float]):
         if self.face is None:
             return None, None, math.nan
-        frames = [img for ts, img in self._frames if start < ts <= now]
+        with self._buffer_lock:  # sensor callbacks append from other executor threads
+            frames = [img for ts, img in self._frames if start < ts <= now]
         t0 = time.perf_counter()
         obs = None
         for img in reversed(frames[-2:]):  # newest first; one retry on an older frame
@@ -218,7 +225,8 @@ class IdentityPoller:
     def _score_voice(self, start: float, now: float, t: dict[str, float]):
         if self.voice is None:
             return None, None, math.nan
-        parts = [pcm for ts, pcm in self._audio if ts + pcm.size / SAMPLE_RATE > start and ts <= now]
+        with self._buffer_lock:
+            parts = [pcm for ts, pcm in self._audio if ts + pcm.size / SAMPLE_RATE > start and ts <= now]
         if not parts:
             return None, None, math.nan
         t0 = time.perf_counter()

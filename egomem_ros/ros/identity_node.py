@@ -1,0 +1,195 @@
+"""identity_node: who is in front of the robot (EgoMem retrieval process), as a ROS 2 node.
+
+Subscribes (sensor-data QoS, remap to your robot's topics):
+  image (sensor_msgs/Image), image/compressed (sensor_msgs/CompressedImage),
+  audio (audio_common_msgs/AudioDataStamped) + audio_info (audio_common_msgs/AudioInfo, S16LE/F32LE...),
+  audio_frame (egomem_msgs/AudioFrame), memory_events (egomem_msgs/MemoryEvent: reload keys on changes).
+Publishes:
+  identity (egomem_msgs/Identity) every poll; memchunk/level1 (egomem_msgs/MemChunk, latched) on a switch;
+  ~/debug_image (sensor_msgs/Image), markers (visualization_msgs/MarkerArray), /diagnostics at 1 Hz;
+  with hri_msgs: /humans/candidate_matches (IdsMatch), /humans/voices/tracked (IdsList) and
+  /humans/voices/<id>/is_speaking (std_msgs/Bool).
+All decisions are made by `egomem_ros.retrieval.poller.IdentityPoller`.
+"""
+from __future__ import annotations
+
+import threading
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from egomem_msgs.msg import AudioFrame, Identity, MemChunk, MemoryEvent
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Bool
+from visualization_msgs.msg import Marker, MarkerArray
+
+from .. import msg_fields as F
+from ..msg_conversions import audio_frame_to_pcm, audio_to_pcm, compressed_to_rgb, image_to_rgb, stamp_to_sec
+from ..retrieval.factory import make_poller
+from ..retrieval.media import MediaError
+from ..store import SqliteStore
+from ..config import resolve_db_path
+from .util import LATCHED_QOS, SENSOR_QOS, declare_config, fill, now_s
+
+try:  # optional: ROS4HRI
+    from hri_msgs.msg import IdsList, IdsMatch
+except ImportError:  # pragma: no cover - depends on the robot
+    IdsList = IdsMatch = None
+try:  # optional: ros-drivers/audio_common
+    from audio_common_msgs.msg import AudioDataStamped, AudioInfo
+except ImportError:  # pragma: no cover
+    AudioDataStamped = AudioInfo = None
+
+
+class IdentityNode(Node):
+    def __init__(self) -> None:
+        super().__init__("identity_node")
+        self.cfg = declare_config(self, ("store.", "identity.", "memchunk."))
+        self.store = SqliteStore(resolve_db_path(self.cfg), clock=lambda: now_s(self))
+        self.poller = make_poller(self.store, self.cfg)
+        self._audio_info: tuple[int, int, str] | None = None
+        self._last_frame = None
+        self._last_person = ""
+        self._voices: dict[str, object] = {}
+        self._stats = {"polls": 0, "rejected_frames": 0, "rejected_audio": 0, "last_poll_ms": 0.0}
+        self._lock = threading.Lock()
+
+        sensors = ReentrantCallbackGroup()        # buffering only: never blocked by inference
+        inference = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(Image, "image", self._on_image, SENSOR_QOS, callback_group=sensors)
+        self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, SENSOR_QOS,
+                                 callback_group=sensors)
+        self.create_subscription(AudioFrame, "audio_frame", self._on_audio_frame, SENSOR_QOS, callback_group=sensors)
+        if AudioDataStamped is not None:
+            self.create_subscription(AudioDataStamped, "audio", self._on_audio, SENSOR_QOS, callback_group=sensors)
+            self.create_subscription(AudioInfo, "audio_info", self._on_audio_info, LATCHED_QOS, callback_group=sensors)
+        self.create_subscription(MemoryEvent, "memory_events", self._on_memory_event, 100, callback_group=inference)
+
+        self.pub_identity = self.create_publisher(Identity, "identity", 10)
+        self.pub_l1 = self.create_publisher(MemChunk, "memchunk/level1", LATCHED_QOS)
+        self.pub_debug = self.create_publisher(Image, "~/debug_image", 2)
+        self.pub_markers = self.create_publisher(MarkerArray, "markers", 2)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.pub_matches = self.create_publisher(IdsMatch, "/humans/candidate_matches", 10) if IdsMatch else None
+        self.pub_voices = self.create_publisher(IdsList, "/humans/voices/tracked", 10) if IdsList else None
+
+        self.create_timer(self.cfg.identity.poll_period_s, self._poll, callback_group=inference)
+        self.create_timer(1.0, self._diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+        self.get_logger().info(f"identity_node: memory {self.store.path}, face {self.poller.face.model}, "
+                               f"voice {self.poller.voice.model}, poll every {self.cfg.identity.poll_period_s} s")
+
+    # -- sensors -------------------------------------------------------------------------------
+    def _on_image(self, msg: Image) -> None:
+        self._frame(msg, image_to_rgb)
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self._frame(msg, compressed_to_rgb)
+
+    def _frame(self, msg, convert) -> None:
+        try:
+            rgb = convert(msg)
+        except MediaError as err:
+            self._stats["rejected_frames"] += 1
+            self.get_logger().warning(f"frame rejected: {err}", throttle_duration_sec=5.0)
+            return
+        self._last_frame = rgb
+        self.poller.add_frame(stamp_to_sec(msg.header.stamp), rgb)
+
+    def _on_audio_info(self, msg) -> None:
+        self._audio_info = (int(msg.channels), int(msg.sample_rate), msg.sample_format)
+
+    def _on_audio(self, msg) -> None:
+        if self._audio_info is None:
+            self.get_logger().warning("audio before audio_info: rate/format unknown, dropped", throttle_duration_sec=5.0)
+            return
+        try:
+            pcm, rate = audio_to_pcm(msg.audio.data, *self._audio_info)
+        except MediaError as err:
+            self._stats["rejected_audio"] += 1
+            self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
+            return
+        self.poller.add_audio(stamp_to_sec(msg.header.stamp), pcm, rate)
+
+    def _on_audio_frame(self, msg: AudioFrame) -> None:
+        try:
+            pcm, rate = audio_frame_to_pcm(msg)
+        except MediaError as err:
+            self._stats["rejected_audio"] += 1
+            self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
+            return
+        self.poller.add_audio(stamp_to_sec(msg.header.stamp), pcm, rate)
+
+    def _on_memory_event(self, msg: MemoryEvent) -> None:
+        """Keys or users changed in the shared store (enrolment, merge, forget): re-read them."""
+        if msg.item_kind in ("user", "key"):
+            self.poller.reload()
+            if msg.op == MemoryEvent.DELETE:
+                self.poller.forget(msg.user_id)
+
+    # -- polling -------------------------------------------------------------------------------
+    def _poll(self) -> None:
+        t = now_s(self)
+        res = self.poller.poll(t)
+        ev = res.event
+        self._stats["polls"] += 1
+        self._stats["last_poll_ms"] = sum(ev.timings_ms.values())
+        self.pub_identity.publish(fill(Identity(), F.identity_fields(ev, "camera")))
+        if res.chunk is not None:
+            self.pub_l1.publish(fill(MemChunk(), F.memchunk_fields(res.chunk, t)))
+            self.get_logger().info(f"user switch: {ev.status} {ev.name or ev.user_id} (confidence {ev.confidence:.2f})")
+        self.pub_markers.publish(fill(MarkerArray(), {"markers": [F.name_marker(ev, "base_link")]},
+                                      {"markers": Marker}))
+        if self._last_frame is not None and self.pub_debug.get_subscription_count():
+            self.pub_debug.publish(fill(Image(), F.image_fields(F.draw_debug(self._last_frame, ev), t, "camera")))
+        self._publish_hri(ev, t)
+
+    def _publish_hri(self, ev, t: float) -> None:
+        if self.pub_matches is None:
+            return
+        for match in F.candidate_matches(ev, self._last_person):
+            self.pub_matches.publish(fill(IdsMatch(), match))
+        person = ev.user_id if ev.status == "known" else ""
+        voice_id = "v" + person if person and ev.voice is not None else ""
+        self.pub_voices.publish(fill(IdsList(), {"header": F.header(t), "ids": [voice_id] if voice_id else []}))
+        for vid in set(self._voices) | ({voice_id} if voice_id else set()):
+            if vid not in self._voices:
+                self._voices[vid] = self.create_publisher(Bool, f"/humans/voices/{vid}/is_speaking", 10)
+            self._voices[vid].publish(Bool(data=vid == voice_id))
+        self._last_person = person
+
+    def _diagnostics(self) -> None:
+        s = self._stats
+        level = DiagnosticStatus.OK if s["polls"] else DiagnosticStatus.WARN
+        status = DiagnosticStatus(level=level, name="egomem: identity", hardware_id="egomem",
+                                  message="polling" if s["polls"] else "no poll yet")
+        status.values = [KeyValue(key=k, value=f"{v:.1f}" if isinstance(v, float) else str(v)) for k, v in s.items()]
+        status.values.append(KeyValue(key="enrolled users", value=str(len(self.poller.face_gallery.users()
+                                                                            | self.poller.voice_gallery.users()))))
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(msg)
+
+    def destroy_node(self) -> None:
+        self.poller.close()
+        self.store.close()
+        super().destroy_node()
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = IdentityNode()
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,262 @@
+"""memory_node: EgoMem's memory-management process and the memory services, as a lifecycle node.
+
+configure: open the store, load the models. activate: services (RetrieveText, GetProfile, ListUsers,
+EnrollUser, ForgetUser, MergeUsers), buffering (audio, robot speech, transcripts, identity) and periodic
+consolidation; MemoryEvent on every write. deactivate / cleanup / shutdown undo that in order.
+All decisions are made by the ROS-free `MemoryManager`, `Level2Service` and store.
+"""
+from __future__ import annotations
+
+import numpy as np
+import rclpy
+from egomem_msgs.msg import AudioFrame, Fact, Identity, MemChunk, MemoryEvent, Relation, UserProfile
+from egomem_msgs.srv import EnrollUser, ForgetUser, GetProfile, ListUsers, MergeUsers, RetrieveText
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from std_msgs.msg import String
+
+from .. import msg_fields as F
+from ..config import ConfigError, resolve_db_path
+from ..memory.buffer import IdentityObservation, TranscriptSegment
+from ..msg_conversions import audio_frame_to_pcm, audio_to_pcm, image_to_rgb, stamp_to_sec
+from ..retrieval.media import MediaError
+from ..store import StoreError
+from .util import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, declare_config, fill, now_s
+
+PROFILE_ITEMS = {"facts": Fact, "relations": Relation}
+
+try:
+    from audio_common_msgs.msg import AudioDataStamped, AudioInfo
+except ImportError:  # pragma: no cover
+    AudioDataStamped = AudioInfo = None
+try:
+    from hri_msgs.msg import LiveSpeech
+except ImportError:  # pragma: no cover
+    LiveSpeech = None
+
+
+class MemoryNode(LifecycleNode):
+    def __init__(self) -> None:
+        super().__init__("memory_node")
+        self.cfg = declare_config(self, ("store.", "identity.", "memchunk.", "retrieval.", "memory."))
+        self._subs: list = []
+        self._srvs: list = []
+        self._timers: list = []
+        self._audio_info = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        from ..memchunk import make_token_counter
+        from ..memory.manager import build_memory_manager
+        from ..retrieval.factory import make_poller
+        from ..retrieval.level2 import Level2Service
+        from ..retrieval.rerank import make_reranker
+        from ..retrieval.text_retrieval import TextRetriever
+        from ..store import SqliteStore
+
+        try:
+            db = resolve_db_path(self.cfg)
+            self.store = SqliteStore(db, clock=lambda: now_s(self))
+            self.cfg.identity.face.worker_process = False  # no polling here: keys and galleries only
+            self.poller = make_poller(self.store, self.cfg)
+            self.manager = build_memory_manager(self.store, self.cfg, poller=self.poller, db_path=db)
+            counter = make_token_counter(self.cfg.memchunk.tokenizer, self.cfg.memchunk.tokenizer_path)
+            reranker = make_reranker(self.cfg.retrieval.rerank_backend, self.cfg.retrieval.bge_model)
+            self.level2 = Level2Service(TextRetriever(self.store, reranker, hop_limit=self.cfg.retrieval.hop_limit),
+                                        counter, max_tokens=self.cfg.memchunk.l2_max_tokens,
+                                        default_k=self.cfg.retrieval.top_k)
+        except (ConfigError, StoreError, ValueError, RuntimeError, ImportError, FileNotFoundError) as err:
+            self.get_logger().error(f"configure failed: {err}")
+            return TransitionCallbackReturn.FAILURE
+        self.pub_events = self.create_lifecycle_publisher(MemoryEvent, "memory_events", EVENTS_QOS)
+        self.pub_l2 = self.create_lifecycle_publisher(MemChunk, "memchunk/level2", LATCHED_QOS)
+        self.get_logger().info(f"memory at {self.store.path}; segmenter {self.cfg.memory.segmenter}, "
+                               f"extractor {self.cfg.memory.extractor}, ASR {self.cfg.memory.asr}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        sensors, work, services = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup(), ReentrantCallbackGroup()
+        sub = lambda *a, **k: self._subs.append(self.create_subscription(*a, **k))  # noqa: E731
+        srv = lambda t, n, cb, g: self._srvs.append(self.create_service(t, n, cb, callback_group=g))  # noqa: E731
+        sub(AudioFrame, "audio_frame", self._on_audio_frame, SENSOR_QOS, callback_group=sensors)
+        if AudioDataStamped is not None:
+            sub(AudioDataStamped, "audio", self._on_audio, SENSOR_QOS, callback_group=sensors)
+            sub(AudioInfo, "audio_info", self._on_audio_info, LATCHED_QOS, callback_group=sensors)
+        if LiveSpeech is not None:
+            sub(LiveSpeech, "speech", self._on_live_speech, 10, callback_group=sensors)
+        sub(String, "transcript", self._on_transcript, 10, callback_group=sensors)
+        sub(String, "dialog/text", self._on_robot_text, 10, callback_group=sensors)
+        sub(Identity, "identity", self._on_identity, 10, callback_group=sensors)
+        srv(RetrieveText, "~/retrieve_text", self._retrieve, services)
+        srv(GetProfile, "~/get_profile", self._get_profile, services)
+        srv(ListUsers, "~/list_users", self._list_users, services)
+        srv(EnrollUser, "~/enroll_user", self._enroll, work)
+        srv(ForgetUser, "~/forget_user", self._forget, work)
+        srv(MergeUsers, "~/merge_users", self._merge, work)
+        self._timers.append(self.create_timer(self.cfg.memory.consolidation_period_s, self._consolidate,
+                                              callback_group=work))
+        self.get_logger().info("memory active: buffering, consolidating every "
+                               f"{self.cfg.memory.consolidation_period_s:.0f} s")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        for service in self._srvs:
+            self.destroy_service(service)
+        for subscription in self._subs:
+            self.destroy_subscription(subscription)
+        self._timers, self._srvs, self._subs = [], [], []
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.poller.close()
+        self.store.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        if getattr(self, "store", None) is not None:
+            self._consolidate()  # sessions still in the buffer are spooled and written, not lost
+            self.store.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    # -- inputs --------------------------------------------------------------------------------
+    def _listen(self, stamp, pcm, rate) -> None:
+        try:
+            self.manager.buffer.add_listen(stamp, pcm, rate)
+        except MediaError as err:
+            self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
+
+    def _on_audio_info(self, msg) -> None:
+        self._audio_info = (int(msg.channels), int(msg.sample_rate), msg.sample_format)
+
+    def _on_audio(self, msg) -> None:
+        if self._audio_info is not None:
+            try:
+                self._listen(stamp_to_sec(msg.header.stamp), *audio_to_pcm(msg.audio.data, *self._audio_info))
+            except MediaError as err:
+                self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
+
+    def _on_audio_frame(self, msg) -> None:
+        try:
+            self._listen(stamp_to_sec(msg.header.stamp), *audio_frame_to_pcm(msg))
+        except MediaError as err:
+            self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
+
+    def _on_transcript(self, msg: String) -> None:
+        t = now_s(self)
+        self.manager.buffer.add_transcript(TranscriptSegment(t, t, msg.data))
+
+    def _on_live_speech(self, msg) -> None:
+        if msg.final:
+            t = stamp_to_sec(msg.header.stamp) or now_s(self)
+            self.manager.buffer.add_transcript(TranscriptSegment(t, t, msg.final))
+
+    def _on_robot_text(self, msg: String) -> None:
+        t = now_s(self)
+        self.manager.buffer.add_transcript(TranscriptSegment(t, t, msg.data, speaker="robot"))
+
+    def _on_identity(self, msg: Identity) -> None:
+        known = msg.user_id if msg.status == Identity.KNOWN else ""
+        face = np.asarray(msg.face_embedding, np.float32) if len(msg.face_embedding) else None
+        voice = np.asarray(msg.voice_embedding, np.float32) if len(msg.voice_embedding) else None
+        self.manager.buffer.add_identity(IdentityObservation(stamp_to_sec(msg.header.stamp), known, face, voice))
+
+    # -- work ----------------------------------------------------------------------------------
+    def _consolidate(self) -> None:
+        t = now_s(self)
+        report = self.manager.consolidate(t)
+        for outcome in report.outcomes:
+            for rec in outcome.events:
+                self.pub_events.publish(fill(MemoryEvent(), F.memory_event_fields(rec, t)))
+            if outcome.status in ("retry", "not-learned"):
+                self.get_logger().warning(f"session {outcome.session_id}: {outcome.status} ({outcome.reason})")
+        if report.sessions_found:
+            self.get_logger().info(f"consolidation: {report.sessions_found} sessions, "
+                                   f"{sum(o.status == 'written' for o in report.outcomes)} written, {report.waiting} still open")
+
+    def _retrieve(self, req, resp):
+        res = self.level2.retrieve(req.user_id, list(req.relation_query), list(req.keyword_query), req.k or None)
+        fill(resp.chunk, F.memchunk_fields(res.chunk, now_s(self)))
+        resp.success, resp.message = True, res.message
+        resp.item_ids = [d.doc.item_id for d in res.docs]
+        resp.scores = [float(d.score) for d in res.docs]
+        self.pub_l2.publish(resp.chunk)
+        return resp
+
+    def _get_profile(self, req, resp):
+        try:
+            fill(resp.profile, F.profile_fields(self.store, req.user_id), PROFILE_ITEMS)
+            resp.found, resp.message = True, ""
+        except KeyError as err:
+            resp.found, resp.message = False, str(err)
+        return resp
+
+    def _list_users(self, req, resp):
+        resp.users = [fill(UserProfile(), F.profile_fields(self.store, u.id, facts=False), PROFILE_ITEMS)
+                      for u in self.store.list_users(req.include_placeholders)]
+        return resp
+
+    def _enroll(self, req, resp):
+        from ..retrieval.enrollment import EnrollmentError, enroll_person
+
+        try:
+            faces = [image_to_rgb(img) for img in req.faces]
+            voices = [audio_frame_to_pcm(a) for a in req.voices]
+            rep = enroll_person(self.store, req.name or None, faces=faces, voices=voices,
+                                face_engine=self.poller.face, voice_engine=self.poller.voice)
+        except (EnrollmentError, MediaError, StoreError) as err:
+            resp.success, resp.message = False, str(err)
+            return resp
+        self.poller.reload()
+        self._event("ADD", rep.user.id, "user", rep.user.name or "")
+        resp.success, resp.user_id = True, rep.user.id
+        resp.message = f"{rep.face_keys} face and {rep.voice_keys} voice keys; skipped {len(rep.rejected)}"
+        return resp
+
+    def _forget(self, req, resp):
+        try:
+            self.store.forget_user(req.user_id)
+        except (KeyError, StoreError) as err:
+            resp.success, resp.message = False, str(err)
+            return resp
+        self.poller.forget(req.user_id)
+        self._event("DELETE", req.user_id, "user", "")
+        resp.success, resp.message = True, "erased"
+        return resp
+
+    def _merge(self, req, resp):
+        try:
+            self.store.merge_users(req.keep_id, req.merge_id)
+        except (KeyError, StoreError) as err:
+            resp.success, resp.message = False, str(err)
+            return resp
+        self.poller.reload()
+        self._event("UPDATE", req.keep_id, "user", f"{req.merge_id} merged in")
+        resp.success, resp.message = True, "merged"
+        return resp
+
+    def _event(self, op: str, user_id: str, kind: str, text: str) -> None:
+        from ..memory.consolidate import MemoryEventRecord
+
+        rec = MemoryEventRecord(op, user_id, kind, user_id, text, "")
+        self.pub_events.publish(fill(MemoryEvent(), F.memory_event_fields(rec, now_s(self))))
+
+
+def main(args=None) -> None:
+    rclpy.init(args=args)
+    node = MemoryNode()
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()
