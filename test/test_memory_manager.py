@@ -1,5 +1,4 @@
 """The memory process end to end without ROS: buffered stream -> sessions -> profiles."""
-import json
 import shutil
 
 import numpy as np
@@ -43,7 +42,6 @@ def test_stream_shorter_than_a_step_and_silence(store, tmp_path):
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 def test_manager_turns_a_stream_into_profiles(store, tmp_path):
-    from egomem_ros.memory.sessions import sessions_from_labels
     from egomem_ros.memory.synth import StreamSpec, make_stream
     from egomem_ros.memory.trigger import BaselineSegmenter
 
