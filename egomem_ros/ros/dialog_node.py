@@ -11,14 +11,13 @@ import rclpy
 from egomem_msgs.msg import MemChunk
 from egomem_msgs.srv import RetrieveText
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import String
 
 from ..dialog.prompt import PromptComposer
 from ..memchunk import MemChunk as Chunk
 from ..retrieval.retr_protocol import RetrStreamParser
-from .util import LATCHED_QOS, declare_config
+from .util import LATCHED_QOS, declare_config, spin
 
 
 class DialogNode(Node):
@@ -66,15 +65,7 @@ def main(args=None) -> None:
         node.destroy_node()
         rclpy.try_shutdown()
         sys.exit(2)
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin(node, threads=2)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from egomem_msgs.msg import AudioFrame, Identity, MemChunk, MemoryEvent
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool
@@ -31,7 +30,7 @@ from ..retrieval.factory import make_poller
 from ..retrieval.media import MediaError
 from ..store import SqliteStore
 from ..config import resolve_db_path
-from .util import LATCHED_QOS, SENSOR_QOS, declare_config, fill, now_s
+from .util import LATCHED_QOS, SENSOR_QOS, declare_config, fill, now_s, spin
 
 try:  # optional: ROS4HRI
     from hri_msgs.msg import IdsList, IdsMatch
@@ -179,16 +178,7 @@ class IdentityNode(Node):
 
 def main(args=None) -> None:
     rclpy.init(args=args)
-    node = IdentityNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin(IdentityNode(), threads=4)
 
 
 if __name__ == "__main__":

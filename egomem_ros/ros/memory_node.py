@@ -12,7 +12,6 @@ import rclpy
 from egomem_msgs.msg import AudioFrame, Fact, Identity, MemChunk, MemoryEvent, Relation, UserProfile
 from egomem_msgs.srv import EnrollUser, ForgetUser, GetProfile, ListUsers, MergeUsers, RetrieveText
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from std_msgs.msg import String
 
@@ -22,7 +21,7 @@ from ..memory.buffer import IdentityObservation, TranscriptSegment
 from ..msg_conversions import audio_frame_to_pcm, audio_to_pcm, image_to_rgb, stamp_to_sec
 from ..retrieval.media import MediaError
 from ..store import StoreError
-from .util import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, declare_config, fill, now_s
+from .util import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, declare_config, fill, now_s, spin
 
 PROFILE_ITEMS = {"facts": Fact, "relations": Relation}
 
@@ -246,16 +245,7 @@ class MemoryNode(LifecycleNode):
 
 def main(args=None) -> None:
     rclpy.init(args=args)
-    node = MemoryNode()
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin(MemoryNode(), threads=4)
 
 
 if __name__ == "__main__":

@@ -52,3 +52,19 @@ def fill(msg: Any, fields: dict[str, Any], item_types: dict[str, type] | None = 
 def now_s(node: Node) -> float:
     """The node clock (sim time under `use_sim_time`, so bag replays keep their own timeline)."""
     return node.get_clock().now().nanoseconds * 1e-9
+
+
+def spin(node: Node, threads: int = 4) -> None:
+    """Spin `node` on a MultiThreadedExecutor until Ctrl-C, then tear it down cleanly."""
+    import rclpy
+    from rclpy.executors import MultiThreadedExecutor
+
+    executor = MultiThreadedExecutor(num_threads=threads)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
