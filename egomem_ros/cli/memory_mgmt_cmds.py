@@ -40,6 +40,7 @@ def train_trigger(streams: Annotated[Path, typer.Argument(help="Folder of labell
                   d_model: Annotated[int, typer.Option(help="Transformer width.")] = 64,
                   layers: Annotated[int, typer.Option(help="Transformer layers.")] = 2,
                   seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+                  voice_features: Annotated[bool, typer.Option(help="Add speaker embeddings to the input.")] = False,
                   device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu") -> None:
     """Train the episodic-trigger tagger (CPU: minutes at the default size)."""
     from ..memory.sessions import stream_dirs
@@ -47,7 +48,7 @@ def train_trigger(streams: Annotated[Path, typer.Argument(help="Folder of labell
 
     try:
         dirs = stream_dirs(streams)
-        summary = train_tagger(dirs, out, model_cfg=TaggerConfig(d_model=d_model, layers=layers),
+        summary = train_tagger(dirs, out, model_cfg=TaggerConfig(d_model=d_model, layers=layers, voice_features=voice_features),
                                train_cfg=TrainConfig(steps=steps, batch=batch, crop_steps=crop, seed=seed),
                                progress=lambda it: track(it, description="training", console=err_console),
                                device=device)

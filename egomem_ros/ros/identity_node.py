@@ -13,7 +13,6 @@ All decisions are made by `egomem_ros.retrieval.poller.IdentityPoller`.
 """
 from __future__ import annotations
 
-import threading
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -53,7 +52,6 @@ class IdentityNode(Node):
         self._last_person = ""
         self._voices: dict[str, object] = {}
         self._stats = {"polls": 0, "rejected_frames": 0, "rejected_audio": 0, "last_poll_ms": 0.0}
-        self._lock = threading.Lock()
 
         sensors = ReentrantCallbackGroup()        # buffering only: never blocked by inference
         inference = MutuallyExclusiveCallbackGroup()
