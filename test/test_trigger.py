@@ -101,3 +101,14 @@ def test_eval_trigger_cli(streams):
     res = json.loads(r.stdout)
     assert set(res) >= {"jaccard", "span_match@0", "span_match@5", "span_match@10", "seconds_per_8192_steps"}
     assert res["streams"] == 1 and 0.0 <= res["span_match@5"]["f1"] <= 1.0
+
+
+def test_tagger_with_speaker_features(streams, tmp_path):
+    from egomem_ros.memory.tagger import AUDIO_FEATURES, TaggerConfig, TaggerSegmenter, TrainConfig, train_tagger
+
+    ckpt = tmp_path / "tagger_voice.pt"
+    train_tagger(sorted((streams / "train").iterdir()), ckpt, model_cfg=TaggerConfig(d_model=32, layers=1, voice_features=True),
+                 train_cfg=TrainConfig(steps=5, batch=2, crop_steps=256))
+    seg = TaggerSegmenter.load(ckpt)
+    assert seg.model.cfg.voice_features and seg.model.inp.in_features == AUDIO_FEATURES + 16
+    assert len(seg.label(load_stream(streams / "test" / "stream_0000"))) > 0
