@@ -20,6 +20,8 @@ def demo(workdir: Annotated[Optional[Path], typer.Option(help="Keep the demo's f
         return
     with tempfile.TemporaryDirectory(prefix="egomem-demo-") as tmp:
         run_demo(Path(tmp), console)
+    console.print("(the demo's files were in a temporary directory, now removed: "
+                  "`egomem demo --workdir DIR` keeps the bags, the memory and the graph)")
 
 
 def register(app: typer.Typer) -> None:
