@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from ..memory.extraction import Extraction, RelationItem, Turn
+from ..memory.extraction import ExtractedItems, Extraction, Turn
 from ..memory.update_agent import normalise
 from ..relations import relation_lexicon
 from ..retrieval.rerank import _stemmer
@@ -32,13 +32,10 @@ _PARAPHRASE = [(r"\b(really |also )?(likes|loves|enjoys|adores|prefers)\b", "lik
                (r"\bworks as\b", "is")]
 
 
-class Expected(BaseModel):
+class Expected(ExtractedItems):
+    """What a dialog should yield: the extractor's own schema (its summary is not scored)."""
+
     model_config = ConfigDict(extra="forbid")
-    name: str | None = None
-    facts: list[str] = Field(default_factory=list)
-    preferences: list[str] = Field(default_factory=list)
-    events: list[str] = Field(default_factory=list)
-    relations: list[RelationItem] = Field(default_factory=list)
 
 
 class Dialog(BaseModel):
