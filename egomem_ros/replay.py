@@ -127,7 +127,11 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
         reader = AnyReader([bag], default_typestore=ts)
         reader.open()
     except Exception as err:  # noqa: BLE001 - rosbags raises several types for unreadable bags
-        raise ReplayError(f"cannot open bag {bag}: {err}") from None
+        hint = ""
+        if "magic" in str(err).lower() or "truncat" in str(err).lower():
+            hint = (" — the file looks truncated (a recorder killed before closing the bag): recover it with "
+                    "`mcap recover in.mcap -o fixed.mcap` or `ros2 bag reindex`, then replay the copy")
+        raise ReplayError(f"cannot open bag {bag}: {err}{hint}") from None
     try:
         chosen = pick_topics(reader.connections, topics, dialog_text_topic)
         wanted = set(chosen.images + chosen.audio + chosen.audio_info + chosen.transcripts + chosen.dialog_text)

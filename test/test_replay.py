@@ -99,3 +99,17 @@ def test_replay_cli_errors(tmp_path, scene):
     assert r.returncode == 2 and "topics not in the bag" in r.stderr
     r = run(root / "in_bag", "--out", root / "in_bag")
     assert r.returncode == 2 and "output exists" in r.stderr
+
+
+def test_truncated_bag_is_reported_clearly(tmp_path):
+    from pathlib import Path
+
+    with SceneBag(tmp_path / "bag") as bag:
+        for i in range(20):
+            bag.image(i * 0.5, np.full((60, 80, 3), 100, np.uint8))
+            bag.audio(i * 0.5, np.full(8000, 1e-3, np.float32))
+    mcap = next(Path(tmp_path / "bag").glob("*.mcap"))
+    mcap.write_bytes(mcap.read_bytes()[: mcap.stat().st_size * 2 // 3])
+    r = subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", "replay", str(tmp_path / "bag"), "--out",
+                        str(tmp_path / "out")], capture_output=True, text=True)
+    assert r.returncode == 2 and "truncated" in r.stderr and "mcap recover" in r.stderr
