@@ -92,6 +92,24 @@ def audio_frame_to_pcm(msg) -> tuple[np.ndarray, int]:
     return data[:data.size - data.size % ch].reshape(-1, ch), int(msg.sample_rate)
 
 
+def audio_msg_to_pcm(msg, info: tuple[int, int, str] | None) -> tuple[np.ndarray, int]:
+    """Any supported audio message -> (samples x channels, rate).
+
+    egomem_msgs/AudioFrame carries its own format; audio_common_msgs AudioDataStamped / AudioData need
+    the latest AudioInfo as (channels, sample_rate, sample_format), and without one the chunk is refused.
+    """
+    if hasattr(msg, "sample_rate") and hasattr(msg, "channels"):
+        return audio_frame_to_pcm(msg)
+    if info is None:
+        raise MediaError("audio before any audio_common_msgs/AudioInfo: rate and format unknown, chunk dropped")
+    data = msg.audio.data if hasattr(msg, "audio") else msg.data
+    return audio_to_pcm(data, *info)
+
+
+def audio_info_of(msg) -> tuple[int, int, str]:
+    return int(msg.channels), int(msg.sample_rate), msg.sample_format
+
+
 def stamp_to_sec(stamp) -> float:
     return float(stamp.sec) + float(stamp.nanosec) * 1e-9
 

@@ -50,11 +50,6 @@ def memory_event_fields(rec, t: float) -> dict[str, Any]:
             "item_id": rec.item_id, "text": rec.text, "episode_id": rec.episode_id}
 
 
-def face_id(event) -> str:
-    """A REP-155 face/voice id for this poll's observation: stable per stable identity."""
-    return f"f{event.user_id}" if event.user_id else ""
-
-
 def candidate_matches(event, previous_person: str) -> list[dict[str, Any]]:
     """hri_msgs/IdsMatch person<->face and person<->voice, plus a 0-confidence match for the person
     whose feature was lost (REP-155: confidence 0 means "not associated")."""

@@ -28,13 +28,6 @@ class RelationLexicon:
     def inverse(self, relation: str) -> str | None:
         return self.inverses.get(self.canonical(relation))
 
-    def expand(self, word: str) -> frozenset[str]:
-        """Canonical relations a query word covers: 'family' -> {mother, father, ...}."""
-        key = self._key(word)
-        if key in self.groups:
-            return self.groups[key] | {self.canonical(word)}
-        return frozenset({self.canonical(word)})
-
     def forms(self, relation: str) -> list[str]:
         canon = self.canonical(relation)
         return [f for f, c in self.form_to_canonical.items() if c == canon]

@@ -17,7 +17,8 @@ import numpy as np
 
 from . import msg_fields as F
 from .config import EgomemConfig
-from .msg_conversions import audio_frame_to_pcm, audio_to_pcm, compressed_to_rgb, image_to_rgb
+from .memory.buffer import IdentityObservation, TranscriptSegment
+from .msg_conversions import audio_info_of, audio_msg_to_pcm, compressed_to_rgb, image_to_rgb
 from .retrieval.media import MediaError
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,6 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     from .memchunk import make_token_counter
-    from .memory.buffer import IdentityObservation, TranscriptSegment
     from .memory.manager import build_memory_manager
     from .retrieval.factory import make_poller
     from .retrieval.level2 import Level2Service
@@ -119,7 +119,7 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
                                          hop_limit=cfg.retrieval.hop_limit), counter,
                            max_tokens=cfg.memchunk.l2_max_tokens, default_k=cfg.retrieval.top_k)
     parser = RetrStreamParser()
-    audio_info: dict[str, tuple[int, int, str]] = {}
+    audio_info: tuple[int, int, str] | None = None
     last_frame: np.ndarray | None = None
     last_person, current_user = "", ""
     next_consolidation = None
@@ -173,9 +173,9 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
                         poller.add_frame(t, rgb)
                         last_frame = rgb
                     elif conn.topic in chosen.audio_info:
-                        audio_info[conn.topic] = (int(msg.channels), int(msg.sample_rate), msg.sample_format)
+                        audio_info = audio_info_of(msg)
                     elif conn.topic in chosen.audio:
-                        pcm, rate = _audio(conn, msg, audio_info)
+                        pcm, rate = audio_msg_to_pcm(msg, audio_info)
                         poller.add_audio(t, pcm, rate)
                         manager.buffer.add_listen(t, pcm, rate)
                     elif conn.topic in chosen.transcripts:
@@ -193,8 +193,7 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
                     summary.rejected[f"{conn.topic}: {str(err).split(':')[0]}"] += 1
                     log.warning("%s: %s", conn.topic, err)
                 if poller.due(t) and summary.messages > 1:
-                    last_person, current_user = _poll(poller, t, manager, summary, emit, last_frame, last_person, say,
-                                                      IdentityObservation)
+                    last_person, current_user = _poll(poller, t, manager, summary, emit, last_frame, last_person, say)
                 next_consolidation = next_consolidation or t + cfg.memory.consolidation_period_s
                 if t >= next_consolidation:
                     _consolidate(manager, t, summary, emit, say)
@@ -211,18 +210,7 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
     return summary
 
 
-def _audio(conn, msg, audio_info) -> tuple[np.ndarray, int]:
-    if conn.msgtype == "egomem_msgs/msg/AudioFrame":
-        return audio_frame_to_pcm(msg)
-    info = next(iter(audio_info.values()), None)
-    if info is None:
-        raise MediaError("audio before any audio_common_msgs/AudioInfo: rate and format unknown, chunk dropped")
-    data = msg.audio.data if hasattr(msg, "audio") else msg.data
-    channels, rate, fmt = info
-    return audio_to_pcm(data, channels, rate, fmt)
-
-
-def _poll(poller, t, manager, summary, emit, frame, last_person, say, IdentityObservation):
+def _poll(poller, t, manager, summary, emit, frame, last_person, say):
     res = poller.poll(t)
     ev = res.event
     summary.polls += 1

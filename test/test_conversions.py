@@ -93,3 +93,19 @@ def test_audio_frame_and_stamps():
     t = 1700000000.25
     stamp = make("builtin_interfaces/msg/Time", sec_to_stamp(t))
     assert stamp_to_sec(stamp) == pytest.approx(t)
+
+
+def test_one_decoder_for_every_audio_message():
+    from egomem_ros.msg_conversions import audio_info_of, audio_msg_to_pcm
+
+    s16 = np.arange(8, dtype="<i2")
+    stamped = _roundtrip("audio_common_msgs/msg/AudioDataStamped", {"audio": {"data": s16.view(np.uint8)}})
+    with pytest.raises(MediaError, match="AudioInfo"):
+        audio_msg_to_pcm(stamped, None)
+    info = audio_info_of(_roundtrip("audio_common_msgs/msg/AudioInfo",
+                                    {"channels": 2, "sample_rate": 16000, "sample_format": "S16LE"}))
+    pcm, rate = audio_msg_to_pcm(stamped, info)
+    assert pcm.shape == (4, 2) and rate == 16000
+    frame = _roundtrip("egomem_msgs/msg/AudioFrame", {"sample_rate": 8000, "channels": 1, "data": s16})
+    pcm, rate = audio_msg_to_pcm(frame, None)   # carries its own format
+    assert pcm.shape == (8, 1) and rate == 8000

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.progress import track
 
-from .common import console, fail
+from .common import console, err_console, fail
 
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a component with the paper's metrics.")
 make_bench_app = typer.Typer(no_args_is_help=True, help="Generate synthetic benchmark files.")
@@ -31,7 +31,7 @@ def report(result: dict[str, Any], as_json: bool, title: str) -> None:
 
 def progress(label: str, quiet: bool):
     def wrap(items):
-        return items if quiet else track(items, description=label, console=console.__class__(stderr=True))
+        return items if quiet else track(items, description=label, console=err_console)
     return wrap
 
 

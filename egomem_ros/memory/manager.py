@@ -20,6 +20,7 @@ from .buffer import IdentityObservation, StreamBuffer, TranscriptSegment
 from .consolidate import Consolidator, SessionInput, SessionOutcome, SessionSpool
 from .extraction import Turn
 from .sessions import STEP_S, sessions_from_labels
+from .trigger import Segmenter
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class ConsolidationReport:
 
 
 class MemoryManager:
-    def __init__(self, store: MemoryRepository, buffer: StreamBuffer, segmenter, consolidator: Consolidator,
+    def __init__(self, store: MemoryRepository, buffer: StreamBuffer, segmenter: Segmenter, consolidator: Consolidator,
                  spool: SessionSpool, asr=None, *, max_gap_s: float = 2.0, transcript_latency_s: float = 3.0):
         self.store, self.buffer, self.segmenter = store, buffer, segmenter
         self.consolidator, self.spool, self.asr = consolidator, spool, asr
@@ -155,7 +156,7 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
     consolidator = Consolidator(
         store, extractor, agent, majority_identity(poller), face_model=face_model, voice_model=voice_model,
         learn_new_users=cfg.identity.learn_new_users,
-        on_keys_added=(lambda uid, mod, emb, _k: poller.add_key_to_gallery(uid, mod, emb, _k)) if poller else None)
+        on_keys_added=poller.add_key_to_gallery if poller else None)
     spool_dir = Path(m.spool_dir) if m.spool_dir else Path(str(db_path or "egomem") + ".sessions")
     return MemoryManager(store, StreamBuffer(m.buffer_s), segmenter, consolidator, SessionSpool(spool_dir),
                          asr if asr is not None else make_asr(m.asr, m.asr_model), max_gap_s=m.max_gap_s)

@@ -93,9 +93,6 @@ class KeyGallery:
     def users(self) -> set[str]:
         return set(self._users[self._alive])
 
-    def vectors_of(self, user_id: str) -> np.ndarray:
-        return self._vecs[self._alive & (self._users == user_id)]
-
     def vector(self, key_id: int) -> np.ndarray:
         return self._vecs[self._row_of[int(key_id)]]
 

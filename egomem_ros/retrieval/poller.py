@@ -75,6 +75,10 @@ class IdentityPoller:
         """(Re)build the galleries and the s-norm cohort from the store."""
         self.face_gallery = self._gallery("face", self.face)
         self.voice_gallery = self._gallery("voice", self.voice)
+        self._rebuild_snorm()
+
+    def _rebuild_snorm(self) -> None:
+        """The cohort is every user's voice keys (+ the extra cohort): rebuilt when voice keys change."""
         self.snorm = None
         if self.voice is not None and self.cfg.voice.snorm:
             keys = self.store.keys("voice", self.voice.model)
@@ -117,8 +121,8 @@ class IdentityPoller:
         if gallery is None:
             return
         gallery.add([key_id], [user_id], np.asarray(vector)[None, :])
-        if modality == "voice" and self.cfg.voice.snorm:
-            self.reload()  # the new key joins the cohort of everybody else
+        if modality == "voice":
+            self._rebuild_snorm()  # the new key joins everybody else's cohort; the galleries are current
 
     def forget(self, user_id: str) -> None:
         for gallery in (self.face_gallery, self.voice_gallery):

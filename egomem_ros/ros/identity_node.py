@@ -24,7 +24,7 @@ from std_msgs.msg import Bool
 from visualization_msgs.msg import Marker, MarkerArray
 
 from .. import msg_fields as F
-from ..msg_conversions import audio_frame_to_pcm, audio_to_pcm, compressed_to_rgb, image_to_rgb, stamp_to_sec
+from ..msg_conversions import audio_info_of, audio_msg_to_pcm, compressed_to_rgb, image_to_rgb, stamp_to_sec
 from ..retrieval.factory import make_poller
 from ..retrieval.media import MediaError
 from ..store import SqliteStore
@@ -58,7 +58,7 @@ class IdentityNode(Node):
         self.create_subscription(Image, "image", self._on_image, SENSOR_QOS, callback_group=sensors)
         self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, SENSOR_QOS,
                                  callback_group=sensors)
-        self.create_subscription(AudioFrame, "audio_frame", self._on_audio_frame, SENSOR_QOS, callback_group=sensors)
+        self.create_subscription(AudioFrame, "audio_frame", self._on_audio, SENSOR_QOS, callback_group=sensors)
         if AudioDataStamped is not None:
             self.create_subscription(AudioDataStamped, "audio", self._on_audio, SENSOR_QOS, callback_group=sensors)
             self.create_subscription(AudioInfo, "audio_info", self._on_audio_info, LATCHED_QOS, callback_group=sensors)
@@ -95,23 +95,12 @@ class IdentityNode(Node):
         self.poller.add_frame(stamp_to_sec(msg.header.stamp), rgb)
 
     def _on_audio_info(self, msg) -> None:
-        self._audio_info = (int(msg.channels), int(msg.sample_rate), msg.sample_format)
+        self._audio_info = audio_info_of(msg)
 
     def _on_audio(self, msg) -> None:
-        if self._audio_info is None:
-            self.get_logger().warning("audio before audio_info: rate/format unknown, dropped", throttle_duration_sec=5.0)
-            return
+        """AudioDataStamped or egomem AudioFrame."""
         try:
-            pcm, rate = audio_to_pcm(msg.audio.data, *self._audio_info)
-        except MediaError as err:
-            self._stats["rejected_audio"] += 1
-            self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
-            return
-        self.poller.add_audio(stamp_to_sec(msg.header.stamp), pcm, rate)
-
-    def _on_audio_frame(self, msg: AudioFrame) -> None:
-        try:
-            pcm, rate = audio_frame_to_pcm(msg)
+            pcm, rate = audio_msg_to_pcm(msg, self._audio_info)
         except MediaError as err:
             self._stats["rejected_audio"] += 1
             self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)

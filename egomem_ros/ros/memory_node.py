@@ -18,7 +18,7 @@ from std_msgs.msg import String
 from .. import msg_fields as F
 from ..config import ConfigError, resolve_db_path
 from ..memory.buffer import IdentityObservation, TranscriptSegment
-from ..msg_conversions import audio_frame_to_pcm, audio_to_pcm, image_to_rgb, stamp_to_sec
+from ..msg_conversions import audio_frame_to_pcm, audio_info_of, audio_msg_to_pcm, image_to_rgb, stamp_to_sec
 from ..retrieval.media import MediaError
 from ..store import StoreError
 from .util import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, declare_config, fill, now_s, spin
@@ -78,7 +78,7 @@ class MemoryNode(LifecycleNode):
         sensors, work, services = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup(), ReentrantCallbackGroup()
         sub = lambda *a, **k: self._subs.append(self.create_subscription(*a, **k))  # noqa: E731
         srv = lambda t, n, cb, g: self._srvs.append(self.create_service(t, n, cb, callback_group=g))  # noqa: E731
-        sub(AudioFrame, "audio_frame", self._on_audio_frame, SENSOR_QOS, callback_group=sensors)
+        sub(AudioFrame, "audio_frame", self._on_audio, SENSOR_QOS, callback_group=sensors)
         if AudioDataStamped is not None:
             sub(AudioDataStamped, "audio", self._on_audio, SENSOR_QOS, callback_group=sensors)
             sub(AudioInfo, "audio_info", self._on_audio_info, LATCHED_QOS, callback_group=sensors)
@@ -121,25 +121,13 @@ class MemoryNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     # -- inputs --------------------------------------------------------------------------------
-    def _listen(self, stamp, pcm, rate) -> None:
-        try:
-            self.manager.buffer.add_listen(stamp, pcm, rate)
-        except MediaError as err:
-            self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
-
     def _on_audio_info(self, msg) -> None:
-        self._audio_info = (int(msg.channels), int(msg.sample_rate), msg.sample_format)
+        self._audio_info = audio_info_of(msg)
 
     def _on_audio(self, msg) -> None:
-        if self._audio_info is not None:
-            try:
-                self._listen(stamp_to_sec(msg.header.stamp), *audio_to_pcm(msg.audio.data, *self._audio_info))
-            except MediaError as err:
-                self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
-
-    def _on_audio_frame(self, msg) -> None:
+        """AudioDataStamped or egomem AudioFrame into the memory buffer."""
         try:
-            self._listen(stamp_to_sec(msg.header.stamp), *audio_frame_to_pcm(msg))
+            self.manager.buffer.add_listen(stamp_to_sec(msg.header.stamp), *audio_msg_to_pcm(msg, self._audio_info))
         except MediaError as err:
             self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
 
