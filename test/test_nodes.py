@@ -88,7 +88,10 @@ def test_memory_node_lifecycle_services_and_identity_node(ros, shared_data):
     srv_type, forget = memory.services["~/forget_user"]
     assert forget(srv_type.Request(user_id=tony), srv_type.Response()).success
     node.subscriptions["memory_events"][1](memory.publishers["memory_events"].sent[-1])
-    assert tony not in node.poller.face_gallery.users()
+    assert tony not in node.poller.face_gallery.users()   # forgetting acts at once
+    assert node._reload_pending
+    node.timers[0][1]()                                   # the next poll re-reads the store once
+    assert not node._reload_pending and tony not in node.poller.voice_gallery.users()
     srv_type, list_users = memory.services["~/list_users"]
     assert list(list_users(srv_type.Request(include_placeholders=True), srv_type.Response()).users) == []
     assert memory.on_deactivate(None).name == "SUCCESS" and memory.services == {}

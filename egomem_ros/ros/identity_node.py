@@ -50,6 +50,7 @@ class IdentityNode(Node):
         self._audio_info: tuple[int, int, str] | None = None
         self._last_frame = None
         self._last_person = ""
+        self._reload_pending = False
         self._voices: dict[str, object] = {}
         self._stats = {"polls": 0, "rejected_frames": 0, "rejected_audio": 0, "last_poll_ms": 0.0}
 
@@ -110,12 +111,15 @@ class IdentityNode(Node):
     def _on_memory_event(self, msg: MemoryEvent) -> None:
         """Keys or users changed in the shared store (enrolment, merge, forget): re-read them."""
         if msg.item_kind in ("user", "key"):
-            self.poller.reload()
+            self._reload_pending = True  # one new profile sends several events: re-read once, at the next poll
             if msg.op == MemoryEvent.DELETE:
                 self.poller.forget(msg.user_id)
 
     # -- polling -------------------------------------------------------------------------------
     def _poll(self) -> None:
+        if self._reload_pending:
+            self._reload_pending = False
+            self.poller.reload()
         t = now_s(self)
         res = self.poller.poll(t)
         ev = res.event
