@@ -101,6 +101,21 @@ def pack_lines(header: Sequence[str], items: Sequence[tuple[str, str]], max_toke
     return PackedText(text, counter.count(text), dropped)
 
 
+def truncate_lines(text: str, max_tokens: int, counter: TokenCounter) -> PackedText:
+    """Fit already rendered text into `max_tokens` by dropping whole lines from the end.
+
+    Chunks are rendered most important first, so the tail is what goes. The dialog runtime and the
+    fine-tuning data both cut MemChunks here; `dropped` counts the lines removed.
+    """
+    lines = text.split("\n")
+    dropped = 0
+    while lines and counter.count("\n".join(lines)) > max_tokens:
+        lines.pop()
+        dropped += 1
+    kept = "\n".join(lines)
+    return PackedText(kept, counter.count(kept), dropped)
+
+
 def render_profile(user: User, facts: Sequence[Fact], episodes: Sequence[Episode],
                    relations: Sequence[tuple[str, str]], max_tokens: int,
                    counter: TokenCounter) -> PackedText:

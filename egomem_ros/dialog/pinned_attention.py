@@ -1,0 +1,142 @@
+"""Attention with pinned MemChunk regions: every step attends to the Level-1 / Level-2 chunk keys, held
+outside moshi's sliding `RingKVCache`, however long the stream runs.
+
+Positions (why this choice is right). The fine-tuning layout (paper §4.1) puts L1 at positions 0-511,
+L2 at 512-767 and the dialog right after. So the pinned keys are stored rotated at fixed *virtual*
+positions `j - R` (R = total pinned steps), i.e. just before dialog step 0, which moshi rotates at its
+own streaming offset. A query at dialog step p is rotated a second time, for the pinned part only, at
+`min(p, horizon)`. RoPE scores depend only on the difference, so the pinned key j is seen at distance
+`R + min(p, horizon) - j`:
+
+- while p <= horizon this is exactly the training layout (chunk, then the dialog, contiguous);
+- with `horizon = context - 1` (the default), from then on the chunk sits right before the oldest key
+  of the sliding window, at the distances the last in-window step saw. Distances never grow without
+  bound, which a RoPE model has never seen, and the chunk keys are rotated once per chunk update, never
+  per step (the per-step cost is one extra rotation of the query).
+
+Nothing is forked: `install_pinned_attention` re-classes moshi's own `StreamingMultiheadAttention`
+modules in place, so checkpoints, LoRA and the stock path (no region attended) are unchanged.
+"""
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import torch
+from einops import rearrange
+from moshi.modules.transformer import (KVCacheResult, StreamingMultiheadAttention, apply_weights_per_step,
+                                       expand_repeated_kv)
+from torch import nn
+
+
+class PinnedKVSource(Protocol):
+    """What the attention layers read the pinned regions from (see `pinned_memory.MemoryBank`)."""
+
+    horizon: int | None
+    record_mass: bool
+
+    def attended(self) -> bool: ...
+
+    def layer_kv(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]: ...
+
+
+def rope_rotate(x: torch.Tensor, positions: torch.Tensor, max_period: float, interleave: bool) -> torch.Tensor:
+    """Rotate `x` [B, H, T, D] to arbitrary `positions` [B or 1, T] with moshi's RoPE convention.
+
+    moshi's `apply_rope` only takes `offset + arange(T)`; the pinned part needs clamped positions and
+    constant shifts. Rotations compose, so rotating an already rotated key by s moves it s steps.
+    """
+    B, H, T, D = x.shape
+    ds = torch.arange(D // 2, device=x.device, dtype=torch.float32)
+    freqs = torch.exp(ds * (-math.log(max_period) * 2 / D))
+    ts = positions.to(torch.float32).reshape(positions.shape[0], 1, T, 1)
+    rotr, roti = torch.cos(freqs * ts), torch.sin(freqs * ts)
+    if interleave:
+        pairs = x.reshape(B, H, T, D // 2, 2)
+        xr, xi = pairs[..., 0].float(), pairs[..., 1].float()
+    else:
+        xr, xi = x[..., : D // 2].float(), x[..., D // 2:].float()
+    out_r, out_i = xr * rotr - xi * roti, xr * roti + xi * rotr
+    if interleave:
+        return torch.stack([out_r, out_i], dim=-1).reshape(B, H, T, D).to(x.dtype)
+    return torch.cat([out_r, out_i], dim=-1).to(x.dtype)
+
+
+class PinnedAttention(StreamingMultiheadAttention):
+    """moshi's streaming self-attention plus the pinned regions of a `PinnedKVSource`.
+
+    Without a source, outside streaming, or while no region is attended, it is moshi's own forward.
+    `capture` (a list) records the post-RoPE keys/values of a forward: the batched chunk prefill.
+    """
+
+    pinned: PinnedKVSource | None
+    layer_index: int
+    capture: list[tuple[torch.Tensor, torch.Tensor]] | None
+    last_pinned_mass: torch.Tensor | None
+
+    def _complete_kv(self, k: torch.Tensor, v: torch.Tensor) -> KVCacheResult:
+        if self.capture is not None:
+            self.capture.append((k, v))
+        return super()._complete_kv(k, v)
+
+    def _split_qkv(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.kv_repeat == 1:
+            q, k, v = rearrange(projected, "b t (p h d) -> p b h t d", p=3, h=self.num_heads)
+            return q, k, v
+        q = rearrange(projected[:, :, :self.embed_dim], "b t (h d) -> b h t d", h=self.num_heads)
+        k, v = rearrange(projected[:, :, self.embed_dim:], "b t (p kh d) -> p b kh t d", p=2,
+                         kh=self.num_heads // self.kv_repeat)
+        return q, k, v
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        state, bank = self._streaming_state, self.pinned
+        if self.cross_attention or state is None or bank is None or self.rope is None or not bank.attended():
+            return super().forward(query, key, value)
+        B, T = query.shape[:2]
+        offset = state.offset
+        projected = apply_weights_per_step(self.in_projs, self.weights_per_step_schedule, query, state.offset_cpu)
+        q, k, v = self._split_qkv(projected)
+        steps = offset.view(-1, 1) + torch.arange(T, device=q.device, dtype=torch.long)  # [B, T]
+        pin_steps = steps if bank.horizon is None else steps.clamp(max=bank.horizon)
+        q_pin = rope_rotate(q, pin_steps, self.rope.max_period, self.rope.interleave)
+        q, k = self.rope(q, k, offset, time_before_heads=False)
+        k, v, pos_k = self._complete_kv(k, v)
+        k_pin, v_pin, pin_bias = bank.layer_kv(self.layer_index)
+        if self.kv_repeat > 1:
+            k, v = expand_repeated_kv(k, self.kv_repeat), expand_repeated_kv(v, self.kv_repeat)
+            k_pin, v_pin = expand_repeated_kv(k_pin, self.kv_repeat), expand_repeated_kv(v_pin, self.kv_repeat)
+        # the sliding window, masked exactly as moshi masks it
+        delta = steps[:, :, None] - pos_k[:, None, :]
+        visible = (pos_k[:, None, :] >= 0) & (delta >= 0)
+        if self.context is not None:
+            visible &= delta < self.context
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        s_pin = torch.matmul(q_pin, k_pin.transpose(-1, -2)) * scale
+        if pin_bias is not None:
+            s_pin = s_pin + pin_bias
+        s_win = (torch.matmul(q, k.transpose(-1, -2)) * scale).masked_fill(~visible[:, None], float("-inf"))
+        probs = torch.softmax(torch.cat([s_pin, s_win], dim=-1).float(), dim=-1).to(v.dtype)
+        n_pin = k_pin.shape[2]
+        x = torch.matmul(probs[..., :n_pin], v_pin) + torch.matmul(probs[..., n_pin:], v)
+        if bank.record_mass:
+            self.last_pinned_mass = probs[..., :n_pin].float().sum(-1).mean().detach()
+        x = rearrange(x, "b h t d -> b t (h d)")
+        x = apply_weights_per_step(self.out_projs, self.weights_per_step_schedule, x, state.offset_cpu)
+        state.offset[:] = torch.where(state.exec_mask, state.offset + T, state.offset)
+        state.offset_cpu += T
+        return x
+
+
+def install_pinned_attention(transformer: nn.Module, source: PinnedKVSource | None) -> list[PinnedAttention]:
+    """Re-class every self-attention of a moshi `StreamingTransformer` as `PinnedAttention`."""
+    layers: list[PinnedAttention] = []
+    for module in transformer.modules():
+        if isinstance(module, StreamingMultiheadAttention) and not module.cross_attention:
+            module.__class__ = PinnedAttention
+            assert isinstance(module, PinnedAttention)
+            module.pinned, module.layer_index = source, len(layers)
+            module.capture, module.last_pinned_mass = None, None
+            layers.append(module)
+    if not layers:
+        raise ValueError("no moshi self-attention found: is this a moshi LMModel transformer?")
+    return layers

@@ -1,0 +1,162 @@
+"""The pinned Level-1 / Level-2 regions of a moshi LM and their one-pass update.
+
+A region holds `steps` time steps (L1 512, L2 256, as in paper §4.1): the chunk's text tokens, then the
+text pad token; every audio channel holds moshi's zero token (-1, embedded as zeros). A chunk update
+runs ONE `lm.forward_text` over `[1, 17, steps]` outside the dialog's streaming state, captures every
+layer's keys/values and writes them into that region only. The regions are independent blocks: L2 does
+not attend L1 while it is prefilled, so a new L1 never invalidates L2 and the fine-tuning layout must
+mask them the same way (see docs/dialog.md).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from moshi.models.lm import LMModel
+from moshi.modules.streaming import StreamingModule
+from torch import nn
+
+from ..memchunk import LEVEL1, LEVEL2
+from .pinned_attention import PinnedAttention, install_pinned_attention, rope_rotate
+
+
+@dataclass(frozen=True)
+class RegionLayout:
+    """Steps reserved per region; L1 first, L2 right after (positions 0-511 and 512-767)."""
+
+    l1_steps: int = 512
+    l2_steps: int = 256
+
+    @property
+    def total(self) -> int:
+        return self.l1_steps + self.l2_steps
+
+    def span(self, level: int) -> tuple[int, int]:
+        if level == LEVEL1:
+            return 0, self.l1_steps
+        if level == LEVEL2:
+            return self.l1_steps, self.l2_steps
+        raise ValueError(f"MemChunk level must be 1 or 2, got {level!r}")
+
+
+@contextlib.contextmanager
+def detached_streaming(module: nn.Module) -> Iterator[None]:
+    """Run `module` outside its streaming state (the dialog's ring caches stay untouched)."""
+    saved = [(m, m._streaming_state) for m in module.modules() if isinstance(m, StreamingModule)]
+    for m, _ in saved:
+        m._streaming_state = None
+    try:
+        yield
+    finally:
+        for m, state in saved:
+            m._streaming_state = state
+
+
+class MemoryBank:
+    """Pinned keys/values of every self-attention layer, plus which regions are attended.
+
+    `graph_safe` (default on CUDA, where moshi captures the step in a CUDA graph): always attend all
+    regions and mask inactive ones with an additive bias updated in place, so no Python branch is frozen
+    into the graph. On CPU only the active span is attended, so an unused region costs nothing.
+    """
+
+    def __init__(self, lm: LMModel, layout: RegionLayout = RegionLayout(), horizon: int | None | str = "auto",
+                 graph_safe: bool | None = None):
+        self.lm, self.layout = lm, layout
+        self.layers: list[PinnedAttention] = install_pinned_attention(lm.transformer, self)
+        first = self.layers[0]
+        if first.context is not None and layout.total > first.context:
+            raise ValueError(f"MemChunk regions ({layout.total} steps) exceed the model's context {first.context}")
+        if horizon == "auto":
+            horizon = None if first.context is None else first.context - 1
+        self.horizon: int | None = horizon  # type: ignore[assignment]
+        device, dtype = lm.device, lm.dtype
+        shape = (len(self.layers), 1, first.num_heads // first.kv_repeat, layout.total,
+                 first.embed_dim // first.num_heads)
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.bias = torch.full((layout.total,), float("-inf"), device=device, dtype=dtype)
+        self.graph_safe = device.type == "cuda" if graph_safe is None else graph_safe
+        self.record_mass = False
+        self.active: dict[int, bool] = {LEVEL1: False, LEVEL2: False}
+        self._span = (0, 0)
+        self._prefilling = False
+
+    # -- read side, called by every layer on every step ------------------------------------------
+    def attended(self) -> bool:
+        return not self._prefilling and (self.graph_safe or self._span[1] > self._span[0])
+
+    def layer_kv(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        if self.graph_safe:
+            return self.keys[layer], self.values[layer], self.bias
+        a, b = self._span
+        return self.keys[layer, :, :, a:b], self.values[layer, :, :, a:b], None
+
+    # -- write side, called between steps ---------------------------------------------------------
+    def set_active(self, level: int, on: bool) -> None:
+        start, steps = self.layout.span(level)
+        self.active[level] = on
+        self.bias[start:start + steps] = 0.0 if on else float("-inf")
+        spans = [self.layout.span(lv) for lv, a in sorted(self.active.items()) if a]
+        # L1 and L2 are adjacent, so the active part is always one contiguous span
+        self._span = (spans[0][0], spans[-1][0] + spans[-1][1]) if spans else (0, 0)
+
+    def region_tokens(self, level: int, text_ids: Sequence[int]) -> torch.Tensor:
+        """`[1, K, steps]`: text ids then pad on channel 0, the zero token on every audio channel."""
+        _, steps = self.layout.span(level)
+        if len(text_ids) > steps:
+            raise ValueError(f"{len(text_ids)} text tokens do not fit the {steps}-step Level-{level} region")
+        tokens = torch.full((1, self.lm.num_codebooks, steps), self.lm.zero_token_id, dtype=torch.long)
+        tokens[0, 0, :] = self.lm.text_padding_token_id
+        tokens[0, 0, :len(text_ids)] = torch.as_tensor(list(text_ids), dtype=torch.long)
+        return tokens.to(self.lm.device)
+
+    @torch.no_grad()
+    def write(self, level: int, text_ids: Sequence[int], method: str = "batched") -> None:
+        """Fill one region's keys/values from its tokens and attend it from the next step on.
+
+        `batched` is the runtime path (one forward over the region); `stepwise` feeds the same tokens one
+        step at a time through a fresh streaming state and exists to check that both agree.
+        """
+        start, steps = self.layout.span(level)
+        tokens = self.region_tokens(level, text_ids)
+        kvs = self._prefill_batched(tokens) if method == "batched" else self._prefill_stepwise(tokens)
+        shift = torch.full((1, steps), start - self.layout.total, device=self.keys.device)
+        rope = self.layers[0].rope
+        assert rope is not None, "pinned regions need a RoPE transformer"
+        for i, (k, v) in enumerate(kvs):
+            self.keys[i, :, :, start:start + steps].copy_(rope_rotate(k, shift, rope.max_period, rope.interleave))
+            self.values[i, :, :, start:start + steps].copy_(v)
+        self.set_active(level, True)
+
+    def _prefill_batched(self, tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        self._prefilling = True
+        try:
+            with detached_streaming(self.lm.transformer):
+                for layer in self.layers:
+                    layer.capture = []
+                self.lm.forward_text(tokens)
+                return [layer.capture[0] for layer in self.layers]  # type: ignore[index]
+        finally:
+            self._prefilling = False
+            for layer in self.layers:
+                layer.capture = None
+
+    def _prefill_stepwise(self, tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        steps = tokens.shape[-1]
+        self._prefilling = True
+        try:
+            with detached_streaming(self.lm.transformer), self.lm.transformer.streaming(1):
+                for t in range(steps):
+                    self.lm.forward_text(tokens[:, :, t:t + 1])
+                caches = [layer._streaming_state.kv_cache.cache for layer in self.layers]  # type: ignore[union-attr]
+                return [(c[0][:, :, :steps].clone(), c[1][:, :, :steps].clone()) for c in caches]
+        finally:
+            self._prefilling = False
+
+    def pinned_mass(self) -> float:
+        """Mean attention probability on the pinned regions at the last step (needs `record_mass`)."""
+        masses = [layer.last_pinned_mass for layer in self.layers if layer.last_pinned_mass is not None]
+        return float(torch.stack(masses).mean()) if masses else 0.0

@@ -1,0 +1,157 @@
+"""Pinned MemChunk regions on a tiny random moshi LM (real moshi code, random weights, CPU)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("moshi")
+
+from moshi.models.lm import LMGen  # noqa: E402
+from moshi.modules.rope import apply_rope  # noqa: E402
+
+from egomem_ros.dialog import moshi_checkpoint as mc  # noqa: E402
+from egomem_ros.dialog.pinned_attention import rope_rotate  # noqa: E402
+from egomem_ros.dialog.pinned_memory import MemoryBank, RegionLayout  # noqa: E402
+
+TEXT_A = "User: Alice Smith (id u1)\nFacts:\n- Alice is a nurse and lives in Lyon."
+TEXT_B = "User: Bob (id u2)\nPreferences:\n- likes green tea"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return mc.write_tiny_checkpoint(tmp_path_factory.mktemp("moshi_tiny"))
+
+
+@pytest.fixture
+def models(checkpoint):
+    return mc.load_models(checkpoint)
+
+
+def _stream(lm, steps: int, seed: int = 1, chunk: int = 500):
+    """Feed `steps` random dialog steps through the streaming LM, `chunk` steps per forward."""
+    gen = torch.Generator().manual_seed(seed)
+    done = 0
+    while done < steps:
+        t = min(chunk, steps - done)
+        tokens = torch.randint(0, lm.card, (1, lm.num_codebooks, t), generator=gen)
+        tokens[:, 0] = torch.randint(0, lm.text_card, (1, t), generator=gen)
+        lm.forward_text(tokens)
+        done += t
+
+
+def _next_logits(lm) -> torch.Tensor:
+    probe = torch.full((1, lm.num_codebooks, 1), 5, dtype=torch.long)
+    return lm.forward_text(probe)[1].flatten()
+
+
+def test_rope_rotate_matches_moshi_and_composes():
+    x = torch.randn(2, 3, 7, 16)
+    offset = torch.tensor([4, 11])
+    ref, _ = apply_rope(x, x, offset, max_period=10_000, interleave=True)
+    positions = offset.view(-1, 1) + torch.arange(7)
+    assert torch.allclose(rope_rotate(x, positions, 10_000, True), ref, atol=1e-5)
+    shifted = rope_rotate(rope_rotate(x, positions, 10_000, True), torch.full((1, 7), -30), 10_000, True)
+    assert torch.allclose(shifted, rope_rotate(x, positions - 30, 10_000, True), atol=1e-5)
+
+
+def test_batched_prefill_equals_stepwise_for_kv_and_greedy_tokens(models):
+    lm, tok = models.lm, models.tokenizer
+    bank = MemoryBank(lm, RegionLayout())
+    ids1, ids2 = tok.encode(TEXT_A), tok.encode(TEXT_B)
+    runs = []
+    for method in ("batched", "stepwise"):
+        bank.write(1, ids1, method)
+        bank.write(2, ids2, method)
+        kv = (bank.keys.clone(), bank.values.clone())
+        gen = LMGen(lm, use_sampling=False)
+        user = torch.Generator().manual_seed(3)
+        tokens = []
+        with gen.streaming(1):
+            for _ in range(12):
+                out = gen.step(torch.randint(0, lm.card, (1, 8, 1), generator=user))
+                if out is not None:
+                    tokens.append(out.clone())
+        runs.append((kv, torch.cat(tokens, dim=-1)))
+    (kv_b, tok_b), (kv_s, tok_s) = runs
+    assert torch.count_nonzero(kv_b[0]) > 0
+    assert torch.allclose(kv_b[0], kv_s[0], atol=1e-5) and torch.allclose(kv_b[1], kv_s[1], atol=1e-5)
+    assert torch.equal(tok_b, tok_s)
+
+
+def test_region_update_rewrites_only_that_region(models):
+    bank = MemoryBank(models.lm, RegionLayout())
+    bank.write(1, models.tokenizer.encode(TEXT_A))
+    bank.write(2, models.tokenizer.encode(TEXT_B))
+    before = bank.keys.clone()
+    bank.write(1, models.tokenizer.encode(TEXT_B))
+    assert torch.equal(bank.keys[..., 512:, :], before[..., 512:, :])
+    assert not torch.allclose(bank.keys[..., :512, :], before[..., :512, :])
+
+
+def test_chunk_still_attended_after_10000_steps_and_l1_text_changes_logits(models):
+    lm, tok = models.lm, models.tokenizer
+    assert lm.transformer.layers[0].self_attn.context == 3000
+    bank = MemoryBank(lm, RegionLayout())
+    bank.record_mass = True
+    logits = {}
+    for name, switch_to in (("A", None), ("A again", None), ("B", TEXT_B)):
+        bank.write(1, tok.encode(TEXT_A))
+        with lm.streaming(1):
+            _stream(lm, 10_000)
+            if switch_to:
+                bank.write(1, tok.encode(switch_to))
+            logits[name] = _next_logits(lm)
+            mass = bank.pinned_mass()
+    assert torch.equal(logits["A"], logits["A again"])  # deterministic, so the change below is the chunk's
+    assert (logits["A"] - logits["B"]).abs().max() > 1e-3
+    assert mass > 0.01, f"pinned regions get {mass:.4f} of the attention after 10,000 steps"
+
+
+def test_stock_prefix_is_forgotten_after_the_window(models):
+    """What EgoMem fixes: a chunk prefilled into moshi's own ring falls out after 3000 steps."""
+    lm, tok = models.lm, models.tokenizer
+    results = []
+    for text in (TEXT_A, TEXT_B):
+        ids = tok.encode(text)
+        prefix = torch.full((1, lm.num_codebooks, 512), lm.zero_token_id, dtype=torch.long)
+        prefix[0, 0] = lm.text_padding_token_id
+        prefix[0, 0, :len(ids)] = torch.tensor(ids)
+        with lm.streaming(1):
+            lm.forward_text(prefix)
+            early = _next_logits(lm)
+            _stream(lm, 10_000)
+            results.append((early, _next_logits(lm)))
+    (early_a, late_a), (early_b, late_b) = results
+    assert (early_a - early_b).abs().max() > 1e-3  # the prefix matters while it is in the window...
+    assert torch.allclose(late_a, late_b, atol=1e-6)  # ...and not at all 10,000 steps later
+
+
+def test_graph_safe_bias_mode_matches_span_mode(models):
+    lm, tok = models.lm, models.tokenizer
+    out = {}
+    for graph_safe in (False, True):
+        bank = MemoryBank(lm, RegionLayout(), graph_safe=graph_safe)
+        bank.write(2, tok.encode(TEXT_B))  # only L2 active: the bias must hide the unused L1 region
+        with lm.streaming(1):
+            _stream(lm, 40, chunk=7)
+            out[graph_safe] = _next_logits(lm)
+    assert torch.allclose(out[False], out[True], atol=1e-5)
+
+
+def test_no_active_region_is_stock_moshi(checkpoint):
+    a, b = mc.load_models(checkpoint).lm, mc.load_models(checkpoint).lm
+    MemoryBank(b, RegionLayout())  # installed, nothing written
+    outs = []
+    for lm in (a, b):
+        with lm.streaming(1):
+            _stream(lm, 30, chunk=4)
+            outs.append(_next_logits(lm))
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_region_too_long_for_its_tokens_is_refused(models):
+    bank = MemoryBank(models.lm, RegionLayout(8, 4))
+    with pytest.raises(ValueError, match="do not fit"):
+        bank.write(2, list(range(5)))
+    with pytest.raises(ValueError, match="level must be 1 or 2"):
+        bank.write(3, [1])
