@@ -56,7 +56,7 @@ def clean_text(text: str | bytes) -> str:
         return text
     except UnicodeEncodeError:
         log.warning("MemChunk text held unpaired surrogates; replaced")
-        return text.encode("utf-8", errors="replace").decode("utf-8")
+        return text.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
 
 
 class DialogEngine:

@@ -99,10 +99,11 @@ def resample(pcm: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 
 
 def clean_audio(pcm: np.ndarray, sample_rate: int, target_rate: int = 16_000, *,
-                min_seconds: float = 0.0) -> np.ndarray:
+                min_seconds: float = 0.0, allow_silence: bool = False) -> np.ndarray:
     """Validate and convert to mono float32 in [-1, 1] at `target_rate`.
 
-    Rejects empty, NaN/inf and all-zero audio and impossible sample rates; integer PCM is scaled;
+    Rejects empty, NaN/inf and (unless `allow_silence`, as a dialog stream needs) all-zero audio and
+    impossible sample rates; integer PCM is scaled;
     stereo is averaged; heavy clipping is logged (it degrades speaker embeddings) but kept.
     """
     x = np.asarray(pcm)
@@ -124,7 +125,7 @@ def clean_audio(pcm: np.ndarray, sample_rate: int, target_rate: int = 16_000, *,
     elif x.ndim != 1:
         raise MediaError(f"audio must be 1-D or 2-D (samples x channels), got shape {x.shape}")
     peak = float(np.max(np.abs(x)))
-    if peak == 0.0:
+    if peak == 0.0 and not allow_silence:
         raise MediaError("audio is all zeros")
     if peak > 1.0:
         x = x / peak
