@@ -6,7 +6,9 @@ L2 at 512-767 and the dialog right after. So the pinned keys are stored rotated 
 positions `j - R` (R = total pinned steps), i.e. just before dialog step 0, which moshi rotates at its
 own streaming offset. A query at dialog step p is rotated a second time, for the pinned part only, at
 `min(p, horizon)`. RoPE scores depend only on the difference, so the pinned key j is seen at distance
-`R + min(p, horizon) - j`:
+`R + min(p, horizon) - j`. (Implementation: keys are stored at `j - R - horizon` and the query rotated
+at `min(p, horizon) - horizon`, which is no rotation at all once p > horizon: the steady state of a
+long stream costs no extra RoPE work.)
 
 - while p <= horizon this is exactly the training layout (chunk, then the dialog, contiguous);
 - with `horizon = context - 1` (the default), from then on the chunk sits right before the oldest key
@@ -62,6 +64,26 @@ def rope_rotate(x: torch.Tensor, positions: torch.Tensor, max_period: float, int
     return torch.cat([out_r, out_i], dim=-1).to(x.dtype)
 
 
+_FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+
+def attend_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None,
+                    scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention output and its log-sum-exp [B, H, T], so two key sets merge into one exact softmax.
+
+    On CPU this is torch's fused flash kernel (the one `scaled_dot_product_attention` runs, which
+    returns the log-sum-exp too); elsewhere the plain math, which at one query per step is bandwidth-bound.
+    """
+    if q.device.type == "cpu" and _FLASH_CPU is not None:
+        out, lse = _FLASH_CPU(q, k, v, 0.0, False, attn_mask=bias, scale=scale)[:2]
+        return out, lse
+    scores = torch.matmul(q, k.transpose(-1, -2)).float() * scale
+    if bias is not None:
+        scores = scores + bias.float()
+    lse = torch.logsumexp(scores, dim=-1)
+    return torch.matmul(torch.exp(scores - lse[..., None]).to(v.dtype), v), lse
+
+
 class PinnedAttention(StreamingMultiheadAttention):
     """moshi's streaming self-attention plus the pinned regions of a `PinnedKVSource`.
 
@@ -97,8 +119,12 @@ class PinnedAttention(StreamingMultiheadAttention):
         projected = apply_weights_per_step(self.in_projs, self.weights_per_step_schedule, query, state.offset_cpu)
         q, k, v = self._split_qkv(projected)
         steps = offset.view(-1, 1) + torch.arange(T, device=q.device, dtype=torch.long)  # [B, T]
-        pin_steps = steps if bank.horizon is None else steps.clamp(max=bank.horizon)
-        q_pin = rope_rotate(q, pin_steps, self.rope.max_period, self.rope.interleave)
+        if bank.horizon is not None and state.offset_cpu > bank.horizon and not bank.graph_safe:
+            q_pin = q  # past the horizon the pinned keys' stored rotation is already the right one
+        else:
+            ref = 0 if bank.horizon is None else bank.horizon
+            pin_steps = steps if bank.horizon is None else steps.clamp(max=bank.horizon)
+            q_pin = rope_rotate(q, pin_steps - ref, self.rope.max_period, self.rope.interleave)
         q, k = self.rope(q, k, offset, time_before_heads=False)
         k, v, pos_k = self._complete_kv(k, v)
         k_pin, v_pin, pin_bias = bank.layer_kv(self.layer_index)
@@ -110,16 +136,18 @@ class PinnedAttention(StreamingMultiheadAttention):
         visible = (pos_k[:, None, :] >= 0) & (delta >= 0)
         if self.context is not None:
             visible &= delta < self.context
+        win_bias = torch.zeros(visible.shape, device=q.device, dtype=q.dtype).masked_fill_(~visible, float("-inf"))
         scale = 1.0 / math.sqrt(q.shape[-1])
-        s_pin = torch.matmul(q_pin, k_pin.transpose(-1, -2)) * scale
-        if pin_bias is not None:
-            s_pin = s_pin + pin_bias
-        s_win = (torch.matmul(q, k.transpose(-1, -2)) * scale).masked_fill(~visible[:, None], float("-inf"))
-        probs = torch.softmax(torch.cat([s_pin, s_win], dim=-1).float(), dim=-1).to(v.dtype)
-        n_pin = k_pin.shape[2]
-        x = torch.matmul(probs[..., :n_pin], v_pin) + torch.matmul(probs[..., n_pin:], v)
+        out_win, lse_win = attend_with_lse(q, k, v, win_bias[:, None], scale)
+        out_pin, lse_pin = attend_with_lse(q_pin, k_pin, v_pin, pin_bias, scale)
+        # one softmax over both key sets from the two partial ones: the pinned share of the total
+        # probability mass is sigmoid(lse_pin - lse_win), exactly
+        share = torch.sigmoid(lse_pin - lse_win)[..., None].to(v.dtype)
+        if pin_bias is not None:  # graph-safe mode with no region active: share 0, output may be NaN
+            out_pin = torch.nan_to_num(out_pin)
+        x = out_win + (out_pin - out_win) * share
         if bank.record_mass:
-            self.last_pinned_mass = probs[..., :n_pin].float().sum(-1).mean().detach()
+            self.last_pinned_mass = share.float().mean().detach()
         x = rearrange(x, "b h t d -> b t (h d)")
         x = apply_weights_per_step(self.out_projs, self.weights_per_step_schedule, x, state.offset_cpu)
         state.offset[:] = torch.where(state.exec_mask, state.offset + T, state.offset)

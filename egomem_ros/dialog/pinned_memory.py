@@ -77,7 +77,7 @@ class MemoryBank:
                  first.embed_dim // first.num_heads)
         self.keys = torch.zeros(shape, device=device, dtype=dtype)
         self.values = torch.zeros(shape, device=device, dtype=dtype)
-        self.bias = torch.full((layout.total,), float("-inf"), device=device, dtype=dtype)
+        self.bias = torch.full((1, 1, 1, layout.total), float("-inf"), device=device, dtype=dtype)
         self.graph_safe = device.type == "cuda" if graph_safe is None else graph_safe
         self.record_mass = False
         self.active: dict[int, bool] = {LEVEL1: False, LEVEL2: False}
@@ -98,7 +98,7 @@ class MemoryBank:
     def set_active(self, level: int, on: bool) -> None:
         start, steps = self.layout.span(level)
         self.active[level] = on
-        self.bias[start:start + steps] = 0.0 if on else float("-inf")
+        self.bias[..., start:start + steps] = 0.0 if on else float("-inf")
         spans = [self.layout.span(lv) for lv, a in sorted(self.active.items()) if a]
         # L1 and L2 are adjacent, so the active part is always one contiguous span
         self._span = (spans[0][0], spans[-1][0] + spans[-1][1]) if spans else (0, 0)
@@ -123,7 +123,8 @@ class MemoryBank:
         start, steps = self.layout.span(level)
         tokens = self.region_tokens(level, text_ids)
         kvs = self._prefill_batched(tokens) if method == "batched" else self._prefill_stepwise(tokens)
-        shift = torch.full((1, steps), start - self.layout.total, device=self.keys.device)
+        # stored relative to the horizon (see pinned_attention): virtual position j - R, minus horizon
+        shift = torch.full((1, steps), start - self.layout.total - (self.horizon or 0), device=self.keys.device)
         rope = self.layers[0].rope
         assert rope is not None, "pinned regions need a RoPE transformer"
         for i, (k, v) in enumerate(kvs):

@@ -1,0 +1,174 @@
+"""Dialog runtime benchmark: pinned MemChunk overhead, chunk-switch latency, steady-state memory.
+
+Random-weight moshi LMs (real moshi code, real 3000-step context and 17-channel layout) at chosen sizes.
+All configurations of one size are measured side by side in one stream: blocks of steps rotate through
+no chunk / L1 / L1+L2, so CPU frequency drift hits all three alike.
+
+    python bench/bench_dialog.py                      # tiny (~8M) and ~40M on CPU
+    python bench/bench_dialog.py --sizes 7b --device cuda --dtype bf16   # full-size moshi, on a GPU
+    python bench/bench_dialog.py --memory-steps 20000 # steady-state RSS over a long stream
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_TORCH_COMPILE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from moshi.models import loaders  # noqa: E402
+from moshi.models.lm import LMGen  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from egomem_ros.dialog import moshi_checkpoint as mc  # noqa: E402
+from egomem_ros.dialog.pinned_memory import MemoryBank, RegionLayout  # noqa: E402
+
+SIZES = {  # name: LM kwargs overrides of moshi's 7B config
+    "8m": dict(dim=192, num_layers=4, num_heads=4, text_card=2000, card=512, depformer_dim=96,
+               depformer_layers=2),
+    "40m": dict(dim=512, num_layers=8, num_heads=8, text_card=4000, card=512, depformer_dim=128,
+                depformer_layers=1),
+}
+
+
+def build_lm(size: str, device: str, dtype: torch.dtype) -> torch.nn.Module:
+    torch.manual_seed(0)
+    cfg = dict(loaders._lm_kwargs) if size == "7b" else mc.lm_config(**SIZES[size])
+    return loaders.get_moshi_lm(None, lm_kwargs=cfg, device=device, dtype=dtype)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def region_ids(lm, steps: int) -> list[int]:
+    return torch.randint(4, lm.text_card, (steps,)).tolist()  # a full region: the worst case
+
+
+def measure_steps(lm, bank: MemoryBank, device: str, blocks: int, block_steps: int) -> dict[str, float]:
+    """Median step time per configuration over interleaved blocks of one continuous stream."""
+    configs = {"none": (False, False), "L1": (True, False), "L1+L2": (True, True)}
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    gen = LMGen(lm, use_sampling=True)
+    user = torch.randint(0, lm.card, (1, 8, 1), device=device)
+    with gen.streaming(1):
+        for _ in range(3100 // block_steps + 1):  # fill the 3000-step ring first: steady state
+            for _ in range(block_steps):
+                gen.step(user)
+        for _ in tqdm(range(blocks), desc="step blocks", leave=False):
+            for name, (l1, l2) in configs.items():
+                bank.set_active(1, l1)
+                bank.set_active(2, l2)
+                sync(device)
+                start = time.perf_counter()
+                for _ in range(block_steps):
+                    gen.step(user)
+                sync(device)
+                times[name].append((time.perf_counter() - start) / block_steps)
+    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
+
+
+def measure_switch(lm, bank: MemoryBank, device: str, repeats: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for level, steps in ((1, bank.layout.l1_steps), (2, bank.layout.l2_steps)):
+        ids = region_ids(lm, steps)
+        tokens = bank.region_tokens(level, ids)
+        switch, forward = [], []
+        for _ in range(repeats):  # side by side: the switch, and a bare forward over the same tokens
+            sync(device)
+            t0 = time.perf_counter()
+            bank.write(level, ids)
+            sync(device)
+            t1 = time.perf_counter()
+            with torch.no_grad():
+                lm.forward_text(tokens)
+            sync(device)
+            t2 = time.perf_counter()
+            switch.append(t1 - t0)
+            forward.append(t2 - t1)
+        out[f"switch_L{level}_{steps}_ms"] = statistics.median(switch) * 1e3
+        out[f"forward_L{level}_{steps}_ms"] = statistics.median(forward) * 1e3
+        if device == "cpu" and repeats:  # the step-by-step prefill the switch replaces, once
+            t0 = time.perf_counter()
+            bank.write(level, ids, method="stepwise")
+            out[f"stepwise_L{level}_{steps}_ms"] = (time.perf_counter() - t0) * 1e3
+    return out
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def measure_memory(steps: int, device: str) -> dict[str, object]:
+    """Full engine (Mimi + LM + both chunks) on the tiny model; RSS sampled every 1000 steps."""
+    from egomem_ros.dialog.engine import FRAME_SAMPLES, DialogEngine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = DialogEngine(mc.load_models(mc.write_tiny_checkpoint(Path(tmp)), device=device))
+    engine.set_memchunk(1, "User: Alice\nFacts:\n- Alice is a nurse")
+    engine.set_memchunk(2, "Related memory:\n- Carol likes swimming")
+    rng = np.random.default_rng(0)
+    frame = (0.05 * rng.standard_normal(FRAME_SAMPLES)).astype(np.float32)
+    samples = []
+    start = time.perf_counter()
+    for i in tqdm(range(steps), desc="memory run", leave=False):
+        engine.step(frame)
+        if i % 1000 == 999:
+            samples.append(round(rss_mb(), 1))
+        if i == 4999:  # chunk switches during the run must not leak either
+            engine.set_memchunk(1, "User: Bob\nFacts:\n- Bob is a doctor")
+    return {"steps": steps, "rss_mb_every_1000": samples, "growth_after_3000_steps_mb":
+            round(samples[-1] - samples[min(2, len(samples) - 1)], 1),
+            "engine_step_ms": round((time.perf_counter() - start) / steps * 1e3, 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="8m,40m", help="comma list of 8m, 40m, 7b")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default=None)
+    ap.add_argument("--blocks", type=int, default=15)
+    ap.add_argument("--block-steps", type=int, default=20)
+    ap.add_argument("--switch-repeats", type=int, default=5)
+    ap.add_argument("--memory-steps", type=int, default=0, help="0 skips the memory run")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype or ("bf16" if args.device != "cpu" else "fp32")]
+    results: dict[str, object] = {"device": args.device, "dtype": str(dtype), "torch_threads": torch.get_num_threads()}
+    for size in args.sizes.split(","):
+        lm = build_lm(size, args.device, dtype)
+        bank = MemoryBank(lm, RegionLayout())
+        bank.write(1, region_ids(lm, 512))
+        bank.write(2, region_ids(lm, 256))
+        row: dict[str, float] = {"params_m": sum(p.numel() for p in lm.parameters()) / 1e6}
+        steps = measure_steps(lm, bank, args.device, args.blocks, args.block_steps)
+        row.update({f"step_ms_{k}": v for k, v in steps.items()})
+        row.update({f"steps_per_s_{k}": 1e3 / v for k, v in steps.items()})
+        row["overhead_L1_pct"] = 100 * (steps["L1"] / steps["none"] - 1)
+        row["overhead_L1+L2_pct"] = 100 * (steps["L1+L2"] / steps["none"] - 1)
+        row.update(measure_switch(lm, bank, args.device, args.switch_repeats))
+        results[size] = {k: round(v, 3) for k, v in row.items()}
+        print(size, json.dumps(results[size]), flush=True)
+        del lm, bank
+    if args.memory_steps:
+        results["memory"] = measure_memory(args.memory_steps, args.device)
+        print("memory", json.dumps(results["memory"]), flush=True)
+    text = json.dumps(results, indent=1)
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
