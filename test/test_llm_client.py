@@ -11,7 +11,10 @@ from egomem_ros.memory.llm import ChatClient, LLMConfig, LLMError, extract_json
 
 
 class ScriptedServer:
-    """Each POST to /v1/chat/completions pops the next (status, content, delay) from `script`."""
+    """Each POST to /v1/chat/completions pops the next (status, content, delay) from `script`.
+
+    `content` is the answer text, or a whole assistant message (a dict, e.g. with `tool_calls`).
+    """
 
     def __init__(self, script):
         self.script = list(script)
@@ -27,8 +30,8 @@ class ScriptedServer:
                 outer.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
                 status, content, delay = outer.script.pop(0) if outer.script else (500, "", 0)
                 time.sleep(delay)
-                payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}) \
-                    if status == 200 else "error"
+                message = content if isinstance(content, dict) else {"role": "assistant", "content": content}
+                payload = json.dumps({"choices": [{"message": message}]}) if status == 200 else "error"
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")

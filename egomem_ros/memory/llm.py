@@ -69,6 +69,17 @@ class ChatClient:
         body: dict = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature}
         if self.cfg.json_mode:
             body["response_format"] = {"type": "json_object"}
+        return self._post(body).get("content") or ""
+
+    def chat_message(self, messages: list[dict], tools: list[dict] | None = None) -> dict:
+        """The assistant message itself (content and any `tool_calls`), for tool-using dialogs."""
+        body: dict = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature}
+        if tools:
+            body["tools"] = tools
+        return self._post(body)
+
+    def _post(self, body: dict) -> dict:
+        """POST /chat/completions with retries; the first choice's message."""
         last: Exception | None = None
         for attempt in range(self.cfg.retries + 1):
             if attempt:
@@ -87,9 +98,12 @@ class ChatClient:
             if resp.status_code >= 400:
                 raise LLMError(f"LLM endpoint refused the request: HTTP {resp.status_code}: {resp.text[:200]}")
             try:
-                return resp.json()["choices"][0]["message"]["content"] or ""
+                message = resp.json()["choices"][0]["message"]
             except (ValueError, KeyError, IndexError, TypeError) as err:
                 raise LLMError(f"not an OpenAI-style chat answer: {resp.text[:200]}") from err
+            if not isinstance(message, dict):
+                raise LLMError(f"not an OpenAI-style chat answer: {resp.text[:200]}")
+            return message
         raise LLMError(f"LLM endpoint unavailable after {self.cfg.retries + 1} attempts: {last}")
 
     def ask_json(self, system: str, user: str, schema: type[T]) -> T:
