@@ -115,11 +115,27 @@ class MemoryConfig(_Section):
 
 class DialogConfig(_Section):
     # external: publish the MemChunks as a system prompt for the robot's own dialog stack.
-    # cascaded / moshi: not built yet; the node refuses to start in those modes and says so.
+    # cascaded: transcript in -> OpenAI-compatible chat LLM (dialog.llm) -> text out.
+    # moshi: full-duplex speech model with pinned MemChunk regions (the L1/L2 sizes are
+    #        memchunk.l1_max_tokens / l2_max_tokens steps).
     mode: Literal["external", "cascaded", "moshi"] = "external"
     device: Literal["cpu", "cuda"] = "cpu"
     retrieve_service: str = "/memory_node/retrieve_text"
     retrieve_timeout_s: float = Field(0.5, gt=0)
+    # moshi: a Hugging Face repo id (kyutai/moshiko-pytorch-bf16) or a local checkpoint directory.
+    checkpoint: str = ""
+    dtype: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on cuda, fp32 on cpu
+    use_sampling: bool = True
+    temp: float = Field(0.8, gt=0)
+    temp_text: float = Field(0.7, gt=0)
+    top_k: int = Field(250, ge=1)
+    top_k_text: int = Field(25, ge=1)
+    # Steps after which the pinned chunks stop moving away (-1: the model's context - 1).
+    pinned_horizon: int = Field(-1, ge=-1)
+    queue_frames: int = Field(4, ge=1)  # 80 ms frames waiting for the model before the oldest is dropped
+    # cascaded: the chat model, and whether it gets a retrieve_memory tool (else the <retr> text protocol)
+    use_tools: bool = True
+    llm: LLMSection = LLMSection()
 
 
 class EgomemConfig(_Section):

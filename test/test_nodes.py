@@ -123,3 +123,62 @@ def test_dialog_node_external_prompt(ros):
     assert "Sam" in prompt and "John" not in prompt   # another person's Level-2 memory is dropped
     node.subscriptions["dialog/text"][1](make("std_msgs/msg/String", {"data": "<retr>\ncolleague\n<answer>"}))
     assert any("not available" in line for _, line in node.logger.lines)
+
+
+def test_dialog_node_moshi_mode_streams_audio_and_follows_memchunks(tmp_path):
+    pytest.importorskip("moshi")
+    from egomem_ros.dialog import moshi_checkpoint as mc
+
+    ckpt = mc.write_tiny_checkpoint(tmp_path / "ckpt")
+    fake_ros.install({"dialog.mode": "moshi", "dialog.checkpoint": str(ckpt), "dialog.queue_frames": 64,
+                      "memchunk.l1_max_tokens": 64, "memchunk.l2_max_tokens": 32})
+    try:
+        from egomem_ros.ros.dialog_node import DialogNode
+
+        node = DialogNode()
+        on_chunk = node.subscriptions["memchunk/level1"][1]
+        on_chunk(make("egomem_msgs/msg/MemChunk", {"level": 1, "user_id": "u1", "text": "User: Alice", "version": 1}))
+        on_chunk(make("egomem_msgs/msg/MemChunk", {"level": 2, "user_id": "u1", "text": "Carol swims", "version": 1}))
+        pcm = (3000 * np.sin(np.arange(16_000 * 0.5) * 0.05)).astype(np.int16)  # 0.5 s at 16 kHz
+        node.subscriptions["audio_frame"][1](make("egomem_msgs/msg/AudioFrame",
+                                                  {"sample_rate": 16000, "channels": 1, "data": pcm}))
+        node.runner.drain(timeout=30)
+        assert node.runner.stats.frames_stepped == 6  # 0.5 s = 6 whole 80 ms frames
+        out = node.publishers["dialog/audio_out"].sent
+        assert out and out[-1].sample_rate == 24000 and len(out[-1].data) == 1920
+        assert node.engine.bank.active[1] and "Carol" in node.engine.last_update[2].text
+        on_chunk(make("egomem_msgs/msg/MemChunk", {"level": 1, "user_id": "u2", "text": "User: Bob", "version": 2}))
+        node.engine.apply_pending_chunks()
+        assert node.engine.last_update[2].text == ""  # Alice's Level-2 memory is not left for Bob
+        assert node.engine.last_update[1].text == "User: Bob"
+        node.destroy_node()
+    finally:
+        fake_ros.uninstall()
+
+
+def test_dialog_node_moshi_mode_without_checkpoint_says_what_to_set(ros):
+    fake_ros.Node.overrides["dialog.mode"] = "moshi"
+    from egomem_ros.dialog.factory import DialogSetupError
+    from egomem_ros.ros.dialog_node import DialogNode
+
+    with pytest.raises(DialogSetupError, match="dialog.checkpoint is empty"):
+        DialogNode()
+
+
+def test_dialog_node_cascaded_mode_answers_a_transcript(ros):
+    from test_llm_client import ScriptedServer
+
+    server = ScriptedServer([(200, "Hello Alice, you are a nurse.", 0)])
+    try:
+        fake_ros.Node.overrides.update({"dialog.mode": "cascaded", "dialog.llm.base_url": server.url})
+        from egomem_ros.ros.dialog_node import DialogNode
+
+        node = DialogNode()
+        node.subscriptions["memchunk/level1"][1](make("egomem_msgs/msg/MemChunk", {
+            "level": 1, "user_id": "u1", "text": "User: Alice\nFacts:\n- Alice is a nurse", "version": 1}))
+        node.subscriptions["dialog/user_text"][1](make("std_msgs/msg/String", {"data": "Who am I?"}))
+        assert node.publishers["dialog/response"].sent[-1].data == "Hello Alice, you are a nurse."
+        system = server.requests[0]["body"]["messages"][0]["content"]
+        assert "Alice is a nurse" in system
+    finally:
+        server.close()

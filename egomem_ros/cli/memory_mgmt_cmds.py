@@ -121,13 +121,9 @@ def eval_extract(file: Annotated[Path, typer.Argument(help="JSON list of dialogs
     if extractor == "rules":
         ext = RuleExtractor()
     elif extractor == "llm":
-        import os
+        from ..memory.llm import client_from_section
 
-        from ..memory.llm import ChatClient, LLMConfig
-
-        llm = get_config(config).memory.llm
-        ext = LLMExtractor(ChatClient(LLMConfig(base_url=llm.base_url, model=llm.model, timeout_s=llm.timeout_s,
-                                                retries=llm.retries, api_key=os.environ.get(llm.api_key_env, ""))))
+        ext = LLMExtractor(client_from_section(get_config(config).memory.llm))
     else:
         fail(f"--extractor must be rules or llm, not {extractor!r}")
     try:

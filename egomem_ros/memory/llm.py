@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -122,3 +123,10 @@ class ChatClient:
             return schema.model_validate(extract_json(answer))
         except (ValueError, ValidationError) as err:
             raise LLMError(f"LLM answer still invalid after one repair: {str(err).splitlines()[0]}") from err
+
+
+def client_from_section(section, *, json_mode: bool = True) -> ChatClient:
+    """A client for a config `LLMSection` (base_url, model, api_key_env, timeout_s, retries)."""
+    return ChatClient(LLMConfig(base_url=section.base_url, model=section.model, timeout_s=section.timeout_s,
+                                retries=section.retries, api_key=os.environ.get(section.api_key_env, ""),
+                                json_mode=json_mode))

@@ -8,7 +8,6 @@ the identity observations' embeddings, spools it, and hands it to the `Consolida
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,11 +132,9 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
     m = cfg.memory
     client = None
     if "llm" in (m.extractor, m.update_agent):
-        from .llm import ChatClient, LLMConfig
+        from .llm import client_from_section
 
-        client = ChatClient(LLMConfig(base_url=m.llm.base_url, model=m.llm.model,
-                                      api_key=os.environ.get(m.llm.api_key_env, ""), timeout_s=m.llm.timeout_s,
-                                      retries=m.llm.retries))
+        client = client_from_section(m.llm)
     extractor = LLMExtractor(client) if m.extractor == "llm" else RuleExtractor()
     agent = LLMUpdateAgent(client) if m.update_agent == "llm" else RuleUpdateAgent()
     if segmenter is None:
