@@ -2,6 +2,7 @@
 
 ros2 launch egomem_ros robot.launch.py image_topic:=/camera/color/image_raw audio_topic:=/audio/audio \
     db_path:=/var/lib/egomem/memory.db learn_new_users:=true dialog_mode:=external device:=cpu
+# full-duplex: dialog_mode:=moshi dialog_checkpoint:=kyutai/moshiko-pytorch-bf16 device:=cuda
 """
 import os
 
@@ -21,7 +22,8 @@ ARGS = {
                     "egomem parameters (ROS layout, validated by the egomem schema)"),
     "db_path": ("", "memory database; empty: $XDG_DATA_HOME/egomem/memory.db"),
     "learn_new_users": ("true", "enrol people the robot does not know"),
-    "dialog_mode": ("external", "external | cascaded | moshi (only external is built)"),
+    "dialog_mode": ("external", "external (your dialog stack) | cascaded (chat LLM) | moshi (full-duplex model)"),
+    "dialog_checkpoint": ("", "moshi mode: HF repo id (kyutai/moshiko-pytorch-bf16) or a local checkpoint dir"),
     "device": ("cpu", "cpu | cuda for the dialog model"),
     "use_sim_time": ("false", "true when playing bags with --clock"),
     "image_topic": ("/camera/image_raw", "sensor_msgs/Image camera topic"),
@@ -48,7 +50,9 @@ def generate_launch_description():
                            remappings=sensors + [("transcript", cfg["transcript_topic"])])
     dialog = Node(package="egomem_ros", executable="dialog_node", name="dialog_node", output="screen",
                   parameters=[cfg["params_file"], {"dialog.mode": cfg["dialog_mode"], "dialog.device": cfg["device"],
-                                                   "use_sim_time": ParameterValue(cfg["use_sim_time"], value_type=bool)}])
+                                                   "dialog.checkpoint": cfg["dialog_checkpoint"],
+                                                   "use_sim_time": ParameterValue(cfg["use_sim_time"], value_type=bool)}],
+                  remappings=[("audio", cfg["audio_topic"]), ("audio_info", cfg["audio_info_topic"])])
     configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(memory),
                                             transition_id=Transition.TRANSITION_CONFIGURE))
     activate = RegisterEventHandler(OnStateTransition(

@@ -27,13 +27,16 @@ pip_q() { .venv/bin/pip "$@" 2>&1 | { grep -v "^WARNING: Location 'file:" || tru
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.egomem-install-stamp
-want=$(cat setup.py requirements/constraints.txt | sha256sum | cut -c1-16)-$EXTRAS
+MOSHI_VERSION=0.2.13
+want=$(cat setup.py requirements/constraints.txt scripts/bootstrap.sh | sha256sum | cut -c1-16)-$EXTRAS
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[bootstrap] installing egomem_ros[$EXTRAS] into .venv (first time: a few minutes)"
   export PIP_DISABLE_PIP_VERSION_CHECK=1
   # torch first, pinned to the CPU build, so nothing later pulls a CUDA wheel.
   pip_q install -q -c requirements/constraints.txt "torch==2.13.0" "setuptools<81" wheel
   pip_q install -q -c requirements/constraints.txt -e ".[$EXTRAS]"
+  # moshi (the dialog runtime's model code) pins torch<2.10; its code runs on this torch, so no deps.
+  pip_q install -q --no-deps "moshi==$MOSHI_VERSION"
   echo "$want" > "$stamp"
 fi
 echo "[bootstrap] ready: $(.venv/bin/python -c 'import egomem_ros; print("egomem_ros", egomem_ros.__version__)')"

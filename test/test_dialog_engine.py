@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pytest
 
-pytest.importorskip("moshi")
 
 from egomem_ros.dialog import moshi_checkpoint as mc  # noqa: E402
 from egomem_ros.dialog.engine import FRAME_SAMPLES, DialogEngine  # noqa: E402
@@ -136,3 +135,28 @@ def test_runner_counts_late_steps(engine):
     runner = EngineRunner(engine, lambda out: None, step_budget_s=1e-6)
     runner.step_once(_noise())
     assert runner.stats.late == 1 and runner.stats.mean_step_ms > 0
+
+
+def test_cli_dialog_run_on_a_random_checkpoint(tmp_path):
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    def egomem(*args):
+        return subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", *map(str, args)], capture_output=True,
+                              text=True)
+
+    ckpt = tmp_path / "ckpt"
+    made = egomem("dialog", "make-random-checkpoint", ckpt)
+    assert made.returncode == 0, made.stderr
+    assert "not a trained model" in made.stdout
+    sf.write(tmp_path / "user.wav", _noise(16_000, seed=2), 16_000)  # 1 s at 16 kHz
+    r = egomem("dialog", "run", tmp_path / "user.wav", "--out", tmp_path / "robot.wav", "--checkpoint", ckpt,
+               "--profile", "User: Alice\nFacts:\n- Alice is a nurse")
+    assert r.returncode == 0, r.stderr
+    robot, rate = sf.read(tmp_path / "robot.wav")
+    assert rate == 24_000 and len(robot) == 12 * FRAME_SAMPLES and "12 steps" in r.stdout
+    missing = egomem("dialog", "run", tmp_path / "user.wav", "--out", tmp_path / "x.wav", "--checkpoint",
+                     tmp_path / "nope")
+    assert missing.returncode == 2 and "cannot load moshi checkpoint" in missing.stderr

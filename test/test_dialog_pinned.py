@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("moshi")
 
 from moshi.models.lm import LMGen  # noqa: E402
 from moshi.modules.rope import apply_rope  # noqa: E402

@@ -7,7 +7,6 @@ import shutil
 import pytest
 import torch
 
-pytest.importorskip("moshi")
 
 from safetensors.torch import load_file  # noqa: E402
 

@@ -126,7 +126,6 @@ def test_dialog_node_external_prompt(ros):
 
 
 def test_dialog_node_moshi_mode_streams_audio_and_follows_memchunks(tmp_path):
-    pytest.importorskip("moshi")
     from egomem_ros.dialog import moshi_checkpoint as mc
 
     ckpt = mc.write_tiny_checkpoint(tmp_path / "ckpt")
