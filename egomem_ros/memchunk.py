@@ -3,6 +3,7 @@ runtime and fine-tuning data, so every place truncates the same way (never mid-t
 """
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -13,6 +14,7 @@ from typing import Protocol
 from .store.models import Episode, Fact, User
 
 LEVEL1, LEVEL2 = 1, 2
+log = logging.getLogger(__name__)
 
 
 class TokenCounter(Protocol):
@@ -99,6 +101,21 @@ def pack_lines(header: Sequence[str], items: Sequence[tuple[str, str]], max_toke
         else:
             dropped += 1
     return PackedText(text, counter.count(text), dropped)
+
+
+def clean_text(text: str | bytes) -> str:
+    """MemChunk text as valid UTF-8: invalid bytes and lone surrogates become U+FFFD, with a log line."""
+    if isinstance(text, bytes):
+        decoded = text.decode("utf-8", errors="replace")
+        if "\ufffd" in decoded and b"\xef\xbf\xbd" not in text:
+            log.warning("MemChunk text was not valid UTF-8; invalid bytes replaced")
+        return decoded
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        log.warning("MemChunk text held unpaired surrogates; replaced")
+        return text.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
 
 
 def truncate_lines(text: str, max_tokens: int, counter: TokenCounter) -> PackedText:

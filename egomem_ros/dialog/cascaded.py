@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from ..memchunk import LEVEL2, MemChunk
+from ..memchunk import LEVEL2, MemChunk, clean_text
 from ..memory.llm import ChatClient
-from ..retrieval.retr_protocol import OPEN, RetrQuery, RetrStreamParser
-from .engine import clean_text
+from ..retrieval.retr_protocol import OPEN, RetrieveFn, RetrQuery, RetrStreamParser
 from .prompt import PromptComposer
 
 log = logging.getLogger(__name__)
-
-RetrieveFn = Callable[[RetrQuery], str]
 
 RETRIEVE_TOOL = {
     "type": "function",

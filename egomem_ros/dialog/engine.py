@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from moshi.models.lm import LMGen
 
-from ..memchunk import LEVEL1, LEVEL2, SentencePieceTokenCounter, truncate_lines
+from ..memchunk import LEVEL1, LEVEL2, SentencePieceTokenCounter, clean_text, truncate_lines
 from ..retrieval.retr_protocol import RetrQuery, RetrStreamParser
 from .moshi_checkpoint import MoshiModels
 from .pinned_memory import MemoryBank, RegionLayout
@@ -42,21 +42,6 @@ class ChunkUpdate:
     token_count: int
     dropped_lines: int
     seconds: float = 0.0
-
-
-def clean_text(text: str | bytes) -> str:
-    """MemChunk text as valid UTF-8: invalid bytes and lone surrogates become U+FFFD, with a log line."""
-    if isinstance(text, bytes):
-        decoded = text.decode("utf-8", errors="replace")
-        if "\ufffd" in decoded and b"\xef\xbf\xbd" not in text:
-            log.warning("MemChunk text was not valid UTF-8; invalid bytes replaced")
-        return decoded
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        log.warning("MemChunk text held unpaired surrogates; replaced")
-        return text.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
 
 
 class DialogEngine:

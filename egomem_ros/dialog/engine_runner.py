@@ -21,13 +21,12 @@ import numpy as np
 
 from ..memchunk import LEVEL2
 from ..retrieval.media import clean_audio
-from ..retrieval.retr_protocol import RetrQuery
+from ..retrieval.retr_protocol import RetrieveFn, RetrQuery
 from .engine import FRAME_SAMPLES, SAMPLE_RATE, DialogEngine, StepOutput
 
 log = logging.getLogger(__name__)
 
 StepSink = Callable[[StepOutput], None]
-RetrieveFn = Callable[[RetrQuery], str]
 
 
 @dataclass

@@ -1,10 +1,8 @@
 """Build the configured dialog process (moshi engine or cascaded LLM) from an `EgomemConfig`."""
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ..config import EgomemConfig
-from ..retrieval.retr_protocol import RetrQuery
+from ..retrieval.retr_protocol import RetrieveFn
 
 
 class DialogSetupError(RuntimeError):
@@ -37,7 +35,7 @@ def build_moshi_engine(cfg: EgomemConfig):
                         horizon="auto" if d.pinned_horizon < 0 else d.pinned_horizon)
 
 
-def build_cascaded(cfg: EgomemConfig, retrieve: Callable[[RetrQuery], str] | None):
+def build_cascaded(cfg: EgomemConfig, retrieve: RetrieveFn | None):
     from ..memory.llm import client_from_section
     from .cascaded import CascadedDialog
 

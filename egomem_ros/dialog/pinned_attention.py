@@ -84,21 +84,30 @@ def attend_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: tor
     return torch.matmul(torch.exp(scores - lse[..., None]).to(v.dtype), v), lse
 
 
+class PrefillCaptured(Exception):
+    """Raised by the last layer once a prefill has every layer's keys/values: the rest is not needed."""
+
+
 class PinnedAttention(StreamingMultiheadAttention):
     """moshi's streaming self-attention plus the pinned regions of a `PinnedKVSource`.
 
     Without a source, outside streaming, or while no region is attended, it is moshi's own forward.
-    `capture` (a list) records the post-RoPE keys/values of a forward: the batched chunk prefill.
+    `capture` (a list) records the post-RoPE keys/values of a forward: the batched chunk prefill, which
+    the last layer ends as soon as its keys/values are recorded (its attention, FFN and the text head
+    would only compute logits nobody reads).
     """
 
     pinned: PinnedKVSource | None
     layer_index: int
     capture: list[tuple[torch.Tensor, torch.Tensor]] | None
+    stop_after_capture: bool
     last_pinned_mass: torch.Tensor | None
 
     def _complete_kv(self, k: torch.Tensor, v: torch.Tensor) -> KVCacheResult:
         if self.capture is not None:
             self.capture.append((k, v))
+            if self.stop_after_capture:  # the last layer's keys/values are all a prefill needs
+                raise PrefillCaptured
         return super()._complete_kv(k, v)
 
     def _split_qkv(self, projected: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -163,8 +172,10 @@ def install_pinned_attention(transformer: nn.Module, source: PinnedKVSource | No
             module.__class__ = PinnedAttention
             assert isinstance(module, PinnedAttention)
             module.pinned, module.layer_index = source, len(layers)
-            module.capture, module.last_pinned_mass = None, None
+            module.capture, module.last_pinned_mass, module.stop_after_capture = None, None, False
             layers.append(module)
+    if layers:
+        layers[-1].stop_after_capture = True
     if not layers:
         raise ValueError("no moshi self-attention found: is this a moshi LMModel transformer?")
     return layers

@@ -19,7 +19,7 @@ from moshi.modules.streaming import StreamingModule
 from torch import nn
 
 from ..memchunk import LEVEL1, LEVEL2
-from .pinned_attention import PinnedAttention, install_pinned_attention, rope_rotate
+from .pinned_attention import PinnedAttention, PrefillCaptured, install_pinned_attention, rope_rotate
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,10 @@ class MemoryBank:
             with detached_streaming(self.lm.transformer):
                 for layer in self.layers:
                     layer.capture = []
-                self.lm.forward_text(tokens)
+                try:
+                    self.lm.forward_text(tokens)
+                except PrefillCaptured:
+                    pass
                 return [layer.capture[0] for layer in self.layers]  # type: ignore[index]
         finally:
             self._prefilling = False

@@ -8,6 +8,7 @@ and drops malformed or unterminated blocks with a log line. It never raises into
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,9 @@ class RetrQuery:
     @property
     def empty(self) -> bool:
         return not self.relation_query and not self.keyword_query
+
+
+RetrieveFn = Callable[[RetrQuery], str]  # a query -> the Level-2 MemChunk text that answers it
 
 
 def _words(group: str) -> tuple[str, ...]:
