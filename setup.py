@@ -22,7 +22,8 @@ EXTRAS = {
                    "sentence-transformers>=2.2", "faster-whisper>=1.0"],
     # moshi's runtime needs, minus moshi itself: it pins torch<2.10, so scripts/bootstrap.sh installs it
     # with --no-deps (its sphn/aiohttp/sounddevice are only for its own server and client).
-    "dialog": ["einops>=0.7", "sentencepiece>=0.1.99", "safetensors>=0.4", "huggingface-hub>=0.24"],
+    "dialog": ["einops>=0.7", "sentencepiece>=0.1.99", "safetensors>=0.4", "huggingface-hub>=0.24",
+               "soxr>=0.3"],
     "ros-tools": ["colcon-core>=0.21", "colcon-ros>=0.5", "colcon-package-information", "catkin_pkg"],
     "dev": ["pytest>=7", "matplotlib", "scikit-image"],
 }

@@ -41,10 +41,13 @@ class ApproxTokenCounter:
 class SentencePieceTokenCounter:
     """The dialog model's own tokenizer (moshi ships `tokenizer_spm_32k_3.model`)."""
 
-    def __init__(self, model_path: str | Path):
-        import sentencepiece  # optional dependency, only for this counter
+    def __init__(self, model_path: str | Path, processor=None):
+        """`processor`: the already loaded SentencePieceProcessor of `model_path`, if the caller has one."""
+        if processor is None:
+            import sentencepiece  # optional dependency, only for this counter
 
-        self._sp = sentencepiece.SentencePieceProcessor(model_file=str(model_path))
+            processor = sentencepiece.SentencePieceProcessor(model_file=str(model_path))
+        self._sp = processor
         self.name = f"sentencepiece:{Path(model_path).name}"
 
     def count(self, text: str) -> int:

@@ -21,6 +21,16 @@ def header(t: float, frame_id: str = "") -> dict[str, Any]:
     return {"stamp": sec_to_stamp(t), "frame_id": frame_id}
 
 
+def pcm16(pcm: np.ndarray) -> np.ndarray:
+    """Float audio in [-1, 1] -> little-endian int16 samples (clipped), as audio messages carry them."""
+    return (np.clip(pcm, -1.0, 1.0) * 32767).astype("<i2")
+
+
+def audio_frame_fields(pcm: np.ndarray, sample_rate: int, t: float, frame_id: str = "") -> dict[str, Any]:
+    """egomem_msgs/AudioFrame: mono float audio as interleaved int16."""
+    return {"header": header(t, frame_id), "sample_rate": int(sample_rate), "channels": 1, "data": pcm16(pcm)}
+
+
 def identity_fields(event, frame_id: str = "") -> dict[str, Any]:
     return {
         "header": header(event.stamp, frame_id),

@@ -54,7 +54,7 @@ class SceneBag:
                         {"channels": 1, "sample_rate": self.rate, "sample_format": "S16LE",
                          "bitrate": self.rate * 16, "coding_format": "WAVE"})
             self._info_written = True
-        data = (np.clip(pcm, -1, 1) * 32767).astype("<i2").view(np.uint8)
+        data = F.pcm16(pcm).view(np.uint8)
         self._write(AUDIO, "audio_common_msgs/msg/AudioDataStamped", t,
                     {"header": F.header(t, "mic"), "audio": {"data": data}})
 

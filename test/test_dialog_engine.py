@@ -165,3 +165,17 @@ def test_cli_dialog_run_on_a_random_checkpoint(tmp_path):
     missing = egomem("dialog", "run", tmp_path / "user.wav", "--out", tmp_path / "x.wav", "--checkpoint",
                      tmp_path / "nope")
     assert missing.returncode == 2 and "cannot load moshi checkpoint" in missing.stderr
+
+
+def test_runner_resamples_across_message_boundaries_without_clicks(engine):
+    """A 440 Hz tone at 16 kHz in 20 ms messages must come out as a smooth tone at 24 kHz."""
+    frames = []
+    runner = EngineRunner(engine, lambda out: None, queue_frames=64)
+    runner._put = frames.append  # look at the frames themselves
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(32_000) / 16_000)).astype(np.float32)
+    for i in range(0, len(tone), 320):
+        runner.push_audio(tone[i:i + 320], 16_000)
+    out = np.concatenate(frames)[2000:]  # past the filter's start-up
+    ideal_step = 0.5 * 2 * np.pi * 440 / 24_000  # the largest sample-to-sample change of the ideal tone
+    assert np.max(np.abs(np.diff(out))) < 1.1 * ideal_step
+    assert 0.45 < np.max(np.abs(out)) < 0.55

@@ -7,6 +7,7 @@ way the retrieval runs with a timeout: if it is late the model answers with what
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -52,8 +53,7 @@ class CascadedDialog:
     def set_memchunk(self, chunk: MemChunk) -> bool:
         """Newest chunk per level; a new Level-1 user also clears Level-2 and the chat history."""
         previous_user = self.composer.user_id
-        changed = self.composer.update(MemChunk(chunk.level, chunk.user_id, clean_text(chunk.text),
-                                                chunk.token_count, chunk.version, chunk.tokenizer))
+        changed = self.composer.update(dataclasses.replace(chunk, text=clean_text(chunk.text)))
         if changed and self.composer.user_id != previous_user:
             self.history.clear()
         return changed

@@ -48,20 +48,18 @@ class DialogEngine:
     def __init__(self, models: MoshiModels, layout: RegionLayout = RegionLayout(), *, use_sampling: bool = True,
                  temp: float = 0.8, temp_text: float = 0.7, top_k: int = 250, top_k_text: int = 25,
                  horizon: int | None | str = "auto"):
-        self.models = models
         self.lm, self.mimi, self.tokenizer = models.lm, models.mimi, models.tokenizer
         if int(self.mimi.sample_rate) != SAMPLE_RATE or self.mimi.frame_size != FRAME_SAMPLES:
             raise ValueError(f"Mimi runs at {self.mimi.sample_rate} Hz / {self.mimi.frame_size} samples per frame; "
                              f"the engine needs {SAMPLE_RATE} Hz / {FRAME_SAMPLES}")
         self.bank = MemoryBank(self.lm, layout, horizon=horizon)
-        self.counter = SentencePieceTokenCounter(models.info.tokenizer)
+        self.counter = SentencePieceTokenCounter(models.info.tokenizer, processor=self.tokenizer)
         self.lm_gen = LMGen(self.lm, use_sampling=use_sampling, temp=temp, temp_text=temp_text, top_k=top_k,
                             top_k_text=top_k_text)
         self.parser = RetrStreamParser()
         self._pending: dict[int, ChunkUpdate] = {}
         self._lock = threading.Lock()
         self.last_update: dict[int, ChunkUpdate] = {}
-        self.steps = 0
         self.mimi.streaming_forever(1)
         self.lm_gen.streaming_forever(1)
 
@@ -113,7 +111,6 @@ class DialogEngine:
         frame = torch.from_numpy(pcm.astype(np.float32, copy=False)).to(self.lm.device).view(1, 1, -1)
         codes = self.mimi.encode(frame)
         tokens = self.lm_gen.step(codes[:, :, :1])
-        self.steps += 1
         if tokens is None:
             return StepOutput(None, None)
         out_pcm = self.mimi.decode(tokens[:, 1:]).float().cpu().numpy().reshape(-1)

@@ -1,7 +1,7 @@
 """Runs a DialogEngine in its own thread, fed by a bounded queue of 80 ms frames.
 
 Audio arrives in any chunk size and sample rate (ROS messages, bag replay, a sound card): it is
-converted to 24 kHz mono float and cut into 1920-sample frames. When the model falls behind, the oldest
+converted to 24 kHz mono float (streaming resampler) and cut into 1920-sample frames. When the model falls behind, the oldest
 queued frame is dropped (the user keeps talking; a stale frame is worth less than a fresh one) and
 counted; a step that takes longer than the 80 ms budget is counted as late. `<retr>` queries go to a
 retrieval callable on a worker thread: its answer becomes the Level-2 chunk if it arrives within the
@@ -54,6 +54,7 @@ class EngineRunner:
         self.stats = RunnerStats()
         self._frames: queue.Queue[np.ndarray] = queue.Queue(maxsize=queue_frames)
         self._carry = np.zeros(0, dtype=np.float32)
+        self._resamplers: dict[int, object] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="egomem-retr")
@@ -61,8 +62,20 @@ class EngineRunner:
 
     # -- producer side ------------------------------------------------------------------------------
     def push_audio(self, pcm: np.ndarray, sample_rate: int) -> int:
-        """Queue audio of any length and rate; returns how many whole frames it completed."""
-        x = clean_audio(pcm, sample_rate, SAMPLE_RATE, allow_silence=True)
+        """Queue audio of any length and rate; returns how many whole frames it completed.
+
+        Resampling is streaming (one soxr stream per input rate, its filter state carried from chunk to
+        chunk): resampling each message on its own would put a click at every message boundary.
+        """
+        x = clean_audio(pcm, sample_rate, sample_rate, allow_silence=True)  # validate, mono float
+        if sample_rate != SAMPLE_RATE:
+            stream = self._resamplers.get(sample_rate)
+            if stream is None:
+                import soxr
+
+                stream = self._resamplers[sample_rate] = soxr.ResampleStream(sample_rate, SAMPLE_RATE, 1,
+                                                                            dtype="float32")
+            x = stream.resample_chunk(x)
         x = np.concatenate([self._carry, x])
         n = len(x) // FRAME_SAMPLES
         self._carry = x[n * FRAME_SAMPLES:].copy()

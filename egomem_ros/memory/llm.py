@@ -67,20 +67,16 @@ class ChatClient:
         self._http.close()
 
     def chat(self, messages: list[dict[str, str]]) -> str:
-        body: dict = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature}
-        if self.cfg.json_mode:
-            body["response_format"] = {"type": "json_object"}
-        return self._post(body).get("content") or ""
+        extra = {"response_format": {"type": "json_object"}} if self.cfg.json_mode else {}
+        return self._post(messages, extra).get("content") or ""
 
     def chat_message(self, messages: list[dict], tools: list[dict] | None = None) -> dict:
         """The assistant message itself (content and any `tool_calls`), for tool-using dialogs."""
-        body: dict = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature}
-        if tools:
-            body["tools"] = tools
-        return self._post(body)
+        return self._post(messages, {"tools": tools} if tools else {})
 
-    def _post(self, body: dict) -> dict:
+    def _post(self, messages: list[dict], extra: dict) -> dict:
         """POST /chat/completions with retries; the first choice's message."""
+        body = {"model": self.cfg.model, "messages": messages, "temperature": self.cfg.temperature, **extra}
         last: Exception | None = None
         for attempt in range(self.cfg.retries + 1):
             if attempt:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import sys
 import threading
 
-import numpy as np
 import rclpy
 from egomem_msgs.msg import AudioFrame, MemChunk
 from egomem_msgs.srv import RetrieveText
@@ -28,10 +27,11 @@ from std_msgs.msg import String
 from ..dialog.prompt import PromptComposer
 from ..memchunk import LEVEL2
 from ..memchunk import MemChunk as Chunk
+from ..msg_fields import audio_frame_fields
 from ..msg_conversions import audio_info_of, audio_msg_to_pcm
 from ..retrieval.media import MediaError
 from ..retrieval.retr_protocol import RetrQuery, RetrStreamParser
-from .util import LATCHED_QOS, SENSOR_QOS, declare_config, fill, spin
+from .util import LATCHED_QOS, SENSOR_QOS, declare_config, fill, now_s, spin
 
 try:  # optional: ros-drivers/audio_common
     from audio_common_msgs.msg import AudioDataStamped, AudioInfo
@@ -69,11 +69,13 @@ class DialogNode(Node):
                                  callback_group=MutuallyExclusiveCallbackGroup())  # one turn at a time
 
     def _setup_moshi(self) -> None:
+        from ..dialog.engine import SAMPLE_RATE
         from ..dialog.engine_runner import EngineRunner
         from ..dialog.factory import build_moshi_engine
 
         self.engine = build_moshi_engine(self.config)  # DialogSetupError: caught in main()
         self.runner = EngineRunner(self.engine, self._on_step, queue_frames=self.cfg.queue_frames)
+        self.out_rate = SAMPLE_RATE
         self.pub_audio = self.create_publisher(AudioFrame, "dialog/audio_out", 10)
         self.create_subscription(AudioFrame, "audio_frame", self._on_audio, SENSOR_QOS, callback_group=self.group)
         if AudioDataStamped is not None:
@@ -156,8 +158,8 @@ class DialogNode(Node):
 
     def _on_step(self, out) -> None:
         if out.pcm is not None:
-            samples = (np.clip(out.pcm, -1.0, 1.0) * 32767).astype(np.int16)
-            self.pub_audio.publish(fill(AudioFrame(), {"sample_rate": 24000, "channels": 1, "data": samples}))
+            fields = audio_frame_fields(out.pcm, self.out_rate, now_s(self), "speaker")
+            self.pub_audio.publish(fill(AudioFrame(), fields))
         if out.text:
             self.pub_text.publish(String(data=out.text))
         for query in out.queries:
