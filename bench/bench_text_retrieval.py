@@ -12,28 +12,28 @@ import statistics
 import time
 
 from egomem_ros.retrieval.rerank import make_reranker
-from egomem_ros.retrieval.text_bench import _TOPICS, _DAYS, _PETS, _RELATIONS, _Tick
+from egomem_ros.retrieval.text_bench import TOPICS, DAYS, PETS, RELATIONS, Tick
 from egomem_ros.retrieval.text_retrieval import TextRetriever
 from egomem_ros.store import SqliteStore
 
 
 def build(n_docs: int, seed: int = 0) -> tuple[SqliteStore, str, list[tuple[list[str], list[str]]]]:
     rng = random.Random(seed)
-    store = SqliteStore(":memory:", clock=_Tick())
+    store = SqliteStore(":memory:", clock=Tick())
     facts_per_user = 5 if n_docs <= 1000 else 50
     with store.transaction():
         me = store.create_user("Emily").id
         for u in range(max(1, n_docs // facts_per_user)):
             other = store.create_user(f"user{u}").id
-            store.add_relation(me, other, rng.choice(_RELATIONS))
+            store.add_relation(me, other, rng.choice(RELATIONS))
             for _ in range(facts_per_user):
-                topic = rng.choice(_TOPICS)
-                store.add_fact(other, "fact", rng.choice(topic[2]).format(day=rng.choice(_DAYS), pet=rng.choice(_PETS)))
+                topic = rng.choice(TOPICS)
+                store.add_fact(other, "fact", rng.choice(topic[2]).format(day=rng.choice(DAYS), pet=rng.choice(PETS)))
     queries = []
     for _ in range(200):
-        topic = rng.choice(_TOPICS)
+        topic = rng.choice(TOPICS)
         mode = rng.randrange(3)
-        queries.append(([rng.choice(_RELATIONS)] if mode != 1 else [], [rng.choice(topic[1])] if mode != 0 else []))
+        queries.append(([rng.choice(RELATIONS)] if mode != 1 else [], [rng.choice(topic[1])] if mode != 0 else []))
     return store, me, queries
 
 

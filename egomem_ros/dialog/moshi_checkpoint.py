@@ -63,36 +63,60 @@ def mimi_config(dimension: int = 32, n_filters: int = 4, bins: int = 64, layers:
 
 
 def train_tokenizer(path: Path, vocab_size: int, sentences: list[str]) -> Path:
-    """A small sentencepiece model (moshi reserves ids 0 and 3 as text pads, like its real 32k model)."""
+    """A small sentencepiece model with the special ids of moshi's real 32k model (0 unk, used as the
+    end-of-padding token, 1 bos, 2 eos, 3 pad), so ids 0 and 3 are text padding here too."""
     import io
 
     import sentencepiece as spm
 
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size,
-                                   model_type="unigram", character_coverage=1.0, pad_id=3, unk_id=1, bos_id=-1,
+                                   model_type="unigram", character_coverage=1.0, pad_id=3, unk_id=0, bos_id=1,
                                    eos_id=2, user_defined_symbols=["<retr>", "<answer>", "\n"],
                                    hard_vocab_limit=False, minloglevel=2, normalization_rule_name="identity")
     path.write_bytes(model.getvalue())
     return path
 
 
+def write_checkpoint(directory: Path, lm: LMModel | dict[str, torch.Tensor], lm_cfg: dict[str, Any], mimi: MimiModel | Path,
+                     mimi_cfg: dict[str, Any] | None, tokenizer: Path) -> Path:
+    """An LM (a model or its state dict), Mimi (a model, or a weights file to copy) and the tokenizer, in the
+    local-checkpoint layout `load_models` reads. Random checkpoints and fine-tuned exports both go here."""
+    import shutil
+
+    from safetensors.torch import save_file, save_model
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = lm if isinstance(lm, dict) else lm.state_dict()
+    save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, str(directory / LM_NAME))
+    if isinstance(mimi, MimiModel):
+        save_model(mimi, str(directory / MIMI_NAME))
+    elif Path(mimi).resolve() != (directory / MIMI_NAME).resolve():
+        shutil.copyfile(mimi, directory / MIMI_NAME)
+    if Path(tokenizer).resolve() != (directory / TOKENIZER_NAME).resolve():
+        shutil.copyfile(tokenizer, directory / TOKENIZER_NAME)
+    config = {k: v for k, v in lm_cfg.items() if k not in ("lora", "lora_rank", "lora_scaling", "lora_name")}
+    config.update(moshi_name=LM_NAME, mimi_name=MIMI_NAME, tokenizer_name=TOKENIZER_NAME, model_type="moshi")
+    config.pop("mimi_config_name", None)
+    if mimi_cfg is not None:
+        (directory / MIMI_CONFIG_NAME).write_text(json.dumps(mimi_cfg, indent=1))
+        config["mimi_config_name"] = MIMI_CONFIG_NAME
+    (directory / "config.json").write_text(json.dumps(config, indent=1))
+    return directory
+
+
 def write_random_checkpoint(directory: Path, lm_cfg: dict[str, Any], mimi_cfg: dict[str, Any], tokenizer: Path,
                             seed: int = 0, dtype: torch.dtype = torch.float32) -> Path:
     """Random LM + Mimi weights in the local-checkpoint layout `load_models` reads."""
-    from safetensors.torch import save_file, save_model
-
-    directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    lm = loaders.get_moshi_lm(None, lm_kwargs=lm_cfg, device="cpu", dtype=dtype)
-    save_file({k: v.contiguous() for k, v in lm.state_dict().items()}, str(directory / LM_NAME))
-    save_model(loaders.get_mimi(None, mimi_cfg, device="cpu"), str(directory / MIMI_NAME))
-    (directory / MIMI_CONFIG_NAME).write_text(json.dumps(mimi_cfg, indent=1))
-    (directory / TOKENIZER_NAME).write_bytes(Path(tokenizer).read_bytes())
-    config = dict(lm_cfg, moshi_name=LM_NAME, mimi_name=MIMI_NAME, mimi_config_name=MIMI_CONFIG_NAME,
-                  tokenizer_name=TOKENIZER_NAME, model_type="moshi")
-    (directory / "config.json").write_text(json.dumps(config, indent=1))
-    return directory
+    lm = loaders.get_moshi_lm(None, lm_kwargs=copy.deepcopy(lm_cfg), device="cpu", dtype=dtype)
+    return write_checkpoint(directory, lm, lm_cfg, loaders.get_mimi(None, mimi_cfg, device="cpu"), mimi_cfg, tokenizer)
+
+
+def lm_config_of(info: loaders.CheckpointInfo) -> dict[str, Any]:
+    """The LM kwargs a checkpoint was built with (moshi's 7B defaults for legacy repos)."""
+    return copy.deepcopy(info.raw_config) if info.raw_config else copy.deepcopy(loaders._lm_kwargs)
 
 
 _TINY_CORPUS = (
@@ -107,13 +131,15 @@ _TINY_CORPUS = (
 
 
 def write_tiny_checkpoint(directory: Path, lm_cfg: dict[str, Any] | None = None,
-                          mimi_cfg: dict[str, Any] | None = None, vocab_size: int = 200, seed: int = 0) -> Path:
-    """A random checkpoint with a small sentencepiece tokenizer, for tests and CPU benchmarks."""
+                          mimi_cfg: dict[str, Any] | None = None, vocab_size: int = 200, seed: int = 0,
+                          corpus: list[str] | None = None) -> Path:
+    """A random checkpoint with a small sentencepiece tokenizer (trained on `corpus`, default a few
+    MemChunk-like lines), for tests and CPU benchmarks."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     lm_cfg = lm_cfg or lm_config()
     tokenizer = train_tokenizer(directory / "tokenizer.train.model", min(vocab_size, lm_cfg["text_card"]),
-                                list(_TINY_CORPUS) * 20)
+                                (corpus or list(_TINY_CORPUS)) * 20)
     write_random_checkpoint(directory, lm_cfg, mimi_cfg or mimi_config(), tokenizer, seed=seed)
     tokenizer.unlink()
     return directory

@@ -22,9 +22,11 @@ modules in place, so checkpoints, LoRA and the stock path (no region attended) a
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from moshi.modules.transformer import (KVCacheResult, StreamingMultiheadAttention, apply_weights_per_step,
                                        expand_repeated_kv)
@@ -84,6 +86,33 @@ def attend_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: tor
     return torch.matmul(torch.exp(scores - lse[..., None]).to(v.dtype), v), lse
 
 
+def merge_partial_attention(out_win: torch.Tensor, lse_win: torch.Tensor, out_pin: torch.Tensor,
+                            lse_pin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One softmax over two key sets from the two partial ones (outputs and log-sum-exps).
+
+    The pinned share of the total probability mass is sigmoid(lse_pin - lse_win), exactly. Returns the
+    merged output and that share. A pinned part with no visible key (lse -inf) has share 0.
+    """
+    share = torch.sigmoid(lse_pin - lse_win)[..., None].to(out_win.dtype)
+    out_pin = torch.nan_to_num(out_pin)  # no visible pinned key: share 0, output may be NaN
+    return out_win + (out_pin - out_win) * share, share
+
+
+@dataclass(frozen=True)
+class RegionSequence:
+    """Training layout: the forward's first `total` steps are the MemChunk regions, the dialog follows.
+
+    `spans` are (start, steps) of each region (L1 then L2); `horizon` is the runtime's (None: no clamp).
+    """
+
+    spans: tuple[tuple[int, int], ...]
+    horizon: int | None
+
+    @property
+    def total(self) -> int:
+        return sum(steps for _, steps in self.spans)
+
+
 class PrefillCaptured(Exception):
     """Raised by the last layer once a prefill has every layer's keys/values: the rest is not needed."""
 
@@ -102,6 +131,7 @@ class PinnedAttention(StreamingMultiheadAttention):
     capture: list[tuple[torch.Tensor, torch.Tensor]] | None
     stop_after_capture: bool
     last_pinned_mass: torch.Tensor | None
+    regions: RegionSequence | None  # set while training over [regions | dialog] (finetune.region_forward)
 
     def _complete_kv(self, k: torch.Tensor, v: torch.Tensor) -> KVCacheResult:
         if self.capture is not None:
@@ -121,6 +151,8 @@ class PinnedAttention(StreamingMultiheadAttention):
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         state, bank = self._streaming_state, self.pinned
+        if self.regions is not None and state is None and not self.cross_attention:
+            return self._forward_regions(query, self.regions)
         if self.cross_attention or state is None or bank is None or self.rope is None or not bank.attended():
             return super().forward(query, key, value)
         B, T = query.shape[:2]
@@ -149,12 +181,7 @@ class PinnedAttention(StreamingMultiheadAttention):
         scale = 1.0 / math.sqrt(q.shape[-1])
         out_win, lse_win = attend_with_lse(q, k, v, win_bias[:, None], scale)
         out_pin, lse_pin = attend_with_lse(q_pin, k_pin, v_pin, pin_bias, scale)
-        # one softmax over both key sets from the two partial ones: the pinned share of the total
-        # probability mass is sigmoid(lse_pin - lse_win), exactly
-        share = torch.sigmoid(lse_pin - lse_win)[..., None].to(v.dtype)
-        if pin_bias is not None:  # graph-safe mode with no region active: share 0, output may be NaN
-            out_pin = torch.nan_to_num(out_pin)
-        x = out_win + (out_pin - out_win) * share
+        x, share = merge_partial_attention(out_win, lse_win, out_pin, lse_pin)
         if bank.record_mass:
             self.last_pinned_mass = share.float().mean().detach()
         x = rearrange(x, "b h t d -> b t (h d)")
@@ -162,6 +189,48 @@ class PinnedAttention(StreamingMultiheadAttention):
         state.offset[:] = torch.where(state.exec_mask, state.offset + T, state.offset)
         state.offset_cpu += T
         return x
+
+
+    def _forward_regions(self, query: torch.Tensor, regions: RegionSequence) -> torch.Tensor:
+        """Training forward over [regions | dialog], attending exactly as the runtime does.
+
+        Each region attends only itself, causally (the runtime prefills each region alone); dialog step p
+        attends every region key and its own sliding window. Region key j sits at virtual position
+        j - R (R = all region steps), dialog step p at p, and for region keys the query is rotated at
+        min(p, horizon): the runtime's positions, so a model trained here is served unchanged.
+        """
+        assert self.rope is not None, "MemChunk regions need a RoPE transformer"
+        R, S = regions.total, query.shape[1]
+        T, dev = S - R, query.device
+        projected = apply_weights_per_step(self.in_projs, self.weights_per_step_schedule, query, 0)
+        q, k, v = self._split_qkv(projected)
+        pos = torch.cat([torch.arange(R, device=dev) - R, torch.arange(T, device=dev)])[None]
+        rot = (self.rope.max_period, self.rope.interleave)
+        q_all, k = rope_rotate(q, pos, *rot), rope_rotate(k, pos, *rot)
+        if self.kv_repeat > 1:
+            k, v = expand_repeated_kv(k, self.kv_repeat), expand_repeated_kv(v, self.kv_repeat)
+        in_region = torch.zeros(R, R, dtype=torch.bool, device=dev)
+        for start, steps in regions.spans:
+            in_region[start:start + steps, start:start + steps] = True
+        own = in_region & torch.ones(R, R, dtype=torch.bool, device=dev).tril()
+        out_regions = F.scaled_dot_product_attention(q_all[:, :, :R], k[:, :, :R], v[:, :, :R], attn_mask=own)
+        steps = torch.arange(T, device=dev)
+        delta = steps[:, None] - steps[None, :]
+        window = delta >= 0
+        if self.context is not None:
+            window &= delta < self.context
+        if regions.horizon is None or T - 1 <= regions.horizon:  # no clamping: one softmax over all keys
+            mask = torch.cat([torch.ones(T, R, dtype=torch.bool, device=dev), window], dim=1)
+            out_dialog = F.scaled_dot_product_attention(q_all[:, :, R:], k, v, attn_mask=mask)
+        else:
+            q_pin = rope_rotate(q[:, :, R:], steps.clamp(max=regions.horizon)[None], *rot)
+            scale = 1.0 / math.sqrt(q.shape[-1])
+            win_bias = torch.zeros(window.shape, device=dev, dtype=q.dtype).masked_fill_(~window, float("-inf"))
+            out_win, lse_win = attend_with_lse(q_all[:, :, R:], k[:, :, R:], v[:, :, R:], win_bias, scale)
+            out_pin, lse_pin = attend_with_lse(q_pin, k[:, :, :R], v[:, :, :R], None, scale)
+            out_dialog, _ = merge_partial_attention(out_win, lse_win, out_pin, lse_pin)
+        x = rearrange(torch.cat([out_regions, out_dialog], dim=2), "b h t d -> b t (h d)")
+        return apply_weights_per_step(self.out_projs, self.weights_per_step_schedule, x, 0)
 
 
 def install_pinned_attention(transformer: nn.Module, source: PinnedKVSource | None) -> list[PinnedAttention]:
@@ -173,6 +242,7 @@ def install_pinned_attention(transformer: nn.Module, source: PinnedKVSource | No
             assert isinstance(module, PinnedAttention)
             module.pinned, module.layer_index = source, len(layers)
             module.capture, module.last_pinned_mass, module.stop_after_capture = None, None, False
+            module.regions = None
             layers.append(module)
     if layers:
         layers[-1].stop_after_capture = True

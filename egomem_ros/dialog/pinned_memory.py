@@ -41,6 +41,23 @@ class RegionLayout:
         raise ValueError(f"MemChunk level must be 1 or 2, got {level!r}")
 
 
+def region_tokens(lm: LMModel, layout: RegionLayout, level: int, text_ids: Sequence[int]) -> torch.Tensor:
+    """`[1, K, steps]` of one region: text ids then pad on channel 0, the zero token on every audio
+    channel. The runtime prefill and the fine-tuning samples both build regions here."""
+    _, steps = layout.span(level)
+    if len(text_ids) > steps:
+        raise ValueError(f"{len(text_ids)} text tokens do not fit the {steps}-step Level-{level} region")
+    tokens = torch.full((1, lm.num_codebooks, steps), lm.zero_token_id, dtype=torch.long)
+    tokens[0, 0, :] = lm.text_padding_token_id
+    tokens[0, 0, :len(text_ids)] = torch.as_tensor(list(text_ids), dtype=torch.long)
+    return tokens
+
+
+def default_horizon(context: int | None) -> int | None:
+    """Where pinned distances stop growing: the last in-window step (see pinned_attention)."""
+    return None if context is None else context - 1
+
+
 @contextlib.contextmanager
 def detached_streaming(module: nn.Module) -> Iterator[None]:
     """Run `module` outside its streaming state (the dialog's ring caches stay untouched)."""
@@ -70,7 +87,7 @@ class MemoryBank:
         if first.context is not None and layout.total > first.context:
             raise ValueError(f"MemChunk regions ({layout.total} steps) exceed the model's context {first.context}")
         if horizon == "auto":
-            horizon = None if first.context is None else first.context - 1
+            horizon = default_horizon(first.context)
         self.horizon: int | None = horizon  # type: ignore[assignment]
         device, dtype = lm.device, lm.dtype
         shape = (len(self.layers), 1, first.num_heads // first.kv_repeat, layout.total,
@@ -104,14 +121,7 @@ class MemoryBank:
         self._span = (spans[0][0], spans[-1][0] + spans[-1][1]) if spans else (0, 0)
 
     def region_tokens(self, level: int, text_ids: Sequence[int]) -> torch.Tensor:
-        """`[1, K, steps]`: text ids then pad on channel 0, the zero token on every audio channel."""
-        _, steps = self.layout.span(level)
-        if len(text_ids) > steps:
-            raise ValueError(f"{len(text_ids)} text tokens do not fit the {steps}-step Level-{level} region")
-        tokens = torch.full((1, self.lm.num_codebooks, steps), self.lm.zero_token_id, dtype=torch.long)
-        tokens[0, 0, :] = self.lm.text_padding_token_id
-        tokens[0, 0, :len(text_ids)] = torch.as_tensor(list(text_ids), dtype=torch.long)
-        return tokens.to(self.lm.device)
+        return region_tokens(self.lm, self.layout, level, text_ids).to(self.lm.device)
 
     @torch.no_grad()
     def write(self, level: int, text_ids: Sequence[int], method: str = "batched") -> None:

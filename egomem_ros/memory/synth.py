@@ -72,22 +72,22 @@ class Voice:
         return cls(name, rng.randint(140, 185), rng.randint(30, 70), rng.uniform(0.3, 0.8))
 
 
-def tts(text: str, voice: Voice, rng: random.Random, tmp: Path) -> np.ndarray:
-    """espeak-ng speech at 16 kHz."""
+def tts(text: str, voice: Voice, rng: random.Random, tmp: Path, sample_rate: int = SR) -> np.ndarray:
+    """espeak-ng speech at `sample_rate` (16 kHz for the trigger, 24 kHz for Mimi)."""
     from ..retrieval.media import load_audio
 
     out = tmp / f"u{rng.randrange(10**9)}.wav"
     subprocess.run([_espeak(), "-v", voice.name, "-s", str(voice.speed), "-p", str(voice.pitch),
                     "-w", str(out), text], check=True, capture_output=True)
-    pcm = load_audio(out, SR)
+    pcm = load_audio(out, sample_rate)
     out.unlink(missing_ok=True)
     nz = np.flatnonzero(np.abs(pcm) > 1e-3)  # trim espeak's leading/trailing silence
     return (pcm[nz[0]:nz[-1] + 1] if nz.size else pcm) * voice.gain
 
 
-def noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+def noise(kind: str, n: int, rng: np.random.Generator, sample_rate: int = SR) -> np.ndarray:
     if kind == "hum":
-        t = np.arange(n) / SR
+        t = np.arange(n) / sample_rate
         f0 = rng.choice([50.0, 60.0])
         x = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 6)) / k for k in range(1, 6))
         return (x + 0.2 * rng.normal(size=n)).astype(np.float32)
@@ -95,7 +95,7 @@ def noise(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
     if kind == "white":
         return white.astype(np.float32)
     spectrum = np.fft.rfft(white)
-    f = np.maximum(np.fft.rfftfreq(n, 1 / SR), 1.0)
+    f = np.maximum(np.fft.rfftfreq(n, 1 / sample_rate), 1.0)
     spectrum /= np.sqrt(f) if kind == "pink" else f  # pink 1/f power, brown 1/f^2
     x = np.fft.irfft(spectrum, n)
     return (x / (np.std(x) + 1e-9)).astype(np.float32)

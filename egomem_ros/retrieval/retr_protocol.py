@@ -25,6 +25,10 @@ class RetrQuery:
     def empty(self) -> bool:
         return not self.relation_query and not self.keyword_query
 
+    def block(self) -> str:
+        """The text the dialog model emits for this query (what `parse_block` reads back)."""
+        return f"{OPEN}\n{', '.join(self.relation_query)}\n{', '.join(self.keyword_query)}{CLOSE}"
+
 
 RetrieveFn = Callable[[RetrQuery], str]  # a query -> the Level-2 MemChunk text that answers it
 

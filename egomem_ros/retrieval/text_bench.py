@@ -67,7 +67,7 @@ def load_text_bench(path: str | Path) -> TextBench:
 
 
 def build_store(bench: TextBench) -> SqliteStore:
-    store = SqliteStore(":memory:", clock=_Tick())
+    store = SqliteStore(":memory:", clock=Tick())
     with store.transaction():
         for u in bench.users:
             store.create_user(u.name, user_id=u.id)
@@ -78,7 +78,7 @@ def build_store(bench: TextBench) -> SqliteStore:
     return store
 
 
-class _Tick:
+class Tick:
     """Deterministic clock so the benchmark's recency tie-breaks do not depend on wall time."""
 
     def __init__(self) -> None:
@@ -122,7 +122,7 @@ def evaluate_text_bench(bench: TextBench, reranker: Reranker | None, *, k: int =
 # --- generator ------------------------------------------------------------------------------
 # (topic word, paraphrase keywords, fact templates). Keywords are either the fact's own word or a
 # broader word; the hand-written benchmark in bench/data/ uses different wording on purpose.
-_TOPICS: list[tuple[str, list[str], list[str]]] = [
+TOPICS: list[tuple[str, list[str], list[str]]] = [
     ("tennis", ["tennis", "sport"], ["plays tennis every {day}", "won a tennis match last {day}"]),
     ("swimming", ["swimming", "exercise"], ["goes swimming before work", "swims laps at the pool on {day}s"]),
     ("jazz", ["jazz", "music"], ["listens to jazz records", "went to a jazz concert on {day}"]),
@@ -142,13 +142,13 @@ _TOPICS: list[tuple[str, list[str], list[str]]] = [
     ("allergy", ["peanuts", "allergy"], ["is allergic to peanuts", "cannot eat gluten"]),
     ("hiking", ["hiking", "nature"], ["goes hiking in the mountains", "camped by the lake on {day}"]),
 ]
-_NAMES = ("Emily John Anna Liam Sofia Noah Mia Lucas Olivia Ethan Ava Mason Isabella Logan Chloe James Grace "
+NAMES = ("Emily John Anna Liam Sofia Noah Mia Lucas Olivia Ethan Ava Mason Isabella Logan Chloe James Grace "
           "Henry Zoe Jack Lily Owen Ella Leo Ruby Max Nora Adam Eva Ben Ivy Sam Alice Tom Clara Dan Rose Eli "
           "Hana Kai Yuki Omar Lena Ravi Mara Ivan").split()
-_RELATIONS = ["colleague", "mother", "father", "brother", "sister", "friend", "neighbor", "boss", "wife",
+RELATIONS = ["colleague", "mother", "father", "brother", "sister", "friend", "neighbor", "boss", "wife",
               "husband", "son", "daughter", "cousin", "roommate", "teacher"]
-_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-_PETS = ["Rex", "Bella", "Milo", "Luna", "Coco", "Pepper", "Oscar", "Nala"]
+DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+PETS = ["Rex", "Bella", "Milo", "Luna", "Coco", "Pepper", "Oscar", "Nala"]
 
 
 def generate_text_bench(n_main: int = 40, *, seed: int = 0, queries_per_user: int = 5) -> dict[str, Any]:
@@ -158,18 +158,18 @@ def generate_text_bench(n_main: int = 40, *, seed: int = 0, queries_per_user: in
     fact_no = 0
     for m in range(n_main):
         main_id = f"m{m}"
-        users.append({"id": main_id, "name": rng.choice(_NAMES), "facts": []})
-        rels = rng.sample(_RELATIONS, rng.randint(3, 5))
+        users.append({"id": main_id, "name": rng.choice(NAMES), "facts": []})
+        rels = rng.sample(RELATIONS, rng.randint(3, 5))
         circle = []
         for c, rel in enumerate(rels):
             uid = f"m{m}c{c}"
-            topics = rng.sample(_TOPICS, 3)
+            topics = rng.sample(TOPICS, 3)
             facts = []
             for topic in topics:
                 fact_no += 1
-                text = rng.choice(topic[2]).format(day=rng.choice(_DAYS), pet=rng.choice(_PETS))
+                text = rng.choice(topic[2]).format(day=rng.choice(DAYS), pet=rng.choice(PETS))
                 facts.append({"id": f"f{fact_no}", "text": text, "_topic": topic})
-            users.append({"id": uid, "name": rng.choice(_NAMES), "facts": facts})
+            users.append({"id": uid, "name": rng.choice(NAMES), "facts": facts})
             edges.append({"src": main_id, "dst": uid, "relation": rel})
             circle.append((rel, facts))
         for _ in range(queries_per_user):
