@@ -148,3 +148,24 @@ def test_sample_set_batches(streams, models):
     for b, s in enumerate(batch.samples):
         end = max(e for _, e in s.spans)
         assert batch.mask[b].nonzero().max() < end and (batch.codes[b, :, end:] == -1).all()
+
+
+def test_llm_backend_writes_schema_valid_dialogs():
+    import httpx
+
+    from egomem_ros.memory.llm import ChatClient, LLMConfig
+
+    answer = {"turns": [{"user": "Where do I live?", "robot": "You live in Oslo.", "relation_query": [],
+                         "keyword_query": [], "answer_span": [12, 16]}]}
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": json.dumps(answer)}}]})
+
+    client = ChatClient(LLMConfig(base_url="http://llm.test/v1", model="deepseek-chat", retries=0),
+                        transport=httpx.MockTransport(handler))
+    data = make_transcripts(n_profiles=2, n_level1=1, n_level2=1, client=client)
+    assert data.backend == "llm:deepseek-chat" and len(data.dialogs) == 2
+    assert data.dialogs[0].turns[0].robot == "You live in Oslo." and data.dialogs[0].turns[0].answer_span == (12, 16)
+    assert "Level-2" in seen[1]["messages"][1]["content"] and "Graph" in seen[1]["messages"][1]["content"]

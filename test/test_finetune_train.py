@@ -59,6 +59,13 @@ def test_resumed_run_equals_an_uninterrupted_one(setup, tmp_path):
         DialogTrainer(ck, [data], tmp_path / "b", _cfg(lr=5e-3))
 
 
+def test_bf16_autocast_step_on_cpu(setup, tmp_path):
+    ck, data = setup
+    trainer = DialogTrainer(ck, [data], tmp_path / "amp", _cfg(steps=1, amp="bf16"))
+    last = trainer.train()
+    assert last["step"] == 1 and 0 < last["loss"] < 100 and last["grad_norm"] == last["grad_norm"]  # finite
+
+
 def test_lora_trains_adapters_only_and_exports_a_checkpoint_the_runtime_loads(setup, tmp_path):
     ck, data = setup
     trainer = DialogTrainer(ck, [data], tmp_path / "lora", _cfg(lora_rank=4))

@@ -62,6 +62,8 @@ class DialogEngine:
         self.last_update: dict[int, ChunkUpdate] = {}
         self.mimi.streaming_forever(1)
         self.lm_gen.streaming_forever(1)
+        for level in (LEVEL1, LEVEL2):  # empty regions (pads) until chunks arrive: the fine-tuning layout
+            self.set_memchunk(level, "")
 
     # -- chunks -------------------------------------------------------------------------------------
     def set_memchunk(self, level: int, text: str | bytes) -> ChunkUpdate:

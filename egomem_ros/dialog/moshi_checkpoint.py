@@ -78,8 +78,8 @@ def train_tokenizer(path: Path, vocab_size: int, sentences: list[str]) -> Path:
     return path
 
 
-def write_checkpoint(directory: Path, lm: LMModel | dict[str, torch.Tensor], lm_cfg: dict[str, Any], mimi: MimiModel | Path,
-                     mimi_cfg: dict[str, Any] | None, tokenizer: Path) -> Path:
+def write_checkpoint(directory: Path, lm: LMModel | dict[str, torch.Tensor], lm_cfg: dict[str, Any],
+                     mimi: MimiModel | Path, mimi_cfg: dict[str, Any] | None, tokenizer: Path) -> Path:
     """An LM (a model or its state dict), Mimi (a model, or a weights file to copy) and the tokenizer, in the
     local-checkpoint layout `load_models` reads. Random checkpoints and fine-tuned exports both go here."""
     import shutil

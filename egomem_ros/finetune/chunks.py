@@ -34,9 +34,12 @@ class ChunkTexts:
                     self.store.add_relation(g.main, e.dst, e.relation)
         retriever = TextRetriever(self.store, make_reranker(rerank))
         self.retrieval = Level2Service(retriever, counter, max_tokens=layout.l2_steps)
+        self._level1: dict[str, str] = {}
 
     def level1(self, user_id: str) -> str:
-        return render_user_profile(self.store, user_id, self.layout.l1_steps, self.counter).text
+        if user_id not in self._level1:  # the store does not change: render each profile once
+            self._level1[user_id] = render_user_profile(self.store, user_id, self.layout.l1_steps, self.counter).text
+        return self._level1[user_id]
 
     def level2(self, user_id: str, turn: Turn) -> str:
         """The Level-2 chunk the turn's ground-truth query retrieves ('' for a turn without a query)."""

@@ -1,6 +1,7 @@
 """Does the model answer from its MemChunk? Fact accuracy on held-out streams (paper §5.3, simplified).
 
-For every turn whose answer holds a fact only the Level-1 chunk supplies (`fact_steps`), the model
+For every turn whose answer holds a fact only the Level-1 chunk supplies (`fact_steps`, and the fact
+is in the chunk as cut to its region: turns whose fact was cut off are counted apart), the model
 reads the stream up to the fact and its greedy text tokens at the fact's steps are compared with the
 truth. Teacher forcing makes "every fact token is the argmax" the same as "greedy decoding from the
 true prefix writes the fact". Three conditions:
@@ -31,18 +32,22 @@ class FactTurn:
     tokens: tuple[int, ...]
 
 
-def fact_turns(samples: SampleSet) -> list[FactTurn]:
-    out = []
+def fact_turns(samples: SampleSet) -> tuple[list[FactTurn], int]:
+    """Turns whose fact the dialog's L1 chunk holds, and how many more have a fact the chunk lost
+    (a profile longer than the region loses its last lines: no model can answer those from memory)."""
+    out, lost = [], 0
     for i, s in enumerate(samples.samples):
         if s.kind != L1:
             continue
         stream = samples.streams[s.stream]
         dialog = next(d for d in stream.meta["dialogs"] if d["dialog"] == s.dialog)
         for turn in dialog["turns"]:
-            if turn.get("fact_steps"):
+            if turn.get("fact_steps") and turn["fact_text"] not in s.l1:
+                lost += 1
+            elif turn.get("fact_steps"):
                 a, b = turn["fact_steps"]
                 out.append(FactTurn(i, turn["user_text"], (a, b), tuple(int(x) for x in stream.codes[0, a:b])))
-    return out
+    return out, lost
 
 
 @torch.no_grad()
@@ -56,7 +61,7 @@ def _predictions(lm, samples: SampleSet, chunks: ChunkEncoder, layout: RegionLay
 
 def fact_accuracy(lm, samples: SampleSet, chunks: ChunkEncoder, layout: RegionLayout,
                   progress: Callable[[Iterable], Iterable] | None = None) -> dict[str, float | int]:
-    turns = fact_turns(samples)
+    turns, lost = fact_turns(samples)
     if not turns:
         raise ValueError("no turn with a MemChunk-only fact (fact_steps) in these streams")
     lm.eval()
@@ -80,6 +85,6 @@ def fact_accuracy(lm, samples: SampleSet, chunks: ChunkEncoder, layout: RegionLa
             hits["swap"] += int(int(swapped[a]) == partner.tokens[0])
             hits["swap_kept_own"] += int(int(swapped[a]) == t.tokens[0])
     n = len(turns)
-    return {"turns": n, "accuracy_with_chunk": hits["chunk"] / n, "accuracy_blank_chunk": hits["blank"] / n,
+    return {"turns": n, "turns_fact_not_in_chunk": lost, "accuracy_with_chunk": hits["chunk"] / n, "accuracy_blank_chunk": hits["blank"] / n,
             "swap_turns": swaps, "swap_follows_chunk": hits["swap"] / swaps if swaps else 0.0,
             "swap_keeps_old_answer": hits["swap_kept_own"] / swaps if swaps else 0.0}

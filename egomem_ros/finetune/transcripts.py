@@ -74,11 +74,12 @@ def profile_values(p: Profile) -> dict[str, str]:
             "hobby": after("likes ", p.preferences), "talk": after("talked about ", p.history)}
 
 
-def template_level1(profile: Profile, rng: random.Random, dialog_id: str, n_turns: int) -> Dialog:
+def template_level1(profile: Profile, rng: random.Random, dialog_id: str, n_turns: int,
+                    self_question_rate: float = 0.6) -> Dialog:
     values = profile_values(profile)
     turns, asked = [], set()
     for _ in range(n_turns):
-        if rng.random() < 0.6:
+        if rng.random() < self_question_rate:
             question, template, field = rng.choice([q for q in SELF_QUESTIONS if q[0] not in asked and values[q[2]]])
             asked.add(question)
             robot, span = _answer(template, values, field)
@@ -164,9 +165,12 @@ def llm_dialog(client, profile: Profile, level: int, dialog_id: str, people: lis
 
 
 def make_transcripts(*, n_profiles: int = 50, n_level1: int = 200, n_level2: int = 100, seed: int = 0,
-                     connected: tuple[int, int] = (3, 5), turns: tuple[int, int] = (3, 5), client=None,
+                     connected: tuple[int, int] = (3, 5), turns: tuple[int, int] = (3, 5),
+                     self_question_rate: float = 0.6, client=None,
                      progress: Callable[[Iterable], Iterable] | None = None) -> Transcripts:
-    """Profiles, graphs and dialogs; `client` (a ChatClient) writes the dialogs, else templates do."""
+    """Profiles, graphs and dialogs; `client` (a ChatClient) writes the dialogs, else templates do.
+
+    `self_question_rate`: share of template Level-1 turns that ask about the user's own profile."""
     rng = random.Random(seed)
     profiles = template_profiles(n_profiles, rng)
     graphs, people_of, topics = [], {}, {}
@@ -187,7 +191,7 @@ def make_transcripts(*, n_profiles: int = 50, n_level1: int = 200, n_level2: int
         if client is not None:
             dialogs.append(llm_dialog(client, main, level, dialog_id, people_of.get(main.id), graph))
         elif level == 1:
-            dialogs.append(template_level1(main, rng, dialog_id, n_turns))
+            dialogs.append(template_level1(main, rng, dialog_id, n_turns, self_question_rate))
         else:
             dialogs.append(template_level2(main, graph, people_of.get(main.id, []), topics, rng, dialog_id,
                                            n_turns))
