@@ -104,7 +104,8 @@ def train_dialog(data: Annotated[list[Path], typer.Argument(help="Stream folder(
                  l1_steps: Annotated[int, typer.Option(help="Level-1 region steps.")] = 512,
                  l2_steps: Annotated[int, typer.Option(help="Level-2 region steps.")] = 256,
                  audio_weight: Annotated[float, typer.Option(help="Weight of the speak-codebook loss.")] = 1.0,
-                 amp: Annotated[str, typer.Option(help="auto (bf16 on CUDA), bf16 or none.")] = "auto",
+                 amp: Annotated[str, typer.Option(help="Autocast: auto (bf16 on CUDA), bf16 or none.")] = "auto",
+                 dtype: Annotated[str, typer.Option(help="Weights: fp32, or bf16 (for LoRA on a GPU).")] = "fp32",
                  save_every: Annotated[int, typer.Option(help="Steps between resumable states.")] = 200,
                  seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
                  device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu") -> None:
@@ -117,7 +118,7 @@ def train_dialog(data: Annotated[list[Path], typer.Argument(help="Stream folder(
         fail(f"--amp must be auto, bf16 or none, not {amp!r}")
     cfg = TrainConfig(steps=steps, batch_size=batch_size, grad_accum=grad_accum, lr=lr, lr_min=lr_min,
                       warmup_steps=warmup, lora_rank=lora_rank, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
-                      l1_steps=l1_steps, l2_steps=l2_steps, loss=LossWeights(audio=audio_weight), amp=amp,
+                      l1_steps=l1_steps, l2_steps=l2_steps, loss=LossWeights(audio=audio_weight), amp=amp, dtype=dtype,
                       save_every=save_every, seed=seed)
     try:
         trainer = DialogTrainer(checkpoint, data, out, cfg, device=device)

@@ -87,14 +87,17 @@ def attend_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: tor
 
 
 def merge_partial_attention(out_win: torch.Tensor, lse_win: torch.Tensor, out_pin: torch.Tensor,
-                            lse_pin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                            lse_pin: torch.Tensor, pinned_may_be_empty: bool = True
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
     """One softmax over two key sets from the two partial ones (outputs and log-sum-exps).
 
     The pinned share of the total probability mass is sigmoid(lse_pin - lse_win), exactly. Returns the
-    merged output and that share. A pinned part with no visible key (lse -inf) has share 0.
+    merged output and that share. A pinned part with no visible key (lse -inf) has share 0 and a NaN
+    output, zeroed when `pinned_may_be_empty`.
     """
     share = torch.sigmoid(lse_pin - lse_win)[..., None].to(out_win.dtype)
-    out_pin = torch.nan_to_num(out_pin)  # no visible pinned key: share 0, output may be NaN
+    if pinned_may_be_empty:
+        out_pin = torch.nan_to_num(out_pin)
     return out_win + (out_pin - out_win) * share, share
 
 
@@ -181,7 +184,8 @@ class PinnedAttention(StreamingMultiheadAttention):
         scale = 1.0 / math.sqrt(q.shape[-1])
         out_win, lse_win = attend_with_lse(q, k, v, win_bias[:, None], scale)
         out_pin, lse_pin = attend_with_lse(q_pin, k_pin, v_pin, pin_bias, scale)
-        x, share = merge_partial_attention(out_win, lse_win, out_pin, lse_pin)
+        # graph-safe mode masks inactive regions with -inf: possibly no visible pinned key
+        x, share = merge_partial_attention(out_win, lse_win, out_pin, lse_pin, pin_bias is not None)
         if bank.record_mass:
             self.last_pinned_mass = share.float().mean().detach()
         x = rearrange(x, "b h t d -> b t (h d)")
@@ -189,7 +193,6 @@ class PinnedAttention(StreamingMultiheadAttention):
         state.offset[:] = torch.where(state.exec_mask, state.offset + T, state.offset)
         state.offset_cpu += T
         return x
-
 
     def _forward_regions(self, query: torch.Tensor, regions: RegionSequence) -> torch.Tensor:
         """Training forward over [regions | dialog], attending exactly as the runtime does.
@@ -228,7 +231,7 @@ class PinnedAttention(StreamingMultiheadAttention):
             win_bias = torch.zeros(window.shape, device=dev, dtype=q.dtype).masked_fill_(~window, float("-inf"))
             out_win, lse_win = attend_with_lse(q_all[:, :, R:], k[:, :, R:], v[:, :, R:], win_bias, scale)
             out_pin, lse_pin = attend_with_lse(q_pin, k[:, :, :R], v[:, :, :R], None, scale)
-            out_dialog, _ = merge_partial_attention(out_win, lse_win, out_pin, lse_pin)
+            out_dialog, _ = merge_partial_attention(out_win, lse_win, out_pin, lse_pin, False)
         x = rearrange(torch.cat([out_regions, out_dialog], dim=2), "b h t d -> b t (h d)")
         return apply_weights_per_step(self.out_projs, self.weights_per_step_schedule, x, 0)
 

@@ -85,6 +85,7 @@ def fact_accuracy(lm, samples: SampleSet, chunks: ChunkEncoder, layout: RegionLa
             hits["swap"] += int(int(swapped[a]) == partner.tokens[0])
             hits["swap_kept_own"] += int(int(swapped[a]) == t.tokens[0])
     n = len(turns)
-    return {"turns": n, "turns_fact_not_in_chunk": lost, "accuracy_with_chunk": hits["chunk"] / n, "accuracy_blank_chunk": hits["blank"] / n,
+    return {"turns": n, "turns_fact_not_in_chunk": lost, "accuracy_with_chunk": hits["chunk"] / n,
+            "accuracy_blank_chunk": hits["blank"] / n,
             "swap_turns": swaps, "swap_follows_chunk": hits["swap"] / swaps if swaps else 0.0,
             "swap_keeps_old_answer": hits["swap_kept_own"] / swaps if swaps else 0.0}

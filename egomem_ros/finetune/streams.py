@@ -172,7 +172,8 @@ class StreamBuilder:
             if fact and fact[1] <= len(resp_ids):
                 fact_steps = [text_start + fact[0], text_start + fact[1]]
             turns.append({"user_text": turn.user, "robot_text": turn.robot, "audio_start": _step(u_start),
-                          "user_end": _step(u_end), "query": [q_start, q_end], "has_query": bool(query_ids), "text_start": text_start, "audio_step": audio_step,
+                          "user_end": _step(u_end), "query": [q_start, q_end], "has_query": bool(query_ids),
+                          "text_start": text_start, "audio_step": audio_step,
                           "end": end_step, "l2_before": l2_prev, "l2": l2, "fact_steps": fact_steps,
                           "fact_text": turn.robot[turn.answer_span[0]:turn.answer_span[1]] if turn.answer_span else "",
                           "response_ids": len(resp_ids)})

@@ -49,6 +49,7 @@ class TrainConfig:
     l2_steps: int = 256
     loss: LossWeights = field(default_factory=LossWeights)
     amp: str = "auto"             # auto: bf16 autocast on CUDA, none on CPU; or "bf16" / "none"
+    dtype: str = "fp32"           # weights: fp32, or bf16 (halves memory; meant for LoRA on a GPU)
     save_every: int = 200
     log_every: int = 10
     seed: int = 0
@@ -122,7 +123,10 @@ class DialogTrainer:
                  device: str = "cpu"):
         self.cfg, self.out, self.device = cfg, Path(out), device
         self.out.mkdir(parents=True, exist_ok=True)
-        self.models: MoshiModels = load_models(checkpoint, device=device, dtype=torch.float32)
+        if cfg.dtype not in ("fp32", "bf16"):
+            raise ValueError(f"dtype must be fp32 or bf16, not {cfg.dtype!r}")
+        dtype = torch.bfloat16 if cfg.dtype == "bf16" else torch.float32
+        self.models: MoshiModels = load_models(checkpoint, device=device, dtype=dtype)
         self.lm = self.models.lm
         self.samples = SampleSet(list(data), cfg.tasks)
         counter = SentencePieceTokenCounter(self.models.info.tokenizer, processor=self.models.tokenizer)
