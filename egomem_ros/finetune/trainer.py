@@ -10,6 +10,7 @@ function of (seed, step), so a resumed run sees the batches it would have seen. 
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -100,16 +101,15 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+@functools.lru_cache(maxsize=4)
+def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch)).tolist()
+
+
 def batch_indices(n: int, step: int, micro: int, cfg: TrainConfig) -> list[int]:
     """Sample indices of one micro-batch: epochs of seeded permutations, a pure function of the step."""
-    batch_size, seed = cfg.batch_size, cfg.seed
-    start = (step * cfg.grad_accum + micro) * batch_size
-    out = []
-    for pos in range(start, start + batch_size):
-        epoch, i = divmod(pos, n)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch))
-        out.append(int(perm[i]))
-    return out
+    start = (step * cfg.grad_accum + micro) * cfg.batch_size
+    return [_epoch_order(n, cfg.seed, pos // n)[pos % n] for pos in range(start, start + cfg.batch_size)]
 
 
 def _atomic_save(obj: object, path: Path) -> None:
