@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Batch:
-    codes: torch.Tensor    # [B, 17, T] long, the zero token (-1) after each sample's end
+    codes: torch.Tensor    # [B, K=17, T] long, the zero token (-1) after each sample's end
     mask: torch.Tensor     # [B, T] bool: supervised steps
     l1_ids: list[list[int]]
     l2_ids: list[list[int]]
@@ -71,8 +71,8 @@ class SampleSet:
         """Collate samples; `l1_override` replaces their Level-1 texts (blanked or swapped chunks)."""
         chosen = [self.samples[i] for i in indices]
         ends = [max(e for _, e in s.spans) for s in chosen]
-        T = max(ends)
-        codes = torch.full((len(chosen), 17, T), -1, dtype=torch.long)
+        T, K = max(ends), self.streams[chosen[0].stream].codes.shape[0]
+        codes = torch.full((len(chosen), K, T), -1, dtype=torch.long)
         mask = torch.zeros(len(chosen), T, dtype=torch.bool)
         for b, (s, end) in enumerate(zip(chosen, ends)):
             stream_codes = self.streams[s.stream].codes

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..dialog.pinned_memory import RegionLayout
-from ..memory.synth import NOISES, ROBOT_VOICE, VOICES, Voice, noise, tts
+from ..memory.synth import NOISES, ROBOT_VOICE, VOICES, Voice, microphone_mix, tts
 from ..retrieval.retr_protocol import RetrQuery
 from .chunks import ChunkTexts
 from .masks import trigger_labels
@@ -121,7 +121,8 @@ class StreamBuilder:
             for start, pcm in clips:
                 n = max(0, min(len(pcm), total - start))
                 buf[start:start + n] += pcm[:n]
-        listen = self._augment(listen, speak, rng, nrng)
+        listen = microphone_mix(listen, speak, rng, nrng, p_echo=self.cfg.p_echo, snr_db=self.cfg.snr_db,
+                                noise_kinds=NOISES[self.cfg.split], sample_rate=SAMPLE_RATE)
         steps = total // FRAME
         text = np.full(steps, TEXT_PAD, np.int64)
         for start, ids in text_blocks:
@@ -182,15 +183,6 @@ class StreamBuilder:
         meta = {"dialog": d.id, "user": d.user, "level": d.level, "start": turns[0]["audio_start"],
                 "end": turns[-1]["end"], "l1": self.chunks.level1(d.user), "turns": turns}
         return meta, (listen, speak, text), t
-
-    def _augment(self, listen: np.ndarray, speak: np.ndarray, rng: random.Random, nrng) -> np.ndarray:
-        if rng.random() < self.cfg.p_echo:
-            delay = int(rng.uniform(0.1, 0.5) * SAMPLE_RATE)
-            listen[delay:] += rng.uniform(0.0, 0.2) * speak[:-delay]
-        rms = float(np.sqrt(np.mean(listen[listen != 0] ** 2))) if np.any(listen) else 0.1
-        bg = noise(rng.choice(NOISES[self.cfg.split]), len(listen), nrng, SAMPLE_RATE)
-        listen = listen + bg * rms / (10 ** (rng.uniform(*self.cfg.snr_db) / 20)) / (np.std(bg) + 1e-9)
-        return listen / max(1.0, float(np.max(np.abs(listen))))
 
     def _mimi(self, pcm: np.ndarray, steps: int) -> np.ndarray:
         import torch

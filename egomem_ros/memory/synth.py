@@ -153,15 +153,25 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
     for channel, s, pcm in clips:
         buf = listen if channel == "listen" else speak
         buf[s:s + len(pcm)] += pcm[:max(0, total - s)]
-    if rng.random() < spec.p_echo:
-        delay = int(rng.uniform(0.1, 0.5) * SR)
+    listen = microphone_mix(listen, speak, rng, nrng, p_echo=spec.p_echo, snr_db=spec.noise_snr_db,
+                            noise_kinds=NOISES[spec.split])
+    return listen, speak, sessions, meta
+
+
+def microphone_mix(listen: np.ndarray, speak: np.ndarray, rng: random.Random, nrng: np.random.Generator, *,
+                   p_echo: float, snr_db: tuple[float, float], noise_kinds: list[str],
+                   sample_rate: int = SR) -> np.ndarray:
+    """What the microphone hears (paper §4.1): the robot's own voice echoed with p_echo (gain 0-0.2,
+    delay 0.1-0.5 s), background noise at an SNR drawn from snr_db, peak-limited to [-1, 1]."""
+    listen = listen.copy()
+    if rng.random() < p_echo:
+        delay = int(rng.uniform(0.1, 0.5) * sample_rate)
         listen[delay:] += rng.uniform(0.0, 0.2) * speak[:-delay]
     speech_rms = float(np.sqrt(np.mean(listen[listen != 0] ** 2))) if np.any(listen) else 0.1
-    snr = rng.uniform(*spec.noise_snr_db)
-    bg = noise(rng.choice(NOISES[spec.split]), total, nrng)
+    snr = rng.uniform(*snr_db)
+    bg = noise(rng.choice(noise_kinds), len(listen), nrng, sample_rate)
     listen += bg * speech_rms / (10 ** (snr / 20)) / (np.std(bg) + 1e-9)
-    peak = max(1.0, float(np.max(np.abs(listen))))
-    return listen / peak, speak, sessions, meta
+    return listen / max(1.0, float(np.max(np.abs(listen))))
 
 
 def write_stream(folder: Path, spec: StreamSpec) -> Path:
