@@ -2,15 +2,20 @@
 
 Random-weight moshi LMs (real moshi code, real 3000-step context and 17-channel layout) at chosen sizes.
 All configurations of one size are measured side by side in one stream: blocks of steps rotate through
-no chunk / L1 / L1+L2, so CPU frequency drift hits all three alike.
+no chunk / L1 / L1+L2, so CPU frequency drift hits all three alike. On CUDA moshi captures the step in
+a CUDA graph and the pinned step is graph-safe (always attended, inactive regions masked in place), so
+stock moshi ("none", no bank installed) is timed in a session of its own first, then "masked" (the
+runtime with no chunk) / L1 / L1+L2 side by side. `--check-graph` also checks, on a tiny model, that
+the graphed pinned step gives the eager step's greedy tokens across a chunk switch.
 
     python bench/bench_dialog.py                      # tiny (~8M) and ~40M on CPU
-    python bench/bench_dialog.py --sizes 7b --device cuda --dtype bf16   # full-size moshi, on a GPU
+    python bench/bench_dialog.py --sizes 7b --device cuda --dtype bf16 --check-graph  # full-size moshi, GPU
     python bench/bench_dialog.py --memory-steps 20000 # steady-state RSS over a long stream
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -52,20 +57,39 @@ def region_ids(lm, steps: int) -> list[int]:
     return torch.randint(4, lm.text_card, (steps,)).tolist()  # a full region: the worst case
 
 
-def measure_steps(lm, bank: MemoryBank, device: str, blocks: int, block_steps: int) -> dict[str, float]:
-    """Median step time per configuration over interleaved blocks of one continuous stream."""
-    configs = {"none": (False, False), "L1": (True, False), "L1+L2": (True, True)}
+# (joint_softmax, fused_attention) of the MemoryBank: one softmax over both key sets, or one attention per
+# set merged by log-sum-exp with the fused kernel (CPU flash / CUDA memory-efficient) or plain math
+ATTENTION_VARIANTS = {"joint": (True, True), "split": (False, True), "split-math": (False, False)}
+CPU_CONFIGS = {"none": (False, False), "L1": (True, False), "L1+L2": (True, True)}
+# CUDA: the pinned step is graph-safe (always attended, inactive regions masked), so "masked" is the
+# runtime with no chunk, and stock moshi ("none") is measured in a session of its own, before the bank.
+CUDA_CONFIGS = {"masked": (False, False), "L1": (True, False), "L1+L2": (True, True)}
+
+
+def check_finite(lm) -> None:
+    """Random weights at this size and dtype must give finite logits, or sampling would fail mid-run."""
+    tokens = torch.randint(0, lm.card, (1, lm.num_codebooks, 4), device=lm.device)
+    with torch.no_grad():
+        logits = lm.forward_text(tokens)[1]
+    if not torch.isfinite(logits).all():
+        raise SystemExit("random weights give non-finite logits at this size/dtype: nothing to time")
+
+
+def measure_steps(lm, bank: MemoryBank | None, device: str, blocks: int, block_steps: int, warmup: int,
+                  configs: dict[str, tuple[bool, bool]]) -> dict[str, float]:
+    """Median step time per configuration over interleaved blocks of one continuous stream
+    (`bank` None: stock moshi). Each block's time is its steps' wall time over the block."""
     times: dict[str, list[float]] = {name: [] for name in configs}
     gen = LMGen(lm, use_sampling=True)
     user = torch.randint(0, lm.card, (1, 8, 1), device=device)
     with gen.streaming(1):
-        for _ in range(3100 // block_steps + 1):  # fill the 3000-step ring first: steady state
-            for _ in range(block_steps):
-                gen.step(user)
+        for _ in tqdm(range(warmup), desc="warm-up (ring fill)", leave=False):
+            gen.step(user)
         for _ in tqdm(range(blocks), desc="step blocks", leave=False):
             for name, (l1, l2) in configs.items():
-                bank.set_active(1, l1)
-                bank.set_active(2, l2)
+                if bank is not None:
+                    bank.set_active(1, l1)
+                    bank.set_active(2, l2)
                 sync(device)
                 start = time.perf_counter()
                 for _ in range(block_steps):
@@ -73,6 +97,43 @@ def measure_steps(lm, bank: MemoryBank, device: str, blocks: int, block_steps: i
                 sync(device)
                 times[name].append((time.perf_counter() - start) / block_steps)
     return {name: statistics.median(t) * 1e3 for name, t in times.items()}
+
+
+def check_cuda_graph(device: str, steps: int = 300) -> dict[str, float]:
+    """The CUDA-graphed pinned step (graph-safe bank, joint softmax) against the eager one (span mode,
+    split attention), greedy, with a chunk switch half-way: equal tokens show the graph reads every
+    in-place region and mask update."""
+    from moshi.utils.compile import no_cuda_graph
+
+    lm = build_lm("8m", device, torch.float32)
+    ids_a, ids_b = region_ids(lm, 200), region_ids(lm, 200)
+    user = torch.randint(0, lm.card, (steps, 1, 8, 1), device=device)
+
+    def run(graph: bool, switch: bool) -> torch.Tensor:
+        bank = MemoryBank(lm, RegionLayout(), graph_safe=graph, joint_softmax=graph)  # vs split, eager
+        bank.write(1, ids_a)
+        gen, out = LMGen(lm, use_sampling=False), []
+        with gen.streaming(1), (contextlib.nullcontext() if graph else no_cuda_graph()):
+            for t in range(steps):
+                if switch and t == steps // 2:
+                    bank.write(1, ids_b)
+                tokens = gen.step(user[t])
+                out.append(tokens.flatten() if tokens is not None else torch.full((lm.dep_q + 1,), -9, device=device))
+        return torch.stack(out)
+
+    graphed, eager, unswitched = run(True, True), run(False, True), run(False, False)
+    bank = MemoryBank(lm, RegionLayout())  # the prefill as a CUDA graph: capture on a, replay on b, a
+    bank.graph_prefill = device.startswith("cuda")
+    for ids in (ids_a, ids_b, ids_a):
+        bank.write(1, ids)
+    replayed = bank.keys.clone()
+    bank.graph_prefill = False
+    bank.write(1, ids_a)
+    half = steps // 2
+    return {"steps": steps, "graph_vs_eager_equal_steps": float((graphed == eager).all(1).float().mean()),
+            "prefill_graph_vs_eager_max_abs": float((replayed - bank.keys).abs().max()),
+            "switch_changes_tokens_after": float((eager[half:] != unswitched[half:]).any(1).float().mean()),
+            "equal_before_switch": float((eager[:half] == unswitched[:half]).all(1).float().mean())}
 
 
 def measure_switch(lm, bank: MemoryBank, device: str, repeats: int) -> dict[str, float]:
@@ -138,6 +199,12 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=15)
     ap.add_argument("--block-steps", type=int, default=20)
     ap.add_argument("--switch-repeats", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=3100, help="steps before timing (3100 fills the ring)")
+    ap.add_argument("--attention", help="comma list of " + ", ".join(ATTENTION_VARIANTS) + " timed side by "
+                    "side (default: the runtime's, joint); the first gives the headline")
+    ap.add_argument("--check-graph", action="store_true",
+                    help="CUDA: graphed vs eager pinned step (greedy) and graphed vs eager region prefill")
+    ap.add_argument("--graph-prefill", action="store_true", help="CUDA: time switches with the graphed prefill")
     ap.add_argument("--memory-steps", type=int, default=0, help="0 skips the memory run")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", type=Path)
@@ -146,21 +213,43 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype or ("bf16" if args.device != "cpu" else "fp32")]
     results: dict[str, object] = {"device": args.device, "dtype": str(dtype), "torch_threads": torch.get_num_threads()}
+    if args.check_graph and args.device.startswith("cuda"):
+        results["cuda_graph_check"] = check_cuda_graph(args.device)
+        print("cuda_graph_check", json.dumps(results["cuda_graph_check"]), flush=True)
+    variants = (args.attention or "joint").split(",")
     for size in args.sizes.split(","):
         lm = build_lm(size, args.device, dtype)
+        check_finite(lm)
+        row: dict[str, float] = {"params_m": sum(p.numel() for p in lm.parameters()) / 1e6}
+        run = dict(device=args.device, blocks=args.blocks, block_steps=args.block_steps, warmup=args.warmup)
+        steps: dict[str, float] = {}
+        if args.device.startswith("cuda"):
+            steps.update(measure_steps(lm, None, configs={"none": (False, False)}, **run))
         bank = MemoryBank(lm, RegionLayout())
+        bank.graph_prefill = args.graph_prefill
         bank.write(1, region_ids(lm, 512))
         bank.write(2, region_ids(lm, 256))
-        row: dict[str, float] = {"params_m": sum(p.numel() for p in lm.parameters()) / 1e6}
-        steps = measure_steps(lm, bank, args.device, args.blocks, args.block_steps)
+        for i, variant in enumerate(variants):  # the first is the runtime's default: the headline numbers
+            bank.joint_softmax, bank.fused_attention = ATTENTION_VARIANTS[variant]
+            got = measure_steps(lm, bank, configs=CUDA_CONFIGS if bank.graph_safe else CPU_CONFIGS, **run)
+            steps.update(got if i == 0 else {f"{k}[{variant}]": v for k, v in got.items()})
+        bank.joint_softmax, bank.fused_attention = ATTENTION_VARIANTS[variants[0]]
         row.update({f"step_ms_{k}": v for k, v in steps.items()})
         row.update({f"steps_per_s_{k}": 1e3 / v for k, v in steps.items()})
-        row["overhead_L1_pct"] = 100 * (steps["L1"] / steps["none"] - 1)
-        row["overhead_L1+L2_pct"] = 100 * (steps["L1+L2"] / steps["none"] - 1)
+        for name in [k for k in steps if k.startswith("L1")]:  # against stock moshi of the same session
+            variant = name[name.index("["):] if "[" in name else ""
+            row[f"overhead_{name}_pct"] = 100 * (steps[name] / steps.get(f"none{variant}", steps["none"]) - 1)
         row.update(measure_switch(lm, bank, args.device, args.switch_repeats))
+        if args.device.startswith("cuda"):
+            row["gpu_peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
         results[size] = {k: round(v, 3) for k, v in row.items()}
         print(size, json.dumps(results[size]), flush=True)
+        if args.out:  # after every size: a run cut short keeps what it measured
+            args.out.write_text(json.dumps(results, indent=1))
         del lm, bank
+        if args.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
     if args.memory_steps:
         results["memory"] = measure_memory(args.memory_steps, args.device)
         print("memory", json.dumps(results["memory"]), flush=True)

@@ -66,6 +66,13 @@ class IdentityConfig(_Section):
     instant_switch_confidence: float = Field(0.9, ge=0.5, le=1.0)
     face_weight: float = Field(0.6, ge=0.0, le=1.0)
     exact_search_max_keys: int = Field(100_000, ge=1)
+    # Above exact_search_max_keys: the HNSW graph holds keys PCA-projected to ann_dim (0 = all dims)
+    # and its ann_candidates nearest are re-ranked exactly (docs: retrieval/gallery.py). Defaults: the
+    # point measured at 10^6 voice keys (bench/bench_match.py): 3.9 ms, recall@1 0.991.
+    ann_dim: int = Field(96, ge=0)
+    ann_candidates: int = Field(64, ge=1)
+    ann_m: int = Field(48, ge=4)      # HNSW graph degree (build time and memory grow with it)
+    ann_ef: int = Field(500, ge=1)    # HNSW query breadth: recall vs latency
     # torch intra-op threads for the voice model; 0 = all cores but one, which dlib's face model uses
     # at the same time (face and voice are scored in parallel).
     torch_threads: int = Field(0, ge=0)

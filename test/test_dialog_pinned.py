@@ -137,6 +137,26 @@ def test_graph_safe_bias_mode_matches_span_mode(models):
     assert torch.allclose(out[False], out[True], atol=1e-5)
 
 
+@pytest.mark.parametrize("graph_safe", [False, True])
+def test_attention_variants_agree(models, graph_safe):
+    """One joint softmax (the CUDA default), the fused kernel per part merged by log-sum-exp (CPU
+    default) and the plain-math merge are the same attention: same logits, same pinned share."""
+    lm, tok = models.lm, models.tokenizer
+    out = {}
+    for variant in ("joint", "fused", "math"):
+        bank = MemoryBank(lm, RegionLayout(), graph_safe=graph_safe, joint_softmax=variant == "joint")
+        bank.fused_attention = variant == "fused"
+        bank.record_mass = True
+        bank.write(2, tok.encode(TEXT_B))
+        with lm.streaming(1):
+            _stream(lm, 40, chunk=8)  # window not yet full: the masked path
+            out[variant] = (_next_logits(lm), bank.pinned_mass())
+    for variant in ("fused", "math"):
+        assert torch.allclose(out["joint"][0], out[variant][0], atol=1e-5)
+        assert out["joint"][1] == pytest.approx(out[variant][1], rel=1e-4)
+    assert out["joint"][1] > 0.01
+
+
 def test_no_active_region_is_stock_moshi(checkpoint):
     a, b = mc.load_models(checkpoint).lm, mc.load_models(checkpoint).lm
     MemoryBank(b, RegionLayout())  # installed, nothing written
@@ -154,3 +174,13 @@ def test_region_too_long_for_its_tokens_is_refused(models):
         bank.write(2, list(range(5)))
     with pytest.raises(ValueError, match="level must be 1 or 2"):
         bank.write(3, [1])
+
+
+@pytest.mark.parametrize("interleave", [True, False])
+def test_rope_matrix_is_rope_apply(interleave):
+    from egomem_ros.dialog.pinned_attention import rope_angles, rope_apply, rope_matrix
+
+    x = torch.randn(1, 3, 4, 16)
+    cos, sin = rope_angles(torch.tensor([[-1234]]), 16, 10_000)
+    assert torch.allclose(x @ rope_matrix(cos, sin, interleave, x.dtype), rope_apply(x, cos, sin, interleave),
+                          atol=1e-5)

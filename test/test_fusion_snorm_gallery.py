@@ -79,3 +79,33 @@ def test_gallery_switches_to_hnsw_with_high_recall_on_clustered_data():
     assert all(m.user_id != "u7" for m in ann.search(queries[7], 10))
     ann.add([10**6], ["new"], queries[7][None, :])
     assert ann.search(queries[7], 1)[0].user_id == "new"
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_gallery_ann_projects_keys_and_reranks_exactly(metric):
+    """Above exact_max_keys the HNSW graph holds a PCA projection; the exact re-rank must return the
+    exact search's keys with their exact full-dimension distances. Keys and queries sit at cos ~0.8
+    from their identity's centre, as real face/voice embeddings do (not at near-noise levels)."""
+    rng = np.random.default_rng(3)
+    users = 600
+    centres = l2_normalise(rng.normal(size=(users, 128)))
+    keys = l2_normalise(np.repeat(centres, 3, axis=0) + 0.06 * rng.normal(size=(users * 3, 128)))
+    labels = np.repeat([f"u{i}" for i in range(users)], 3)
+    exact = KeyGallery(128, metric, exact_max_keys=10**9)
+    ann = KeyGallery(128, metric, exact_max_keys=500, ann_dim=32, ann_candidates=32)
+    for g in (exact, ann):
+        g.add(np.arange(len(keys)), labels, keys)
+    assert ann.uses_ann and ann._proj is not None and ann._proj[1].shape == (128, 32)
+    queries = l2_normalise(centres + 0.06 * rng.normal(size=centres.shape))
+    hits = 0
+    for q in queries:
+        got, want = ann.search(q, 3), exact.search(q, 3)
+        hits += got[0].key_id == want[0].key_id
+        for m in got:  # distances are the full-dimension ones, whatever the graph saw
+            assert m.distance == pytest.approx(exact._distances(exact._prep(q)[0], np.array([m.key_id]))[0], abs=1e-5)
+        assert [m.distance for m in got] == sorted(m.distance for m in got)
+    assert hits / users >= 0.99
+    ann.remove_user("u5")
+    assert all(m.user_id != "u5" for m in ann.search(queries[5], 10))
+    ann.add([10**6], ["late"], queries[5][None, :])  # projected with the build-time matrix
+    assert ann.search(queries[5], 1)[0].user_id == "late"

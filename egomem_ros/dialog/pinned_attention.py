@@ -21,6 +21,7 @@ modules in place, so checkpoints, LoRA and the stock path (no region attended) a
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Protocol
@@ -32,16 +33,45 @@ from moshi.modules.transformer import (KVCacheResult, StreamingMultiheadAttentio
                                        expand_repeated_kv)
 from torch import nn
 
+log = logging.getLogger(__name__)
+
 
 class PinnedKVSource(Protocol):
     """What the attention layers read the pinned regions from (see `pinned_memory.MemoryBank`)."""
 
     horizon: int | None
     record_mass: bool
+    graph_safe: bool
+    joint_softmax: bool
+    fused_attention: bool
 
     def attended(self) -> bool: ...
 
     def layer_kv(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]: ...
+
+    def step_values(self, layer: int) -> dict[str, object]: ...
+
+
+def rope_angles(positions: torch.Tensor, dim: int, max_period: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin [B or 1, 1, T, dim/2] of moshi's RoPE at arbitrary `positions` [B or 1, T]."""
+    ds = torch.arange(dim // 2, device=positions.device, dtype=torch.float32)
+    freqs = torch.exp(ds * (-math.log(max_period) * 2 / dim))
+    ts = positions.to(torch.float32).reshape(positions.shape[0], 1, positions.shape[-1], 1)
+    return torch.cos(freqs * ts), torch.sin(freqs * ts)
+
+
+def rope_apply(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, interleave: bool) -> torch.Tensor:
+    """Rotate `x` [B, H, T, D] by precomputed `rope_angles` (shared by every layer of one step)."""
+    B, H, T, D = x.shape
+    if interleave:
+        pairs = x.reshape(B, H, T, D // 2, 2)
+        xr, xi = pairs[..., 0].float(), pairs[..., 1].float()
+    else:
+        xr, xi = x[..., : D // 2].float(), x[..., D // 2:].float()
+    out_r, out_i = xr * cos - xi * sin, xr * sin + xi * cos
+    if interleave:
+        return torch.stack([out_r, out_i], dim=-1).reshape(B, H, T, D).to(x.dtype)
+    return torch.cat([out_r, out_i], dim=-1).to(x.dtype)
 
 
 def rope_rotate(x: torch.Tensor, positions: torch.Tensor, max_period: float, interleave: bool) -> torch.Tensor:
@@ -50,40 +80,77 @@ def rope_rotate(x: torch.Tensor, positions: torch.Tensor, max_period: float, int
     moshi's `apply_rope` only takes `offset + arange(T)`; the pinned part needs clamped positions and
     constant shifts. Rotations compose, so rotating an already rotated key by s moves it s steps.
     """
-    B, H, T, D = x.shape
-    ds = torch.arange(D // 2, device=x.device, dtype=torch.float32)
-    freqs = torch.exp(ds * (-math.log(max_period) * 2 / D))
-    ts = positions.to(torch.float32).reshape(positions.shape[0], 1, T, 1)
-    rotr, roti = torch.cos(freqs * ts), torch.sin(freqs * ts)
-    if interleave:
-        pairs = x.reshape(B, H, T, D // 2, 2)
-        xr, xi = pairs[..., 0].float(), pairs[..., 1].float()
-    else:
-        xr, xi = x[..., : D // 2].float(), x[..., D // 2:].float()
-    out_r, out_i = xr * rotr - xi * roti, xr * roti + xi * rotr
-    if interleave:
-        return torch.stack([out_r, out_i], dim=-1).reshape(B, H, T, D).to(x.dtype)
-    return torch.cat([out_r, out_i], dim=-1).to(x.dtype)
+    return rope_apply(x, *rope_angles(positions, x.shape[-1], max_period), interleave)
+
+
+def rope_matrix(cos: torch.Tensor, sin: torch.Tensor, interleave: bool, dtype: torch.dtype) -> torch.Tensor:
+    """[D, D] matrix M with `x @ M == rope_apply(x, cos, sin)` for one position (cos/sin [1, 1, 1, D/2]).
+
+    One step of a stream rotates every layer's pinned query by the same angles, so building M once per
+    step turns each layer's rotation into one matrix product (a dozen element-wise kernels otherwise).
+    In bf16, M's entries carry one bf16 rounding: the same size of error as the cast that ends moshi's
+    own fp32 RoPE.
+    """
+    half = cos.shape[-1]
+    c, s_ = cos.reshape(half), sin.reshape(half)
+    idx = torch.arange(half, device=cos.device)
+    re, im = (2 * idx, 2 * idx + 1) if interleave else (idx, idx + half)
+    m = torch.zeros(2 * half, 2 * half, device=cos.device, dtype=torch.float32)
+    m[re, re], m[re, im], m[im, re], m[im, im] = c, s_, -s_, c
+    return m.to(dtype)
 
 
 _FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+_EFFICIENT_CUDA = getattr(torch.ops.aten, "_scaled_dot_product_efficient_attention", None)
+_fused_cuda_failed = False
 
 
 def attend_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None,
-                    scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+                    scale: float, fused: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention output and its log-sum-exp [B, H, T], so two key sets merge into one exact softmax.
 
-    On CPU this is torch's fused flash kernel (the one `scaled_dot_product_attention` runs, which
-    returns the log-sum-exp too); elsewhere the plain math, which at one query per step is bandwidth-bound.
+    One fused kernel that also returns the log-sum-exp: torch's CPU flash kernel (the one
+    `scaled_dot_product_attention` runs on CPU), or the memory-efficient kernel on CUDA. Where the
+    CUDA kernel refuses the inputs, the plain math (logged once; at one query per step it is
+    bandwidth-bound anyway).
     """
-    if q.device.type == "cpu" and _FLASH_CPU is not None:
+    global _fused_cuda_failed
+    if fused and q.device.type == "cpu" and _FLASH_CPU is not None:
         out, lse = _FLASH_CPU(q, k, v, 0.0, False, attn_mask=bias, scale=scale)[:2]
         return out, lse
+    if fused and q.device.type == "cuda" and _EFFICIENT_CUDA is not None and not _fused_cuda_failed:
+        try:
+            if bias is not None:
+                bias = bias.expand(q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+            out, lse = _EFFICIENT_CUDA(q, k, v, bias, True, 0.0, False, scale=scale)[:2]
+            return out, lse[..., :q.shape[2]]  # the kernel pads the query axis of the lse
+        except RuntimeError as exc:  # unsupported head dim / alignment on this GPU or torch
+            _fused_cuda_failed = True
+            log.warning("fused CUDA attention refused the pinned attention (%s): using plain math", exc)
     scores = torch.matmul(q, k.transpose(-1, -2)).float() * scale
     if bias is not None:
         scores = scores + bias.float()
     lse = torch.logsumexp(scores, dim=-1)
     return torch.matmul(torch.exp(scores - lse[..., None]).to(v.dtype), v), lse
+
+
+def attend_joint(q_win: torch.Tensor, k_win: torch.Tensor, v_win: torch.Tensor, q_pin: torch.Tensor,
+                 k_pin: torch.Tensor, v_pin: torch.Tensor, bias: torch.Tensor | None, scale: float,
+                 want_share: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One softmax over the window keys and the pinned keys, each scored with its own query rotation.
+
+    For one query per step on a GPU: a few batched matrix-vector products that use the whole chip,
+    where the fused attention kernels parallelise over heads and query blocks only. Returns the output
+    and (if asked) the pinned share of the probability mass [B, H, T, 1]. The window always holds the
+    current step's key, so no row is fully masked.
+    """
+    S = k_win.shape[2]
+    scores = torch.cat([torch.matmul(q_win, k_win.transpose(-1, -2)),
+                        torch.matmul(q_pin, k_pin.transpose(-1, -2))], dim=-1)
+    scores = scores.float() * scale if bias is None else torch.add(bias, scores, alpha=scale)  # fp32
+    probs = torch.softmax(scores, dim=-1).to(v_win.dtype)
+    out = torch.matmul(probs[..., :S], v_win) + torch.matmul(probs[..., S:], v_pin)
+    return out, (probs[..., S:].float().sum(-1, keepdim=True) if want_share else None)
 
 
 def merge_partial_attention(out_win: torch.Tensor, lse_win: torch.Tensor, out_pin: torch.Tensor,
@@ -98,7 +165,17 @@ def merge_partial_attention(out_win: torch.Tensor, lse_win: torch.Tensor, out_pi
     share = torch.sigmoid(lse_pin - lse_win)[..., None].to(out_win.dtype)
     if pinned_may_be_empty:
         out_pin = torch.nan_to_num(out_pin)
-    return out_win + (out_pin - out_win) * share, share
+    return torch.lerp(out_win, out_pin, share), share
+
+
+def _joint_bias(window_bias: torch.Tensor | None, pin_bias: torch.Tensor | None, B: int, T: int,
+                window_keys: int, pinned_keys: int, device: torch.device) -> torch.Tensor | None:
+    """The window mask and the region mask side by side, float32, for `attend_joint`."""
+    if window_bias is None and pin_bias is None:
+        return None
+    win = torch.zeros(1, 1, 1, window_keys, device=device) if window_bias is None else window_bias.float()
+    pin = torch.zeros(1, 1, 1, pinned_keys, device=device) if pin_bias is None else pin_bias.float()
+    return torch.cat([win.expand(B, 1, T, window_keys), pin.expand(B, 1, T, pinned_keys)], dim=-1)
 
 
 @dataclass(frozen=True)
@@ -162,37 +239,86 @@ class PinnedAttention(StreamingMultiheadAttention):
         offset = state.offset
         projected = apply_weights_per_step(self.in_projs, self.weights_per_step_schedule, query, state.offset_cpu)
         q, k, v = self._split_qkv(projected)
-        steps = offset.view(-1, 1) + torch.arange(T, device=q.device, dtype=torch.long)  # [B, T]
-        if bank.horizon is not None and state.offset_cpu > bank.horizon and not bank.graph_safe:
-            q_pin = q  # past the horizon the pinned keys' stored rotation is already the right one
+        shared = bank.step_values(self.layer_index)  # built by layer 0, read by the others
+        if "pin_rotation" not in shared:
+            shared["pin_rotation"] = self._pin_rotation(bank, state, T, q.shape[-1], q.dtype)
+        rotation = shared["pin_rotation"]
+        if rotation is None:
+            q_pin = q
+        elif isinstance(rotation, torch.Tensor):
+            q_pin = torch.matmul(q, rotation)
         else:
-            ref = 0 if bank.horizon is None else bank.horizon
-            pin_steps = steps if bank.horizon is None else steps.clamp(max=bank.horizon)
-            q_pin = rope_rotate(q, pin_steps - ref, self.rope.max_period, self.rope.interleave)
+            q_pin = rope_apply(q, *rotation, self.rope.interleave)
         q, k = self.rope(q, k, offset, time_before_heads=False)
         k, v, pos_k = self._complete_kv(k, v)
         k_pin, v_pin, pin_bias = bank.layer_kv(self.layer_index)
         if self.kv_repeat > 1:
             k, v = expand_repeated_kv(k, self.kv_repeat), expand_repeated_kv(v, self.kv_repeat)
             k_pin, v_pin = expand_repeated_kv(k_pin, self.kv_repeat), expand_repeated_kv(v_pin, self.kv_repeat)
-        # the sliding window, masked exactly as moshi masks it
-        delta = steps[:, :, None] - pos_k[:, None, :]
-        visible = (pos_k[:, None, :] >= 0) & (delta >= 0)
-        if self.context is not None:
-            visible &= delta < self.context
-        win_bias = torch.zeros(visible.shape, device=q.device, dtype=q.dtype).masked_fill_(~visible, float("-inf"))
+        if "window_bias" not in shared:
+            shared["window_bias"] = self._window_bias(bank, state, pos_k, T, q.dtype)
+        window_bias = shared["window_bias"]
         scale = 1.0 / math.sqrt(q.shape[-1])
-        out_win, lse_win = attend_with_lse(q, k, v, win_bias[:, None], scale)
-        out_pin, lse_pin = attend_with_lse(q_pin, k_pin, v_pin, pin_bias, scale)
-        # graph-safe mode masks inactive regions with -inf: possibly no visible pinned key
-        x, share = merge_partial_attention(out_win, lse_win, out_pin, lse_pin, pin_bias is not None)
-        if bank.record_mass:
+        if bank.joint_softmax:
+            if "joint_bias" not in shared:
+                shared["joint_bias"] = _joint_bias(window_bias, pin_bias, q.shape[0], T, k.shape[2], k_pin.shape[2],
+                                                  q.device)
+            x, share = attend_joint(q, k, v, q_pin, k_pin, v_pin, shared["joint_bias"], scale,  # type: ignore[arg-type]
+                                    bank.record_mass)
+        else:
+            out_win, lse_win = attend_with_lse(q, k, v, window_bias, scale, bank.fused_attention)
+            out_pin, lse_pin = attend_with_lse(q_pin, k_pin, v_pin, pin_bias, scale, bank.fused_attention)
+            # graph-safe mode masks inactive regions with -inf: possibly no visible pinned key
+            x, share = merge_partial_attention(out_win, lse_win, out_pin, lse_pin, pin_bias is not None)
+        if bank.record_mass and share is not None:
             self.last_pinned_mass = share.float().mean().detach()
         x = rearrange(x, "b h t d -> b t (h d)")
         x = apply_weights_per_step(self.out_projs, self.weights_per_step_schedule, x, state.offset_cpu)
         state.offset[:] = torch.where(state.exec_mask, state.offset + T, state.offset)
         state.offset_cpu += T
         return x
+
+    @staticmethod
+    def _step_positions(state, T: int) -> torch.Tensor:
+        return state.offset.view(-1, 1) + torch.arange(T, device=state.offset.device, dtype=torch.long)
+
+    def _pin_rotation(self, bank: PinnedKVSource, state, T: int, head_dim: int, dtype: torch.dtype
+                      ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None:
+        """Rotation of the query for the pinned part: to min(p, horizon) - horizon (see module doc).
+
+        None past the horizon, where that is no rotation; graph-safe mode always rotates, since the
+        step a CUDA graph was captured at must not decide what every later step computes. One step
+        (T == 1, batch 1): a `rope_matrix`; several: cos/sin per step.
+        """
+        assert self.rope is not None
+        if bank.horizon is not None and state.offset_cpu > bank.horizon and not bank.graph_safe:
+            return None
+        steps = self._step_positions(state, T)
+        if bank.horizon is not None:
+            steps = steps.clamp(max=bank.horizon) - bank.horizon
+        cos, sin = rope_angles(steps, head_dim, self.rope.max_period)
+        if steps.numel() == 1:
+            return rope_matrix(cos, sin, self.rope.interleave, dtype)
+        return cos, sin
+
+    def _window_bias(self, bank: PinnedKVSource, state, pos_k: torch.Tensor, T: int,
+                     dtype: torch.dtype) -> torch.Tensor | None:
+        """moshi's sliding-window mask as an additive bias [B, 1, T, capacity].
+
+        None once the ring is full and one step is fed (every cached key is then inside the window,
+        since moshi sizes the ring to the context): the steady state of a long stream needs no mask.
+        """
+        B = pos_k.shape[0]
+        ring = getattr(state.kv_cache, "capacity", None)
+        if (not bank.graph_safe and T == 1 and B == 1 and self.context is not None and ring is not None
+                and ring <= self.context and state.offset_cpu >= ring):
+            return None
+        steps = self._step_positions(state, T)
+        delta = steps[:, :, None] - pos_k[:, None, :]
+        visible = (pos_k[:, None, :] >= 0) & (delta >= 0)
+        if self.context is not None:
+            visible &= delta < self.context
+        return torch.zeros(visible.shape, device=pos_k.device, dtype=dtype).masked_fill_(~visible, float("-inf"))[:, None]
 
     def _forward_regions(self, query: torch.Tensor, regions: RegionSequence) -> torch.Tensor:
         """Training forward over [regions | dialog], attending exactly as the runtime does.

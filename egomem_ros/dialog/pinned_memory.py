@@ -10,6 +10,7 @@ mask them the same way (see docs/dialog.md).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -19,7 +20,10 @@ from moshi.modules.streaming import StreamingModule
 from torch import nn
 
 from ..memchunk import LEVEL1, LEVEL2
-from .pinned_attention import PinnedAttention, PrefillCaptured, install_pinned_attention, rope_rotate
+from .pinned_attention import (PinnedAttention, PrefillCaptured, install_pinned_attention, rope_angles,
+                               rope_matrix)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class MemoryBank:
     """
 
     def __init__(self, lm: LMModel, layout: RegionLayout = RegionLayout(), horizon: int | None | str = "auto",
-                 graph_safe: bool | None = None):
+                 graph_safe: bool | None = None, joint_softmax: bool = True):
         self.lm, self.layout = lm, layout
         self.layers: list[PinnedAttention] = install_pinned_attention(lm.transformer, self)
         first = self.layers[0]
@@ -96,9 +100,19 @@ class MemoryBank:
         self.values = torch.zeros(shape, device=device, dtype=dtype)
         self.bias = torch.full((1, 1, 1, layout.total), float("-inf"), device=device, dtype=dtype)
         self.graph_safe = device.type == "cuda" if graph_safe is None else graph_safe
+        # how a step attends: one softmax over window + pinned keys (mat-vec products), or one fused
+        # attention per part merged by log-sum-exp; joint was faster on CPU and on an H200 (docs/dialog.md)
+        self.joint_softmax = joint_softmax
+        self.fused_attention = True
+        # CUDA only, off by default: capture the region prefill as a CUDA graph per region length
+        # (_prefill_graphed). Not yet measured on a GPU: `bench_dialog.py --check-graph` checks it.
+        self.graph_prefill = False
+        self._prefill_graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, list]] = {}
         self.record_mass = False
         self.active: dict[int, bool] = {LEVEL1: False, LEVEL2: False}
         self._span = (0, 0)
+        self._span_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._step_shared: dict[str, object] = {}
         self._prefilling = False
 
     # -- read side, called by every layer on every step ------------------------------------------
@@ -108,8 +122,14 @@ class MemoryBank:
     def layer_kv(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         if self.graph_safe:
             return self.keys[layer], self.values[layer], self.bias
-        a, b = self._span
-        return self.keys[layer, :, :, a:b], self.values[layer, :, :, a:b], None
+        return (*self._span_kv[layer], None)
+
+    def step_values(self, layer: int) -> dict[str, object]:
+        """Per-step values that every layer shares (pinned query rotation, window mask): layer 0 starts
+        a new step, so they are built once per step, not once per layer (also inside a CUDA graph)."""
+        if layer == 0:
+            self._step_shared = {}
+        return self._step_shared
 
     # -- write side, called between steps ---------------------------------------------------------
     def set_active(self, level: int, on: bool) -> None:
@@ -119,6 +139,8 @@ class MemoryBank:
         spans = [self.layout.span(lv) for lv, a in sorted(self.active.items()) if a]
         # L1 and L2 are adjacent, so the active part is always one contiguous span
         self._span = (spans[0][0], spans[-1][0] + spans[-1][1]) if spans else (0, 0)
+        a, b = self._span  # views, made once per switch rather than sliced by every layer every step
+        self._span_kv = [(self.keys[i, :, :, a:b], self.values[i, :, :, a:b]) for i in range(len(self.layers))]
 
     def region_tokens(self, level: int, text_ids: Sequence[int]) -> torch.Tensor:
         return region_tokens(self.lm, self.layout, level, text_ids).to(self.lm.device)
@@ -133,17 +155,34 @@ class MemoryBank:
         start, steps = self.layout.span(level)
         tokens = self.region_tokens(level, text_ids)
         kvs = self._prefill_batched(tokens) if method == "batched" else self._prefill_stepwise(tokens)
-        # stored relative to the horizon (see pinned_attention): virtual position j - R, minus horizon
-        shift = torch.full((1, steps), start - self.layout.total - (self.horizon or 0), device=self.keys.device)
+        # stored relative to the horizon (see pinned_attention): virtual position j - R, minus horizon.
+        # Every key of the region moves by the same shift, i.e. the same rotation: one [D, D] matrix
+        # product over all layers at once (fp32, like moshi's own RoPE), not per-position rotations.
+        shift = torch.full((1, 1), start - self.layout.total - (self.horizon or 0), device=self.keys.device)
         rope = self.layers[0].rope
         assert rope is not None, "pinned regions need a RoPE transformer"
-        for i, (k, v) in enumerate(kvs):
-            self.keys[i, :, :, start:start + steps].copy_(rope_rotate(k, shift, rope.max_period, rope.interleave))
-            self.values[i, :, :, start:start + steps].copy_(v)
+        rotate = rope_matrix(*rope_angles(shift, self.keys.shape[-1], rope.max_period), rope.interleave,
+                             torch.float32)
+        keys, values = torch.cat([k for k, _ in kvs]), torch.cat([v for _, v in kvs])
+        self.keys[:, 0, :, start:start + steps].copy_(torch.matmul(keys.float(), rotate))
+        self.values[:, 0, :, start:start + steps].copy_(values)
         self.set_active(level, True)
 
     def _prefill_batched(self, tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if self.graph_prefill and tokens.is_cuda:
+            try:
+                return self._prefill_graphed(tokens)
+            except RuntimeError as exc:  # capture refused on this GPU/torch: eager from now on
+                self.graph_prefill = False
+                self._prefill_graphs.clear()
+                log.warning("CUDA graph capture of the MemChunk prefill failed (%s): eager prefill", exc)
+        return self._run_prefill(tokens, stop_early=True)
+
+    def _run_prefill(self, tokens: torch.Tensor, stop_early: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """One forward over the region outside the dialog's streaming state; every layer's keys/values.
+        `stop_early`: the last layer ends the forward once its keys/values are recorded."""
         self._prefilling = True
+        self.layers[-1].stop_after_capture = stop_early
         try:
             with detached_streaming(self.lm.transformer):
                 for layer in self.layers:
@@ -155,8 +194,35 @@ class MemoryBank:
                 return [layer.capture[0] for layer in self.layers]  # type: ignore[index]
         finally:
             self._prefilling = False
+            self.layers[-1].stop_after_capture = True
             for layer in self.layers:
                 layer.capture = None
+
+    def _prefill_graphed(self, tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The prefill as a CUDA graph, captured once per region length and replayed on every switch.
+
+        An eager forward over a region is bound by Python/kernel-launch time on a large GPU (a 7B
+        forward over 512 steps: ~40 ms on the CPU side for ~12 ms of GPU work), so a replay makes a
+        switch several times cheaper than one eager forward. The graph runs the whole forward (an
+        exception cannot end a capture); its outputs live in the graph's memory and are copied into
+        the bank right after each replay.
+        """
+        steps = tokens.shape[-1]
+        if steps not in self._prefill_graphs:
+            static = tokens.clone()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up outside the graph, as torch's CUDA graph docs ask
+                self._run_prefill(static, stop_early=False)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                outputs = self._run_prefill(static, stop_early=False)
+            self._prefill_graphs[steps] = (graph, static, outputs)
+        graph, static, outputs = self._prefill_graphs[steps]
+        static.copy_(tokens)
+        graph.replay()
+        return outputs
 
     def _prefill_stepwise(self, tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         steps = tokens.shape[-1]

@@ -97,7 +97,9 @@ class IdentityPoller:
         if engine is None:
             return None
         metric = engine.backend.metric if modality == "face" else "cosine"
-        gallery = KeyGallery(engine.backend.dim, metric, exact_max_keys=self.cfg.exact_search_max_keys)
+        gallery = KeyGallery(engine.backend.dim, metric, exact_max_keys=self.cfg.exact_search_max_keys,
+                             ann_dim=self.cfg.ann_dim, ann_candidates=self.cfg.ann_candidates,
+                             hnsw_m=self.cfg.ann_m, hnsw_ef=self.cfg.ann_ef)
         keys = self.store.keys(modality, engine.model)  # type: ignore[arg-type]
         other = len(self.store.keys(modality)) - len(keys)  # type: ignore[arg-type]
         if other:
