@@ -58,7 +58,7 @@ def region_ids(lm, steps: int) -> list[int]:
 
 
 # (joint_softmax, fused_attention) of the MemoryBank: one softmax over both key sets, or one attention per
-# set merged by log-sum-exp with the fused kernel (CPU flash / CUDA memory-efficient) or plain math
+# set merged by log-sum-exp with the CPU flash kernel or plain math (on CUDA both split variants are math)
 ATTENTION_VARIANTS = {"joint": (True, True), "split": (False, True), "split-math": (False, False)}
 CPU_CONFIGS = {"none": (False, False), "L1": (True, False), "L1+L2": (True, True)}
 # CUDA: the pinned step is graph-safe (always attended, inactive regions masked), so "masked" is the

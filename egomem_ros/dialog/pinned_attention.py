@@ -21,7 +21,6 @@ modules in place, so checkpoints, LoRA and the stock path (no region attended) a
 """
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from typing import Protocol
@@ -32,8 +31,6 @@ from einops import rearrange
 from moshi.modules.transformer import (KVCacheResult, StreamingMultiheadAttention, apply_weights_per_step,
                                        expand_repeated_kv)
 from torch import nn
-
-log = logging.getLogger(__name__)
 
 
 class PinnedKVSource(Protocol):
@@ -101,32 +98,19 @@ def rope_matrix(cos: torch.Tensor, sin: torch.Tensor, interleave: bool, dtype: t
 
 
 _FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-_EFFICIENT_CUDA = getattr(torch.ops.aten, "_scaled_dot_product_efficient_attention", None)
-_fused_cuda_failed = False
 
 
 def attend_with_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None,
                     scale: float, fused: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention output and its log-sum-exp [B, H, T], so two key sets merge into one exact softmax.
 
-    One fused kernel that also returns the log-sum-exp: torch's CPU flash kernel (the one
-    `scaled_dot_product_attention` runs on CPU), or the memory-efficient kernel on CUDA. Where the
-    CUDA kernel refuses the inputs, the plain math (logged once; at one query per step it is
-    bandwidth-bound anyway).
+    On CPU (`fused`) torch's fused flash kernel (the one `scaled_dot_product_attention` runs, which
+    returns the log-sum-exp too); elsewhere the plain math. CUDA's fused memory-efficient kernel was
+    tried for the runtime's one query per step and was slower there (docs/dialog.md, Measured).
     """
-    global _fused_cuda_failed
     if fused and q.device.type == "cpu" and _FLASH_CPU is not None:
         out, lse = _FLASH_CPU(q, k, v, 0.0, False, attn_mask=bias, scale=scale)[:2]
         return out, lse
-    if fused and q.device.type == "cuda" and _EFFICIENT_CUDA is not None and not _fused_cuda_failed:
-        try:
-            if bias is not None:
-                bias = bias.expand(q.shape[0], q.shape[1], q.shape[2], k.shape[2])
-            out, lse = _EFFICIENT_CUDA(q, k, v, bias, True, 0.0, False, scale=scale)[:2]
-            return out, lse[..., :q.shape[2]]  # the kernel pads the query axis of the lse
-        except RuntimeError as exc:  # unsupported head dim / alignment on this GPU or torch
-            _fused_cuda_failed = True
-            log.warning("fused CUDA attention refused the pinned attention (%s): using plain math", exc)
     scores = torch.matmul(q, k.transpose(-1, -2)).float() * scale
     if bias is not None:
         scores = scores + bias.float()
