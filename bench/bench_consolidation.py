@@ -1,8 +1,9 @@
 """Consolidating a 10-minute stream on 2 cores (LLM latency excluded: the offline rule extractor runs).
 
-Run: .venv/bin/python bench/bench_consolidation.py [--minutes 10] [--asr]
+Run: .venv/bin/python bench/bench_consolidation.py [--minutes 10] [--asr] [--tagger tagger.pt]
 Variants, side by side in one run: VAD-only baseline segmentation (the reference), + speaker-change
-splits (resemblyzer), + pocketsphinx ASR on the sessions instead of an ASR node's transcripts.
+splits (resemblyzer), + pocketsphinx ASR on the sessions' user turns instead of an ASR node's
+transcripts; with `--tagger`, the same with the trained tagger segmenting the stream.
 """
 from __future__ import annotations
 
@@ -36,11 +37,13 @@ def ten_minutes(minutes: float, tmp: Path):
     return np.concatenate(listen), np.concatenate(speak), metas
 
 
-def run(listen, speak, metas, tmp: Path, *, speaker_change: bool, asr: bool, transcripts: bool) -> dict:
+def run(listen, speak, metas, tmp: Path, *, speaker_change: bool, asr: bool, transcripts: bool,
+        tagger: Path | None = None) -> dict:
+    from egomem_ros.memory.tagger import TaggerSegmenter
     from egomem_ros.memory.trigger import BaselineSegmenter
 
     voice = None
-    if speaker_change:
+    if speaker_change and tagger is None:
         from egomem_ros.config import EgomemConfig
         from egomem_ros.retrieval.factory import make_voice_engine
 
@@ -59,7 +62,8 @@ def run(listen, speak, metas, tmp: Path, *, speaker_change: bool, asr: bool, tra
         from egomem_ros.memory.asr import PocketSphinxASR
 
         asr_engine = PocketSphinxASR()
-    mgr = MemoryManager(store, buf, BaselineSegmenter(voice_engine=voice),
+    segmenter = TaggerSegmenter.load(tagger) if tagger else BaselineSegmenter(voice_engine=voice)
+    mgr = MemoryManager(store, buf, segmenter,
                         Consolidator(store, RuleExtractor(), RuleUpdateAgent(), majority_identity(None)),
                         SessionSpool(tmp / f"spool{time.time_ns()}"), asr_engine)
     t0 = time.perf_counter()
@@ -73,6 +77,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--asr", action="store_true", help="also run pocketsphinx on every session (slow)")
+    ap.add_argument("--tagger", type=Path, help="a tagger checkpoint: also segment with it")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -82,6 +87,11 @@ def main() -> None:
                     ("+ speaker change", dict(speaker_change=True, asr=False, transcripts=True))]
         if args.asr:
             variants.append(("+ speaker change + pocketsphinx", dict(speaker_change=True, asr=True, transcripts=False)))
+        if args.tagger:
+            variants.append(("tagger", dict(speaker_change=True, asr=False, transcripts=True, tagger=args.tagger)))
+            if args.asr:
+                variants.append(("tagger + pocketsphinx", dict(speaker_change=True, asr=True, transcripts=False,
+                                                               tagger=args.tagger)))
         results, ref = {}, None
         for name, kw in variants:
             r = run(listen, speak, metas, tmp, **kw)

@@ -68,3 +68,38 @@ def test_manager_turns_a_stream_into_profiles(store, tmp_path):
     assert all(store.episodes(u.id) for u in store.list_users(include_placeholders=False))
     assert list((tmp_path / "spool").glob("*.json")) == []
     assert mgr.consolidate(t0 + len(listen) / 16000 + 6.0).outcomes == []  # nothing processed twice
+
+
+class _RecordingASR:
+    """An ASR that writes down the clips it is given (the recogniser itself is tested elsewhere)."""
+
+    name = "recording"
+
+    def __init__(self):
+        self.clips: list[int] = []
+
+    def transcribe(self, pcm16k):
+        self.clips.append(len(pcm16k))
+        return f"part{len(self.clips)}"
+
+
+def test_asr_reads_the_user_turns_only():
+    from egomem_ros.memory.asr import transcribe_user_turns
+
+    sr, rng = 16000, np.random.default_rng(0)
+    t = np.arange(12 * sr) / sr
+    buzz = 0.2 * sum(np.sin(2 * np.pi * 140 * k * t) / k for k in range(1, 21))
+    listen = 0.003 * rng.normal(size=len(t))
+    speak = np.zeros_like(listen)
+    listen[1 * sr:3 * sr] += buzz[1 * sr:3 * sr]          # the user, 2 s
+    speak[4 * sr:7 * sr] = buzz[4 * sr:7 * sr]            # the robot answers, 3 s (its echo is in listen)
+    listen[4 * sr:7 * sr] += 0.1 * buzz[4 * sr:7 * sr]
+    listen[8 * sr:9 * sr] += buzz[8 * sr:9 * sr]          # the user again, 1 s
+    asr = _RecordingASR()
+    text = transcribe_user_turns(asr, listen.astype(np.float32), speak.astype(np.float32))
+    assert text == "part1 part2"
+    # each turn (to the 80 ms step) plus 0.15 s either side; the robot's turn and its echo are skipped
+    assert len(asr.clips) == 2 and abs(asr.clips[0] / sr - 2.3) < 0.2 and abs(asr.clips[1] / sr - 1.3) < 0.2
+    quiet = _RecordingASR()                                            # no turn found: the whole clip
+    assert transcribe_user_turns(quiet, np.zeros(3 * sr, np.float32), None) == "part1" and quiet.clips == [3 * sr]
+    assert transcribe_user_turns(_RecordingASR(), np.zeros(100, np.float32), None) == ""

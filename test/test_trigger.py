@@ -80,18 +80,49 @@ def test_baseline_segmenter_finds_the_sessions(streams):
     assert m >= 1 and n >= 2
 
 
-def test_tagger_trains_saves_and_loads(streams, tmp_path):
-    from egomem_ros.memory.tagger import TaggerConfig, TaggerSegmenter, TrainConfig, train_tagger
+def test_tagger_trains_tunes_saves_and_loads(streams, tmp_path):
+    import torch
+
+    from egomem_ros.memory.tagger import TaggerConfig, TaggerSegmenter
+    from egomem_ros.memory.tagger_train import TrainConfig, train_tagger
 
     ckpt = tmp_path / "tagger.pt"
     summary = train_tagger(sorted((streams / "train").iterdir()), ckpt, model_cfg=TaggerConfig(d_model=32, layers=1),
-                           train_cfg=TrainConfig(steps=30, batch=2, crop_steps=256))
+                           train_cfg=TrainConfig(steps=30, batch=2, crop_steps=256, val_fraction=0.5))
     assert ckpt.is_file() and summary["parameters"] > 1000
+    assert summary["streams"] == 1 and summary["validation_streams"] == 1
+    assert 0.0 <= summary["validation_voice_split_cosine"] <= 0.95
     log = [json.loads(x) for x in ckpt.with_suffix(".log.jsonl").read_text().splitlines()]
     assert log[-1]["loss"] < log[0]["loss"]
     seg = TaggerSegmenter.load(ckpt)
-    labels = seg.label(load_stream(streams / "test" / "stream_0000"))
-    assert set(np.unique(labels)) <= {0, 1, 2, 3} and len(labels) == load_stream(streams / "test" / "stream_0000").n_steps
+    assert seg.decode_cfg.voice_split_cosine == summary["validation_voice_split_cosine"]
+    stream = load_stream(streams / "test" / "stream_0000")
+    labels = seg.label(stream)
+    assert set(np.unique(labels)) <= {0, 1, 2, 3} and len(labels) == stream.n_steps
+    from egomem_ros.memory.sessions import Stream
+
+    assert len(seg.label(Stream(tmp_path, np.zeros(600, np.float32), None, None))) == 0      # under one step
+    silent = seg.label(Stream(tmp_path, np.zeros(5 * 16000, np.float32), np.zeros(5 * 16000, np.float32), None))
+    assert len(silent) == 62 and not silent.any()
+    old = torch.load(ckpt, weights_only=False)
+    del old["decode"]
+    torch.save(old, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="older tagger"):
+        TaggerSegmenter.load(tmp_path / "old.pt")
+    with pytest.raises(FileNotFoundError):
+        TaggerSegmenter.load(tmp_path / "missing.pt")
+
+
+def test_packaged_tagger_finds_unseen_voices_sessions(streams):
+    """The shipped checkpoint on a test-split stream (voices and noise it never heard)."""
+    from egomem_ros.memory.tagger import PACKAGED_CHECKPOINT, TaggerSegmenter
+
+    assert PACKAGED_CHECKPOINT.is_file()
+    s = load_stream(streams / "test" / "stream_0000")
+    pred = TaggerSegmenter.load().label(s)
+    truth = sessions_from_labels(s.labels)
+    matched, _, n = span_match(sessions_from_labels(pred), truth, 5)
+    assert jaccard(pred, s.labels) > 0.9 and n >= 2 and matched >= n - 1
 
 
 def test_eval_trigger_cli(streams):
@@ -103,12 +134,107 @@ def test_eval_trigger_cli(streams):
     assert res["streams"] == 1 and 0.0 <= res["span_match@5"]["f1"] <= 1.0
 
 
-def test_tagger_with_speaker_features(streams, tmp_path):
-    from egomem_ros.memory.tagger import AUDIO_FEATURES, TaggerConfig, TaggerSegmenter, TrainConfig, train_tagger
+def test_stream_features_are_relative_to_the_noise_floor():
+    from egomem_ros.memory.step_features import ENERGY, FEATURES, LISTEN_FEATURES, SPEAK_FLOOR, stream_features, user_turns, user_voiced
 
-    ckpt = tmp_path / "tagger_voice.pt"
-    train_tagger(sorted((streams / "train").iterdir()), ckpt, model_cfg=TaggerConfig(d_model=32, layers=1, voice_features=True),
-                 train_cfg=TrainConfig(steps=5, batch=2, crop_steps=256))
-    seg = TaggerSegmenter.load(ckpt)
-    assert seg.model.cfg.voice_features and seg.model.inp.in_features == AUDIO_FEATURES + 16
-    assert len(seg.label(load_stream(streams / "test" / "stream_0000"))) > 0
+    rng = np.random.default_rng(0)
+    n = 100
+    t = np.arange(n * 1280) / 16000
+    listen = 0.01 * rng.normal(size=n * 1280)
+    buzz = sum(np.sin(2 * np.pi * 150 * k * t) / k for k in range(1, 21))                 # a voiced "turn"
+    listen[40 * 1280:60 * 1280] += 0.2 * buzz[40 * 1280:60 * 1280]
+    speak = np.zeros(n * 1280)
+    speak[70 * 1280:80 * 1280] = 0.3 * np.sin(2 * np.pi * 150 * t[:10 * 1280])               # the robot talks
+    f = stream_features(listen.astype(np.float32), speak.astype(np.float32), n)
+    assert f.shape == (n, FEATURES) and np.isfinite(f).all()
+    assert abs(np.percentile(f[:, ENERGY], 10)) < 0.5           # energy measured from the floor
+    assert f[45:55, ENERGY].min() > 5 and f[:30, ENERGY].max() < 2
+    voiced = user_voiced(f)
+    assert voiced[42:58].all() and not voiced[:38].any() and not voiced[70:80].any()
+    (turn,) = user_turns(voiced, 0, n - 1)                     # frames overlap the next step by half a frame
+    assert abs(turn[0] - 40) <= 1 and abs(turn[1] - 59) <= 1
+    assert user_turns(voiced, 0, n - 1, min_steps=30) == []
+    louder = stream_features((listen * 10).astype(np.float32), None, n)   # gain does not change the features
+    assert np.allclose(louder[:, :LISTEN_FEATURES], f[:, :LISTEN_FEATURES], atol=0.05)
+    assert (louder[:, -1] == SPEAK_FLOOR).all()
+    assert stream_features(listen[:100].astype(np.float32), None, 0).shape == (0, FEATURES)
+
+
+def test_supervised_contrastive_loss_prefers_grouped_voices():
+    import torch
+
+    from egomem_ros.memory.tagger_train import session_ids, supervised_contrastive
+
+    ids = torch.tensor([0, 0, 0, 1, 1, 1])
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    grouped = torch.stack([a, a, a, b, b, b])
+    mixed = torch.stack([a, b, a, b, a, b])
+    assert supervised_contrastive(grouped, ids, 0.1) < supervised_contrastive(mixed, ids, 0.1) - 1.0
+    assert supervised_contrastive(grouped, torch.arange(6), 0.1) == 0.0   # no positives: no loss
+    assert session_ids(np.array([0, 1, 2, 3, 0, 1, 3, 0])).tolist() == [-1, 0, 0, 0, -1, 1, 1, -1]
+
+
+def _decode_fixture(change_at: int):
+    """A 200-step region of four user turns (each followed by a robot reply); the voice changes at turn
+    `change_at`. Returns (probs, voice, feats, turn onsets)."""
+    from egomem_ros.memory.step_features import FEATURES, LISTEN_FEATURES, SPEAK_FLOOR
+
+    n = 260
+    probs = np.zeros((n, 4), np.float32)
+    probs[:, 0] = 1.0
+    probs[20:220] = [0.0, 0.05, 0.9, 0.05]
+    feats = np.zeros((n, FEATURES), np.float32)
+    feats[:, -1] = SPEAK_FLOOR
+    voice = np.zeros((n, 2), np.float32)
+    onsets = [20, 70, 120, 170]
+    for k, s in enumerate(onsets):
+        feats[s:s + 20, :LISTEN_FEATURES] = 5.0             # user speaks for 20 steps
+        feats[s + 24:s + 44, -1] = 0.0                      # the robot answers for 20 steps
+        voice[s:s + 20] = [1.0, 0.0] if k < change_at else [0.0, 1.0]
+    probs[onsets[change_at] - 1, 1] = 0.5                   # the tagger's most likely start and end
+    probs[onsets[change_at - 1] + 43, 3] = 0.5
+    return probs, voice, feats, onsets
+
+
+def test_decode_cuts_a_region_where_the_voice_changes():
+    from egomem_ros.memory.tagger import DecodeConfig, decode
+
+    probs, voice, feats, onsets = _decode_fixture(change_at=2)
+    cfg = DecodeConfig(voice_split_cosine=0.5)
+    # sessions end with their last word (the robot's reply), not where the tagger's region fades out
+    assert decode(probs, voice, feats, cfg) == [Session(20, onsets[1] + 43), Session(onsets[2] - 1, onsets[3] + 43)]
+    assert decode(probs, voice, feats, DecodeConfig(voice_split_cosine=-1.0)) == [Session(20, onsets[3] + 43)]
+    assert decode(probs, np.ones_like(voice), feats, cfg) == [Session(20, onsets[3] + 43)]  # one voice: one session
+    same = np.ones_like(voice)
+    early = probs.copy()
+    early[10:20] = [0.0, 0.05, 0.9, 0.05]     # noise switches the region on early: it starts at the first word
+    assert decode(early, same, feats, cfg)[0].start == 20
+    early[10, 1] = 0.6                        # unless the tagger is sure of its start
+    assert decode(early, same, feats, cfg)[0].start == 10
+    late = probs.copy()
+    late[20:27] = [1.0, 0.0, 0.0, 0.0]        # the tagger misses the first second of a voice: the turn counts
+    assert decode(late, same, feats, cfg)[0].start == 20
+    # an identity change between two turns cuts there even when the voices match
+    cut = decode(probs, same, feats, cfg, extra_cuts=[onsets[3] - 2])
+    assert [s.start for s in cut] == [20, onsets[3]]
+
+
+def test_voice_cuts_compare_with_the_session_centroid():
+    from egomem_ros.memory.tagger import voice_cuts
+
+    voice = np.array([[1, 0], [1, 0], [0.9, 0.44], [0, 1], [0, 1]], np.float32)
+    turns = [(i, i) for i in range(5)]
+    assert voice_cuts(turns, voice, 0.5) == [3]
+    assert voice_cuts(turns, voice, 0.95) == [2, 3]
+    assert voice_cuts(turns, voice, -1.0) == []
+
+
+@needs_espeak
+def test_noise_kinds_are_unit_scale_and_splits_disjoint():
+    from egomem_ros.memory.synth import NOISES, noise
+
+    rng = np.random.default_rng(0)
+    for kind in NOISES["train"] + NOISES["test"]:
+        x = noise(kind, 16000, rng)
+        assert x.dtype == np.float32 and np.isfinite(x).all() and 0.8 < x.std() < 1.2, kind
+    assert not set(NOISES["train"]) & set(NOISES["test"])

@@ -76,6 +76,26 @@ class WhisperASR:
         return " ".join(s.text.strip() for s in segments).strip()
 
 
+def transcribe_user_turns(asr: ASR, listen: np.ndarray, speak: np.ndarray | None, *, pad_s: float = 0.15) -> str:
+    """Transcribe a session's user turns only (listen channel over its noise floor while the robot is
+    silent), one utterance each: the robot's turns hold nothing but its echo, and skipping them and the
+    pauses leaves the recogniser about half the audio. No turn found: the whole clip, with a log line;
+    less than one 80 ms step: nothing."""
+    from .step_features import stream_features, user_turns, user_voiced
+    from .trigger import HOP
+
+    n = len(listen) // HOP
+    if n == 0:
+        return ""
+    turns = user_turns(user_voiced(stream_features(listen, speak, n)), 0, n - 1, min_steps=4)
+    if not turns:
+        log.info("ASR: no user turn found in a %.1f s session; transcribing all of it", len(listen) / 16000)
+        return asr.transcribe(listen)
+    pad = int(pad_s * 16000)
+    texts = [asr.transcribe(listen[max(0, s * HOP - pad):(e + 1) * HOP + pad]) for s, e in turns]
+    return " ".join(t for t in texts if t)
+
+
 def make_asr(name: str, model: str = "") -> ASR | None:
     if name == "none":
         return None

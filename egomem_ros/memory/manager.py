@@ -16,6 +16,7 @@ import numpy as np
 from ..config import EgomemConfig
 from ..store.models import MemoryRepository
 from .buffer import IdentityObservation, StreamBuffer, TranscriptSegment
+from .asr import transcribe_user_turns
 from .consolidate import Consolidator, SessionInput, SessionOutcome, SessionSpool
 from .extraction import Turn
 from .sessions import STEP_S, sessions_from_labels
@@ -94,8 +95,8 @@ class MemoryManager:
         inside = [g for g in segments if start <= g.end <= end + self.transcript_latency_s]
         turns = [Turn(speaker="robot" if g.speaker == "robot" else "user", text=g.text) for g in inside]
         if not any(t.speaker == "user" for t in turns) and self.asr is not None:
-            clip = stream.listen[int((start - t0) * 16000):int((end - t0) * 16000)]
-            text = self.asr.transcribe(clip) if clip.size else ""
+            a, b = int((start - t0) * 16000), int((end - t0) * 16000)
+            text = transcribe_user_turns(self.asr, stream.listen[a:b], None if stream.speak is None else stream.speak[a:b])
             if text:
                 turns.insert(0, Turn(speaker="user", text=text))
         obs = [o for o in observations if start <= o.stamp < end]
@@ -141,9 +142,7 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
         if m.segmenter == "tagger":
             from .tagger import TaggerSegmenter
 
-            if not m.trigger_checkpoint:
-                raise ValueError("memory.segmenter 'tagger' needs memory.trigger_checkpoint")
-            segmenter = TaggerSegmenter.load(m.trigger_checkpoint)
+            segmenter = TaggerSegmenter.load(m.trigger_checkpoint or None)
         else:
             from .trigger import BaselineSegmenter
 

@@ -22,11 +22,21 @@ from .sessions import STEP_S, Session, labels_from_sessions, write_labels
 
 SR = 16_000
 ROBOT_VOICE = "en-gb-x-rp+m7"
+# Train voices: every English accent that the test split does not use, crossed with espeak-ng variants
+# that no test voice uses (not m5/f4/f5/croak, none built on the klatt synthesizer, no whisper or robot
+# effects). A speaker-change detector needs many voices to learn what "another voice" means.
+_TRAIN_ACCENTS = ["en-us", "en-gb", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc"]
+_TRAIN_VARIANTS = ("m1 m2 m3 m4 m6 m8 f1 f2 f3 Alex Alicia Andrea Andy Annie antonio aunty belinda boris Denis Diogo ed "
+                   "Gene gustave Henrique Hugo iven Jacky john Lee linda marcelo Marco Mario max Michael michel miguel "
+                   "Mike Nguyen pablo paul pedro quincy rob robert steph Storm Tweaky zac anika grandma grandpa norbert "
+                   "sandro shelby travis victor").split()
 VOICES = {
-    "train": ["en-us+m1", "en-us+m2", "en-us+m4", "en-us+f1", "en-us+f3", "en-gb+m3", "en-gb+f2", "en+m6"],
+    "train": [f"{a}+{v}" for a in _TRAIN_ACCENTS for v in _TRAIN_VARIANTS],
     "test": ["en-gb-scotland+m5", "en-029+f4", "en-us+klatt", "en-gb+f5", "en-us+croak"],
 }
-NOISES = {"train": ["white", "pink"], "test": ["brown", "hum"]}
+# Noise kinds (background and the non-dialog sounds between sessions). The test kinds stay unseen: no
+# train kind is as low-pass as brown noise (1/f^2) or tonal at mains frequencies.
+NOISES = {"train": ["white", "pink", "tilted", "band", "tonal", "clicks"], "test": ["brown", "hum"]}
 _NAMES = "Emily John Anna Liam Sofia Noah Mia Lucas Ravi Hana Omar Lena Ivan Grace Tom Olga".split()
 _THINGS = "tennis jazz gardening chess cooking hiking painting swimming football reading coffee yoga".split()
 _JOBS = "nurse teacher engineer chef pilot lawyer farmer dentist plumber architect".split()
@@ -86,6 +96,33 @@ def tts(text: str, voice: Voice, rng: random.Random, tmp: Path, sample_rate: int
 
 
 def noise(kind: str, n: int, rng: np.random.Generator, sample_rate: int = SR) -> np.ndarray:
+    """Unit-scale noise of one kind: white, pink (1/f), brown (1/f^2), hum (mains harmonics); for
+    training also tilted (power slope f^-b, b in [-1, 1.2]), band (white in a random band), tonal (a few
+    slowly beating tones from 150 Hz up: fans, appliances) and clicks (sparse decaying impulses)."""
+    if kind == "tonal":
+        t = np.arange(n) / sample_rate
+        tones = sum(np.sin(2 * np.pi * rng.uniform(150, 3000) * t + rng.uniform(0, 6)) * rng.uniform(0.3, 1.0)
+                    for _ in range(int(rng.integers(1, 4))))
+        beat = 1.0 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.2, 3.0) * t)
+        x = tones * beat + 0.1 * rng.normal(size=n)
+        return (x / (np.std(x) + 1e-9)).astype(np.float32)
+    if kind == "clicks":
+        x = np.zeros(n)
+        hits = rng.random(n) < rng.uniform(2, 20) / sample_rate
+        x[hits] = rng.normal(size=int(hits.sum()))
+        decay = np.exp(-np.arange(int(0.01 * sample_rate)) / (0.002 * sample_rate))
+        x = np.convolve(x, decay)[:n] + 0.05 * rng.normal(size=n)
+        return (x / (np.std(x) + 1e-9)).astype(np.float32)
+    if kind in ("tilted", "band"):
+        spectrum = np.fft.rfft(rng.normal(size=n))
+        f = np.maximum(np.fft.rfftfreq(n, 1 / sample_rate), 20.0)
+        if kind == "tilted":
+            spectrum *= f ** (-rng.uniform(-1.0, 1.2) / 2)
+        else:
+            lo = rng.uniform(100, 3000)
+            spectrum *= (f >= lo) & (f <= lo * rng.uniform(1.5, 4.0))
+        x = np.fft.irfft(spectrum, n)
+        return (x / (np.std(x) + 1e-9)).astype(np.float32)
     if kind == "hum":
         t = np.arange(n) / sample_rate
         f0 = rng.choice([50.0, 60.0])
@@ -106,6 +143,18 @@ def _fill(template: str, rng: random.Random) -> str:
                            thing2=rng.choice(_THINGS), job=rng.choice(_JOBS))
 
 
+def session_voices(pool: list[str], k: int, rng: random.Random) -> list[str]:
+    """One voice per session, each with its own espeak-ng variant while there are enough: an accent
+    alone barely changes the voice, so two sessions of one variant would be one speaker to the ear."""
+    by_variant: dict[str, list[str]] = {}
+    for voice in pool:
+        by_variant.setdefault(voice.split("+")[-1], []).append(voice)
+    names = [rng.choice(by_variant[v]) for v in rng.sample(sorted(by_variant), k=min(k, len(by_variant)))]
+    while len(names) < k:
+        names.append(rng.choice(pool))
+    return names
+
+
 def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, list[Session], list[dict]]:
     """Returns listen, speak (16 kHz), the true sessions and per-session metadata."""
     rng = random.Random(spec.seed)
@@ -113,9 +162,7 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
     clips: list[tuple[str, int, np.ndarray]] = []  # (channel, start sample, pcm)
     sessions, meta = [], []
     t = int(rng.uniform(1.0, 4.0) * SR)
-    names = rng.sample(VOICES[spec.split], k=min(spec.sessions, len(VOICES[spec.split])))
-    while len(names) < spec.sessions:
-        names.append(rng.choice(VOICES[spec.split]))
+    names = session_voices(VOICES[spec.split], spec.sessions, rng)
     robot = Voice(ROBOT_VOICE, 165, 45, 0.6)
     for k in range(spec.sessions):
         voice = Voice.random(names[k], rng)
@@ -139,7 +186,8 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
                 clips.append(("speak", r_start, r))
                 end = r_start + len(r)
                 t = end + int(rng.uniform(0.3, 1.0) * SR)
-        sessions.append(Session(int(start // (STEP_S * SR)), int(np.ceil(end / (STEP_S * SR)))))
+        # inclusive steps: the one holding the user's first sample to the one holding the robot's last
+        sessions.append(Session(int(start // (STEP_S * SR)), int((end - 1) // (STEP_S * SR))))
         meta.append({"voice": voice.name, "speed": voice.speed, "pitch": voice.pitch, "start_s": start / SR, "end_s": end / SR, "turns": turns})
         if rng.random() < spec.p_back_to_back:
             t = end + int(rng.uniform(0.4, 1.0) * SR)  # the next user starts right away
@@ -189,22 +237,25 @@ def write_stream(folder: Path, spec: StreamSpec) -> Path:
     return folder
 
 
-def _write_one(args: tuple[str, int, int, str]) -> str:
-    out, idx, seed, split = args
-    spec = StreamSpec(sessions=random.Random(seed).randint(2, 5), seed=seed, split=split)
+def _write_one(args: tuple[str, int, int, str, float]) -> str:
+    out, idx, seed, split, p_back_to_back = args
+    spec = StreamSpec(sessions=random.Random(seed).randint(2, 5), seed=seed, split=split, p_back_to_back=p_back_to_back)
     return str(write_stream(Path(out) / f"stream_{idx:04d}", spec))
 
 
 def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", workers: int = 2,
-                 progress=None) -> list[Path]:
-    """Write `count` stream folders under `out` (in parallel processes)."""
+                 p_back_to_back: float = 0.3, progress=None) -> list[Path]:
+    """Write `count` stream folders under `out` (in parallel processes). `p_back_to_back`: how often the
+    next user starts right after a session, so that only the voice tells the two sessions apart."""
     from concurrent.futures import ProcessPoolExecutor
 
     if split not in VOICES:
         raise ValueError(f"split must be train or test, not {split!r}")
     _espeak()
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out), i, seed * 100_003 + i, split) for i in range(count)]
+    if not 0.0 <= p_back_to_back <= 1.0:
+        raise ValueError(f"p_back_to_back must be in [0, 1], not {p_back_to_back}")
+    jobs = [(str(out), i, seed * 100_003 + i, split, p_back_to_back) for i in range(count)]
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         results = pool.map(_write_one, jobs)
         return [Path(p) for p in (progress(results, total=count) if progress else results)]

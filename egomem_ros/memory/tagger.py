@@ -1,94 +1,38 @@
 """The paper's episodic-trigger tagger: a small transformer with full (BERT-style) attention.
 
-Input: per-step features of both channels (log-mel means and log energy of listen and speak, 66 values
-per 80 ms step). A strided convolution brings 4 steps to one token so full attention over a whole
-8192-step chunk (2048 tokens) stays cheap on a CPU; the tokens are spread back to steps and refined by a
-local convolution before the 4-way per-step classifier. Scaling up on a GPU: raise `d_model`,
-`layers`, `crop_steps` (8192, the paper's chunk) and the batch size; nothing else changes.
+Input: per-step features of both channels (`step_features.py`: listen log-mel, low harmonics and log
+energy over the stream's noise floor, speak log energy). Two outputs:
+
+- 4-way per-step logits (0 none, 1 start, 2 inside, 3 end). A strided convolution brings `stride` steps
+  to one token, so full attention over a whole 8192-step chunk stays cheap on a CPU; the tokens are
+  spread back to steps and refined by a local convolution.
+- a per-step voice embedding from a convolution over the listen features, trained with a supervised
+  contrastive loss (same session = same voice). Mimi codes carry the speaker in the paper; log-mel means
+  do not, so this head is what tells back-to-back users apart: the decoder cuts a voiced region where a
+  user turn's mean embedding leaves the session's centroid (cosine below `voice_split_cosine`, tuned
+  on held-out training streams by `egomem train trigger`).
+
+Training is in `tagger_train.py`. Scaling up on a GPU: raise `d_model`, `layers`, the crop (8192, the
+paper's chunk) and the batch size; nothing else changes.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
-import random
-import time
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from .sessions import END, INSIDE, NONE, START, Stream, labels_from_sessions, load_stream, sessions_from_labels
-from .trigger import HOP, SR
+from .sessions import NONE, START, Session, Stream, labels_from_sessions
+from .step_features import FEATURES, LISTEN_FEATURES, mel_matrix, robot_speaking, stream_features, user_turns, user_voiced
+from .trigger import _runs
 
 log = logging.getLogger(__name__)
-N_MELS = 32
-VOICE_DIMS = 16
-AUDIO_FEATURES = 2 * (N_MELS + 1)
-
-
-def _mel_matrix() -> np.ndarray:
-    import librosa
-
-    return librosa.filters.mel(sr=SR, n_fft=512, n_mels=N_MELS, fmin=50, fmax=7600).astype(np.float32)
-
-
-_MEL = None
-
-
-def channel_features(pcm: np.ndarray | None, n_steps: int) -> np.ndarray:
-    """(n_steps, N_MELS + 1): mean log-mel over the step's four 20 ms frames, and log energy."""
-    global _MEL
-    if _MEL is None:
-        _MEL = torch.from_numpy(_mel_matrix())
-    if pcm is None:
-        return np.full((n_steps, N_MELS + 1), -10.0, np.float32)
-    x = torch.from_numpy(np.ascontiguousarray(pcm[:n_steps * HOP], dtype=np.float32))
-    x = torch.nn.functional.pad(x, (0, max(0, n_steps * HOP - len(x))))
-    spec = torch.stft(x, n_fft=512, hop_length=HOP // 4, win_length=512, window=torch.hann_window(512),
-                      center=True, return_complex=True).abs() ** 2           # (257, frames)
-    frames = spec.shape[1] // 4 * 4
-    mel = torch.log(_MEL @ spec[:, :frames] + 1e-6)                          # (N_MELS, frames)
-    mel = mel.reshape(N_MELS, -1, 4).mean(-1).T[:n_steps]                     # (steps, N_MELS)
-    energy = torch.log(x.reshape(n_steps, HOP).pow(2).mean(1) + 1e-8)[:, None]
-    out = torch.cat([mel, energy], 1).numpy()
-    return np.pad(out, ((0, n_steps - len(out)), (0, 0)), constant_values=-10.0)
-
-
-_VOICE = None
-
-
-def voice_features(pcm: np.ndarray, n_steps: int) -> np.ndarray:
-    """(n_steps, VOICE_DIMS): who is speaking, so the tagger can tell one user from the next across
-    back-to-back sessions (Mimi codes carry this in the paper; log-mel means barely do). resemblyzer
-    embeddings of 1.6-s windows every 0.4 s, projected by a fixed orthonormal matrix."""
-    global _VOICE
-    if _VOICE is None:
-        from resemblyzer import VoiceEncoder
-
-        proj, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(256, VOICE_DIMS)))
-        _VOICE = (VoiceEncoder("cpu", verbose=False), proj.astype(np.float32) * 4.0)
-    encoder, proj = _VOICE
-    out = np.zeros((n_steps, VOICE_DIMS), np.float32)
-    if len(pcm) < SR:
-        return out
-    with torch.no_grad():
-        _, partials, slices = encoder.embed_utterance(pcm.astype(np.float32), return_partials=True, rate=2.5,
-                                                      min_coverage=0.5)
-    for emb, sl in zip(partials, slices):
-        centre = (sl.start + sl.stop) * 160 // 2 // HOP  # resemblyzer frames are 10 ms
-        out[max(0, centre - 2):min(n_steps, centre + 3)] = emb @ proj
-    return out
-
-
-def stream_features(stream: Stream, voice: bool = False) -> np.ndarray:
-    n = stream.n_steps
-    parts = [channel_features(stream.listen, n), channel_features(stream.speak, n)]
-    if voice:
-        parts.append(voice_features(stream.listen, n))
-    return np.concatenate(parts, 1)
+PACKAGED_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "trigger_tagger.pt"
 
 
 @dataclass
@@ -96,22 +40,21 @@ class TaggerConfig:
     d_model: int = 64
     layers: int = 2
     heads: int = 4
-    stride: int = 4
+    stride: int = 8
     dropout: float = 0.1
-    voice_features: bool = False  # add projected speaker embeddings to the per-step input
-
-    @property
-    def features(self) -> int:
-        return AUDIO_FEATURES + (VOICE_DIMS if self.voice_features else 0)
+    voice_dim: int = 32
+    voice_channels: int = 96
 
 
 class TriggerTagger(nn.Module):
     def __init__(self, cfg: TaggerConfig):
         super().__init__()
         self.cfg = cfg
-        d = cfg.d_model
-        self.norm_in = nn.LayerNorm(cfg.features)
-        self.inp = nn.Linear(cfg.features, d)
+        d, c = cfg.d_model, cfg.voice_channels
+        self.norm_in = nn.LayerNorm(FEATURES)
+        self.voice = nn.Sequential(nn.Conv1d(LISTEN_FEATURES, c, 5, padding=2), nn.GELU(),
+                                   nn.Conv1d(c, c, 5, padding=4, dilation=2), nn.GELU(), nn.Conv1d(c, cfg.voice_dim, 1))
+        self.inp = nn.Linear(FEATURES + cfg.voice_dim, d)
         self.local = nn.Conv1d(d, d, 5, padding=2)
         self.down = nn.Conv1d(d, d, cfg.stride, stride=cfg.stride)
         layer = nn.TransformerEncoderLayer(d, cfg.heads, 2 * d, cfg.dropout, batch_first=True, norm_first=True)
@@ -127,128 +70,175 @@ class TriggerTagger(nn.Module):
         pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * div), torch.cos(pos * div)
         return pe
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """(B, T, features) -> (B, T, 4) logits; T is padded to a multiple of the stride internally."""
+    def forward(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, FEATURES) -> logits (B, T, 4) and unit voice embeddings (B, T, voice_dim)."""
         b, t, _ = feats.shape
         pad = (-t) % self.cfg.stride
         x = torch.nn.functional.pad(feats, (0, 0, 0, pad))
-        h = torch.relu(self.local(self.inp(self.norm_in(x)).transpose(1, 2)))            # (B, d, T')
+        v = self.voice(x[..., :LISTEN_FEATURES].transpose(1, 2)).transpose(1, 2)
+        v = torch.nn.functional.normalize(v, dim=-1)
+        h = torch.relu(self.local(self.inp(torch.cat([self.norm_in(x), v], -1)).transpose(1, 2)))  # (B, d, T')
         z = self.down(h).transpose(1, 2)                                                  # (B, T'/s, d)
         z = self.encoder(z + self.positions(z.shape[1], z.shape[2], z.device))           # full attention
         up = z.repeat_interleave(self.cfg.stride, dim=1).transpose(1, 2)                 # (B, d, T')
         y = torch.relu(self.refine(torch.cat([h, up], 1))).transpose(1, 2)
-        return self.head(y)[:, :t]
+        return self.head(y)[:, :t], v[:, :t]
 
 
-def clean_boundaries(pred: np.ndarray, min_steps: int = 12) -> np.ndarray:
-    """Per-step argmax -> well-formed labels: one start per run of 1s, one end per run of 3s, short
-    sessions dropped."""
-    sessions = sessions_from_labels(_collapse(pred))
-    return labels_from_sessions([s for s in sessions if s.steps >= min_steps], len(pred))
+@dataclass
+class DecodeConfig:
+    voice_split_cosine: float = 0.5   # a user turn below this cosine to the session's voice starts a new one
+    voice_lookahead_turns: int = 2    # the turn's voice is averaged with the turns after it (same region)
+    min_session_steps: int = 12
+    merge_gap_steps: int = 15         # in-dialog runs closer than this form one region; only the voice splits it
+    min_run_steps: int = 6            # shorter in-dialog runs are blips, not joined to a region
+    min_robot_steps: int = 6          # a dialog has the robot speak for this long (0: not required)
+    min_turn_steps: int = 8           # shorter voiced runs (echo tails, coughs) are not turns
+    turn_gap_steps: int = 3           # voiced runs this close are one turn
+    snap_steps: int = 4               # a cut's start snaps to the most likely start step this close
+    sure_start: float = 0.3           # a region starts where the tagger does if it is this sure; else at the first word
+    lead_steps: int = 15              # a user turn starting this close before a region and running into it starts it
 
 
-def _collapse(pred: np.ndarray) -> np.ndarray:
-    out = np.array(pred, copy=True)
-    i = 0
-    while i < len(out):
-        if out[i] in (START, END):
-            j = i
-            while j + 1 < len(out) and out[j + 1] == out[i]:
-                j += 1
-            keep = i if out[i] == START else j
-            out[i:j + 1] = INSIDE
-            out[keep] = pred[i]
-            i = j + 1
+def voice_cuts(turns: list[tuple[int, int]], voice: np.ndarray, threshold: float, lookahead: int = 1) -> list[int]:
+    """Indices into `turns` where a new user's session begins: the turn's mean voice is further than
+    `threshold` (cosine) from the centroid of the session so far, and so is the mean of it and the next
+    `lookahead - 1` turns (one short turn that sounds off, a cough or a noise, is no new user). A change
+    noticed late moves back over the turns that sound more like the new voice than the old one."""
+    unit = [_unit(voice[s:e + 1].mean(0)) for s, e in turns]
+    cuts, first = [], 0
+    for k in range(1, len(unit)):
+        old = _unit(np.sum(unit[first:k], 0))
+        new = _unit(np.sum(unit[k:k + lookahead], 0))
+        if max(float(unit[k] @ old), float(new @ old)) >= threshold:
+            continue
+        while k - 1 > first and float(unit[k - 1] @ new) > float(unit[k - 1] @ _unit(np.sum(unit[first:k - 1], 0))):
+            k -= 1
+        cuts.append(k)
+        first = k
+    return cuts
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / (np.linalg.norm(x) + 1e-9)
+
+
+def decode(probs: np.ndarray, voice: np.ndarray, feats: np.ndarray, cfg: DecodeConfig,
+           extra_cuts: Sequence[int] = ()) -> list[Session]:
+    """Per-step probabilities -> sessions: the tagger's in-dialog runs joined into regions across short
+    gaps, each cut where the user's voice changes (and at `extra_cuts`, e.g. identity changes). A
+    session runs from its first word to its last; a session without the robot speaking is no dialog."""
+    voiced, robot = user_voiced(feats), robot_speaking(feats)
+    sessions: list[Session] = []
+    for a, b in _regions(probs.argmax(1) != NONE, cfg):
+        sessions += _split_region(a, b, probs, voice, voiced, robot, cfg, extra_cuts)
+    return [s for s in sessions if s.steps >= cfg.min_session_steps
+            and int(robot[s.start:s.end + 1].sum()) >= cfg.min_robot_steps]
+
+
+def _regions(active: np.ndarray, cfg: DecodeConfig) -> list[tuple[int, int]]:
+    """In-dialog runs without blips, joined across gaps of `merge_gap_steps` or fewer: the tagger's own
+    gaps between back-to-back users do not carry over to unseen voices, so only the voice splits."""
+    regions: list[tuple[int, int]] = []
+    for a, b in _runs(active):
+        if b - a + 1 < cfg.min_run_steps:
+            continue
+        if regions and a - regions[-1][1] - 1 <= cfg.merge_gap_steps:
+            regions[-1] = (regions[-1][0], b)
         else:
-            i += 1
-    return out
+            regions.append((a, b))
+    return regions
+
+
+def _split_region(a: int, b: int, probs: np.ndarray, voice: np.ndarray, voiced: np.ndarray, robot: np.ndarray,
+                  cfg: DecodeConfig, extra_cuts: Sequence[int]) -> list[Session]:
+    turns = user_turns(voiced, a, b, min_steps=cfg.min_turn_steps, gap_steps=cfg.turn_gap_steps)
+    cut_turns = set(voice_cuts(turns, voice, cfg.voice_split_cosine, cfg.voice_lookahead_turns))
+    cut_turns |= {k for k, (s, _) in enumerate(turns) if k and any(turns[k - 1][1] < c <= s for c in extra_cuts)}
+    if probs[a:min(b, a + 2) + 1, START].max() >= cfg.sure_start:   # the tagger hears the start itself
+        start = a
+    else:
+        lead = user_turns(voiced, max(0, a - cfg.lead_steps), b, min_steps=cfg.min_turn_steps, gap_steps=cfg.turn_gap_steps)
+        start = _first_word(robot, lead, a, b)
+    sessions = []
+    for k in sorted(cut_turns):
+        onset, prev_end = turns[k][0], turns[k - 1][1]
+        lo, hi = max(prev_end + 1, onset - cfg.snap_steps), min(b, onset + cfg.snap_steps)
+        # the new session starts at the tagger's most likely start near the onset (no opinion: the onset)
+        near = probs[lo:hi + 1, START] - 1e-4 * np.abs(np.arange(lo, hi + 1) - onset)
+        new_start = lo + int(np.argmax(near))
+        sessions.append(Session(start, _last_word(robot, turns, start, new_start - 1)))
+        start = new_start
+    return sessions + [Session(start, _last_word(robot, turns, start, b))]
+
+
+def _last_word(robot: np.ndarray, turns: list[tuple[int, int]], a: int, b: int) -> int:
+    """A session ends with its last word, the robot's or the user's, not where the noise after it or
+    the echo of the robot's voice fades (`b` when [a, b] has no word)."""
+    words = [e for _, e in turns if a <= e <= b]
+    spoken = np.flatnonzero(robot[a:b + 1])
+    if spoken.size:
+        words.append(a + int(spoken[-1]))
+    return max(words, default=b)
+
+
+def _first_word(robot: np.ndarray, turns: list[tuple[int, int]], a: int, b: int) -> int:
+    """A session starts with its first word, the user's or the robot's (`a` when [a, b] has none). The
+    tagger can miss the first second of an unfamiliar voice: a user turn running into the region counts."""
+    words = [s for s, e in turns if e >= a and s <= b]
+    spoken = np.flatnonzero(robot[a:b + 1])
+    if spoken.size:
+        words.append(a + int(spoken[0]))
+    return min(words, default=a)
 
 
 class TaggerSegmenter:
     name = "tagger"
 
-    def __init__(self, model: TriggerTagger, *, chunk_steps: int = 8192):
+    def __init__(self, model: TriggerTagger, decode_cfg: DecodeConfig | None = None, *, chunk_steps: int = 8192):
         self.model = model.eval()
+        self.decode_cfg = decode_cfg or DecodeConfig()
         self.chunk_steps = chunk_steps
+        mel_matrix()  # built once here (librosa import and all), not inside the first label() call
 
     @classmethod
-    def load(cls, path: str | Path) -> TaggerSegmenter:
-        ckpt = torch.load(Path(path), map_location="cpu", weights_only=False)
+    def load(cls, path: str | Path | None = None) -> TaggerSegmenter:
+        """A checkpoint from `egomem train trigger`; None: the one shipped in the package (trained on
+        synthetic espeak-ng streams, see the README)."""
+        path = Path(path) if path else PACKAGED_CHECKPOINT
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no tagger checkpoint (train one with `egomem train trigger`)")
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if "decode" not in ckpt:
+            raise ValueError(f"{path}: a checkpoint of an older tagger (no voice head); retrain it with `egomem train trigger`")
         model = TriggerTagger(TaggerConfig(**ckpt["config"]))
         model.load_state_dict(ckpt["state_dict"])
-        return cls(model)
+        known = {k: v for k, v in ckpt["decode"].items() if k in DecodeConfig.__dataclass_fields__}
+        if len(known) < len(ckpt["decode"]):
+            log.warning("%s: decode settings %s are unknown to this version and ignored", path,
+                        sorted(set(ckpt["decode"]) - set(known)))
+        return cls(model, DecodeConfig(**known))
 
-    def predict(self, feats: np.ndarray) -> np.ndarray:
-        out = []
-        with torch.no_grad():
+    def infer(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-step class probabilities (T, 4) and voice embeddings (T, voice_dim), chunk by chunk."""
+        probs, voices = [], []
+        with torch.inference_mode():
             for s in range(0, len(feats), self.chunk_steps):
-                x = torch.from_numpy(feats[s:s + self.chunk_steps])[None]
-                out.append(self.model(x)[0].argmax(-1).numpy())
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+                logits, voice = self.model(torch.from_numpy(feats[s:s + self.chunk_steps])[None])
+                probs.append(torch.softmax(logits[0], -1).numpy())
+                voices.append(voice[0].numpy())
+        if not probs:
+            return np.zeros((0, 4), np.float32), np.zeros((0, self.model.cfg.voice_dim), np.float32)
+        return np.concatenate(probs), np.concatenate(voices)
 
-    def label(self, stream: Stream, identities=()) -> np.ndarray:
-        return clean_boundaries(self.predict(stream_features(stream, self.model.cfg.voice_features)))
+    def label(self, stream: Stream, identities: Sequence[tuple[float, str]] = ()) -> np.ndarray:
+        from .trigger import BaselineSegmenter
 
-
-# --- training -----------------------------------------------------------------------------------
-@dataclass
-class TrainConfig:
-    steps: int = 1500
-    batch: int = 8
-    crop_steps: int = 1024
-    lr: float = 2e-3
-    lr_min: float = 1e-5
-    boundary_weight: float = 10.0
-    seed: int = 0
+        n = stream.n_steps
+        feats = stream_features(stream.listen, stream.speak, n)
+        probs, voice = self.infer(feats)
+        extra = BaselineSegmenter.identity_changes(identities, 0, n - 1)
+        return labels_from_sessions(decode(probs, voice, feats, self.decode_cfg, extra), n)
 
 
-def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig = TaggerConfig(),
-                 train_cfg: TrainConfig = TrainConfig(), progress=None, device: str = "cpu") -> dict:
-    """Train on stream folders with labels; save a checkpoint that `TaggerSegmenter.load` reads."""
-    torch.manual_seed(train_cfg.seed)
-    rng = random.Random(train_cfg.seed)
-    data = []
-    for d in stream_dirs:
-        s = load_stream(d)
-        if s.labels is None:
-            raise ValueError(f"{d}: no labels.csv or RTTM to train on")
-        data.append((stream_features(s, model_cfg.voice_features), s.labels.astype(np.int64)))
-    model = TriggerTagger(model_cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, train_cfg.steps, eta_min=train_cfg.lr_min)
-    weights = torch.tensor([1.0, train_cfg.boundary_weight, 1.0, train_cfg.boundary_weight], device=device)
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
-    history = []
-    t0 = time.perf_counter()
-    steps = range(train_cfg.steps)
-    for step in progress(steps) if progress else steps:
-        xs, ys = [], []
-        for _ in range(train_cfg.batch):
-            f, y = rng.choice(data)
-            n = min(train_cfg.crop_steps, len(f))
-            a = rng.randrange(0, len(f) - n + 1)
-            xs.append(f[a:a + n])
-            ys.append(y[a:a + n])
-        n = min(len(x) for x in xs)
-        x = torch.from_numpy(np.stack([x[:n] for x in xs])).to(device)
-        y = torch.from_numpy(np.stack([y[:n] for y in ys])).to(device)
-        model.train()
-        loss = loss_fn(model(x).reshape(-1, 4), y.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if step % 50 == 0 or step == train_cfg.steps - 1:
-            history.append({"step": step, "loss": float(loss.detach()), "lr": sched.get_last_lr()[0]})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": asdict(model_cfg), "state_dict": model.cpu().state_dict(), "train": asdict(train_cfg),
-                "streams": len(stream_dirs)}, out)
-    summary = {"checkpoint": str(out), "streams": len(stream_dirs), "seconds": time.perf_counter() - t0,
-               "final_loss": history[-1]["loss"], "parameters": sum(p.numel() for p in model.parameters())}
-    (out.with_suffix(".log.jsonl")).write_text("\n".join(json.dumps(h) for h in history) + "\n")
-    return summary
-
-
-__all__ = ["AUDIO_FEATURES", "END", "INSIDE", "NONE", "START", "TaggerConfig", "TaggerSegmenter", "TrainConfig", "TriggerTagger",
-           "stream_features", "train_tagger"]
+__all__ = ["DecodeConfig", "TaggerConfig", "TaggerSegmenter", "TriggerTagger", "decode", "voice_cuts"]

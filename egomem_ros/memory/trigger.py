@@ -97,7 +97,7 @@ class BaselineSegmenter:
                 regions.append((a, b))
         sessions: list[Session] = []
         for a, b in regions:
-            cuts = self._speaker_changes(stream, listen & ~speak, a, b) + self._identity_changes(identities, a, b)
+            cuts = self._speaker_changes(stream, listen & ~speak, a, b) + self.identity_changes(identities, a, b)
             bounds = [a] + sorted(set(c for c in cuts if a < c <= b)) + [b + 1]
             for s, e in zip(bounds, bounds[1:]):
                 # end each part at its last voiced step
@@ -130,7 +130,7 @@ class BaselineSegmenter:
         return cuts
 
     @staticmethod
-    def _identity_changes(identities: Sequence[tuple[float, str]], a: int, b: int) -> list[int]:
+    def identity_changes(identities: Sequence[tuple[float, str]], a: int, b: int) -> list[int]:
         cuts, last = [], None
         for stamp, user in sorted(identities):
             step = int(stamp / STEP_S)
