@@ -15,8 +15,8 @@ import numpy as np
 
 from ..config import EgomemConfig
 from ..store.models import MemoryRepository
-from .buffer import IdentityObservation, StreamBuffer, TranscriptSegment
 from .asr import transcribe_user_turns
+from .buffer import IdentityObservation, StreamBuffer, TranscriptSegment
 from .consolidate import Consolidator, SessionInput, SessionOutcome, SessionSpool
 from .extraction import Turn
 from .sessions import STEP_S, sessions_from_labels

@@ -34,6 +34,11 @@ VOICES = {
     "train": [f"{a}+{v}" for a in _TRAIN_ACCENTS for v in _TRAIN_VARIANTS],
     "test": ["en-gb-scotland+m5", "en-029+f4", "en-us+klatt", "en-gb+f5", "en-us+croak"],
 }
+# The fine-tuning streams (finetune/streams.py) keep the voices and noise kinds their proof was measured
+# with; the trigger's train pool above is wider.
+FINETUNE_VOICES = {"train": ["en-us+m1", "en-us+m2", "en-us+m4", "en-us+f1", "en-us+f3", "en-gb+m3", "en-gb+f2", "en+m6"],
+                   "test": VOICES["test"]}
+FINETUNE_NOISES = {"train": ["white", "pink"], "test": ["brown", "hum"]}
 # Noise kinds (background and the non-dialog sounds between sessions). The test kinds stay unseen: no
 # train kind is as low-pass as brown noise (1/f^2) or tonal at mains frequencies.
 NOISES = {"train": ["white", "pink", "tilted", "band", "tonal", "clicks"], "test": ["brown", "hum"]}
