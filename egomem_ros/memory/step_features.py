@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from .trigger import HOP, SR, _runs
+from .trigger import HOP, SR, true_runs
 
 N_FFT = 512
 N_MELS = 40
@@ -89,7 +89,7 @@ def user_turns(voiced: np.ndarray, a: int, b: int, *, min_steps: int = 8, gap_st
     """(start, end) inclusive runs of `voiced` within [a, b], joined across gaps of `gap_steps` or
     fewer; runs shorter than `min_steps` (echo tails, coughs) are not turns."""
     turns: list[tuple[int, int]] = []
-    for s, e in _runs(voiced[a:b + 1]):
+    for s, e in true_runs(voiced[a:b + 1]):
         if turns and s - turns[-1][1] - 1 <= gap_steps:
             turns[-1] = (turns[-1][0], e)
         else:

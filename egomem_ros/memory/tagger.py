@@ -29,7 +29,7 @@ from torch import nn
 
 from .sessions import NONE, START, Session, Stream, labels_from_sessions
 from .step_features import FEATURES, LISTEN_FEATURES, mel_matrix, robot_speaking, stream_features, user_turns, user_voiced
-from .trigger import _runs
+from .trigger import true_runs
 
 log = logging.getLogger(__name__)
 PACKAGED_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "trigger_tagger.pt"
@@ -140,7 +140,7 @@ def _regions(active: np.ndarray, cfg: DecodeConfig) -> list[tuple[int, int]]:
     """In-dialog runs without blips, joined across gaps of `merge_gap_steps` or fewer: the tagger's own
     gaps between back-to-back users do not carry over to unseen voices, so only the voice splits."""
     regions: list[tuple[int, int]] = []
-    for a, b in _runs(active):
+    for a, b in true_runs(active):
         if b - a + 1 < cfg.min_run_steps:
             continue
         if regions and a - regions[-1][1] - 1 <= cfg.merge_gap_steps:

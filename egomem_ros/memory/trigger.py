@@ -60,7 +60,7 @@ def step_vad(pcm: np.ndarray, vad_model, n_steps: int, threshold: float = 0.5) -
     return out
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def true_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """(start, end) inclusive runs of True."""
     padded = np.concatenate([[False], mask.astype(bool), [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
@@ -90,7 +90,7 @@ class BaselineSegmenter:
         voiced = listen | speak
         gap = int(round(self.max_gap_s / STEP_S))
         regions: list[tuple[int, int]] = []
-        for a, b in _runs(voiced):
+        for a, b in true_runs(voiced):
             if regions and a - regions[-1][1] - 1 <= gap:
                 regions[-1] = (regions[-1][0], b)
             else:
@@ -112,7 +112,7 @@ class BaselineSegmenter:
         noisy turn compared with the previous one alone split sessions too often."""
         if self.voice_engine is None:
             return []
-        turns = [(s, e) for s, e in _runs(user_voiced[a:b + 1]) if (e - s + 1) * STEP_S >= self.min_turn_s]
+        turns = [(s, e) for s, e in true_runs(user_voiced[a:b + 1]) if (e - s + 1) * STEP_S >= self.min_turn_s]
         cuts: list[int] = []
         centroid = None
         for s, e in turns:
