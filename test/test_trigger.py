@@ -3,6 +3,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -113,6 +114,30 @@ def test_tagger_trains_tunes_saves_and_loads(streams, tmp_path):
         TaggerSegmenter.load(tmp_path / "missing.pt")
 
 
+def test_validation_holds_out_whole_voices(tmp_path):
+    import random
+
+    from egomem_ros.memory.tagger_train import split_by_voice
+
+    dirs = []
+    for i in range(20):
+        d = tmp_path / f"stream_{i:02d}"
+        d.mkdir()
+        voices = [f"en-us+v{(i + k) % 10}" for k in range(3)]
+        (d / "meta.json").write_text(json.dumps({"sessions": [{"voice": v} for v in voices]}))
+        dirs.append(d)
+    train, val = split_by_voice(dirs, 0.3, random.Random(0))
+    assert len(val) >= 6 and len(train) + len(val) == 20 and train
+
+    def heard(ds):
+        return {s["voice"].split("+")[1] for d in ds for s in json.loads((d / "meta.json").read_text())["sessions"]}
+
+    assert heard(val) - heard(train)                  # some validation voices were never heard in training
+    (dirs[0] / "meta.json").unlink()                   # a real recording: no voices known, a random split
+    train, val = split_by_voice(dirs, 0.3, random.Random(0))
+    assert len(val) == 6 and len(train) == 14
+
+
 def test_packaged_tagger_finds_unseen_voices_sessions(streams):
     """The shipped checkpoint on a test-split stream (voices and noise it never heard)."""
     from egomem_ros.memory.tagger import PACKAGED_CHECKPOINT, TaggerSegmenter
@@ -158,6 +183,21 @@ def test_stream_features_are_relative_to_the_noise_floor():
     assert np.allclose(louder[:, :LISTEN_FEATURES], f[:, :LISTEN_FEATURES], atol=0.05)
     assert (louder[:, -1] == SPEAK_FLOOR).all()
     assert stream_features(listen[:100].astype(np.float32), None, 0).shape == (0, FEATURES)
+
+
+def test_step_pitch_follows_f0_and_stays_off_in_noise():
+    from egomem_ros.memory.step_features import PITCH, VOICING, stream_features
+
+    rng = np.random.default_rng(1)
+    n = 30
+    t = np.arange(n * 1280) / 16000
+    for f0 in (85.0, 120.0, 210.0, 330.0):
+        voiced = sum(np.sin(2 * np.pi * f0 * k * t + k) / k for k in range(1, 30) if f0 * k < 7000)
+        f = stream_features((0.2 * voiced + 0.01 * rng.normal(size=len(t))).astype(np.float32), None, n)
+        assert np.all(np.abs(np.exp(f[:, PITCH]) * 150 - f0) < 0.03 * f0), f0   # no octave errors
+        assert f[:, VOICING].min() > 0.6                      # integer lags: a period between two samples scores lower
+    f = stream_features((0.2 * rng.normal(size=len(t))).astype(np.float32), None, n)
+    assert np.median(f[:, VOICING]) < 0.5 and np.mean(f[:, PITCH] == 0.0) > 0.5   # noise has no pitch
 
 
 def test_supervised_contrastive_loss_prefers_grouped_voices():
@@ -217,6 +257,14 @@ def test_decode_cuts_a_region_where_the_voice_changes():
     # an identity change between two turns cuts there even when the voices match
     cut = decode(probs, same, feats, cfg, extra_cuts=[onsets[3] - 2])
     assert [s.start for s in cut] == [20, onsets[3]]
+    # one timbre, but the pitch drops by a third from the third turn on: a new user when the gate is on
+    from egomem_ros.memory.step_features import PITCH
+    lower = feats.copy()
+    for s in onsets[2:]:
+        lower[s:s + 20, PITCH] = 5.0 - 0.4
+    assert [s.start for s in decode(probs, same, lower, replace(cfg, voice_split_pitch=0.2))] == [20, onsets[2] - 1]
+    assert len(decode(probs, same, lower, cfg)) == 1            # the gate is off by default
+    assert len(decode(probs, same, lower, replace(cfg, voice_split_pitch=0.5))) == 1
 
 
 def test_voice_cuts_compare_with_the_session_centroid():
@@ -227,6 +275,13 @@ def test_voice_cuts_compare_with_the_session_centroid():
     assert voice_cuts(turns, voice, 0.5) == [3]
     assert voice_cuts(turns, voice, 0.95) == [2, 3]
     assert voice_cuts(turns, voice, -1.0) == []
+    pitch = np.log([100, 104, 98, 150, 148])                # one timbre, a pitch jump at turn 3
+    same = np.ones_like(voice)
+    assert voice_cuts(turns, same, 0.5, pitch=pitch, pitch_jump=0.2) == [3]
+    assert voice_cuts(turns, same, 0.5, pitch=pitch) == []   # no gate by default
+    unvoiced = pitch.copy()
+    unvoiced[3:] = np.nan                                   # no pitch heard: the gate does not fire
+    assert voice_cuts(turns, same, 0.5, pitch=unvoiced, pitch_jump=0.2) == []
 
 
 @needs_espeak

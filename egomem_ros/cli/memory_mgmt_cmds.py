@@ -43,7 +43,8 @@ def train_trigger(streams: Annotated[Path, typer.Argument(help="Folder of labell
                   layers: Annotated[int, typer.Option(help="Transformer layers.")] = 2,
                   seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
                   val_fraction: Annotated[float, typer.Option(
-                      help="Streams held out to tune the voice-split threshold.")] = 0.1,
+                      help="Streams held out to tune the voice-split settings: whole voices (from meta.json) "
+                           "that training never hears.")] = 0.1,
                   device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu") -> None:
     """Train the episodic-trigger tagger (2 CPU cores: ~7 min at the defaults), then tune its voice-split
     threshold on held-out streams."""

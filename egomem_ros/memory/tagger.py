@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from .sessions import NONE, START, Session, Stream, labels_from_sessions
-from .step_features import FEATURES, LISTEN_FEATURES, mel_matrix, robot_speaking, stream_features, user_turns, user_voiced
+from .step_features import (FEATURES, LISTEN_FEATURES, PITCH, VOICED_STRENGTH, VOICING, mel_matrix, robot_speaking,
+                            stream_features, user_turns, user_voiced)
 from .trigger import true_runs
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,7 @@ class TriggerTagger(nn.Module):
 class DecodeConfig:
     voice_split_cosine: float = 0.5   # a user turn below this cosine to the session's voice starts a new one
     voice_lookahead_turns: int = 2    # the turn's voice is averaged with the turns after it (same region)
+    voice_split_pitch: float = math.inf  # a jump in median log F0 this large also starts a new session (inf: off)
     min_session_steps: int = 12
     merge_gap_steps: int = 15         # in-dialog runs closer than this form one region; only the voice splits it
     min_run_steps: int = 6            # shorter in-dialog runs are blips, not joined to a region
@@ -100,23 +102,38 @@ class DecodeConfig:
     lead_steps: int = 15              # a user turn starting this close before a region and running into it starts it
 
 
-def voice_cuts(turns: list[tuple[int, int]], voice: np.ndarray, threshold: float, lookahead: int = 1) -> list[int]:
+def voice_cuts(turns: list[tuple[int, int]], voice: np.ndarray, threshold: float, lookahead: int = 1,
+               pitch: np.ndarray | None = None, pitch_jump: float = math.inf) -> list[int]:
     """Indices into `turns` where a new user's session begins: the turn's mean voice is further than
     `threshold` (cosine) from the centroid of the session so far, and so is the mean of it and the next
-    `lookahead - 1` turns (one short turn that sounds off, a cough or a noise, is no new user). A change
-    noticed late moves back over the turns that sound more like the new voice than the old one."""
+    `lookahead - 1` turns (one short turn that sounds off, a cough or a noise, is no new user); or their
+    median log F0 (`pitch`, NaN where unvoiced) moves more than `pitch_jump` from the session's. A
+    change noticed late moves back over the turns that sound more like the new voice than the old one."""
     unit = [_unit(voice[s:e + 1].mean(0)) for s, e in turns]
+    f0 = [_median(pitch[s:e + 1]) for s, e in turns] if pitch is not None else [math.nan] * len(turns)
     cuts, first = [], 0
     for k in range(1, len(unit)):
         old = _unit(np.sum(unit[first:k], 0))
         new = _unit(np.sum(unit[k:k + lookahead], 0))
-        if max(float(unit[k] @ old), float(new @ old)) >= threshold:
+        same_voice = max(float(unit[k] @ old), float(new @ old)) >= threshold
+        if same_voice and pitch is not None:
+            old_f0 = _median(f0[first:k])
+            jumps = [abs(x - old_f0) for x in (f0[k], _median(f0[k:k + lookahead])) if not math.isnan(x - old_f0)]
+            same_voice = min(jumps, default=0.0) <= pitch_jump
+        if same_voice:
             continue
         while k - 1 > first and float(unit[k - 1] @ new) > float(unit[k - 1] @ _unit(np.sum(unit[first:k - 1], 0))):
             k -= 1
         cuts.append(k)
         first = k
     return cuts
+
+
+def _median(x) -> float:
+    """Median of the finite values (NaN when none)."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else math.nan
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -129,9 +146,11 @@ def decode(probs: np.ndarray, voice: np.ndarray, feats: np.ndarray, cfg: DecodeC
     gaps, each cut where the user's voice changes (and at `extra_cuts`, e.g. identity changes). A
     session runs from its first word to its last; a session without the robot speaking is no dialog."""
     voiced, robot = user_voiced(feats), robot_speaking(feats)
+    pitch = (np.where(feats[:, VOICING] >= VOICED_STRENGTH, feats[:, PITCH], np.nan)
+             if math.isfinite(cfg.voice_split_pitch) else None)
     sessions: list[Session] = []
     for a, b in _regions(probs.argmax(1) != NONE, cfg):
-        sessions += _split_region(a, b, probs, voice, voiced, robot, cfg, extra_cuts)
+        sessions += _split_region(a, b, probs, voice, pitch, voiced, robot, cfg, extra_cuts)
     return [s for s in sessions if s.steps >= cfg.min_session_steps
             and int(robot[s.start:s.end + 1].sum()) >= cfg.min_robot_steps]
 
@@ -150,10 +169,10 @@ def _regions(active: np.ndarray, cfg: DecodeConfig) -> list[tuple[int, int]]:
     return regions
 
 
-def _split_region(a: int, b: int, probs: np.ndarray, voice: np.ndarray, voiced: np.ndarray, robot: np.ndarray,
-                  cfg: DecodeConfig, extra_cuts: Sequence[int]) -> list[Session]:
+def _split_region(a: int, b: int, probs: np.ndarray, voice: np.ndarray, pitch: np.ndarray | None, voiced: np.ndarray,
+                  robot: np.ndarray, cfg: DecodeConfig, extra_cuts: Sequence[int]) -> list[Session]:
     turns = user_turns(voiced, a, b, min_steps=cfg.min_turn_steps, gap_steps=cfg.turn_gap_steps)
-    cut_turns = set(voice_cuts(turns, voice, cfg.voice_split_cosine, cfg.voice_lookahead_turns))
+    cut_turns = set(voice_cuts(turns, voice, cfg.voice_split_cosine, cfg.voice_lookahead_turns, pitch, cfg.voice_split_pitch))
     cut_turns |= {k for k, (s, _) in enumerate(turns) if k and any(turns[k - 1][1] < c <= s for c in extra_cuts)}
     if probs[a:min(b, a + 2) + 1, START].max() >= cfg.sure_start:   # the tagger hears the start itself
         start = a
@@ -209,8 +228,9 @@ class TaggerSegmenter:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no tagger checkpoint (train one with `egomem train trigger`)")
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        if "decode" not in ckpt:
-            raise ValueError(f"{path}: a checkpoint of an older tagger (no voice head); retrain it with `egomem train trigger`")
+        if "decode" not in ckpt or ckpt.get("features") != FEATURES:
+            raise ValueError(f"{path}: a checkpoint of an older tagger (other step features); retrain it with "
+                             "`egomem train trigger`")
         model = TriggerTagger(TaggerConfig(**ckpt["config"]))
         model.load_state_dict(ckpt["state_dict"])
         known = {k: v for k, v in ckpt["decode"].items() if k in DecodeConfig.__dataclass_fields__}

@@ -7,7 +7,10 @@ the same session), the way the decoder compares turns.
 """
 from __future__ import annotations
 
+import itertools
 import json
+import logging
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, replace
@@ -18,8 +21,10 @@ import torch
 from torch import nn
 
 from .sessions import NONE, START, load_stream, prf, sessions_from_labels, span_match
-from .step_features import stream_features, user_voiced
+from .step_features import FEATURES, stream_features, user_voiced
 from .tagger import DecodeConfig, TaggerConfig, TaggerSegmenter, TriggerTagger, decode
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,7 +39,7 @@ class TrainConfig:
     voice_groups: int = 32       # per session and crop: samples in the contrastive loss
     voice_group_steps: int = 1   # voiced steps averaged per sample (groups of 4 or 8 measured worse)
     temperature: float = 0.1
-    val_fraction: float = 0.1    # streams held out to tune the voice-split threshold
+    val_fraction: float = 0.1    # streams held out to tune the voice-split threshold (voices unseen in training)
     seed: int = 0
 
 
@@ -56,6 +61,33 @@ def supervised_contrastive(v: torch.Tensor, ids: torch.Tensor, temperature: floa
         return v.sum() * 0.0
     per_anchor = -(log_prob.masked_fill(~pos, 0.0).sum(1) / pos.sum(1).clamp(min=1))
     return per_anchor[has_pos].mean()
+
+
+def split_by_voice(dirs: list[Path], fraction: float, rng: random.Random) -> tuple[list[Path], list[Path]]:
+    """(train, validation): whole voices are held out (the espeak-ng variant in each stream's meta.json)
+    until their streams make up `fraction`, so the thresholds are tuned on voices the tagger never heard,
+    as it will meet its users. Streams without meta.json (real recordings) are split at random."""
+    voices: dict[Path, set[str]] = {}
+    for d in dirs:
+        meta = d / "meta.json"
+        if meta.is_file():
+            voices[d] = {s["voice"].split("+")[-1] for s in json.loads(meta.read_text(encoding="utf-8")).get("sessions", [])}
+    n_val = int(round(len(dirs) * fraction)) if len(dirs) > 1 else 0
+    if len(voices) == len(dirs) and n_val:
+        held: set[str] = set()
+        val: list[Path] = []
+        all_voices = sorted(set().union(*voices.values()))
+        for voice in rng.sample(all_voices, len(all_voices)):
+            if len(val) >= n_val:
+                break
+            held.add(voice)
+            val = [d for d in dirs if voices[d] & held]
+        train = [d for d in dirs if not voices[d] & held]
+        if train:
+            return train, val
+        log.warning("every stream holds a validation voice: splitting the streams at random instead")
+    shuffled = rng.sample(dirs, len(dirs))
+    return shuffled[n_val:], shuffled[:n_val]
 
 
 def load_training_data(dirs: list[Path], progress=None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -88,16 +120,17 @@ def _batch(data, cfg: TrainConfig, rng: random.Random, device: str):
     return x, y, groups
 
 
-def tune_decode(segmenter: TaggerSegmenter, data, grid=np.arange(0.0, 0.96, 0.05),
-                lookaheads=(1, 2, 3)) -> tuple[DecodeConfig, dict]:
-    """The voice-split cosine and look-ahead with the best span F1@5 on `data`; among the thresholds
-    that tie, the middle one (the widest margin on both sides)."""
+def tune_decode(segmenter: TaggerSegmenter, data, grid=np.arange(0.0, 0.96, 0.05), lookaheads=(1, 2, 3),
+                pitch_jumps=(math.inf, 0.3, 0.25, 0.2, 0.15)) -> tuple[DecodeConfig, dict]:
+    """The voice-split cosine, look-ahead and pitch jump with the best span F1@5 on `data`; among the
+    thresholds that tie, the middle one (the widest margin on both sides)."""
     inferred = [(*segmenter.infer(f), f, sessions_from_labels(y)) for f, y in data]
     best: tuple[float, DecodeConfig] | None = None
-    for lookahead in lookaheads:
+    for lookahead, pitch_jump in itertools.product(lookaheads, pitch_jumps):
         scores = []
         for thr in grid:
-            cfg = replace(segmenter.decode_cfg, voice_split_cosine=round(float(thr), 3), voice_lookahead_turns=lookahead)
+            cfg = replace(segmenter.decode_cfg, voice_split_cosine=round(float(thr), 3), voice_lookahead_turns=lookahead,
+                          voice_split_pitch=pitch_jump)
             counts = np.zeros(3, int)
             for probs, voice, feats, truth in inferred:
                 counts += span_match(decode(probs, voice, feats, cfg), truth, 5)
@@ -107,7 +140,8 @@ def tune_decode(segmenter: TaggerSegmenter, data, grid=np.arange(0.0, 0.96, 0.05
         if best is None or top > best[0] + 1e-9:
             best = (top, ties[len(ties) // 2])
     f1, cfg = best
-    return cfg, {"f1@5": float(f1), "voice_split_cosine": cfg.voice_split_cosine, "voice_lookahead_turns": cfg.voice_lookahead_turns}
+    return cfg, {"f1@5": float(f1), "voice_split_cosine": cfg.voice_split_cosine,
+                 "voice_lookahead_turns": cfg.voice_lookahead_turns, "voice_split_pitch": cfg.voice_split_pitch}
 
 
 def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig = TaggerConfig(),
@@ -115,11 +149,9 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
     """Train on stream folders with labels; save a checkpoint that `TaggerSegmenter.load` reads."""
     torch.manual_seed(train_cfg.seed)
     rng = random.Random(train_cfg.seed)
-    dirs = sorted(stream_dirs)
-    rng.shuffle(dirs)
-    n_val = int(round(len(dirs) * train_cfg.val_fraction)) if len(dirs) > 1 else 0
-    data = load_training_data(dirs[n_val:])
-    val = load_training_data(dirs[:n_val])
+    train_dirs, val_dirs = split_by_voice(sorted(stream_dirs), train_cfg.val_fraction, rng)
+    data = load_training_data(train_dirs)
+    val = load_training_data(val_dirs)
     model = TriggerTagger(model_cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=train_cfg.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, train_cfg.steps, eta_min=train_cfg.lr_min)
@@ -151,7 +183,7 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
     segmenter = TaggerSegmenter(model)
     decode_cfg, tuned = tune_decode(segmenter, val) if val else (DecodeConfig(), {})
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": asdict(model_cfg), "state_dict": model.state_dict(), "train": asdict(train_cfg),
+    torch.save({"config": asdict(model_cfg), "features": FEATURES, "state_dict": model.state_dict(), "train": asdict(train_cfg),
                 "decode": asdict(decode_cfg), "streams": len(data), "validation_streams": len(val)}, out)
     summary = {"checkpoint": str(out), "streams": len(data), "validation_streams": len(val),
                "seconds": time.perf_counter() - t0, "final_loss": history[-1]["loss"],
@@ -161,4 +193,4 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
     return summary
 
 
-__all__ = ["TrainConfig", "load_training_data", "session_ids", "supervised_contrastive", "train_tagger", "tune_decode"]
+__all__ = ["TrainConfig", "load_training_data", "session_ids", "split_by_voice", "supervised_contrastive", "train_tagger", "tune_decode"]
