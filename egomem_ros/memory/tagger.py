@@ -1,7 +1,7 @@
 """The paper's episodic-trigger tagger: a small transformer with full (BERT-style) attention.
 
 Input: per-step features of both channels (`step_features.py`: listen log-mel, low harmonics and log
-energy over the stream's noise floor, speak log energy). Two outputs:
+energy over the stream's noise floor, listen pitch and voicing, speak log energy). Two outputs:
 
 - 4-way per-step logits (0 none, 1 start, 2 inside, 3 end). A strided convolution brings `stride` steps
   to one token, so full attention over a whole 8192-step chunk stays cheap on a CPU; the tokens are
