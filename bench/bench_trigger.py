@@ -19,6 +19,7 @@ import torch
 from egomem_ros.memory.sessions import Stream, load_stream, stream_dirs
 from egomem_ros.memory.tagger import TaggerSegmenter, decode
 from egomem_ros.memory.step_features import stream_features
+from egomem_ros.memory.trigger import HOP
 
 STEPS = 8192
 
@@ -26,13 +27,13 @@ STEPS = 8192
 def long_stream(root: Path) -> Stream:
     listen, speak, n = [], [], 0
     dirs = stream_dirs(root)
-    while n < STEPS * 1280:
+    while n < STEPS * HOP:
         for d in dirs:
             s = load_stream(d)
             listen.append(s.listen)
             speak.append(s.speak if s.speak is not None else np.zeros_like(s.listen))
             n += len(s.listen)
-    listen_all, speak_all = np.concatenate(listen)[:STEPS * 1280], np.concatenate(speak)[:STEPS * 1280]
+    listen_all, speak_all = np.concatenate(listen)[:STEPS * HOP], np.concatenate(speak)[:STEPS * HOP]
     return Stream(root, listen_all, speak_all, None)
 
 

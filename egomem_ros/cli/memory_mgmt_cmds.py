@@ -46,8 +46,8 @@ def train_trigger(streams: Annotated[Path, typer.Argument(help="Folder of labell
                       help="Streams held out to tune the voice-split settings: whole voices (from meta.json) "
                            "that training never hears.")] = 0.1,
                   device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu") -> None:
-    """Train the episodic-trigger tagger (2 CPU cores: ~7 min at the defaults), then tune its voice-split
-    threshold on held-out streams."""
+    """Train the episodic-trigger tagger (2 CPU cores: ~9 min at the defaults), then tune its voice-split
+    settings on held-out voices."""
     from ..memory.sessions import stream_dirs
     from ..memory.tagger import TaggerConfig
     from ..memory.tagger_train import TrainConfig, train_tagger

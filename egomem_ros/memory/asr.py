@@ -82,16 +82,16 @@ def transcribe_user_turns(asr: ASR, listen: np.ndarray, speak: np.ndarray | None
     pauses leaves the recogniser about half the audio. No turn found: the whole clip, with a log line;
     less than one 80 ms step: nothing."""
     from .step_features import stream_features, user_turns, user_voiced
-    from .trigger import HOP
+    from .trigger import HOP, SR
 
     n = len(listen) // HOP
     if n == 0:
         return ""
     turns = user_turns(user_voiced(stream_features(listen, speak, n)), 0, n - 1, min_steps=4)
     if not turns:
-        log.info("ASR: no user turn found in a %.1f s session; transcribing all of it", len(listen) / 16000)
+        log.info("ASR: no user turn found in a %.1f s session; transcribing all of it", len(listen) / SR)
         return asr.transcribe(listen)
-    pad = int(pad_s * 16000)
+    pad = int(pad_s * SR)
     texts = [asr.transcribe(listen[max(0, s * HOP - pad):(e + 1) * HOP + pad]) for s, e in turns]
     return " ".join(t for t in texts if t)
 

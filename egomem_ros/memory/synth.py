@@ -109,15 +109,13 @@ def noise(kind: str, n: int, rng: np.random.Generator, sample_rate: int = SR) ->
         tones = sum(np.sin(2 * np.pi * rng.uniform(150, 3000) * t + rng.uniform(0, 6)) * rng.uniform(0.3, 1.0)
                     for _ in range(int(rng.integers(1, 4))))
         beat = 1.0 + 0.5 * np.sin(2 * np.pi * rng.uniform(0.2, 3.0) * t)
-        x = tones * beat + 0.1 * rng.normal(size=n)
-        return (x / (np.std(x) + 1e-9)).astype(np.float32)
+        return _unit_scale(tones * beat + 0.1 * rng.normal(size=n))
     if kind == "clicks":
         x = np.zeros(n)
         hits = rng.random(n) < rng.uniform(2, 20) / sample_rate
         x[hits] = rng.normal(size=int(hits.sum()))
         decay = np.exp(-np.arange(int(0.01 * sample_rate)) / (0.002 * sample_rate))
-        x = np.convolve(x, decay)[:n] + 0.05 * rng.normal(size=n)
-        return (x / (np.std(x) + 1e-9)).astype(np.float32)
+        return _unit_scale(np.convolve(x, decay)[:n] + 0.05 * rng.normal(size=n))
     if kind in ("tilted", "band"):
         spectrum = np.fft.rfft(rng.normal(size=n))
         f = np.maximum(np.fft.rfftfreq(n, 1 / sample_rate), 20.0)
@@ -126,8 +124,7 @@ def noise(kind: str, n: int, rng: np.random.Generator, sample_rate: int = SR) ->
         else:
             lo = rng.uniform(100, 3000)
             spectrum *= (f >= lo) & (f <= lo * rng.uniform(1.5, 4.0))
-        x = np.fft.irfft(spectrum, n)
-        return (x / (np.std(x) + 1e-9)).astype(np.float32)
+        return _unit_scale(np.fft.irfft(spectrum, n))
     if kind == "hum":
         t = np.arange(n) / sample_rate
         f0 = rng.choice([50.0, 60.0])
@@ -139,7 +136,10 @@ def noise(kind: str, n: int, rng: np.random.Generator, sample_rate: int = SR) ->
     spectrum = np.fft.rfft(white)
     f = np.maximum(np.fft.rfftfreq(n, 1 / sample_rate), 1.0)
     spectrum /= np.sqrt(f) if kind == "pink" else f  # pink 1/f power, brown 1/f^2
-    x = np.fft.irfft(spectrum, n)
+    return _unit_scale(np.fft.irfft(spectrum, n))
+
+
+def _unit_scale(x: np.ndarray) -> np.ndarray:
     return (x / (np.std(x) + 1e-9)).astype(np.float32)
 
 
@@ -256,10 +256,10 @@ def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", 
 
     if split not in VOICES:
         raise ValueError(f"split must be train or test, not {split!r}")
-    _espeak()
-    out.mkdir(parents=True, exist_ok=True)
     if not 0.0 <= p_back_to_back <= 1.0:
         raise ValueError(f"p_back_to_back must be in [0, 1], not {p_back_to_back}")
+    _espeak()
+    out.mkdir(parents=True, exist_ok=True)
     jobs = [(str(out), i, seed * 100_003 + i, split, p_back_to_back) for i in range(count)]
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         results = pool.map(_write_one, jobs)

@@ -30,7 +30,7 @@ from torch import nn
 from .sessions import NONE, START, Session, Stream, labels_from_sessions
 from .step_features import (FEATURES, LISTEN_FEATURES, PITCH, VOICED_STRENGTH, VOICING, mel_matrix, robot_speaking,
                             stream_features, user_turns, user_voiced)
-from .trigger import true_runs
+from .trigger import identity_changes, true_runs
 
 log = logging.getLogger(__name__)
 PACKAGED_CHECKPOINT = Path(__file__).resolve().parents[1] / "data" / "trigger_tagger.pt"
@@ -252,12 +252,10 @@ class TaggerSegmenter:
         return np.concatenate(probs), np.concatenate(voices)
 
     def label(self, stream: Stream, identities: Sequence[tuple[float, str]] = ()) -> np.ndarray:
-        from .trigger import BaselineSegmenter
-
         n = stream.n_steps
         feats = stream_features(stream.listen, stream.speak, n)
         probs, voice = self.infer(feats)
-        extra = BaselineSegmenter.identity_changes(identities, 0, n - 1)
+        extra = identity_changes(identities, 0, n - 1)
         return labels_from_sessions(decode(probs, voice, feats, self.decode_cfg, extra), n)
 
 

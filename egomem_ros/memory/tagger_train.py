@@ -160,9 +160,9 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
     history = []
     t0 = time.perf_counter()
     steps = range(train_cfg.steps)
+    model.train()
     for step in progress(steps) if progress else steps:
         x, y, groups = _batch(data, train_cfg, rng, device)
-        model.train()
         logits, voice = model(x)
         loss_cls = loss_fn(logits.reshape(-1, 4), y.reshape(-1))
         loss_voice = logits.sum() * 0.0

@@ -97,7 +97,7 @@ class BaselineSegmenter:
                 regions.append((a, b))
         sessions: list[Session] = []
         for a, b in regions:
-            cuts = self._speaker_changes(stream, listen & ~speak, a, b) + self.identity_changes(identities, a, b)
+            cuts = self._speaker_changes(stream, listen & ~speak, a, b) + identity_changes(identities, a, b)
             bounds = [a] + sorted(set(c for c in cuts if a < c <= b)) + [b + 1]
             for s, e in zip(bounds, bounds[1:]):
                 # end each part at its last voiced step
@@ -129,14 +129,16 @@ class BaselineSegmenter:
             centroid = emb if centroid is None else centroid + emb
         return cuts
 
-    @staticmethod
-    def identity_changes(identities: Sequence[tuple[float, str]], a: int, b: int) -> list[int]:
-        cuts, last = [], None
-        for stamp, user in sorted(identities):
-            step = int(stamp / STEP_S)
-            if not user or step < a or step > b:
-                continue
-            if last is not None and user != last:
-                cuts.append(step)
-            last = user
-        return cuts
+
+def identity_changes(identities: Sequence[tuple[float, str]], a: int, b: int) -> list[int]:
+    """Steps in [a, b] where the identified user (stamp in seconds, user id) changes: every segmenter
+    cuts there, whatever the voice says."""
+    cuts, last = [], None
+    for stamp, user in sorted(identities):
+        step = int(stamp / STEP_S)
+        if not user or step < a or step > b:
+            continue
+        if last is not None and user != last:
+            cuts.append(step)
+        last = user
+    return cuts
