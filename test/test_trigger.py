@@ -267,6 +267,40 @@ def test_decode_cuts_a_region_where_the_voice_changes():
     assert len(decode(probs, same, lower, replace(cfg, voice_split_pitch=0.5))) == 1
 
 
+def test_decode_keeps_a_turn_whole_when_the_tagger_loses_the_voice_inside_it():
+    """An unfamiliar voice can read as non-dialog sound to the tagger halfway through a turn. The gap
+    that splits regions is measured from the turns, so one user's turn does not split the session;
+    the same gap with nobody speaking in it still does."""
+    from egomem_ros.memory.step_features import FEATURES, LISTEN_FEATURES, SPEAK_FLOOR
+    from egomem_ros.memory.tagger import DecodeConfig, decode
+
+    n = 220
+    probs = np.zeros((n, 4), np.float32)
+    probs[:, 0] = 1.0
+    probs[20:194] = [0.0, 0.05, 0.9, 0.05]
+    probs[85:116] = [1.0, 0.0, 0.0, 0.0]                     # lost for 31 steps (merge gap: 15)
+    feats = np.zeros((n, FEATURES), np.float32)
+    feats[:, -1] = SPEAK_FLOOR
+    for start, steps in [(20, 20), (70, 50), (150, 20)]:    # three user turns, the second a long one
+        feats[start:start + steps, :LISTEN_FEATURES] = 5.0
+        feats[start + steps + 4:start + steps + 24, -1] = 0.0   # each followed by the robot's reply
+    voice = np.ones((n, 2), np.float32)
+    cfg = DecodeConfig(voice_split_cosine=0.5)
+    assert decode(probs, voice, feats, cfg) == [Session(20, 193)]
+    silent = feats.copy()
+    silent[85:116, :LISTEN_FEATURES] = 0.0                  # the user pauses there instead: two dialogs
+    assert len(decode(probs, voice, silent, cfg)) == 2
+    # two dialogs 46 steps apart; a noise fills the gap and runs into the second user's first words, so
+    # the energy detector hears one long "turn": it does not bridge the gap
+    probs[:] = [1.0, 0.0, 0.0, 0.0]
+    probs[20:64] = probs[110:154] = [0.0, 0.05, 0.9, 0.05]
+    feats[:, :LISTEN_FEATURES] = 0.0
+    feats[:, -1] = SPEAK_FLOOR
+    feats[20:40, :LISTEN_FEATURES] = feats[70:130, :LISTEN_FEATURES] = 5.0
+    feats[44:64, -1] = feats[134:154, -1] = 0.0
+    assert [s.end for s in decode(probs, voice, feats, cfg)] == [63, 153]
+
+
 def test_voice_cuts_compare_with_the_session_centroid():
     from egomem_ros.memory.tagger import voice_cuts
 

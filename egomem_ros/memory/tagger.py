@@ -148,24 +148,35 @@ def decode(probs: np.ndarray, voice: np.ndarray, feats: np.ndarray, cfg: DecodeC
     voiced, robot = user_voiced(feats), robot_speaking(feats)
     pitch = (np.where(feats[:, VOICING] >= VOICED_STRENGTH, feats[:, PITCH], np.nan)
              if math.isfinite(cfg.voice_split_pitch) else None)
+    turns = user_turns(voiced, 0, len(voiced) - 1, min_steps=cfg.min_turn_steps, gap_steps=cfg.turn_gap_steps)
     sessions: list[Session] = []
-    for a, b in _regions(probs.argmax(1) != NONE, cfg):
+    for a, b in _regions(probs.argmax(1) != NONE, turns, cfg):
         sessions += _split_region(a, b, probs, voice, pitch, voiced, robot, cfg, extra_cuts)
     return [s for s in sessions if s.steps >= cfg.min_session_steps
             and int(robot[s.start:s.end + 1].sum()) >= cfg.min_robot_steps]
 
 
-def _regions(active: np.ndarray, cfg: DecodeConfig) -> list[tuple[int, int]]:
+def _regions(active: np.ndarray, turns: list[tuple[int, int]], cfg: DecodeConfig) -> list[tuple[int, int]]:
     """In-dialog runs without blips, joined across gaps of `merge_gap_steps` or fewer: the tagger's own
-    gaps between back-to-back users do not carry over to unseen voices, so only the voice splits."""
+    gaps between back-to-back users do not carry over to unseen voices, so only the voice splits. The
+    gap is measured from the user turns the runs touch: a turn is one user speaking, and the tagger can
+    lose an unfamiliar voice halfway through one (it hears it as a non-dialog sound). Backwards a turn
+    counts only `lead_steps` before the run, as in `_first_word`: a noise that runs into the next user's
+    first words is one "turn" to the energy detector, and must not bridge the silence before it."""
+    turn_start, turn_end = np.arange(len(active)), np.arange(len(active))   # a step outside any turn: itself
+    for s, e in turns:
+        turn_start[s:e + 1], turn_end[s:e + 1] = s, e
     regions: list[tuple[int, int]] = []
+    reach_end = -1                       # the last region's end, widened to the end of the turn it touches
     for a, b in true_runs(active):
         if b - a + 1 < cfg.min_run_steps:
             continue
-        if regions and a - regions[-1][1] - 1 <= cfg.merge_gap_steps:
+        lo = turn_start[a] if a - turn_start[a] <= cfg.lead_steps else a
+        if regions and lo - reach_end - 1 <= cfg.merge_gap_steps:
             regions[-1] = (regions[-1][0], b)
         else:
             regions.append((a, b))
+        reach_end = max(reach_end, int(turn_end[b]))
     return regions
 
 
