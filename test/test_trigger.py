@@ -327,3 +327,28 @@ def test_noise_kinds_are_unit_scale_and_splits_disjoint():
         x = noise(kind, 16000, rng)
         assert x.dtype == np.float32 and np.isfinite(x).all() and 0.8 < x.std() < 1.2, kind
     assert not set(NOISES["train"]) & set(NOISES["test"])
+
+
+@needs_espeak
+def test_voice_warp_scales_the_voice_and_is_off_by_default(tmp_path):
+    import random
+
+    import torch
+
+    from egomem_ros.memory.step_features import VOICED_STRENGTH, frame_pitch
+    from egomem_ros.memory.synth import StreamSpec, Voice, make_stream, tts
+
+    def median_f0(pcm):
+        frames = torch.from_numpy(pcm[:len(pcm) // 512 * 512].reshape(-1, 512) * np.hanning(512).astype(np.float32))
+        f0, strength = frame_pitch(torch.fft.rfft(frames).abs() ** 2)
+        return float(f0[strength >= VOICED_STRENGTH].median())
+
+    text = "My name is Anna and I love cooking."
+    plain = tts(text, Voice("en-us+m1"), random.Random(0), tmp_path)
+    high = tts(text, Voice("en-us+m1", warp=1.15), random.Random(0), tmp_path)
+    assert len(high) / len(plain) == pytest.approx(1 / 1.15, rel=0.02)      # faster
+    assert median_f0(high) / median_f0(plain) == pytest.approx(1.15, rel=0.06)  # and higher
+    *_, meta = make_stream(StreamSpec(sessions=2, seed=3), tmp_path)
+    assert [m["warp"] for m in meta] == [1.0, 1.0]
+    *_, meta = make_stream(StreamSpec(sessions=2, seed=3, voice_warp=0.1), tmp_path)
+    assert all(1 / 1.1 <= m["warp"] <= 1.1 for m in meta) and meta[0]["warp"] != meta[1]["warp"]

@@ -9,11 +9,12 @@ non-dialog sound, or no gap at all between them. `--split test` uses voices and 
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,7 @@ class StreamSpec:
     p_echo: float = 0.3
     p_interrupt: float = 0.3
     p_back_to_back: float = 0.3
+    voice_warp: float = 0.0      # each user's voice is warped by a factor in [1 / (1 + w), 1 + w] (0: off)
 
 
 def _espeak() -> str:
@@ -75,12 +77,15 @@ def _espeak() -> str:
 
 @dataclass(frozen=True)
 class Voice:
-    """One speaker: an espeak-ng voice with its own speed and pitch, fixed for a whole session."""
+    """One speaker: an espeak-ng voice with its own speed and pitch, fixed for a whole session. `warp`
+    scales the whole voice (formants, pitch and tempo together, as a shorter or longer vocal tract would
+    and as speed perturbation does in speaker-recognition training): 1.0 is espeak-ng's own voice."""
 
     name: str
     speed: int = 160
     pitch: int = 50
     gain: float = 0.6
+    warp: float = 1.0
 
     @classmethod
     def random(cls, name: str, rng: random.Random) -> Voice:
@@ -94,7 +99,7 @@ def tts(text: str, voice: Voice, rng: random.Random, tmp: Path, sample_rate: int
     out = tmp / f"u{rng.randrange(10**9)}.wav"
     subprocess.run([_espeak(), "-v", voice.name, "-s", str(voice.speed), "-p", str(voice.pitch),
                     "-w", str(out), text], check=True, capture_output=True)
-    pcm = load_audio(out, sample_rate)
+    pcm = load_audio(out, round(sample_rate / voice.warp))  # played at sample_rate: warp times higher
     out.unlink(missing_ok=True)
     nz = np.flatnonzero(np.abs(pcm) > 1e-3)  # trim espeak's leading/trailing silence
     return (pcm[nz[0]:nz[-1] + 1] if nz.size else pcm) * voice.gain
@@ -171,6 +176,8 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
     robot = Voice(ROBOT_VOICE, 165, 45, 0.6)
     for k in range(spec.sessions):
         voice = Voice.random(names[k], rng)
+        if spec.voice_warp > 0:   # drawn only when on, so that streams made without it stay as they were
+            voice = replace(voice, warp=math.exp(rng.uniform(-1.0, 1.0) * math.log1p(spec.voice_warp)))
         start, end, turns = t, t, []
         n_turns = rng.randint(3, 5)
         for i in range(n_turns):
@@ -193,7 +200,8 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
                 t = end + int(rng.uniform(0.3, 1.0) * SR)
         # inclusive steps: the one holding the user's first sample to the one holding the robot's last
         sessions.append(Session(int(start // (STEP_S * SR)), int((end - 1) // (STEP_S * SR))))
-        meta.append({"voice": voice.name, "speed": voice.speed, "pitch": voice.pitch, "start_s": start / SR, "end_s": end / SR, "turns": turns})
+        meta.append({"voice": voice.name, "speed": voice.speed, "pitch": voice.pitch, "warp": voice.warp,
+                     "start_s": start / SR, "end_s": end / SR, "turns": turns})
         if rng.random() < spec.p_back_to_back:
             t = end + int(rng.uniform(0.4, 1.0) * SR)  # the next user starts right away
         else:
@@ -242,25 +250,30 @@ def write_stream(folder: Path, spec: StreamSpec) -> Path:
     return folder
 
 
-def _write_one(args: tuple[str, int, int, str, float]) -> str:
-    out, idx, seed, split, p_back_to_back = args
-    spec = StreamSpec(sessions=random.Random(seed).randint(2, 5), seed=seed, split=split, p_back_to_back=p_back_to_back)
+def _write_one(args: tuple[str, int, int, str, float, float]) -> str:
+    out, idx, seed, split, p_back_to_back, voice_warp = args
+    spec = StreamSpec(sessions=random.Random(seed).randint(2, 5), seed=seed, split=split, p_back_to_back=p_back_to_back,
+                      voice_warp=voice_warp)
     return str(write_stream(Path(out) / f"stream_{idx:04d}", spec))
 
 
 def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", workers: int = 2,
-                 p_back_to_back: float = 0.3, progress=None) -> list[Path]:
+                 p_back_to_back: float = 0.3, voice_warp: float = 0.0, progress=None) -> list[Path]:
     """Write `count` stream folders under `out` (in parallel processes). `p_back_to_back`: how often the
-    next user starts right after a session, so that only the voice tells the two sessions apart."""
+    next user starts right after a session, so that only the voice tells the two sessions apart.
+    `voice_warp`: warp each user's voice by up to this fraction, so that the few espeak-ng variants
+    become many speakers for training (a voice head learns what "another voice" is from many)."""
     from concurrent.futures import ProcessPoolExecutor
 
     if split not in VOICES:
         raise ValueError(f"split must be train or test, not {split!r}")
     if not 0.0 <= p_back_to_back <= 1.0:
         raise ValueError(f"p_back_to_back must be in [0, 1], not {p_back_to_back}")
+    if not 0.0 <= voice_warp <= 0.5:
+        raise ValueError(f"voice_warp must be in [0, 0.5], not {voice_warp}")
     _espeak()
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out), i, seed * 100_003 + i, split, p_back_to_back) for i in range(count)]
+    jobs = [(str(out), i, seed * 100_003 + i, split, p_back_to_back, voice_warp) for i in range(count)]
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         results = pool.map(_write_one, jobs)
         return [Path(p) for p in (progress(results, total=count) if progress else results)]
