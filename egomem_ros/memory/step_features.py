@@ -105,7 +105,8 @@ def stream_features(listen: np.ndarray, speak: np.ndarray | None, n_steps: int) 
     f0, strength = frame_pitch(power)
     voiced = strength >= VOICED_STRENGTH
     log_f0 = torch.where(voiced, torch.log(f0 / 150.0), torch.zeros_like(f0))
-    return torch.cat([listen_feats, log_f0[:, None], strength[:, None], _step_energy(speak, n_steps)[:, None]], 1).numpy()
+    speak_energy = _step_energy(speak, n_steps)
+    return torch.cat([listen_feats, log_f0[:, None], strength[:, None], speak_energy[:, None]], 1).numpy()
 
 
 def robot_speaking(feats: np.ndarray) -> np.ndarray:

@@ -180,10 +180,12 @@ def _regions(active: np.ndarray, turns: list[tuple[int, int]], cfg: DecodeConfig
     return regions
 
 
-def _split_region(a: int, b: int, probs: np.ndarray, voice: np.ndarray, pitch: np.ndarray | None, voiced: np.ndarray,
-                  robot: np.ndarray, cfg: DecodeConfig, extra_cuts: Sequence[int]) -> list[Session]:
+def _split_region(a: int, b: int, probs: np.ndarray, voice: np.ndarray, pitch: np.ndarray | None,
+                  voiced: np.ndarray, robot: np.ndarray, cfg: DecodeConfig,
+                  extra_cuts: Sequence[int]) -> list[Session]:
     turns = user_turns(voiced, a, b, min_steps=cfg.min_turn_steps, gap_steps=cfg.turn_gap_steps)
-    cut_turns = set(voice_cuts(turns, voice, cfg.voice_split_cosine, cfg.voice_lookahead_turns, pitch, cfg.voice_split_pitch))
+    cut_turns = set(voice_cuts(turns, voice, cfg.voice_split_cosine, cfg.voice_lookahead_turns, pitch,
+                               cfg.voice_split_pitch))
     cut_turns |= {k for k, (s, _) in enumerate(turns) if k and any(turns[k - 1][1] < c <= s for c in extra_cuts)}
     if probs[a:min(b, a + 2) + 1, START].max() >= cfg.sure_start:   # the tagger hears the start itself
         start = a

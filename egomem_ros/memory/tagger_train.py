@@ -71,7 +71,8 @@ def split_by_voice(dirs: list[Path], fraction: float, rng: random.Random) -> tup
     for d in dirs:
         meta = d / "meta.json"
         if meta.is_file():
-            voices[d] = {s["voice"].split("+")[-1] for s in json.loads(meta.read_text(encoding="utf-8")).get("sessions", [])}
+            sessions = json.loads(meta.read_text(encoding="utf-8")).get("sessions", [])
+            voices[d] = {s["voice"].split("+")[-1] for s in sessions}
     n_val = int(round(len(dirs) * fraction)) if len(dirs) > 1 else 0
     if len(voices) == len(dirs) and n_val:
         held: set[str] = set()
@@ -129,8 +130,8 @@ def tune_decode(segmenter: TaggerSegmenter, data, grid=np.arange(0.0, 0.96, 0.05
     for lookahead, pitch_jump in itertools.product(lookaheads, pitch_jumps):
         scores = []
         for thr in grid:
-            cfg = replace(segmenter.decode_cfg, voice_split_cosine=round(float(thr), 3), voice_lookahead_turns=lookahead,
-                          voice_split_pitch=pitch_jump)
+            cfg = replace(segmenter.decode_cfg, voice_split_cosine=round(float(thr), 3),
+                          voice_lookahead_turns=lookahead, voice_split_pitch=pitch_jump)
             counts = np.zeros(3, int)
             for probs, voice, feats, truth in inferred:
                 counts += span_match(decode(probs, voice, feats, cfg), truth, 5)
@@ -183,7 +184,8 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
     segmenter = TaggerSegmenter(model)
     decode_cfg, tuned = tune_decode(segmenter, val) if val else (DecodeConfig(), {})
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": asdict(model_cfg), "features": FEATURES, "state_dict": model.state_dict(), "train": asdict(train_cfg),
+    torch.save({"config": asdict(model_cfg), "features": FEATURES, "state_dict": model.state_dict(),
+                "train": asdict(train_cfg),
                 "decode": asdict(decode_cfg), "streams": len(data), "validation_streams": len(val)}, out)
     summary = {"checkpoint": str(out), "streams": len(data), "validation_streams": len(val),
                "seconds": time.perf_counter() - t0, "final_loss": history[-1]["loss"],
@@ -193,4 +195,5 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
     return summary
 
 
-__all__ = ["TrainConfig", "load_training_data", "session_ids", "split_by_voice", "supervised_contrastive", "train_tagger", "tune_decode"]
+__all__ = ["TrainConfig", "load_training_data", "session_ids", "split_by_voice", "supervised_contrastive", "train_tagger",
+           "tune_decode"]
