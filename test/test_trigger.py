@@ -92,17 +92,28 @@ def test_tagger_trains_tunes_saves_and_loads(streams, tmp_path):
                            train_cfg=TrainConfig(steps=30, batch=2, crop_steps=256, val_fraction=0.5))
     assert ckpt.is_file() and summary["parameters"] > 1000
     assert summary["streams"] == 1 and summary["validation_streams"] == 1
-    assert 0.0 <= summary["validation_voice_split_cosine"] <= 0.95
+    assert summary["validation_voice_split_cosine"] == -1.0 or 0.0 <= summary["validation_voice_split_cosine"] <= 0.95
     log = [json.loads(x) for x in ckpt.with_suffix(".log.jsonl").read_text().splitlines()]
     assert log[-1]["loss"] < log[0]["loss"]
     seg = TaggerSegmenter.load(ckpt)
     assert seg.decode_cfg.voice_split_cosine == summary["validation_voice_split_cosine"]
+    assert seg.decode_cfg.voice_split_contrast == summary["validation_voice_split_contrast"]
     stream = load_stream(streams / "test" / "stream_0000")
     labels = seg.label(stream)
     assert set(np.unique(labels)) <= {0, 1, 2, 3} and len(labels) == stream.n_steps
     from egomem_ros.memory.sessions import Stream
 
     assert len(seg.label(Stream(tmp_path, np.zeros(600, np.float32), None, None))) == 0      # under one step
+    # after a decoder change: the same held-out voices tune the saved weights again, without training
+    from egomem_ros.memory.tagger_train import retune_tagger
+
+    saved = torch.load(ckpt, weights_only=False)
+    saved["decode"]["voice_split_cosine"] = 0.123
+    torch.save(saved, ckpt)
+    again = retune_tagger(ckpt, sorted((streams / "train").iterdir()))
+    assert again["validation_streams"] == 1 and not list(tmp_path.glob("*.partial"))
+    assert again["validation_voice_split_cosine"] == summary["validation_voice_split_cosine"]
+    assert TaggerSegmenter.load(ckpt).decode_cfg == seg.decode_cfg
     silent = seg.label(Stream(tmp_path, np.zeros(5 * 16000, np.float32), np.zeros(5 * 16000, np.float32), None))
     assert len(silent) == 62 and not silent.any()
     old = torch.load(ckpt, weights_only=False)
@@ -316,6 +327,54 @@ def test_voice_cuts_compare_with_the_session_centroid():
     unvoiced = pitch.copy()
     unvoiced[3:] = np.nan                                   # no pitch heard: the gate does not fire
     assert voice_cuts(turns, same, 0.5, pitch=unvoiced, pitch_jump=0.2) == []
+
+
+def _voices_at(cosines: list[float]) -> np.ndarray:
+    """Unit 3-d voices, one per turn, at the given cosine to (1, 0, 0) and alternating sides of it."""
+    angles = np.arccos(cosines) * np.where(np.arange(len(cosines)) % 2, -1.0, 1.0)
+    return np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)], 1).astype(np.float32)
+
+
+def test_voice_contrast_splits_two_close_voices_that_each_stay_steady():
+    """Two unfamiliar voices can sit close in the embedding (cosine 0.97 here, above any cosine cut
+    that keeps one wandering voice whole); each turn still sounds more like its own voice."""
+    from egomem_ros.memory.tagger import voice_cuts
+
+    turns = [(i, i) for i in range(6)]
+    two = np.array([[1, 0, 0]] * 3 + [[0.97, np.sqrt(1 - 0.97 ** 2), 0]] * 3, np.float32)
+    assert voice_cuts(turns, two, 0.85, lookahead=3) == []
+    assert voice_cuts(turns, two, 0.85, lookahead=3, contrast=0.02) == [3]
+    assert voice_cuts(turns, two, 0.85, lookahead=3, contrast=0.05) == []     # 0.03 apart: under this cut
+    one = _voices_at([0.95] * 6)     # one voice wandering (turns 0.81 or 1 apart): whole under both cuts
+    assert voice_cuts(turns, one, 0.8, lookahead=3) == []
+    assert voice_cuts(turns, one, -1.0, lookahead=3, contrast=0.02) == []
+    assert voice_cuts([], np.zeros((0, 3), np.float32), 0.5, contrast=0.02) == []
+
+
+def test_tune_decode_picks_the_contrast_cut_when_no_cosine_cut_fits():
+    from egomem_ros.memory.tagger import DecodeConfig
+    from egomem_ros.memory.tagger_train import tune_decode
+
+    streams = []
+    for change_at, cosines in [(2, [1.0, 1.0, 0.97, 0.97]), (4, [0.95] * 4)]:
+        probs, _, feats, onsets = _decode_fixture(change_at=min(change_at, 3))
+        voice = np.zeros((len(probs), 3), np.float32)
+        for s, v in zip(onsets, _voices_at(cosines) if change_at == 4 else
+                        np.array([[1, 0, 0]] * 2 + [[0.97, np.sqrt(1 - 0.97 ** 2), 0]] * 2, np.float32)):
+            voice[s:s + 20] = v
+        truth = ([Session(20, onsets[1] + 43), Session(onsets[2] - 1, onsets[3] + 43)] if change_at == 2
+                 else [Session(20, onsets[3] + 43)])
+        streams.append((feats, labels_from_sessions(truth, len(probs)), probs, voice))
+
+    class Inferred:     # the tagger's outputs for each stream's features, as `TaggerSegmenter.infer` gives them
+        decode_cfg = DecodeConfig()
+
+        def infer(self, feats):
+            return next((p, v) for f, _, p, v in streams if f is feats)
+
+    cfg, info = tune_decode(Inferred(), [(f, y) for f, y, _, _ in streams])
+    assert info["f1@5"] == 1.0 and cfg.voice_split_cosine == -1.0 and 0.0 < cfg.voice_split_contrast < 0.03
+    assert info["voice_split_contrast"] == cfg.voice_split_contrast
 
 
 @needs_espeak

@@ -49,17 +49,27 @@ def train_trigger(streams: Annotated[Path, typer.Argument(help="Folder of labell
                   val_fraction: Annotated[float, typer.Option(
                       help="Streams held out to tune the voice-split settings: whole voices (from meta.json) "
                            "that training never hears.")] = 0.1,
-                  device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu") -> None:
+                  device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+                  retune: Annotated[bool, typer.Option(
+                      help="Do not train: tune the voice-split settings of the checkpoint at --out again, on the "
+                           "voices its training held out of STREAMS (after a decoder change).")] = False) -> None:
     """Train the episodic-trigger tagger (2 CPU cores: ~9 min at the defaults), then tune its voice-split
     settings on held-out voices."""
     from ..memory.sessions import stream_dirs
     from ..memory.tagger import TaggerConfig
-    from ..memory.tagger_train import TrainConfig, train_tagger
+    from ..memory.tagger_train import TrainConfig, retune_tagger, train_tagger
 
     if not 0.0 <= val_fraction < 1.0:
         fail("--val-fraction must be in [0, 1)")
     try:
         dirs = stream_dirs(streams)
+        if retune:
+            if not out.is_file():
+                fail(f"{out}: no checkpoint to retune")
+            report(retune_tagger(out, dirs, progress=lambda it: track(it, description="held-out streams",
+                                                                       console=err_console)),
+                   False, "trigger tagger retuned")
+            return
         summary = train_tagger(dirs, out, model_cfg=TaggerConfig(d_model=d_model, layers=layers),
                                train_cfg=TrainConfig(steps=steps, batch=batch, crop_steps=crop, seed=seed,
                                                      val_fraction=val_fraction),

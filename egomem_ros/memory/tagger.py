@@ -9,8 +9,9 @@ energy over the stream's noise floor, listen pitch and voicing, speak log energy
 - a per-step voice embedding from a convolution over the listen features, trained with a supervised
   contrastive loss (same session = same voice). Mimi codes carry the speaker in the paper; log-mel means
   do not, so this head is what tells back-to-back users apart: the decoder cuts a voiced region where a
-  user turn's mean embedding leaves the session's centroid (cosine below `voice_split_cosine`, tuned
-  on held-out training streams by `egomem train trigger`).
+  user turn's mean embedding leaves the session's centroid (cosine below `voice_split_cosine`), or,
+  relative to how alike each side's own turns sound, when the two sides differ by more than
+  `voice_split_contrast`; both tuned on held-out training voices by `egomem train trigger`.
 
 Training is in `tagger_train.py`. Scaling up on a GPU: raise `d_model`, `layers`, the crop (8192, the
 paper's chunk) and the batch size; nothing else changes.
@@ -91,6 +92,8 @@ class DecodeConfig:
     voice_split_cosine: float = 0.5   # a user turn below this cosine to the session's voice starts a new one
     voice_lookahead_turns: int = 2    # the turn's voice is averaged with the turns after it (same region)
     voice_split_pitch: float = math.inf  # a jump in median log F0 this large also starts a new session (inf: off)
+    voice_split_contrast: float = math.inf  # own-side minus cross-side turn cosine above this: a cut (inf: off)
+    voice_self_cosine: float = 0.9    # a voice's turn-to-turn cosine, assumed while neither side has two turns
     min_session_steps: int = 12
     merge_gap_steps: int = 15         # in-dialog runs closer than this form one region; only the voice splits it
     min_run_steps: int = 6            # shorter in-dialog runs are blips, not joined to a region
@@ -103,30 +106,63 @@ class DecodeConfig:
 
 
 def voice_cuts(turns: list[tuple[int, int]], voice: np.ndarray, threshold: float, lookahead: int = 1,
-               pitch: np.ndarray | None = None, pitch_jump: float = math.inf) -> list[int]:
+               pitch: np.ndarray | None = None, pitch_jump: float = math.inf, contrast: float = math.inf,
+               self_cosine: float = 0.9) -> list[int]:
     """Indices into `turns` where a new user's session begins: the turn's mean voice is further than
     `threshold` (cosine) from the centroid of the session so far, and so is the mean of it and the next
     `lookahead - 1` turns (one short turn that sounds off, a cough or a noise, is no new user); or their
-    median log F0 (`pitch`, NaN where unvoiced) moves more than `pitch_jump` from the session's. A
-    change noticed late moves back over the turns that sound more like the new voice than the old one."""
-    unit = [_unit(voice[s:e + 1].mean(0)) for s, e in turns]
+    median log F0 (`pitch`, NaN where unvoiced) moves more than `pitch_jump` from the session's; or the
+    turn, and it with the next ones, sound more than `contrast` less like the session than each side's
+    turns sound like each other (`_PairSums.contrast`). A change noticed late moves back over the turns
+    that sound more like the new voice than the old one."""
+    if not turns:
+        return []
+    unit = np.array([_unit(voice[s:e + 1].mean(0)) for s, e in turns])
+    pairs = _PairSums(unit) if math.isfinite(contrast) else None
     f0 = [_median(pitch[s:e + 1]) for s, e in turns] if pitch is not None else [math.nan] * len(turns)
     cuts, first = [], 0
     for k in range(1, len(unit)):
-        old = _unit(np.sum(unit[first:k], 0))
-        new = _unit(np.sum(unit[k:k + lookahead], 0))
+        old = _unit(unit[first:k].sum(0))
+        new = _unit(unit[k:k + lookahead].sum(0))
         same_voice = max(float(unit[k] @ old), float(new @ old)) >= threshold
         if same_voice and pitch is not None:
             old_f0 = _median(f0[first:k])
             jumps = [abs(x - old_f0) for x in (f0[k], _median(f0[k:k + lookahead])) if not math.isnan(x - old_f0)]
             same_voice = min(jumps, default=0.0) <= pitch_jump
+        if same_voice and math.isfinite(contrast):
+            same_voice = min(pairs.contrast(first, k, min(k + n, len(unit)), self_cosine)
+                             for n in {1, lookahead}) <= contrast
         if same_voice:
             continue
-        while k - 1 > first and float(unit[k - 1] @ new) > float(unit[k - 1] @ _unit(np.sum(unit[first:k - 1], 0))):
+        while k - 1 > first and float(unit[k - 1] @ new) > float(unit[k - 1] @ _unit(unit[first:k - 1].sum(0))):
             k -= 1
         cuts.append(k)
         first = k
     return cuts
+
+
+class _PairSums:
+    """Sums of turn-to-turn cosines over any two runs of turns in O(1), from the prefix sums of the
+    turns' cosine matrix: decoding asks for them at every turn of every region."""
+
+    def __init__(self, unit: np.ndarray):
+        gram = (unit @ unit.T).astype(np.float64)
+        self.sums = np.pad(gram.cumsum(0).cumsum(1), ((1, 0), (1, 0))).tolist()
+        self.diag = np.concatenate([[0.0], np.cumsum(np.diag(gram))]).tolist()
+
+    def block(self, a: int, b: int, c: int, d: int) -> float:
+        """Sum of the cosines between turns [a, b) and turns [c, d)."""
+        p = self.sums
+        return p[b][d] - p[a][d] - p[b][c] + p[a][c]
+
+    def contrast(self, first: int, k: int, end: int, self_cosine: float) -> float:
+        """How much less alike turns [first, k) and [k, end) are than each side's own turns (mean pairwise
+        cosines; `self_cosine` while neither side has two turns). Unfamiliar voices can sit close in the
+        embedding everywhere; what tells two apart is that each is closer still to itself."""
+        within = [(self.block(a, b, a, b) - self.diag[b] + self.diag[a]) / ((b - a) * (b - a - 1))
+                  for a, b in ((first, k), (k, end)) if b - a > 1]
+        cross = self.block(first, k, k, end) / ((k - first) * (end - k))
+        return (sum(within) / len(within) if within else self_cosine) - cross
 
 
 def _median(x) -> float:
@@ -185,7 +221,7 @@ def _split_region(a: int, b: int, probs: np.ndarray, voice: np.ndarray, pitch: n
                   extra_cuts: Sequence[int]) -> list[Session]:
     turns = user_turns(voiced, a, b, min_steps=cfg.min_turn_steps, gap_steps=cfg.turn_gap_steps)
     cut_turns = set(voice_cuts(turns, voice, cfg.voice_split_cosine, cfg.voice_lookahead_turns, pitch,
-                               cfg.voice_split_pitch))
+                               cfg.voice_split_pitch, cfg.voice_split_contrast, cfg.voice_self_cosine))
     cut_turns |= {k for k, (s, _) in enumerate(turns) if k and any(turns[k - 1][1] < c <= s for c in extra_cuts)}
     if probs[a:min(b, a + 2) + 1, START].max() >= cfg.sure_start:   # the tagger hears the start itself
         start = a
