@@ -170,6 +170,13 @@ def test_eval_trigger_cli(streams):
     assert res["streams"] == 1 and 0.0 <= res["span_match@5"]["f1"] <= 1.0
 
 
+def test_train_trigger_retune_cli_needs_a_checkpoint(streams, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", "train", "trigger", str(streams / "train"),
+                        "--out", str(tmp_path / "none.pt"), "--retune"], capture_output=True, text=True)
+    assert r.returncode != 0 and "no checkpoint to retune" in " ".join(r.stderr.split())   # rich wraps lines
+    assert not (tmp_path / "none.pt").exists()
+
+
 def test_stream_features_are_relative_to_the_noise_floor():
     from egomem_ros.memory.step_features import ENERGY, FEATURES, LISTEN_FEATURES, SPEAK_FLOOR, stream_features, user_turns, user_voiced
 
