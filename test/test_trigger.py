@@ -358,6 +358,19 @@ def test_voice_contrast_splits_two_close_voices_that_each_stay_steady():
     assert voice_cuts([], np.zeros((0, 3), np.float32), 0.5, contrast=0.02) == []
 
 
+def test_pair_sums_match_the_direct_mean_cosines():
+    from egomem_ros.memory.tagger import _PairSums, _unit
+
+    unit = np.array([_unit(x) for x in np.random.default_rng(0).normal(size=(7, 5))])
+    pairs = _PairSums(unit)
+    for first, k, end in [(0, 3, 6), (1, 2, 5), (2, 5, 6), (0, 1, 2)]:
+        before, after = unit[first:k], unit[k:end]
+        within = [(g.sum() - np.trace(g)) / (len(g) ** 2 - len(g)) for g in (x @ x.T for x in (before, after))
+                  if len(g) > 1]
+        direct = (np.mean(within) if within else 0.9) - (before @ after.T).mean()
+        assert abs(pairs.contrast(first, k, end, 0.9) - direct) < 1e-9
+
+
 def test_tune_decode_picks_the_contrast_cut_when_no_cosine_cut_fits():
     from egomem_ros.memory.tagger import DecodeConfig
     from egomem_ros.memory.tagger_train import tune_decode
