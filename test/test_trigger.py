@@ -375,14 +375,14 @@ def test_tune_decode_picks_the_contrast_cut_when_no_cosine_cut_fits():
     from egomem_ros.memory.tagger import DecodeConfig
     from egomem_ros.memory.tagger_train import tune_decode
 
+    close = np.array([[1, 0, 0]] * 2 + [[0.97, np.sqrt(1 - 0.97 ** 2), 0]] * 2, np.float32)   # two steady voices
     streams = []
-    for change_at, cosines in [(2, [1.0, 1.0, 0.97, 0.97]), (4, [0.95] * 4)]:
-        probs, _, feats, onsets = _decode_fixture(change_at=min(change_at, 3))
+    for voices, two_users in [(close, True), (_voices_at([0.95] * 4), False)]:                 # one wandering voice
+        probs, _, feats, onsets = _decode_fixture(change_at=2)
         voice = np.zeros((len(probs), 3), np.float32)
-        for s, v in zip(onsets, _voices_at(cosines) if change_at == 4 else
-                        np.array([[1, 0, 0]] * 2 + [[0.97, np.sqrt(1 - 0.97 ** 2), 0]] * 2, np.float32)):
+        for s, v in zip(onsets, voices):
             voice[s:s + 20] = v
-        truth = ([Session(20, onsets[1] + 43), Session(onsets[2] - 1, onsets[3] + 43)] if change_at == 2
+        truth = ([Session(20, onsets[1] + 43), Session(onsets[2] - 1, onsets[3] + 43)] if two_users
                  else [Session(20, onsets[3] + 43)])
         streams.append((feats, labels_from_sessions(truth, len(probs)), probs, voice))
 
