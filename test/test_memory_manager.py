@@ -83,6 +83,19 @@ class _RecordingASR:
         return f"part{len(self.clips)}"
 
 
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_pocketsphinx_transcribes_speech(tmp_path):
+    """The embedded ASR on a clean espeak-ng sentence: weak, but it hears some of the words."""
+    import random
+
+    from egomem_ros.memory.asr import PocketSphinxASR
+    from egomem_ros.memory.synth import Voice, tts
+
+    pcm = tts("Hello robot, my name is Emily. I really like tennis.", Voice("en-us"), random.Random(0), tmp_path)
+    asr = PocketSphinxASR()
+    assert {"robot", "really"} <= set(asr.transcribe(pcm).split())
+
+
 def test_asr_reads_the_user_turns_only():
     from egomem_ros.memory.asr import transcribe_user_turns
 

@@ -35,7 +35,9 @@ class PocketSphinxASR:
             from pocketsphinx import Decoder
         except ImportError as err:
             raise ASRUnavailable("pocketsphinx is not installed (pip install egomem_ros[asr])") from err
-        self._decoder = Decoder(samprate=16000, loglevel="FATAL")
+        # No second (flat-lexicon) pass: on 22 sessions of the synthetic test streams it took 40% of the
+        # time (61 s against 37 s) for a word error rate of 0.563 against 0.569.
+        self._decoder = Decoder(samprate=16000, loglevel="FATAL", fwdflat=False)
 
     def transcribe(self, pcm16k: np.ndarray) -> str:
         pcm = (np.clip(pcm16k, -1, 1) * 32767).astype(np.int16).tobytes()
