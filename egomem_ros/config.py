@@ -113,6 +113,8 @@ class MemoryConfig(_Section):
     max_gap_s: float = Field(2.0, gt=0)
     asr: Literal["pocketsphinx", "whisper", "none"] = "pocketsphinx"
     asr_model: str = ""
+    # Processes transcribing a session's user turns in parallel (pocketsphinx; 1: in this process).
+    asr_workers: int = Field(2, ge=1)
     extractor: Literal["rules", "llm"] = "rules"
     update_agent: Literal["rules", "llm"] = "rules"
     # Sessions waiting to be written; empty: next to the database (`<db>.sessions/`).

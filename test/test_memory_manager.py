@@ -96,6 +96,36 @@ def test_pocketsphinx_transcribes_speech(tmp_path):
     assert {"robot", "really"} <= set(asr.transcribe(pcm).split())
 
 
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
+def test_pocketsphinx_in_worker_processes_matches_one_process(tmp_path, caplog):
+    """A session's turns spread over worker processes give the same words (not always all of them: a
+    decoder's noise normalisation carries over from the clips it heard before); workers that die fall
+    back to this process, with a log line, and the turns are still transcribed."""
+    import random
+
+    from egomem_ros.memory.asr import PocketSphinxASR, ProcessPoolASR, make_asr
+    from egomem_ros.memory.synth import Voice, tts
+
+    rng = random.Random(0)
+    clips = [tts(text, Voice("en-us"), rng, tmp_path) for text in
+             ["Hello robot, my name is Emily.", "I really like tennis.", "I work as a nurse."]]
+    one = [PocketSphinxASR().transcribe(c) for c in clips]
+    pool = make_asr("pocketsphinx", workers=2)
+    assert isinstance(pool, ProcessPoolASR) and isinstance(make_asr("pocketsphinx"), PocketSphinxASR)
+    def alike(texts: list[str]) -> bool:
+        return len(texts) == 3 and "robot" in texts[0] and all(set(a.split()) & set(b.split())
+                                                                for a, b in zip(texts, one))
+    try:
+        assert alike(one) and alike(pool.transcribe_many(clips))
+        for process in list(pool._pool._processes.values()):    # the workers die (out of memory, killed)
+            process.kill()
+            process.join()
+        assert alike(pool.transcribe_many(clips))
+        assert "transcribing in this process" in caplog.text
+    finally:
+        pool.close()
+
+
 def test_asr_reads_the_user_turns_only():
     from egomem_ros.memory.asr import transcribe_user_turns
 

@@ -4,11 +4,15 @@
   conversational speech, so its output is marked as such in the extraction notes.
 - `WhisperASR`: faster-whisper (CTranslate2) with a model size or a local model directory. Offline and
   without the weights it fails at once with a clear `ASRUnavailable`.
+- `ProcessPoolASR`: pocketsphinx in worker processes, a session's turns spread over the cores.
 """
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Protocol
 
@@ -94,15 +98,63 @@ def transcribe_user_turns(asr: ASR, listen: np.ndarray, speak: np.ndarray | None
         log.info("ASR: no user turn found in a %.1f s session; transcribing all of it", len(listen) / SR)
         return asr.transcribe(listen)
     pad = int(pad_s * SR)
-    texts = [asr.transcribe(listen[max(0, s * HOP - pad):(e + 1) * HOP + pad]) for s, e in turns]
+    clips = [listen[max(0, s * HOP - pad):(e + 1) * HOP + pad] for s, e in turns]
+    many = getattr(asr, "transcribe_many", None)
+    texts = many(clips) if many is not None else [asr.transcribe(c) for c in clips]
     return " ".join(t for t in texts if t)
 
 
-def make_asr(name: str, model: str = "") -> ASR | None:
+_worker_asr: ASR | None = None
+
+
+def _start_worker(name: str, model: str) -> None:
+    global _worker_asr
+    _worker_asr = make_asr(name, model)
+
+
+def _transcribe_in_worker(pcm16k: np.ndarray) -> str:
+    return _worker_asr.transcribe(pcm16k)
+
+
+class ProcessPoolASR:
+    """One recogniser per worker process. pocketsphinx holds the GIL while it decodes, so threads do not
+    help; a session's turns spread over `workers` processes (on 2 cores, about half the time). Workers
+    are spawned, not forked (a ROS node is multi-threaded), on first use; if they die, the clips are
+    transcribed in this process instead, with a log line, and nothing is lost."""
+
+    def __init__(self, name: str, model: str = "", workers: int = 2):
+        self.name, self._spec, self.workers = name, (name, model), workers
+        self._local = make_asr(name, model)   # fails here, at start-up, if the backend cannot load
+        self._pool: ProcessPoolExecutor | None = None
+
+    def transcribe(self, pcm16k: np.ndarray) -> str:
+        return self._local.transcribe(pcm16k)
+
+    def transcribe_many(self, clips: list[np.ndarray]) -> list[str]:
+        if len(clips) < 2:
+            return [self._local.transcribe(c) for c in clips]
+        try:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_start_worker, initargs=self._spec)
+            return list(self._pool.map(_transcribe_in_worker, clips))
+        except (BrokenProcessPool, OSError) as err:
+            log.warning("ASR worker processes failed (%s); transcribing in this process", err)
+            self.close()
+            return [self._local.transcribe(c) for c in clips]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+
+def make_asr(name: str, model: str = "", workers: int = 1) -> ASR | None:
+    """`workers` > 1: pocketsphinx in that many processes (Whisper runs its own threads)."""
     if name == "none":
         return None
     if name == "pocketsphinx":
-        return PocketSphinxASR()
+        return ProcessPoolASR(name, model, workers) if workers > 1 else PocketSphinxASR()
     if name == "whisper":
         return WhisperASR(model or "small")
     raise ValueError(f"unknown ASR backend {name!r} (pocketsphinx, whisper, none)")

@@ -155,4 +155,5 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
         on_keys_added=poller.add_key_to_gallery if poller else None)
     spool_dir = Path(m.spool_dir) if m.spool_dir else Path(str(db_path or "egomem") + ".sessions")
     return MemoryManager(store, StreamBuffer(m.buffer_s), segmenter, consolidator, SessionSpool(spool_dir),
-                         asr if asr is not None else make_asr(m.asr, m.asr_model), max_gap_s=m.max_gap_s)
+                         asr if asr is not None else make_asr(m.asr, m.asr_model, m.asr_workers),
+                         max_gap_s=m.max_gap_s)
