@@ -205,6 +205,7 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
         writer.close()
     finally:
         reader.close()
+        manager.close()
         poller.close()
         store.close()
     return summary

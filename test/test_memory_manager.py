@@ -97,7 +97,7 @@ def test_pocketsphinx_transcribes_speech(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
-def test_pocketsphinx_in_worker_processes_matches_one_process(tmp_path, caplog):
+def test_pocketsphinx_in_worker_processes_matches_one_process(store, tmp_path, caplog):
     """A session's turns spread over worker processes give the same words (not always all of them: a
     decoder's noise normalisation carries over from the clips it heard before); workers that die fall
     back to this process, with a log line, and the turns are still transcribed."""
@@ -122,8 +122,14 @@ def test_pocketsphinx_in_worker_processes_matches_one_process(tmp_path, caplog):
             process.join()
         assert alike(pool.transcribe_many(clips))
         assert "transcribing in this process" in caplog.text
+        pool.transcribe_many(clips)
+        assert pool._pool is not None                            # new workers after the fallback
     finally:
-        pool.close()
+        from egomem_ros.memory.trigger import BaselineSegmenter
+
+        MemoryManager(store, StreamBuffer(60), BaselineSegmenter(), Consolidator(store, RuleExtractor(),
+                      RuleUpdateAgent(), lambda s: None), SessionSpool(tmp_path / "sp"), pool).close()
+        assert pool._pool is None                                # the manager stops its ASR's workers
 
 
 def test_asr_reads_the_user_turns_only():

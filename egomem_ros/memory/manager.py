@@ -44,6 +44,12 @@ class MemoryManager:
         self.transcript_latency_s = transcript_latency_s
         self.processed_until: float | None = None
 
+    def close(self) -> None:
+        """Stop the ASR's worker processes, if it has any (the store belongs to the caller)."""
+        close = getattr(self.asr, "close", None)
+        if close is not None:
+            close()
+
     def retry_spooled(self) -> list[SessionOutcome]:
         outcomes = []
         for s in self.spool.pending():

@@ -110,6 +110,7 @@ class MemoryNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.manager.close()
         self.poller.close()
         self.store.close()
         return TransitionCallbackReturn.SUCCESS
@@ -117,6 +118,7 @@ class MemoryNode(LifecycleNode):
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         if getattr(self, "store", None) is not None:
             self._consolidate()  # sessions still in the buffer are spooled and written, not lost
+            self.manager.close()
             self.store.close()
         return TransitionCallbackReturn.SUCCESS
 
