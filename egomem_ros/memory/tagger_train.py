@@ -157,8 +157,7 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
                  train_cfg: TrainConfig = TrainConfig(), progress=None, device: str = "cpu") -> dict:
     """Train on stream folders with labels; save a checkpoint that `TaggerSegmenter.load` reads."""
     torch.manual_seed(train_cfg.seed)
-    rng = random.Random(train_cfg.seed)
-    train_dirs, val_dirs = split_by_voice(sorted(stream_dirs), train_cfg.val_fraction, rng)
+    train_dirs, val_dirs, rng = _training_split(stream_dirs, train_cfg)
     data = load_training_data(train_dirs)
     val = load_training_data(val_dirs)
     model = TriggerTagger(model_cfg).to(device)
@@ -191,10 +190,9 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
     model = model.cpu().eval()
     segmenter = TaggerSegmenter(model)
     decode_cfg, tuned = tune_decode(segmenter, val) if val else (DecodeConfig(), {})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": asdict(model_cfg), "features": FEATURES, "state_dict": model.state_dict(),
-                "train": asdict(train_cfg),
-                "decode": asdict(decode_cfg), "streams": len(data), "validation_streams": len(val)}, out)
+    _save_checkpoint({"config": asdict(model_cfg), "features": FEATURES, "state_dict": model.state_dict(),
+                      "train": asdict(train_cfg),
+                      "decode": asdict(decode_cfg), "streams": len(data), "validation_streams": len(val)}, out)
     summary = {"checkpoint": str(out), "streams": len(data), "validation_streams": len(val),
                "seconds": time.perf_counter() - t0, "final_loss": history[-1]["loss"],
                "final_voice_loss": history[-1]["voice_loss"],
@@ -203,13 +201,29 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
     return summary
 
 
+def _training_split(stream_dirs: list[Path], cfg: TrainConfig) -> tuple[list[Path], list[Path], random.Random]:
+    """(train, held-out, rng): the one split that training and retuning share; training goes on
+    drawing its batches from the returned rng."""
+    rng = random.Random(cfg.seed)
+    train, val = split_by_voice(sorted(stream_dirs), cfg.val_fraction, rng)
+    return train, val, rng
+
+
+def _save_checkpoint(ckpt: dict, out: Path) -> None:
+    """Written next to `out` and moved over it: a crash mid-save leaves the old checkpoint whole."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    torch.save(ckpt, partial)
+    os.replace(partial, out)
+
+
 def retune_tagger(checkpoint: Path, stream_dirs: list[Path], progress=None) -> dict:
     """Tune a trained checkpoint's voice-split settings again, on the voices its training held out (the
     same split: streams, fraction and seed), so that a new decoder needs no retraining. The file is
     replaced only once the new settings are written in full."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     train_cfg = TrainConfig(**ckpt["train"])
-    _, val_dirs = split_by_voice(sorted(stream_dirs), train_cfg.val_fraction, random.Random(train_cfg.seed))
+    _, val_dirs, _ = _training_split(stream_dirs, train_cfg)
     if not val_dirs:
         raise ValueError(f"{checkpoint}: no held-out streams to tune on (val_fraction {train_cfg.val_fraction})")
     if len(val_dirs) != ckpt.get("validation_streams"):
@@ -217,9 +231,7 @@ def retune_tagger(checkpoint: Path, stream_dirs: list[Path], progress=None) -> d
                     len(val_dirs), checkpoint, ckpt.get("validation_streams"))
     decode_cfg, tuned = tune_decode(TaggerSegmenter.load(checkpoint), load_training_data(val_dirs, progress))
     ckpt["decode"] = asdict(decode_cfg)
-    partial = checkpoint.with_name(checkpoint.name + ".partial")
-    torch.save(ckpt, partial)
-    os.replace(partial, checkpoint)
+    _save_checkpoint(ckpt, checkpoint)
     return {"checkpoint": str(checkpoint), "validation_streams": len(val_dirs),
             **{f"validation_{k}": v for k, v in tuned.items()}}
 
