@@ -431,3 +431,49 @@ def test_voice_warp_scales_the_voice_and_is_off_by_default(tmp_path):
     assert [m["warp"] for m in meta] == [1.0, 1.0]
     *_, meta = make_stream(StreamSpec(sessions=2, seed=3, voice_warp=0.1), tmp_path)
     assert all(1 / 1.1 <= m["warp"] <= 1.1 for m in meta) and meta[0]["warp"] != meta[1]["warp"]
+
+
+@needs_espeak
+def test_random_voices_are_new_espeak_variants_for_training_only(tmp_path):
+    import random
+
+    from egomem_ros.memory.espeak_variants import data_path_with, is_synthetic, random_variant
+    from egomem_ros.memory.synth import StreamSpec, Voice, make_stream, make_streams, tts
+
+    texts = [random_variant(f"rv{i}", random.Random(i)) for i in range(2)]
+    assert texts[0] == random_variant("rv0", random.Random(0)) and texts[0] != texts[1]
+    assert "klatt" not in "".join(texts) and texts[0].startswith("language variant\nname rv0\n")
+    root = data_path_with(dict(zip(["rv0", "rv1"], texts)), tmp_path / "espeak")
+    text = "My name is Anna and I love cooking."
+    pcm = [tts(text, Voice(f"en-us+rv{i}", data_path=str(root)), random.Random(0), tmp_path) for i in range(2)]
+    plain = tts(text, Voice("en-us"), random.Random(0), tmp_path)
+    spectra = [np.log(np.abs(np.fft.rfft(x[:16000])) + 1e-6) for x in (*pcm, plain)]
+    assert min(np.abs(spectra[i] - spectra[j]).mean() for i, j in [(0, 1), (0, 2), (1, 2)]) > 0.1  # three voices
+
+    *_, meta = make_stream(StreamSpec(sessions=2, seed=3, random_voices=1.0), tmp_path)
+    assert all(is_synthetic(m["voice"]) and m["variant"].startswith("language variant") for m in meta)
+    *_, meta = make_stream(StreamSpec(sessions=2, seed=3), tmp_path)      # off by default
+    assert not any(is_synthetic(m["voice"]) or "variant" in m for m in meta)
+    with pytest.raises(ValueError, match="training streams only"):
+        make_streams(tmp_path / "x", 1, split="test", random_voices=0.5)
+
+
+def test_validation_never_holds_out_generated_voices(tmp_path):
+    import random
+
+    from egomem_ros.memory.tagger_train import split_by_voice
+
+    def stream(name: str, voices: list[str]):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "meta.json").write_text(json.dumps({"sessions": [{"voice": v} for v in voices]}))
+        return d
+
+    pooled = [stream(f"a{i:02d}", [f"en-us+v{i % 5}", f"en-us+v{(i + 1) % 5}"]) for i in range(10)]
+    generated = [stream(f"b{i:02d}", [f"en-us+rv{i}_0", f"en-gb+rv{i}_1"]) for i in range(10)]
+    alone = split_by_voice(pooled, 0.3, random.Random(0))
+    train, val = split_by_voice(pooled + generated, 0.3, random.Random(0))
+    assert (train, val) == (alone[0] + generated, alone[1])   # the same held-out voices, with or without
+    assert len(val) >= 3                                        # 0.3 of the 10 pooled streams, not of all 20
+    train, val = split_by_voice(generated, 0.3, random.Random(0))  # no pooled voices at all: a random split
+    assert len(val) == 3 and len(train) == 7

@@ -22,6 +22,9 @@ def make_streams(out: Annotated[Path, typer.Option("--out", "-o", help="Folder f
                  voice_warp: Annotated[float, typer.Option(
                      help="Warp each user's voice (formants, pitch, tempo) by a factor up to 1 + this (0: off, as the "
                           "test streams are made).")] = 0.0,
+                 random_voices: Annotated[float, typer.Option(
+                     help="Train split: probability that a user is a generated espeak-ng variant (a new speaker) "
+                          "instead of one of the pool's.")] = 0.0,
                  workers: Annotated[int, typer.Option(help="Parallel processes.")] = 2) -> None:
     """Synthesize dialog streams (espeak-ng voices, robot voice, noise, echo, interruptions)."""
     from ..memory.synth import make_streams as synth
@@ -30,7 +33,7 @@ def make_streams(out: Annotated[Path, typer.Option("--out", "-o", help="Folder f
         fail("--count must be at least 1")
     try:
         paths = synth(out, count, seed=seed, split=split, workers=workers, p_back_to_back=p_back_to_back,
-                      voice_warp=voice_warp,
+                      voice_warp=voice_warp, random_voices=random_voices,
                       progress=lambda it, total: track(it, total=total, description="streams", console=err_console))
     except (RuntimeError, ValueError) as err:
         fail(str(err))

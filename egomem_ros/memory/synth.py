@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .espeak_variants import SYNTHETIC_PREFIX, data_path_with, espeak_exe, random_variant
 from .sessions import STEP_S, Session, labels_from_sessions, write_labels
 
 SR = 16_000
@@ -66,26 +66,22 @@ class StreamSpec:
     p_interrupt: float = 0.3
     p_back_to_back: float = 0.3
     voice_warp: float = 0.0      # each user's voice is warped by a factor in [1 / (1 + w), 1 + w] (0: off)
-
-
-def _espeak() -> str:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
-    return exe
+    random_voices: float = 0.0   # probability that a user is a generated espeak-ng variant (train split only)
 
 
 @dataclass(frozen=True)
 class Voice:
     """One speaker: an espeak-ng voice with its own speed and pitch, fixed for a whole session. `warp`
     scales the whole voice (formants, pitch and tempo together, as a shorter or longer vocal tract would
-    and as speed perturbation does in speaker-recognition training): 1.0 is espeak-ng's own voice."""
+    and as speed perturbation does in speaker-recognition training): 1.0 is espeak-ng's own voice.
+    `data_path`: an `espeak-ng --path` folder holding the voice's variant when it is a generated one."""
 
     name: str
     speed: int = 160
     pitch: int = 50
     gain: float = 0.6
     warp: float = 1.0
+    data_path: str | None = None
 
     @classmethod
     def random(cls, name: str, rng: random.Random) -> Voice:
@@ -97,7 +93,8 @@ def tts(text: str, voice: Voice, rng: random.Random, tmp: Path, sample_rate: int
     from ..retrieval.media import load_audio
 
     out = tmp / f"u{rng.randrange(10**9)}.wav"
-    subprocess.run([_espeak(), "-v", voice.name, "-s", str(voice.speed), "-p", str(voice.pitch),
+    path = [f"--path={voice.data_path}"] if voice.data_path else []
+    subprocess.run([espeak_exe(), *path, "-v", voice.name, "-s", str(voice.speed), "-p", str(voice.pitch),
                     "-w", str(out), text], check=True, capture_output=True)
     pcm = load_audio(out, round(sample_rate / voice.warp))  # played at sample_rate: warp times higher
     out.unlink(missing_ok=True)
@@ -178,6 +175,12 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
         voice = Voice.random(names[k], rng)
         if spec.voice_warp > 0:   # drawn only when on, so that streams made without it stay as they were
             voice = replace(voice, warp=math.exp(rng.uniform(-1.0, 1.0) * math.log1p(spec.voice_warp)))
+        variant = None
+        if spec.random_voices > 0 and rng.random() < spec.random_voices:  # the same: drawn only when on
+            variant_name = f"{SYNTHETIC_PREFIX}{spec.seed}_{k}"
+            variant = random_variant(variant_name, rng)
+            voice = replace(voice, name=f"{voice.name.split('+')[0]}+{variant_name}",
+                            data_path=str(data_path_with({variant_name: variant}, tmp / "espeak")))
         start, end, turns = t, t, []
         n_turns = rng.randint(3, 5)
         for i in range(n_turns):
@@ -201,7 +204,7 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
         # inclusive steps: the one holding the user's first sample to the one holding the robot's last
         sessions.append(Session(int(start // (STEP_S * SR)), int((end - 1) // (STEP_S * SR))))
         meta.append({"voice": voice.name, "speed": voice.speed, "pitch": voice.pitch, "warp": voice.warp,
-                     "start_s": start / SR, "end_s": end / SR, "turns": turns})
+                     "start_s": start / SR, "end_s": end / SR, "turns": turns, **({"variant": variant} if variant else {})})
         if rng.random() < spec.p_back_to_back:
             t = end + int(rng.uniform(0.4, 1.0) * SR)  # the next user starts right away
         else:
@@ -250,19 +253,21 @@ def write_stream(folder: Path, spec: StreamSpec) -> Path:
     return folder
 
 
-def _write_one(args: tuple[str, int, int, str, float, float]) -> str:
-    out, idx, seed, split, p_back_to_back, voice_warp = args
+def _write_one(args: tuple[str, int, int, str, float, float, float]) -> str:
+    out, idx, seed, split, p_back_to_back, voice_warp, random_voices = args
     spec = StreamSpec(sessions=random.Random(seed).randint(2, 5), seed=seed, split=split, p_back_to_back=p_back_to_back,
-                      voice_warp=voice_warp)
+                      voice_warp=voice_warp, random_voices=random_voices)
     return str(write_stream(Path(out) / f"stream_{idx:04d}", spec))
 
 
 def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", workers: int = 2,
-                 p_back_to_back: float = 0.3, voice_warp: float = 0.0, progress=None) -> list[Path]:
+                 p_back_to_back: float = 0.3, voice_warp: float = 0.0, random_voices: float = 0.0,
+                 progress=None) -> list[Path]:
     """Write `count` stream folders under `out` (in parallel processes). `p_back_to_back`: how often the
     next user starts right after a session, so that only the voice tells the two sessions apart.
     `voice_warp`: warp each user's voice by up to this fraction, so that the few espeak-ng variants
-    become many speakers for training (a voice head learns what "another voice" is from many)."""
+    become many speakers for training (a voice head learns what "another voice" is from many).
+    `random_voices`: how often a user is a generated espeak-ng variant instead (`espeak_variants.py`)."""
     from concurrent.futures import ProcessPoolExecutor
 
     if split not in VOICES:
@@ -271,9 +276,13 @@ def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", 
         raise ValueError(f"p_back_to_back must be in [0, 1], not {p_back_to_back}")
     if not 0.0 <= voice_warp <= 0.5:
         raise ValueError(f"voice_warp must be in [0, 0.5], not {voice_warp}")
-    _espeak()
+    if not 0.0 <= random_voices <= 1.0:
+        raise ValueError(f"random_voices must be in [0, 1], not {random_voices}")
+    if random_voices and split != "train":
+        raise ValueError("random voices are for training streams only: test voices are espeak-ng's own")
+    espeak_exe()
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out), i, seed * 100_003 + i, split, p_back_to_back, voice_warp) for i in range(count)]
+    jobs = [(str(out), i, seed * 100_003 + i, split, p_back_to_back, voice_warp, random_voices) for i in range(count)]
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         results = pool.map(_write_one, jobs)
         return [Path(p) for p in (progress(results, total=count) if progress else results)]

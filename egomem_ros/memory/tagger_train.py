@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .espeak_variants import is_synthetic
 from .sessions import NONE, START, load_stream, prf, sessions_from_labels, span_match
 from .step_features import FEATURES, stream_features, user_voiced
 from .tagger import DecodeConfig, TaggerConfig, TaggerSegmenter, TriggerTagger, decode
@@ -67,15 +68,18 @@ def supervised_contrastive(v: torch.Tensor, ids: torch.Tensor, temperature: floa
 def split_by_voice(dirs: list[Path], fraction: float, rng: random.Random) -> tuple[list[Path], list[Path]]:
     """(train, validation): whole voices are held out (the espeak-ng variant in each stream's meta.json)
     until their streams make up `fraction`, so the thresholds are tuned on voices the tagger never heard,
-    as it will meet its users. Streams without meta.json (real recordings) are split at random."""
+    as it will meet its users. Generated voices (`espeak_variants`) are each heard in one session only, so
+    they are never held out, and `fraction` counts the streams with a voice of espeak-ng's own. Streams
+    without meta.json (real recordings) are split at random."""
     voices: dict[Path, set[str]] = {}
     for d in dirs:
         meta = d / "meta.json"
         if meta.is_file():
             sessions = json.loads(meta.read_text(encoding="utf-8")).get("sessions", [])
-            voices[d] = {s["voice"].split("+")[-1] for s in sessions}
-    n_val = int(round(len(dirs) * fraction)) if len(dirs) > 1 else 0
-    if len(voices) == len(dirs) and n_val:
+            voices[d] = {s["voice"].split("+")[-1] for s in sessions if not is_synthetic(s["voice"])}
+    by_voice = len(voices) == len(dirs) and any(voices.values())
+    n_val = int(round((sum(map(bool, voices.values())) if by_voice else len(dirs)) * fraction)) if len(dirs) > 1 else 0
+    if by_voice and n_val:
         held: set[str] = set()
         val: list[Path] = []
         all_voices = sorted(set().union(*voices.values()))
