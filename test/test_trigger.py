@@ -203,6 +203,23 @@ def test_stream_features_are_relative_to_the_noise_floor():
     assert stream_features(listen[:100].astype(np.float32), None, 0).shape == (0, FEATURES)
 
 
+def test_the_robots_echo_tail_is_not_the_user():
+    """The speak channel ends with the robot's voice; its echo on the microphone rings on after it."""
+    from egomem_ros.memory.step_features import ECHO_TAIL_STEPS, stream_features, user_voiced
+
+    rng = np.random.default_rng(2)
+    n, hop = 60, 1280
+    t = np.arange(n * hop) / 16000
+    buzz = sum(np.sin(2 * np.pi * 130 * k * t) / k for k in range(1, 21))
+    listen, speak = 0.01 * rng.normal(size=n * hop), np.zeros(n * hop)
+    speak[10 * hop:30 * hop] = 0.3 * buzz[:20 * hop]                       # the robot talks, steps 10-29
+    listen[10 * hop:36 * hop] += 0.1 * buzz[:26 * hop]                     # its echo, 0.5 s late and to step 35
+    listen[40 * hop:55 * hop] += 0.2 * buzz[:15 * hop]                     # then the user
+    voiced = user_voiced(stream_features(listen.astype(np.float32), speak.astype(np.float32), n))
+    assert voiced[41:54].all() and not voiced[:30 + ECHO_TAIL_STEPS + 1].any()
+    assert user_voiced(stream_features(listen[:hop].astype(np.float32), speak[:hop].astype(np.float32), 1)).shape == (1,)
+
+
 def test_step_pitch_follows_f0_and_stays_off_in_noise():
     from egomem_ros.memory.step_features import PITCH, VOICING, stream_features
 

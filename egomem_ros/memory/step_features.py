@@ -118,10 +118,24 @@ SPEECH_BANDS = slice(3, 32)           # mel bands from 340 Hz to 3.9 kHz: above 
 SPEECH_RISE = 1.5                     # 6.5 dB in natural-log power
 
 
+ECHO_TAIL_STEPS = 6                   # 0.48 s: how late an echo of the robot may come (paper §4.1: 0.1-0.5 s)
+
+
 def user_voiced(feats: np.ndarray) -> np.ndarray:
     """Steps where the listen channel's speech bands are on average SPEECH_RISE over their floor while
-    the robot is silent: the user's own speech (echo overlaps the robot and is left out with it)."""
-    return (feats[:, SPEECH_BANDS].mean(1) > SPEECH_RISE) & ~robot_speaking(feats)
+    the robot is silent: the user's own speech. Echo overlaps the robot and is left out with it, but a
+    delayed echo outlasts the robot's voice on the speak channel; a voiced run that lies wholly within
+    ECHO_TAIL_STEPS after the robot's voice is that echo, not a user (heard as one, it started the next
+    user's session early). A user who starts that soon and goes on is kept."""
+    robot = robot_speaking(feats)
+    voiced = (feats[:, SPEECH_BANDS].mean(1) > SPEECH_RISE) & ~robot
+    recent = robot.copy()
+    for k in range(1, min(ECHO_TAIL_STEPS, len(robot)) + 1):
+        recent[k:] |= robot[:-k]
+    for s, e in true_runs(voiced):
+        if recent[s:e + 1].all():
+            voiced[s:e + 1] = False
+    return voiced
 
 
 def user_turns(voiced: np.ndarray, a: int, b: int, *, min_steps: int = 8, gap_steps: int = 3) -> list[tuple[int, int]]:
