@@ -375,6 +375,25 @@ def test_voice_contrast_splits_two_close_voices_that_each_stay_steady():
     assert voice_cuts([], np.zeros((0, 3), np.float32), 0.5, contrast=0.02) == []
 
 
+def test_binary_segmentation_finds_each_user_of_a_region():
+    """Three users in a row, each voice wobbling turn to turn, then one voice alone: the best split is
+    cut, each side searched again, and a side needs `min_side` turns."""
+    from egomem_ros.memory.tagger import DecodeConfig, binary_voice_cuts
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(8)[:3] * 0.5 + np.ones(8) / np.sqrt(8)
+    voice = np.stack([centres[k // 4] + rng.normal(0, 0.07, 8) for k in range(12)]).astype(np.float32)
+    turns = [(i, i) for i in range(12)]
+    assert binary_voice_cuts(turns, voice, 0.06) == [4, 8]
+    one = np.stack([centres[0] + rng.normal(0, 0.07, 8) for _ in range(12)]).astype(np.float32)
+    assert binary_voice_cuts(turns, one, 0.06) == []                     # one wobbling voice stays whole
+    assert binary_voice_cuts(turns[:3], voice[[0, 1, 4]], 0.06) == []    # a side needs 2 turns by default
+    assert binary_voice_cuts(turns[:3], voice[[0, 1, 4]], 0.06, min_side=1) == [2]
+    assert binary_voice_cuts([], voice, 0.06) == [] and binary_voice_cuts(turns[:1], voice, 0.06) == []
+    with pytest.raises(ValueError, match="sequential or binary"):
+        DecodeConfig(voice_split_search="bianry")
+
+
 def test_pair_sums_match_the_direct_mean_cosines():
     from egomem_ros.memory.tagger import _PairSums, _unit
 

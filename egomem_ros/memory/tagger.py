@@ -94,6 +94,8 @@ class DecodeConfig:
     voice_split_pitch: float = math.inf  # a jump in median log F0 this large also starts a new session (inf: off)
     voice_split_contrast: float = math.inf  # own-side minus cross-side turn cosine above this: a cut (inf: off)
     voice_self_cosine: float = 0.9    # a voice's turn-to-turn cosine, assumed while neither side has two turns
+    voice_split_search: str = "sequential"  # or "binary": the contrast cut by binary segmentation of a region
+    voice_min_side_turns: int = 2     # binary: the fewest user turns on either side of a cut
     min_session_steps: int = 12
     merge_gap_steps: int = 15         # in-dialog runs closer than this form one region; only the voice splits it
     min_run_steps: int = 6            # shorter in-dialog runs are blips, not joined to a region
@@ -103,6 +105,10 @@ class DecodeConfig:
     snap_steps: int = 4               # a cut's start snaps to the most likely start step this close
     sure_start: float = 0.3           # a region starts where the tagger does if it is this sure; else at the first word
     lead_steps: int = 15              # a user turn starting this close before a region and running into it starts it
+
+    def __post_init__(self):
+        if self.voice_split_search not in ("sequential", "binary"):
+            raise ValueError(f"voice_split_search must be sequential or binary, not {self.voice_split_search!r}")
 
 
 def voice_cuts(turns: list[tuple[int, int]], voice: np.ndarray, threshold: float, lookahead: int = 1,
@@ -117,7 +123,7 @@ def voice_cuts(turns: list[tuple[int, int]], voice: np.ndarray, threshold: float
     that sound more like the new voice than the old one."""
     if not turns:
         return []
-    unit = np.array([_unit(voice[s:e + 1].mean(0)) for s, e in turns])
+    unit = _turn_units(turns, voice)
     pairs = _PairSums(unit) if math.isfinite(contrast) else None
     f0 = [_median(pitch[s:e + 1]) for s, e in turns] if pitch is not None else [math.nan] * len(turns)
     cuts, first = [], 0
@@ -139,6 +145,33 @@ def voice_cuts(turns: list[tuple[int, int]], voice: np.ndarray, threshold: float
         cuts.append(k)
         first = k
     return cuts
+
+
+def binary_voice_cuts(turns: list[tuple[int, int]], voice: np.ndarray, contrast: float, min_side: int = 2,
+                      self_cosine: float = 0.9) -> list[int]:
+    """Indices into `turns` where a new user's session begins, by binary segmentation (as speaker-change
+    detection does with BIC): the split of a region's turns whose two sides differ most
+    (`_PairSums.contrast`, over every turn of each side, at least `min_side` a side) is a cut when that
+    exceeds `contrast`, and each side is searched again. With all of both sides as evidence, rather than
+    the few turns after a candidate, two close voices are told apart more surely."""
+    if len(turns) < 2:
+        return []
+    pairs = _PairSums(_turn_units(turns, voice))
+    cuts, spans = [], [(0, len(turns))]
+    while spans:
+        a, b = spans.pop()
+        scored = [(pairs.contrast(a, k, b, self_cosine), k) for k in range(a + max(1, min_side), b - max(1, min_side) + 1)]
+        if scored:
+            best, k = max(scored, key=lambda item: item[0])
+            if best > contrast:
+                cuts.append(k)
+                spans += [(a, k), (k, b)]
+    return sorted(cuts)
+
+
+def _turn_units(turns: list[tuple[int, int]], voice: np.ndarray) -> np.ndarray:
+    """Each turn's mean voice embedding, unit length."""
+    return np.array([_unit(voice[s:e + 1].mean(0)) for s, e in turns])
 
 
 class _PairSums:
@@ -220,8 +253,12 @@ def _split_region(a: int, b: int, probs: np.ndarray, voice: np.ndarray, pitch: n
                   voiced: np.ndarray, robot: np.ndarray, cfg: DecodeConfig,
                   extra_cuts: Sequence[int]) -> list[Session]:
     turns = user_turns(voiced, a, b, min_steps=cfg.min_turn_steps, gap_steps=cfg.turn_gap_steps)
-    cut_turns = set(voice_cuts(turns, voice, cfg.voice_split_cosine, cfg.voice_lookahead_turns, pitch,
-                               cfg.voice_split_pitch, cfg.voice_split_contrast, cfg.voice_self_cosine))
+    if cfg.voice_split_search == "binary":
+        cut_turns = set(binary_voice_cuts(turns, voice, cfg.voice_split_contrast, cfg.voice_min_side_turns,
+                                          cfg.voice_self_cosine))
+    else:
+        cut_turns = set(voice_cuts(turns, voice, cfg.voice_split_cosine, cfg.voice_lookahead_turns, pitch,
+                                   cfg.voice_split_pitch, cfg.voice_split_contrast, cfg.voice_self_cosine))
     cut_turns |= {k for k, (s, _) in enumerate(turns) if k and any(turns[k - 1][1] < c <= s for c in extra_cuts)}
     if probs[a:min(b, a + 2) + 1, START].max() >= cfg.sure_start:   # the tagger hears the start itself
         start = a
@@ -308,4 +345,5 @@ class TaggerSegmenter:
         return labels_from_sessions(decode(probs, voice, feats, self.decode_cfg, extra), n)
 
 
-__all__ = ["DecodeConfig", "TaggerConfig", "TaggerSegmenter", "TriggerTagger", "decode", "voice_cuts"]
+__all__ = ["DecodeConfig", "TaggerConfig", "TaggerSegmenter", "TriggerTagger", "binary_voice_cuts", "decode",
+           "voice_cuts"]

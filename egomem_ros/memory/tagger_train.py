@@ -128,17 +128,21 @@ def _batch(data, cfg: TrainConfig, rng: random.Random, device: str):
 
 def tune_decode(segmenter: TaggerSegmenter, data, grid=np.arange(0.0, 0.96, 0.05), lookaheads=(1, 2, 3),
                 pitch_jumps=(math.inf, 0.3, 0.25, 0.2, 0.15),
-                contrasts=np.arange(0.02, 0.21, 0.02)) -> tuple[DecodeConfig, dict]:
+                contrasts=np.arange(0.02, 0.21, 0.02), min_sides=(1, 2, 3)) -> tuple[DecodeConfig, dict]:
     """The voice split with the best span F1@5 on `data`: a cosine cut (`grid`, with each pitch jump)
-    or a contrast cut (`contrasts`, cosine cut off), with each look-ahead. Among the thresholds of one
-    sweep that tie, the middle one (the widest margin on both sides); a later sweep wins only when better."""
+    or a contrast cut (`contrasts`, cosine cut off), with each look-ahead, then the contrast cut by binary
+    segmentation with each fewest turns a side (`min_sides`). Among the thresholds of one sweep that tie,
+    the middle one (the widest margin on both sides); a later sweep wins only when better."""
     inferred = [(*segmenter.infer(f), f, sessions_from_labels(y)) for f, y in data]
-    base = segmenter.decode_cfg
+    base = replace(segmenter.decode_cfg, voice_split_search="sequential")
     sweeps = [[replace(base, voice_split_cosine=round(float(thr), 3), voice_lookahead_turns=lookahead,
                        voice_split_pitch=pitch_jump, voice_split_contrast=math.inf) for thr in grid]
               for lookahead, pitch_jump in itertools.product(lookaheads, pitch_jumps)]
     sweeps += [[replace(base, voice_split_cosine=-1.0, voice_lookahead_turns=lookahead, voice_split_pitch=math.inf,
                         voice_split_contrast=round(float(c), 3)) for c in contrasts] for lookahead in lookaheads]
+    sweeps += [[replace(base, voice_split_search="binary", voice_min_side_turns=min_side, voice_split_cosine=-1.0,
+                        voice_split_pitch=math.inf, voice_split_contrast=round(float(c), 3)) for c in contrasts]
+               for min_side in min_sides]
     best: tuple[float, DecodeConfig] | None = None
     for sweep in sweeps:
         scores = []
@@ -154,7 +158,8 @@ def tune_decode(segmenter: TaggerSegmenter, data, grid=np.arange(0.0, 0.96, 0.05
     f1, cfg = best
     return cfg, {"f1@5": float(f1), "voice_split_cosine": cfg.voice_split_cosine,
                  "voice_lookahead_turns": cfg.voice_lookahead_turns, "voice_split_pitch": cfg.voice_split_pitch,
-                 "voice_split_contrast": cfg.voice_split_contrast}
+                 "voice_split_contrast": cfg.voice_split_contrast, "voice_split_search": cfg.voice_split_search,
+                 "voice_min_side_turns": cfg.voice_min_side_turns}
 
 
 def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig = TaggerConfig(),
