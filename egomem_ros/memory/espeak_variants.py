@@ -34,7 +34,9 @@ def random_variant(name: str, rng: random.Random) -> str:
              f"pitch {base:.0f} {top:.0f}"]
     for k in range(9):
         strength = rng.uniform(60, 150) if k < 6 else rng.uniform(10, 130)
-        lines.append(f"formant {k} {100 * tract * rng.uniform(0.95, 1.05):.0f} {strength:.0f} {rng.uniform(70, 170):.0f}")
+        frequency = 100 * tract * rng.uniform(0.95, 1.05)
+        width = rng.uniform(70, 170)
+        lines.append(f"formant {k} {frequency:.0f} {strength:.0f} {width:.0f}")
     if rng.random() < 0.4:
         lines.append("breath " + " ".join(str(rng.randint(0, 10)) for _ in range(8)))
     lines += [f"flutter {rng.randint(0, 25)}", f"roughness {rng.randint(0, 6)}", f"voicing {rng.randint(40, 130)}",

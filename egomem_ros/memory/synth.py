@@ -204,7 +204,8 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
         # inclusive steps: the one holding the user's first sample to the one holding the robot's last
         sessions.append(Session(int(start // (STEP_S * SR)), int((end - 1) // (STEP_S * SR))))
         meta.append({"voice": voice.name, "speed": voice.speed, "pitch": voice.pitch, "warp": voice.warp,
-                     "start_s": start / SR, "end_s": end / SR, "turns": turns, **({"variant": variant} if variant else {})})
+                     "start_s": start / SR, "end_s": end / SR, "turns": turns,
+                     **({"variant": variant} if variant else {})})
         if rng.random() < spec.p_back_to_back:
             t = end + int(rng.uniform(0.4, 1.0) * SR)  # the next user starts right away
         else:

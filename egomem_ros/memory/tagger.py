@@ -157,10 +157,10 @@ def binary_voice_cuts(turns: list[tuple[int, int]], voice: np.ndarray, contrast:
     if len(turns) < 2:
         return []
     pairs = _PairSums(_turn_units(turns, voice))
-    cuts, spans = [], [(0, len(turns))]
+    cuts, spans, side = [], [(0, len(turns))], max(1, min_side)
     while spans:
         a, b = spans.pop()
-        scored = [(pairs.contrast(a, k, b, self_cosine), k) for k in range(a + max(1, min_side), b - max(1, min_side) + 1)]
+        scored = [(pairs.contrast(a, k, b, self_cosine), k) for k in range(a + side, b - side + 1)]
         if scored:
             best, k = max(scored, key=lambda item: item[0])
             if best > contrast:

@@ -78,7 +78,8 @@ def split_by_voice(dirs: list[Path], fraction: float, rng: random.Random) -> tup
             sessions = json.loads(meta.read_text(encoding="utf-8")).get("sessions", [])
             voices[d] = {s["voice"].split("+")[-1] for s in sessions if not is_synthetic(s["voice"])}
     by_voice = len(voices) == len(dirs) and any(voices.values())
-    n_val = int(round((sum(map(bool, voices.values())) if by_voice else len(dirs)) * fraction)) if len(dirs) > 1 else 0
+    pooled = sum(map(bool, voices.values())) if by_voice else len(dirs)
+    n_val = int(round(pooled * fraction)) if len(dirs) > 1 else 0
     if by_voice and n_val:
         held: set[str] = set()
         val: list[Path] = []
