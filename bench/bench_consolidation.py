@@ -70,8 +70,7 @@ def run(listen, speak, metas, tmp: Path, *, speaker_change: bool, asr: bool, tra
     t0 = time.perf_counter()
     report = mgr.consolidate(len(listen) / 16000 + 5.0)
     seconds = time.perf_counter() - t0   # with the ASR workers' start-up: the first consolidation pays it
-    if hasattr(asr_engine, "close"):
-        asr_engine.close()
+    mgr.close()
     return {"seconds": seconds, "sessions_found": report.sessions_found, "true_sessions": len(metas),
             "written": sum(o.status == "written" for o in report.outcomes), "users": len(store.list_users())}
 

@@ -157,10 +157,7 @@ def tune_decode(segmenter: TaggerSegmenter, data, grid=np.arange(0.0, 0.96, 0.05
         if best is None or top > best[0] + 1e-9:
             best = (top, ties[len(ties) // 2])
     f1, cfg = best
-    return cfg, {"f1@5": float(f1), "voice_split_cosine": cfg.voice_split_cosine,
-                 "voice_lookahead_turns": cfg.voice_lookahead_turns, "voice_split_pitch": cfg.voice_split_pitch,
-                 "voice_split_contrast": cfg.voice_split_contrast, "voice_split_search": cfg.voice_split_search,
-                 "voice_min_side_turns": cfg.voice_min_side_turns}
+    return cfg, {"f1@5": float(f1), **{k: v for k, v in asdict(cfg).items() if k.startswith("voice_")}}
 
 
 def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig = TaggerConfig(),
