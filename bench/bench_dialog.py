@@ -4,9 +4,15 @@ Random-weight moshi LMs (real moshi code, real 3000-step context and 17-channel 
 All configurations of one size are measured side by side in one stream: blocks of steps rotate through
 no chunk / L1 / L1+L2, so CPU frequency drift hits all three alike. On CUDA moshi captures the step in
 a CUDA graph and the pinned step is graph-safe (always attended, inactive regions masked in place), so
-stock moshi ("none", no bank installed) is timed in a session of its own first, then "masked" (the
-runtime with no chunk) / L1 / L1+L2 side by side. `--check-graph` also checks, on a tiny model, that
-the graphed pinned step gives the eager step's greedy tokens across a chunk switch.
+stock moshi ("none", the layers detached from the bank) needs a session of its own: `--rounds` stock
+sessions alternate with "masked" (the runtime with no chunk) / L1 / L1+L2 sessions.
+
+On an H200 the first CUDA graph capture of a process gave a faster replay than any later one (7B step
+14.4 vs 16.6 ms), so the first timed session (`--first-session`, before any other capture) is reported
+on its own: run once with `--first-session none` and once with `L1+L2` to compare that regime, the one a
+robot's single long dialog runs in. `--check-graph` (run last) checks on a tiny model that the graphed
+pinned step gives the eager step's greedy tokens across a chunk switch, and the graphed prefill the
+eager one's keys.
 
     python bench/bench_dialog.py                      # tiny (~8M) and ~40M on CPU
     python bench/bench_dialog.py --sizes 7b --device cuda --dtype bf16 --check-graph  # full-size moshi, GPU
@@ -64,6 +70,7 @@ CPU_CONFIGS = {"none": (False, False), "L1": (True, False), "L1+L2": (True, True
 # CUDA: the pinned step is graph-safe (always attended, inactive regions masked), so "masked" is the
 # runtime with no chunk, and stock moshi ("none") is measured in a session of its own, before the bank.
 CUDA_CONFIGS = {"masked": (False, False), "L1": (True, False), "L1+L2": (True, True)}
+CONFIG_REGIONS = {"none": (False, False), **CUDA_CONFIGS}
 
 
 def check_finite(lm) -> None:
@@ -77,8 +84,8 @@ def check_finite(lm) -> None:
 
 def measure_steps(lm, bank: MemoryBank | None, device: str, blocks: int, block_steps: int, warmup: int,
                   configs: dict[str, tuple[bool, bool]]) -> dict[str, float]:
-    """Median step time per configuration over interleaved blocks of one continuous stream
-    (`bank` None: stock moshi). Each block's time is its steps' wall time over the block."""
+    """Seconds per step of every block, per configuration, over interleaved blocks of one continuous
+    stream (`bank` None: no region switching). A block's time is its steps' wall time over the block."""
     times: dict[str, list[float]] = {name: [] for name in configs}
     gen = LMGen(lm, use_sampling=True)
     user = torch.randint(0, lm.card, (1, 8, 1), device=device)
@@ -96,7 +103,19 @@ def measure_steps(lm, bank: MemoryBank | None, device: str, blocks: int, block_s
                     gen.step(user)
                 sync(device)
                 times[name].append((time.perf_counter() - start) / block_steps)
-    return {name: statistics.median(t) * 1e3 for name, t in times.items()}
+    return times
+
+
+@contextlib.contextmanager
+def stock_attention(bank: MemoryBank):
+    """Stock moshi attention while inside: the layers forget the bank (their forward is moshi's own)."""
+    for layer in bank.layers:
+        layer.pinned = None
+    try:
+        yield
+    finally:
+        for layer in bank.layers:
+            layer.pinned = bank
 
 
 def check_cuda_graph(device: str, steps: int = 300) -> dict[str, float]:
@@ -111,6 +130,7 @@ def check_cuda_graph(device: str, steps: int = 300) -> dict[str, float]:
 
     def run(graph: bool, switch: bool) -> torch.Tensor:
         bank = MemoryBank(lm, RegionLayout(), graph_safe=graph, joint_softmax=graph)  # vs split, eager
+        bank.graph_prefill = graph
         bank.write(1, ids_a)
         gen, out = LMGen(lm, use_sampling=False), []
         with gen.streaming(1), (contextlib.nullcontext() if graph else no_cuda_graph()):
@@ -122,8 +142,8 @@ def check_cuda_graph(device: str, steps: int = 300) -> dict[str, float]:
         return torch.stack(out)
 
     graphed, eager, unswitched = run(True, True), run(False, True), run(False, False)
-    bank = MemoryBank(lm, RegionLayout())  # the prefill as a CUDA graph: capture on a, replay on b, a
-    bank.graph_prefill = device.startswith("cuda")
+    bank = MemoryBank(lm, RegionLayout())  # the update as a CUDA graph: capture on a, replay on b, a
+    bank.graph_prefill = True
     for ids in (ids_a, ids_b, ids_a):
         bank.write(1, ids)
     replayed = bank.keys.clone()
@@ -134,6 +154,20 @@ def check_cuda_graph(device: str, steps: int = 300) -> dict[str, float]:
             "prefill_graph_vs_eager_max_abs": float((replayed - bank.keys).abs().max()),
             "switch_changes_tokens_after": float((eager[half:] != unswitched[half:]).any(1).float().mean()),
             "equal_before_switch": float((eager[:half] == unswitched[:half]).all(1).float().mean())}
+
+
+def graphed_forward(lm, tokens: torch.Tensor) -> torch.cuda.CUDAGraph:
+    """`lm.forward_text(tokens)` captured as a CUDA graph (warm-up on a side stream first)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.no_grad():
+        with torch.cuda.stream(side):
+            lm.forward_text(tokens)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            lm.forward_text(tokens)
+    return graph
 
 
 def measure_switch(lm, bank: MemoryBank, device: str, repeats: int) -> dict[str, float]:
@@ -156,6 +190,15 @@ def measure_switch(lm, bank: MemoryBank, device: str, repeats: int) -> dict[str,
             forward.append(t2 - t1)
         out[f"switch_L{level}_{steps}_ms"] = statistics.median(switch) * 1e3
         out[f"forward_L{level}_{steps}_ms"] = statistics.median(forward) * 1e3
+        if device.startswith("cuda"):  # one whole forward as a CUDA graph too: the graphed reference
+            graph, replays = graphed_forward(lm, tokens), []
+            for _ in range(repeats):
+                sync(device)
+                t0 = time.perf_counter()
+                graph.replay()
+                sync(device)
+                replays.append(time.perf_counter() - t0)
+            out[f"graph_forward_L{level}_{steps}_ms"] = statistics.median(replays) * 1e3
         if device == "cpu" and repeats:  # the step-by-step prefill the switch replaces, once
             t0 = time.perf_counter()
             bank.write(level, ids, method="stepwise")
@@ -199,12 +242,18 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=15)
     ap.add_argument("--block-steps", type=int, default=20)
     ap.add_argument("--switch-repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="CUDA: alternating stock / pinned sessions (medians over all their blocks)")
     ap.add_argument("--warmup", type=int, default=3100, help="steps before timing (3100 fills the ring)")
     ap.add_argument("--attention", help="comma list of " + ", ".join(ATTENTION_VARIANTS) + " timed side by "
                     "side (default: the runtime's, joint); the first gives the headline")
     ap.add_argument("--check-graph", action="store_true",
                     help="CUDA: graphed vs eager pinned step (greedy) and graphed vs eager region prefill")
-    ap.add_argument("--graph-prefill", action="store_true", help="CUDA: time switches with the graphed prefill")
+    ap.add_argument("--first-session", choices=list(CONFIG_REGIONS), default="L1+L2",
+                    help="CUDA: time this configuration first, before any other CUDA graph capture in the "
+                    "process (first size only; see docs/dialog.md); run once per configuration to compare")
+    ap.add_argument("--graph-prefill", action="store_true",
+                    help="CUDA: time switches with the opt-in CUDA-graph prefill (MemoryBank.graph_prefill)")
     ap.add_argument("--memory-steps", type=int, default=0, help="0 skips the memory run")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", type=Path)
@@ -213,26 +262,35 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype or ("bf16" if args.device != "cpu" else "fp32")]
     results: dict[str, object] = {"device": args.device, "dtype": str(dtype), "torch_threads": torch.get_num_threads()}
-    if args.check_graph and args.device.startswith("cuda"):
-        results["cuda_graph_check"] = check_cuda_graph(args.device)
-        print("cuda_graph_check", json.dumps(results["cuda_graph_check"]), flush=True)
     variants = (args.attention or "joint").split(",")
     for size in args.sizes.split(","):
         lm = build_lm(size, args.device, dtype)
         check_finite(lm)
         row: dict[str, float] = {"params_m": sum(p.numel() for p in lm.parameters()) / 1e6}
         run = dict(device=args.device, blocks=args.blocks, block_steps=args.block_steps, warmup=args.warmup)
-        steps: dict[str, float] = {}
-        if args.device.startswith("cuda"):
-            steps.update(measure_steps(lm, None, configs={"none": (False, False)}, **run))
         bank = MemoryBank(lm, RegionLayout())
-        bank.graph_prefill = args.graph_prefill
         bank.write(1, region_ids(lm, 512))
         bank.write(2, region_ids(lm, 256))
-        for i, variant in enumerate(variants):  # the first is the runtime's default: the headline numbers
-            bank.joint_softmax, bank.fused_attention = ATTENTION_VARIANTS[variant]
-            got = measure_steps(lm, bank, configs=CUDA_CONFIGS if bank.graph_safe else CPU_CONFIGS, **run)
-            steps.update(got if i == 0 else {f"{k}[{variant}]": v for k, v in got.items()})
+        blocks: dict[str, list[float]] = {}
+        if args.device.startswith("cuda") and args.first_session and size == args.sizes.split(",")[0]:
+            # nothing captured a CUDA graph in this process yet: the regime of a robot's one long dialog
+            name = args.first_session
+            with stock_attention(bank) if name == "none" else contextlib.nullcontext():
+                got = measure_steps(lm, None if name == "none" else bank, configs={name: CONFIG_REGIONS[name]},
+                                    **run)
+            row[f"first_session_step_ms_{name}"] = statistics.median(got[name]) * 1e3
+        bank.graph_prefill = args.graph_prefill  # its first capture comes at the first timed switch
+        for _ in range(args.rounds):  # CUDA: stock and pinned sessions alternate, so drift hits both
+            if args.device.startswith("cuda"):
+                with stock_attention(bank):
+                    got = measure_steps(lm, None, configs={"none": (False, False)}, **run)
+                    blocks.setdefault("none", []).extend(got["none"])
+            for i, variant in enumerate(variants):  # the first is the runtime's default: the headline
+                bank.joint_softmax, bank.fused_attention = ATTENTION_VARIANTS[variant]
+                got = measure_steps(lm, bank, configs=CUDA_CONFIGS if bank.graph_safe else CPU_CONFIGS, **run)
+                for k, v in got.items():
+                    blocks.setdefault(k if i == 0 else f"{k}[{variant}]", []).extend(v)
+        steps = {k: statistics.median(v) * 1e3 for k, v in blocks.items()}
         bank.joint_softmax, bank.fused_attention = ATTENTION_VARIANTS[variants[0]]
         row.update({f"step_ms_{k}": v for k, v in steps.items()})
         row.update({f"steps_per_s_{k}": 1e3 / v for k, v in steps.items()})
@@ -250,6 +308,9 @@ def main() -> None:
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
+    if args.check_graph and args.device.startswith("cuda"):  # last: its captures would end the first session
+        results["cuda_graph_check"] = check_cuda_graph(args.device)
+        print("cuda_graph_check", json.dumps(results["cuda_graph_check"]), flush=True)
     if args.memory_steps:
         results["memory"] = measure_memory(args.memory_steps, args.device)
         print("memory", json.dumps(results["memory"]), flush=True)

@@ -62,10 +62,15 @@ def default_horizon(context: int | None) -> int | None:
     return None if context is None else context - 1
 
 
+def streaming_modules(module: nn.Module) -> list[StreamingModule]:
+    return [m for m in module.modules() if isinstance(m, StreamingModule)]
+
+
 @contextlib.contextmanager
-def detached_streaming(module: nn.Module) -> Iterator[None]:
-    """Run `module` outside its streaming state (the dialog's ring caches stay untouched)."""
-    saved = [(m, m._streaming_state) for m in module.modules() if isinstance(m, StreamingModule)]
+def detached_streaming(modules: Sequence[StreamingModule]) -> Iterator[None]:
+    """Run `modules` outside their streaming state (the dialog's ring caches stay untouched). The list
+    comes from `streaming_modules`, once: walking a 7B model's modules on every switch costs ~1 ms."""
+    saved = [(m, m._streaming_state) for m in modules]
     for m, _ in saved:
         m._streaming_state = None
     try:
@@ -104,10 +109,13 @@ class MemoryBank:
         # attention per part merged by log-sum-exp; joint was faster on CPU and on an H200 (docs/dialog.md)
         self.joint_softmax = joint_softmax
         self.fused_attention = True
-        # CUDA only, off by default: capture the region prefill as a CUDA graph per region length
-        # (_prefill_graphed). Not yet measured on a GPU: `bench_dialog.py --check-graph` checks it.
+        # CUDA opt-in: a switch replays a CUDA graph of the whole region update (_write_graphed). On an
+        # H200 (7B) it cut an L1 switch from 43-47 ms to 20 ms, but after any further CUDA graph capture
+        # in the process moshi's graphed step ran 14.6 -> 16.8 ms, every step: off (docs/dialog.md).
         self.graph_prefill = False
-        self._prefill_graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, list]] = {}
+        self._prefill_graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
+        self._streaming = streaming_modules(lm.transformer)
+        self._rotations: dict[int, torch.Tensor] = {}
         self.record_mass = False
         self.active: dict[int, bool] = {LEVEL1: False, LEVEL2: False}
         self._span = (0, 0)
@@ -149,42 +157,75 @@ class MemoryBank:
     def write(self, level: int, text_ids: Sequence[int], method: str = "batched") -> None:
         """Fill one region's keys/values from its tokens and attend it from the next step on.
 
-        `batched` is the runtime path (one forward over the region); `stepwise` feeds the same tokens one
-        step at a time through a fresh streaming state and exists to check that both agree.
+        `batched` is the runtime path (one forward over the region, replayed as a CUDA graph on CUDA);
+        `stepwise` feeds the same tokens one step at a time through a fresh streaming state and exists
+        to check that both agree.
         """
-        start, steps = self.layout.span(level)
         tokens = self.region_tokens(level, text_ids)
-        kvs = self._prefill_batched(tokens) if method == "batched" else self._prefill_stepwise(tokens)
-        # stored relative to the horizon (see pinned_attention): virtual position j - R, minus horizon.
-        # Every key of the region moves by the same shift, i.e. the same rotation: one [D, D] matrix
-        # product over all layers at once (fp32, like moshi's own RoPE), not per-position rotations.
-        shift = torch.full((1, 1), start - self.layout.total - (self.horizon or 0), device=self.keys.device)
-        rope = self.layers[0].rope
-        assert rope is not None, "pinned regions need a RoPE transformer"
-        rotate = rope_matrix(*rope_angles(shift, self.keys.shape[-1], rope.max_period), rope.interleave,
-                             torch.float32)
-        keys, values = torch.cat([k for k, _ in kvs]), torch.cat([v for _, v in kvs])
-        self.keys[:, 0, :, start:start + steps].copy_(torch.matmul(keys.float(), rotate))
-        self.values[:, 0, :, start:start + steps].copy_(values)
-        self.set_active(level, True)
-
-    def _prefill_batched(self, tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        if self.graph_prefill and tokens.is_cuda:
+        if method == "batched" and self.graph_prefill and tokens.is_cuda:
             try:
-                return self._prefill_graphed(tokens)
+                self._write_graphed(level, tokens)
+                self.set_active(level, True)
+                return
             except RuntimeError as exc:  # capture refused on this GPU/torch: eager from now on
                 self.graph_prefill = False
                 self._prefill_graphs.clear()
                 log.warning("CUDA graph capture of the MemChunk prefill failed (%s): eager prefill", exc)
-        return self._run_prefill(tokens, stop_early=True)
+        if method == "batched":
+            kvs = self._run_prefill(tokens)
+        else:
+            kvs = self._prefill_stepwise(tokens)
+        self._store(level, kvs)
+        self.set_active(level, True)
 
-    def _run_prefill(self, tokens: torch.Tensor, stop_early: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _store(self, level: int, kvs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Rotate the prefill's keys to the region's place and copy keys/values into it.
+
+        Stored relative to the horizon (see pinned_attention): virtual position j - R, minus horizon.
+        Every key of the region moves by the same shift, i.e. the same rotation: one [D, D] matrix
+        product over all layers at once (fp32, like moshi's own RoPE), not per-position rotations.
+        """
+        start, steps = self.layout.span(level)
+        if level not in self._rotations:  # fixed per region: built once
+            shift = torch.full((1, 1), start - self.layout.total - (self.horizon or 0), device=self.keys.device)
+            rope = self.layers[0].rope
+            assert rope is not None, "pinned regions need a RoPE transformer"
+            self._rotations[level] = rope_matrix(*rope_angles(shift, self.keys.shape[-1], rope.max_period),
+                                                 rope.interleave, torch.float32)
+        keys, values = torch.cat([k for k, _ in kvs]), torch.cat([v for _, v in kvs])
+        self.keys[:, 0, :, start:start + steps].copy_(torch.matmul(keys.float(), self._rotations[level]))
+        self.values[:, 0, :, start:start + steps].copy_(values)
+
+    def _write_graphed(self, level: int, tokens: torch.Tensor) -> None:
+        """The region update (prefill, rotation, copy into the bank) as a CUDA graph, captured once per
+        level and replayed on every switch.
+
+        An eager forward over a region is bound by Python/kernel-launch time on a large GPU (a 7B
+        forward over 512 steps: 52 ms eager, 19 ms as a graph on an H200), so a replay is what keeps a
+        switch within one forward. The last layer still stops after its keys/values: the exception is
+        caught inside the capture, so the graph simply holds fewer kernels.
+        """
+        if level not in self._prefill_graphs:
+            static = tokens.clone()
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up outside the graph, as torch's CUDA graph docs ask
+                self._store(level, self._run_prefill(static))
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._store(level, self._run_prefill(static))
+            self._prefill_graphs[level] = (graph, static)
+        graph, static = self._prefill_graphs[level]
+        static.copy_(tokens)
+        graph.replay()
+
+    def _run_prefill(self, tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """One forward over the region outside the dialog's streaming state; every layer's keys/values.
-        `stop_early`: the last layer ends the forward once its keys/values are recorded."""
+        The last layer ends the forward once its keys/values are recorded."""
         self._prefilling = True
-        self.layers[-1].stop_after_capture = stop_early
         try:
-            with detached_streaming(self.lm.transformer):
+            with detached_streaming(self._streaming):
                 for layer in self.layers:
                     layer.capture = []
                 try:
@@ -194,41 +235,14 @@ class MemoryBank:
                 return [layer.capture[0] for layer in self.layers]  # type: ignore[index]
         finally:
             self._prefilling = False
-            self.layers[-1].stop_after_capture = True
             for layer in self.layers:
                 layer.capture = None
-
-    def _prefill_graphed(self, tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The prefill as a CUDA graph, captured once per region length and replayed on every switch.
-
-        An eager forward over a region is bound by Python/kernel-launch time on a large GPU (a 7B
-        forward over 512 steps: ~40 ms on the CPU side for ~12 ms of GPU work), so a replay makes a
-        switch several times cheaper than one eager forward. The graph runs the whole forward (an
-        exception cannot end a capture); its outputs live in the graph's memory and are copied into
-        the bank right after each replay.
-        """
-        steps = tokens.shape[-1]
-        if steps not in self._prefill_graphs:
-            static = tokens.clone()
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):  # warm-up outside the graph, as torch's CUDA graph docs ask
-                self._run_prefill(static, stop_early=False)
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                outputs = self._run_prefill(static, stop_early=False)
-            self._prefill_graphs[steps] = (graph, static, outputs)
-        graph, static, outputs = self._prefill_graphs[steps]
-        static.copy_(tokens)
-        graph.replay()
-        return outputs
 
     def _prefill_stepwise(self, tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         steps = tokens.shape[-1]
         self._prefilling = True
         try:
-            with detached_streaming(self.lm.transformer), self.lm.transformer.streaming(1):
+            with detached_streaming(self._streaming), self.lm.transformer.streaming(1):
                 for t in range(steps):
                     self.lm.forward_text(tokens[:, :, t:t + 1])
                 caches = [layer._streaming_state.kv_cache.cache for layer in self.layers]  # type: ignore[union-attr]
