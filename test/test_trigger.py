@@ -302,6 +302,33 @@ def test_decode_cuts_a_region_where_the_voice_changes():
     assert len(decode(probs, same, lower, replace(cfg, voice_split_pitch=0.5))) == 1
 
 
+def test_a_cut_starts_at_a_first_word_too_short_to_be_a_turn_when_the_tagger_is_sure():
+    """Back-to-back users: the second one's first word ("Thanks," then a pause) is shorter than a turn,
+    so the voice cut lies at the next turn; the session starts at the word when the tagger is sure."""
+    from egomem_ros.memory.step_features import FEATURES, LISTEN_FEATURES, SPEAK_FLOOR
+    from egomem_ros.memory.tagger import DecodeConfig, decode
+
+    n = 200
+    probs = np.zeros((n, 4), np.float32)
+    probs[:, 0] = 1.0
+    probs[20:180] = [0.0, 0.05, 0.9, 0.05]
+    feats = np.zeros((n, FEATURES), np.float32)
+    feats[:, -1] = SPEAK_FLOOR
+    voice = np.zeros((n, 2), np.float32)
+    for start, who in [(20, 0), (70, 0), (130, 1)]:          # user A twice, then user B
+        feats[start:start + 20, :LISTEN_FEATURES] = 5.0
+        feats[start + 24:start + 44, -1] = 0.0                # the robot answers each turn
+        voice[start:start + 20, who] = 1.0
+    feats[120:125, :LISTEN_FEATURES] = 5.0                    # B's first word: 5 steps, then a pause
+    voice[120:125, 1] = 1.0
+    cfg = DecodeConfig(voice_split_cosine=0.5)
+    assert decode(probs, voice, feats, cfg) == [Session(20, 113), Session(130, 173)]
+    probs[120, 1] = 0.9                                       # the tagger hears B start at the word
+    assert decode(probs, voice, feats, cfg) == [Session(20, 113), Session(120, 173)]
+    probs[120, 1] = cfg.sure_start - 0.01                     # not sure: the cut stays at the turn
+    assert decode(probs, voice, feats, cfg) == [Session(20, 113), Session(130, 173)]
+
+
 def test_decode_keeps_a_turn_whole_when_the_tagger_loses_the_voice_inside_it():
     """An unfamiliar voice can read as non-dialog sound to the tagger halfway through a turn. The gap
     that splits regions is measured from the turns, so one user's turn does not split the session;
@@ -492,6 +519,20 @@ def test_random_voices_are_new_espeak_variants_for_training_only(tmp_path):
     assert not any(is_synthetic(m["voice"]) or "variant" in m for m in meta)
     with pytest.raises(ValueError, match="training streams only"):
         make_streams(tmp_path / "x", 1, split="test", random_voices=0.5)
+
+
+def test_streams_can_be_made_of_chosen_voices(tmp_path):
+    """A validation set of voices neither training nor the test split uses: the users come from the
+    list; a variant espeak-ng does not have (it would silently speak the base voice) is refused."""
+    from egomem_ros.memory.synth import VOICES, StreamSpec, make_stream, make_streams
+
+    chosen = ("en-us+m7", "en-gb+adam")
+    assert not set(chosen) & set(VOICES["train"] + VOICES["test"])
+    *_, meta = make_stream(StreamSpec(sessions=3, seed=5, voices=chosen), tmp_path)
+    assert {m["voice"] for m in meta} <= set(chosen) and len(meta) == 3
+    for bad in ("en-us+nosuchvariant", "xx-nosuchlang"):
+        with pytest.raises(ValueError, match="no voice"):
+            make_streams(tmp_path / "x", 1, voices=["en-us+m7", bad])
 
 
 def test_validation_never_holds_out_generated_voices(tmp_path):

@@ -25,6 +25,9 @@ def make_streams(out: Annotated[Path, typer.Option("--out", "-o", help="Folder f
                  random_voices: Annotated[float, typer.Option(
                      help="Train split: probability that a user is a generated espeak-ng variant (a new speaker) "
                           "instead of one of the pool's.")] = 0.0,
+                 voices: Annotated[str, typer.Option(
+                     help="Comma-separated espeak-ng voices (base+variant) to draw the users from instead of the "
+                          "split's pool, e.g. variants neither training nor the test split uses.")] = "",
                  workers: Annotated[int, typer.Option(help="Parallel processes.")] = 2) -> None:
     """Synthesize dialog streams (espeak-ng voices, robot voice, noise, echo, interruptions)."""
     from ..memory.synth import make_streams as synth
@@ -34,6 +37,7 @@ def make_streams(out: Annotated[Path, typer.Option("--out", "-o", help="Folder f
     try:
         paths = synth(out, count, seed=seed, split=split, workers=workers, p_back_to_back=p_back_to_back,
                       voice_warp=voice_warp, random_voices=random_voices,
+                      voices=[v.strip() for v in voices.split(",") if v.strip()],
                       progress=lambda it, total: track(it, total=total, description="streams", console=err_console))
     except (RuntimeError, ValueError) as err:
         fail(str(err))

@@ -13,12 +13,13 @@ import math
 import random
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .espeak_variants import SYNTHETIC_PREFIX, data_path_with, espeak_exe, random_variant
+from .espeak_variants import SYNTHETIC_PREFIX, data_path_with, espeak_exe, random_variant, unknown_voices
 from .sessions import STEP_S, Session, labels_from_sessions, write_labels
 
 SR = 16_000
@@ -67,6 +68,7 @@ class StreamSpec:
     p_back_to_back: float = 0.3
     voice_warp: float = 0.0      # each user's voice is warped by a factor in [1 / (1 + w), 1 + w] (0: off)
     random_voices: float = 0.0   # probability that a user is a generated espeak-ng variant (train split only)
+    voices: tuple[str, ...] = ()  # the users' espeak-ng voices instead of the split's pool (e.g. a validation set)
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
     clips: list[tuple[str, int, np.ndarray]] = []  # (channel, start sample, pcm)
     sessions, meta = [], []
     t = int(rng.uniform(1.0, 4.0) * SR)
-    names = session_voices(VOICES[spec.split], spec.sessions, rng)
+    names = session_voices(list(spec.voices) or VOICES[spec.split], spec.sessions, rng)
     robot = Voice(ROBOT_VOICE, 165, 45, 0.6)
     for k in range(spec.sessions):
         voice = Voice.random(names[k], rng)
@@ -254,21 +256,23 @@ def write_stream(folder: Path, spec: StreamSpec) -> Path:
     return folder
 
 
-def _write_one(args: tuple[str, int, int, str, float, float, float]) -> str:
-    out, idx, seed, split, p_back_to_back, voice_warp, random_voices = args
+def _write_one(args: tuple[str, int, int, str, float, float, float, tuple[str, ...]]) -> str:
+    out, idx, seed, split, p_back_to_back, voice_warp, random_voices, voices = args
     spec = StreamSpec(sessions=random.Random(seed).randint(2, 5), seed=seed, split=split, p_back_to_back=p_back_to_back,
-                      voice_warp=voice_warp, random_voices=random_voices)
+                      voice_warp=voice_warp, random_voices=random_voices, voices=voices)
     return str(write_stream(Path(out) / f"stream_{idx:04d}", spec))
 
 
 def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", workers: int = 2,
                  p_back_to_back: float = 0.3, voice_warp: float = 0.0, random_voices: float = 0.0,
-                 progress=None) -> list[Path]:
+                 voices: Sequence[str] = (), progress=None) -> list[Path]:
     """Write `count` stream folders under `out` (in parallel processes). `p_back_to_back`: how often the
     next user starts right after a session, so that only the voice tells the two sessions apart.
     `voice_warp`: warp each user's voice by up to this fraction, so that the few espeak-ng variants
     become many speakers for training (a voice head learns what "another voice" is from many).
-    `random_voices`: how often a user is a generated espeak-ng variant instead (`espeak_variants.py`)."""
+    `random_voices`: how often a user is a generated espeak-ng variant instead (`espeak_variants.py`).
+    `voices`: `base+variant` espeak-ng voices the users are drawn from instead of the split's pool (the
+    split still chooses the noise kinds), e.g. variants that neither training nor the test split uses."""
     from concurrent.futures import ProcessPoolExecutor
 
     if split not in VOICES:
@@ -282,8 +286,12 @@ def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", 
     if random_voices and split != "train":
         raise ValueError("random voices are for training streams only: test voices are espeak-ng's own")
     espeak_exe()
+    bad = unknown_voices(list(voices))
+    if bad:
+        raise ValueError(f"espeak-ng has no voice {', '.join(bad)} (a base voice, or base+variant from its voices/!v)")
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out), i, seed * 100_003 + i, split, p_back_to_back, voice_warp, random_voices) for i in range(count)]
+    jobs = [(str(out), i, seed * 100_003 + i, split, p_back_to_back, voice_warp, random_voices, tuple(voices))
+            for i in range(count)]
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         results = pool.map(_write_one, jobs)
         return [Path(p) for p in (progress(results, total=count) if progress else results)]

@@ -103,7 +103,7 @@ class DecodeConfig:
     min_turn_steps: int = 8           # shorter voiced runs (echo tails, coughs) are not turns
     turn_gap_steps: int = 3           # voiced runs this close are one turn
     snap_steps: int = 4               # a cut's start snaps to the most likely start step this close
-    sure_start: float = 0.3           # a region starts where the tagger does if it is this sure; else at the first word
+    sure_start: float = 0.3           # a region or cut starts where the tagger does if it is this sure; else at the first word
     lead_steps: int = 15              # a user turn starting this close before a region and running into it starts it
 
     def __post_init__(self):
@@ -272,6 +272,12 @@ def _split_region(a: int, b: int, probs: np.ndarray, voice: np.ndarray, pitch: n
         # the new session starts at the tagger's most likely start near the onset (no opinion: the onset)
         near = probs[lo:hi + 1, START] - 1e-4 * np.abs(np.arange(lo, hi + 1) - onset)
         new_start = lo + int(np.argmax(near))
+        # the new user's first words can be too short to be a turn ("Thanks," then a pause; the robot may
+        # even answer them): the session starts where the tagger is sure it does, after the last turn
+        if lo > prev_end + 1:
+            early = probs[prev_end + 1:lo, START]
+            if early.max() >= cfg.sure_start:
+                new_start = prev_end + 1 + int(np.argmax(early))
         sessions.append(Session(start, _last_word(robot, turns, start, new_start - 1)))
         start = new_start
     return sessions + [Session(start, _last_word(robot, turns, start, b))]
