@@ -302,9 +302,10 @@ def test_decode_cuts_a_region_where_the_voice_changes():
     assert len(decode(probs, same, lower, replace(cfg, voice_split_pitch=0.5))) == 1
 
 
-def test_a_cut_starts_at_a_first_word_too_short_to_be_a_turn_when_the_tagger_is_sure():
+def test_a_cut_starts_at_a_first_word_too_short_to_be_a_turn():
     """Back-to-back users: the second one's first word ("Thanks," then a pause) is shorter than a turn,
-    so the voice cut lies at the next turn; the session starts at the word when the tagger is sure."""
+    so the voice cut lies at the next turn; the session starts at the word when it is heard (a voiced
+    step up to `lead_steps` before the turn, after the robot's last word) or the tagger is sure of it."""
     from egomem_ros.memory.step_features import FEATURES, LISTEN_FEATURES, SPEAK_FLOOR
     from egomem_ros.memory.tagger import DecodeConfig, decode
 
@@ -317,13 +318,15 @@ def test_a_cut_starts_at_a_first_word_too_short_to_be_a_turn_when_the_tagger_is_
     voice = np.zeros((n, 2), np.float32)
     for start, who in [(20, 0), (70, 0), (130, 1)]:          # user A twice, then user B
         feats[start:start + 20, :LISTEN_FEATURES] = 5.0
-        feats[start + 24:start + 44, -1] = 0.0                # the robot answers each turn
+        feats[start + 24:start + 44, -1] = 0.0                # the robot answers each turn (A's last: to 113)
         voice[start:start + 20, who] = 1.0
-    feats[120:125, :LISTEN_FEATURES] = 5.0                    # B's first word: 5 steps, then a pause
-    voice[120:125, 1] = 1.0
     cfg = DecodeConfig(voice_split_cosine=0.5)
     assert decode(probs, voice, feats, cfg) == [Session(20, 113), Session(130, 173)]
-    probs[120, 1] = 0.9                                       # the tagger hears B start at the word
+    word = feats.copy()
+    word[120:125, :LISTEN_FEATURES] = 5.0                     # B's first word: 5 steps, then a pause
+    assert decode(probs, voice, word, cfg) == [Session(20, 113), Session(120, 173)]
+    assert decode(probs, voice, word, replace(cfg, lead_steps=5)) == [Session(20, 113), Session(130, 173)]
+    probs[120, 1] = 0.9                                       # too quiet to hear, but the tagger is sure
     assert decode(probs, voice, feats, cfg) == [Session(20, 113), Session(120, 173)]
     probs[120, 1] = cfg.sure_start - 0.01                     # not sure: the cut stays at the turn
     assert decode(probs, voice, feats, cfg) == [Session(20, 113), Session(130, 173)]

@@ -104,7 +104,7 @@ class DecodeConfig:
     turn_gap_steps: int = 3           # voiced runs this close are one turn
     snap_steps: int = 4               # a cut's start snaps to the most likely start step this close
     sure_start: float = 0.3           # a region or cut starts where the tagger does if it is this sure; else at the first word
-    lead_steps: int = 15              # a user turn starting this close before a region and running into it starts it
+    lead_steps: int = 15              # a user turn (or, at a cut, any voiced step) this close before a region starts it
 
     def __post_init__(self):
         if self.voice_split_search not in ("sequential", "binary"):
@@ -272,12 +272,18 @@ def _split_region(a: int, b: int, probs: np.ndarray, voice: np.ndarray, pitch: n
         # the new session starts at the tagger's most likely start near the onset (no opinion: the onset)
         near = probs[lo:hi + 1, START] - 1e-4 * np.abs(np.arange(lo, hi + 1) - onset)
         new_start = lo + int(np.argmax(near))
-        # the new user's first words can be too short to be a turn ("Thanks," then a pause; the robot may
-        # even answer them): the session starts where the tagger is sure it does, after the last turn
+        # the new user's first words can be too short to be a turn ("Thanks," then a pause): the session
+        # starts where the tagger is sure it does after the last turn (the robot may even answer them) ...
         if lo > prev_end + 1:
             early = probs[prev_end + 1:lo, START]
             if early.max() >= cfg.sure_start:
                 new_start = prev_end + 1 + int(np.argmax(early))
+        # ... or at a voiced step up to `lead_steps` before the onset, after the last word before it
+        spoken = np.flatnonzero(robot[prev_end + 1:onset])
+        after = max(prev_end + 1 + (int(spoken[-1]) + 1 if spoken.size else 0), onset - cfg.lead_steps)
+        first = np.flatnonzero(voiced[after:onset])
+        if first.size:
+            new_start = min(new_start, after + int(first[0]))
         sessions.append(Session(start, _last_word(robot, turns, start, new_start - 1)))
         start = new_start
     return sessions + [Session(start, _last_word(robot, turns, start, b))]
