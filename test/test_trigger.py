@@ -249,18 +249,25 @@ def test_supervised_contrastive_loss_prefers_grouped_voices():
     assert session_ids(np.array([0, 1, 2, 3, 0, 1, 3, 0])).tolist() == [-1, 0, 0, 0, -1, 1, 1, -1]
 
 
+def _silent_stream(n: int, dialog: tuple[int, int]):
+    """`n` steps of silence, no robot, no voice; the tagger hears a dialog in [start, end).
+    Returns (probs, voice, feats)."""
+    from egomem_ros.memory.step_features import FEATURES, SPEAK_FLOOR
+
+    probs = np.zeros((n, 4), np.float32)
+    probs[:, 0] = 1.0
+    probs[dialog[0]:dialog[1]] = [0.0, 0.05, 0.9, 0.05]
+    feats = np.zeros((n, FEATURES), np.float32)
+    feats[:, -1] = SPEAK_FLOOR
+    return probs, np.zeros((n, 2), np.float32), feats
+
+
 def _decode_fixture(change_at: int):
     """A 200-step region of four user turns (each followed by a robot reply); the voice changes at turn
     `change_at`. Returns (probs, voice, feats, turn onsets)."""
-    from egomem_ros.memory.step_features import FEATURES, LISTEN_FEATURES, SPEAK_FLOOR
+    from egomem_ros.memory.step_features import LISTEN_FEATURES
 
-    n = 260
-    probs = np.zeros((n, 4), np.float32)
-    probs[:, 0] = 1.0
-    probs[20:220] = [0.0, 0.05, 0.9, 0.05]
-    feats = np.zeros((n, FEATURES), np.float32)
-    feats[:, -1] = SPEAK_FLOOR
-    voice = np.zeros((n, 2), np.float32)
+    probs, voice, feats = _silent_stream(260, (20, 220))
     onsets = [20, 70, 120, 170]
     for k, s in enumerate(onsets):
         feats[s:s + 20, :LISTEN_FEATURES] = 5.0             # user speaks for 20 steps
@@ -306,16 +313,10 @@ def test_a_cut_starts_at_a_first_word_too_short_to_be_a_turn():
     """Back-to-back users: the second one's first word ("Thanks," then a pause) is shorter than a turn,
     so the voice cut lies at the next turn; the session starts at the word when it is heard (a voiced
     step up to `lead_steps` before the turn, after the robot's last word) or the tagger is sure of it."""
-    from egomem_ros.memory.step_features import FEATURES, LISTEN_FEATURES, SPEAK_FLOOR
+    from egomem_ros.memory.step_features import LISTEN_FEATURES
     from egomem_ros.memory.tagger import DecodeConfig, decode
 
-    n = 200
-    probs = np.zeros((n, 4), np.float32)
-    probs[:, 0] = 1.0
-    probs[20:180] = [0.0, 0.05, 0.9, 0.05]
-    feats = np.zeros((n, FEATURES), np.float32)
-    feats[:, -1] = SPEAK_FLOOR
-    voice = np.zeros((n, 2), np.float32)
+    probs, voice, feats = _silent_stream(200, (20, 180))
     for start, who in [(20, 0), (70, 0), (130, 1)]:          # user A twice, then user B
         feats[start:start + 20, :LISTEN_FEATURES] = 5.0
         feats[start + 24:start + 44, -1] = 0.0                # the robot answers each turn (A's last: to 113)
