@@ -158,8 +158,8 @@ class MemoryBank:
         """Fill one region's keys/values from its tokens and attend it from the next step on.
 
         `batched` is the runtime path (one forward over the region; a CUDA graph replay when
-        `graph_prefill` is on); `stepwise` feeds the same tokens one step at a time through a fresh streaming state and exists
-        to check that both agree.
+        `graph_prefill` is on); `stepwise` feeds the same tokens one step at a time through a fresh
+        streaming state and exists to check that both agree.
         """
         tokens = self.region_tokens(level, text_ids)
         if method == "batched" and self.graph_prefill and tokens.is_cuda:
@@ -201,8 +201,9 @@ class MemoryBank:
         level and replayed on every switch.
 
         An eager forward over a region is bound by Python/kernel-launch time on a large GPU (a 7B
-        forward over 512 steps: 43-80 ms eager, 19 ms as a graph on an H200). The last layer still stops after its keys/values: the exception is
-        caught inside the capture, so the graph simply holds fewer kernels.
+        forward over 512 steps: 43-80 ms eager, 19 ms as a graph on an H200). The last layer still
+        stops after its keys/values: the exception is caught inside the capture, so the graph simply
+        holds fewer kernels.
         """
         if level not in self._prefill_graphs:
             static = tokens.clone()

@@ -85,9 +85,6 @@ def data_path_with(variants: dict[str, str], root: Path) -> Path:
     return root
 
 
-__all__ = ["SYNTHETIC_PREFIX", "data_path_with", "espeak_exe", "is_synthetic", "random_variant", "system_data_dir"]
-
-
 def unknown_voices(voices: list[str]) -> list[str]:
     """The `base+variant` names espeak-ng cannot speak. An unknown variant is silently ignored by
     espeak-ng (it speaks the base voice), so variants are looked up in its data; bases are tried."""
@@ -101,3 +98,7 @@ def unknown_voices(voices: list[str]) -> list[str]:
         if not known:
             bad.append(voice)
     return bad
+
+
+__all__ = ["SYNTHETIC_PREFIX", "data_path_with", "espeak_exe", "is_synthetic", "random_variant", "system_data_dir",
+           "unknown_voices"]

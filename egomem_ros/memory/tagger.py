@@ -103,7 +103,7 @@ class DecodeConfig:
     min_turn_steps: int = 8           # shorter voiced runs (echo tails, coughs) are not turns
     turn_gap_steps: int = 3           # voiced runs this close are one turn
     snap_steps: int = 4               # a cut's start snaps to the most likely start step this close
-    sure_start: float = 0.3           # a region or cut starts where the tagger does if it is this sure; else at the first word
+    sure_start: float = 0.3           # a region or cut starts where the tagger does if this sure; else at the first word
     lead_steps: int = 15              # a user turn (or, at a cut, any voiced step) this close before a region starts it
 
     def __post_init__(self):
