@@ -17,6 +17,7 @@ eager one's keys.
     python bench/bench_dialog.py                      # tiny (~8M) and ~40M on CPU
     python bench/bench_dialog.py --sizes 7b --device cuda --dtype bf16 --check-graph  # full-size moshi, GPU
     python bench/bench_dialog.py --memory-steps 20000 # steady-state RSS over a long stream
+    python bench/bench_dialog.py --sizes 7b --device cuda --engine-steps 200 [--graph-prefill]  # Mimi + LM step
 """
 from __future__ import annotations
 
@@ -234,6 +235,45 @@ def measure_memory(steps: int, device: str) -> dict[str, object]:
             "engine_step_ms": round((time.perf_counter() - start) / steps * 1e3, 2)}
 
 
+def measure_engine(size: str, device: str, dtype: torch.dtype, steps: int, graph_prefill: bool) -> dict[str, float]:
+    """The whole `DialogEngine` step (Mimi encode + LM + Mimi decode, both chunks), before and after an L1
+    switch half-way: Mimi's own CUDA graphs are in this process too, which is how a robot runs. Sizes
+    other than 8m swap a random LM (and for 7b moshi's full-size random Mimi) into a tiny checkpoint,
+    whose tokenizer and layout the engine keeps."""
+    from dataclasses import replace
+
+    from egomem_ros.dialog.engine import FRAME_SAMPLES, DialogEngine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        models = mc.load_models(mc.write_tiny_checkpoint(Path(tmp)), device=device)
+    if size != "8m":
+        lm = build_lm(size, device, dtype)
+        mimi = loaders.get_mimi(None, loaders._mimi_config if size == "7b" else mc.mimi_config(bins=lm.card),
+                                device=device)
+        mimi.set_num_codebooks(lm.dep_q)
+        models = replace(models, lm=lm, mimi=mimi)
+    engine = DialogEngine(models)
+    engine.bank.graph_prefill = graph_prefill
+    engine.set_memchunk(1, "User: Alice\nFacts:\n- Alice is a nurse")
+    engine.set_memchunk(2, "Related memory:\n- Carol likes swimming")
+    frame = (0.05 * np.random.default_rng(0).standard_normal(FRAME_SAMPLES)).astype(np.float32)
+
+    def timed(n: int) -> float:
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(n):
+            engine.step(frame)
+        sync(device)
+        return (time.perf_counter() - start) / n * 1e3
+
+    timed(max(1, steps // 4))                      # warm-up: graphs captured, ring filling
+    before = timed(steps)
+    engine.set_memchunk(1, "User: Bob\nFacts:\n- Bob is a doctor")
+    switch = timed(1)                              # the step that applies the new chunk
+    return {"engine_step_ms_before_switch": before, "engine_switch_step_ms": switch,
+            "engine_step_ms_after_switch": timed(steps), "graph_prefill": float(engine.bank.graph_prefill)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="8m,40m", help="comma list of 8m, 40m, 7b")
@@ -255,6 +295,9 @@ def main() -> None:
     ap.add_argument("--graph-prefill", action="store_true",
                     help="CUDA: time switches with the opt-in CUDA-graph prefill (MemoryBank.graph_prefill)")
     ap.add_argument("--memory-steps", type=int, default=0, help="0 skips the memory run")
+    ap.add_argument("--engine-steps", type=int, default=0,
+                    help="time the whole DialogEngine step (first size; Mimi + LM) this many steps before and after "
+                         "a switch, instead of the LM-only runs; with --graph-prefill for the graphed switch")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -263,6 +306,14 @@ def main() -> None:
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype or ("bf16" if args.device != "cpu" else "fp32")]
     results: dict[str, object] = {"device": args.device, "dtype": str(dtype), "torch_threads": torch.get_num_threads()}
     variants = (args.attention or "joint").split(",")
+    if args.engine_steps:  # its own process: the first CUDA graph captures are the engine's
+        size = args.sizes.split(",")[0]
+        results[f"engine_{size}"] = {k: round(v, 3) for k, v in measure_engine(
+            size, args.device, dtype, args.engine_steps, args.graph_prefill).items()}
+        print(json.dumps(results, indent=1))
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=1))
+        return
     for size in args.sizes.split(","):
         lm = build_lm(size, args.device, dtype)
         check_finite(lm)
