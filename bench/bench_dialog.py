@@ -212,16 +212,31 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def measure_memory(steps: int, device: str) -> dict[str, object]:
-    """Full engine (Mimi + LM + both chunks) on the tiny model; RSS sampled every 1000 steps."""
+def build_engine(device: str, size: str | None = None, dtype: torch.dtype = torch.float32):
+    """A `DialogEngine` with both chunks set, and a noise frame. The tiny checkpoint's LM and Mimi, or
+    (`size`) a random LM of that size with a Mimi of its codebook size (7b: moshi's full-size Mimi) swapped
+    in; the engine keeps the tiny checkpoint's tokenizer."""
+    from dataclasses import replace
+
     from egomem_ros.dialog.engine import FRAME_SAMPLES, DialogEngine
 
     with tempfile.TemporaryDirectory() as tmp:
-        engine = DialogEngine(mc.load_models(mc.write_tiny_checkpoint(Path(tmp)), device=device))
+        models = mc.load_models(mc.write_tiny_checkpoint(Path(tmp)), device=device)
+    if size is not None:
+        lm = build_lm(size, device, dtype)
+        mimi = loaders.get_mimi(None, loaders._mimi_config if size == "7b" else mc.mimi_config(bins=lm.card),
+                                device=device)
+        mimi.set_num_codebooks(lm.dep_q)
+        models = replace(models, lm=lm, mimi=mimi)
+    engine = DialogEngine(models)
     engine.set_memchunk(1, "User: Alice\nFacts:\n- Alice is a nurse")
     engine.set_memchunk(2, "Related memory:\n- Carol likes swimming")
-    rng = np.random.default_rng(0)
-    frame = (0.05 * rng.standard_normal(FRAME_SAMPLES)).astype(np.float32)
+    return engine, (0.05 * np.random.default_rng(0).standard_normal(FRAME_SAMPLES)).astype(np.float32)
+
+
+def measure_memory(steps: int, device: str) -> dict[str, object]:
+    """Full engine (Mimi + LM + both chunks) on the tiny model; RSS sampled every 1000 steps."""
+    engine, frame = build_engine(device)
     samples = []
     start = time.perf_counter()
     for i in tqdm(range(steps), desc="memory run", leave=False):
@@ -237,26 +252,9 @@ def measure_memory(steps: int, device: str) -> dict[str, object]:
 
 def measure_engine(size: str, device: str, dtype: torch.dtype, steps: int, graph_prefill: bool) -> dict[str, float]:
     """The whole `DialogEngine` step (Mimi encode + LM + Mimi decode, both chunks), before and after an L1
-    switch half-way: Mimi's own CUDA graphs are in this process too, which is how a robot runs. Sizes
-    other than 8m swap a random LM (and for 7b moshi's full-size random Mimi) into a tiny checkpoint,
-    whose tokenizer and layout the engine keeps."""
-    from dataclasses import replace
-
-    from egomem_ros.dialog.engine import FRAME_SAMPLES, DialogEngine
-
-    with tempfile.TemporaryDirectory() as tmp:
-        models = mc.load_models(mc.write_tiny_checkpoint(Path(tmp)), device=device)
-    if size != "8m":
-        lm = build_lm(size, device, dtype)
-        mimi = loaders.get_mimi(None, loaders._mimi_config if size == "7b" else mc.mimi_config(bins=lm.card),
-                                device=device)
-        mimi.set_num_codebooks(lm.dep_q)
-        models = replace(models, lm=lm, mimi=mimi)
-    engine = DialogEngine(models)
+    switch half-way: Mimi's own CUDA graphs are in this process too, which is how a robot runs."""
+    engine, frame = build_engine(device, size, dtype)
     engine.bank.graph_prefill = graph_prefill
-    engine.set_memchunk(1, "User: Alice\nFacts:\n- Alice is a nurse")
-    engine.set_memchunk(2, "Related memory:\n- Carol likes swimming")
-    frame = (0.05 * np.random.default_rng(0).standard_normal(FRAME_SAMPLES)).astype(np.float32)
 
     def timed(n: int) -> float:
         sync(device)
