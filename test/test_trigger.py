@@ -88,8 +88,17 @@ def test_tagger_trains_tunes_saves_and_loads(streams, tmp_path):
     from egomem_ros.memory.tagger_train import TrainConfig, train_tagger
 
     ckpt = tmp_path / "tagger.pt"
+    seen_mid_run = []
+
+    def watch(steps):  # the loss history is on disk while training goes (a killed run keeps it)
+        for step in steps:
+            if step == 55:
+                seen_mid_run.append(len(ckpt.with_suffix(".log.jsonl").read_text().splitlines()))
+            yield step
+
     summary = train_tagger(sorted((streams / "train").iterdir()), ckpt, model_cfg=TaggerConfig(d_model=32, layers=1),
-                           train_cfg=TrainConfig(steps=30, batch=2, crop_steps=256, val_fraction=0.5))
+                           train_cfg=TrainConfig(steps=60, batch=2, crop_steps=256, val_fraction=0.5), progress=watch)
+    assert seen_mid_run == [2]                                  # steps 0 and 50 logged before step 55
     assert ckpt.is_file() and summary["parameters"] > 1000
     assert summary["streams"] == 1 and summary["validation_streams"] == 1
     assert summary["validation_voice_split_cosine"] == -1.0 or 0.0 <= summary["validation_voice_split_cosine"] <= 0.95

@@ -173,6 +173,9 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
     weights = torch.tensor([1.0, train_cfg.boundary_weight, 1.0, train_cfg.boundary_weight], device=device)
     loss_fn = nn.CrossEntropyLoss(weight=weights)
     history = []
+    log_path = out.with_suffix(".log.jsonl")  # written as training goes: `tail -f` shows progress
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("", encoding="utf-8")
     t0 = time.perf_counter()
     steps = range(train_cfg.steps)
     model.train()
@@ -194,6 +197,8 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
         if step % 50 == 0 or step == train_cfg.steps - 1:
             history.append({"step": step, "loss": float(loss_cls.detach()), "voice_loss": float(loss_voice.detach()),
                             "lr": sched.get_last_lr()[0]})
+            with log_path.open("a", encoding="utf-8") as log_file:
+                log_file.write(json.dumps(history[-1]) + "\n")
     model = model.cpu().eval()
     segmenter = TaggerSegmenter(model)
     decode_cfg, tuned = tune_decode(segmenter, val) if val else (DecodeConfig(), {})
@@ -204,7 +209,6 @@ def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig 
                "seconds": time.perf_counter() - t0, "final_loss": history[-1]["loss"],
                "final_voice_loss": history[-1]["voice_loss"],
                "parameters": sum(p.numel() for p in model.parameters()), **{f"validation_{k}": v for k, v in tuned.items()}}
-    out.with_suffix(".log.jsonl").write_text("\n".join(json.dumps(h) for h in history) + "\n")
     return summary
 
 
