@@ -39,7 +39,7 @@ from moshi.models.lm import LMGen  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from egomem_ros.dialog import moshi_checkpoint as mc  # noqa: E402
-from egomem_ros.dialog.pinned_memory import MemoryBank, RegionLayout  # noqa: E402
+from egomem_ros.dialog.pinned_memory import MemoryBank, RegionLayout, cuda_graph_of  # noqa: E402
 
 SIZES = {  # name: LM kwargs overrides of moshi's 7B config
     "8m": dict(dim=192, num_layers=4, num_heads=4, text_card=2000, card=512, depformer_dim=96,
@@ -69,7 +69,7 @@ def region_ids(lm, steps: int) -> list[int]:
 ATTENTION_VARIANTS = {"joint": (True, True), "split": (False, True), "split-math": (False, False)}
 CPU_CONFIGS = {"none": (False, False), "L1": (True, False), "L1+L2": (True, True)}
 # CUDA: the pinned step is graph-safe (always attended, inactive regions masked), so "masked" is the
-# runtime with no chunk, and stock moshi ("none") is measured in a session of its own, before the bank.
+# runtime with no chunk, and stock moshi ("none") is measured in sessions of its own (`--rounds`).
 CUDA_CONFIGS = {"masked": (False, False), "L1": (True, False), "L1+L2": (True, True)}
 CONFIG_REGIONS = {"none": (False, False), **CUDA_CONFIGS}
 
@@ -84,7 +84,7 @@ def check_finite(lm) -> None:
 
 
 def measure_steps(lm, bank: MemoryBank | None, device: str, blocks: int, block_steps: int, warmup: int,
-                  configs: dict[str, tuple[bool, bool]]) -> dict[str, float]:
+                  configs: dict[str, tuple[bool, bool]]) -> dict[str, list[float]]:
     """Seconds per step of every block, per configuration, over interleaved blocks of one continuous
     stream (`bank` None: no region switching). A block's time is its steps' wall time over the block."""
     times: dict[str, list[float]] = {name: [] for name in configs}
@@ -105,18 +105,6 @@ def measure_steps(lm, bank: MemoryBank | None, device: str, blocks: int, block_s
                 sync(device)
                 times[name].append((time.perf_counter() - start) / block_steps)
     return times
-
-
-@contextlib.contextmanager
-def stock_attention(bank: MemoryBank):
-    """Stock moshi attention while inside: the layers forget the bank (their forward is moshi's own)."""
-    for layer in bank.layers:
-        layer.pinned = None
-    try:
-        yield
-    finally:
-        for layer in bank.layers:
-            layer.pinned = bank
 
 
 def check_cuda_graph(device: str, steps: int = 300) -> dict[str, float]:
@@ -157,20 +145,6 @@ def check_cuda_graph(device: str, steps: int = 300) -> dict[str, float]:
             "equal_before_switch": float((eager[:half] == unswitched[:half]).all(1).float().mean())}
 
 
-def graphed_forward(lm, tokens: torch.Tensor) -> torch.cuda.CUDAGraph:
-    """`lm.forward_text(tokens)` captured as a CUDA graph (warm-up on a side stream first)."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.no_grad():
-        with torch.cuda.stream(side):
-            lm.forward_text(tokens)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            lm.forward_text(tokens)
-    return graph
-
-
 def measure_switch(lm, bank: MemoryBank, device: str, repeats: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for level, steps in ((1, bank.layout.l1_steps), (2, bank.layout.l2_steps)):
@@ -192,7 +166,8 @@ def measure_switch(lm, bank: MemoryBank, device: str, repeats: int) -> dict[str,
         out[f"switch_L{level}_{steps}_ms"] = statistics.median(switch) * 1e3
         out[f"forward_L{level}_{steps}_ms"] = statistics.median(forward) * 1e3
         if device.startswith("cuda"):  # one whole forward as a CUDA graph too: the graphed reference
-            graph, replays = graphed_forward(lm, tokens), []
+            with torch.no_grad():
+                graph, replays = cuda_graph_of(lambda: lm.forward_text(tokens)), []
             for _ in range(repeats):
                 sync(device)
                 t0 = time.perf_counter()
@@ -321,17 +296,17 @@ def main() -> None:
         bank.write(1, region_ids(lm, 512))
         bank.write(2, region_ids(lm, 256))
         blocks: dict[str, list[float]] = {}
-        if args.device.startswith("cuda") and args.first_session and size == args.sizes.split(",")[0]:
+        if args.device.startswith("cuda") and size == args.sizes.split(",")[0]:
             # nothing captured a CUDA graph in this process yet: the regime of a robot's one long dialog
             name = args.first_session
-            with stock_attention(bank) if name == "none" else contextlib.nullcontext():
+            with bank.stock_attention() if name == "none" else contextlib.nullcontext():
                 got = measure_steps(lm, None if name == "none" else bank, configs={name: CONFIG_REGIONS[name]},
                                     **run)
             row[f"first_session_step_ms_{name}"] = statistics.median(got[name]) * 1e3
         bank.graph_prefill = args.graph_prefill  # its first capture comes at the first timed switch
         for _ in range(args.rounds):  # CUDA: stock and pinned sessions alternate, so drift hits both
             if args.device.startswith("cuda"):
-                with stock_attention(bank):
+                with bank.stock_attention():
                     got = measure_steps(lm, None, configs={"none": (False, False)}, **run)
                     blocks.setdefault("none", []).extend(got["none"])
             for i, variant in enumerate(variants):  # the first is the runtime's default: the headline

@@ -1,6 +1,8 @@
 """Pinned MemChunk regions on a tiny random moshi LM (real moshi code, random weights, CPU)."""
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -166,6 +168,20 @@ def test_no_active_region_is_stock_moshi(checkpoint):
             _stream(lm, 30, chunk=4)
             outs.append(_next_logits(lm))
     assert torch.equal(outs[0], outs[1])
+
+
+def test_stock_attention_detaches_an_active_bank(checkpoint):
+    a, b = mc.load_models(checkpoint).lm, mc.load_models(checkpoint).lm
+    bank = MemoryBank(b, RegionLayout())
+    bank.write(1, list(range(4, 40)))
+    outs = []
+    for lm, stock in ((a, False), (b, True), (b, False)):
+        with lm.streaming(1), bank.stock_attention() if stock else contextlib.nullcontext():
+            _stream(lm, 30, chunk=4)
+            outs.append(_next_logits(lm))
+    assert torch.equal(outs[0], outs[1])        # the written L1 is not attended inside
+    assert not torch.equal(outs[0], outs[2])    # and is again after
+    assert all(layer.pinned is bank for layer in bank.layers)
 
 
 def test_region_too_long_for_its_tokens_is_refused(models):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -60,6 +60,19 @@ def region_tokens(lm: LMModel, layout: RegionLayout, level: int, text_ids: Seque
 def default_horizon(context: int | None) -> int | None:
     """Where pinned distances stop growing: the last in-window step (see pinned_attention)."""
     return None if context is None else context - 1
+
+
+def cuda_graph_of(fn: Callable[[], object]) -> torch.cuda.CUDAGraph:
+    """`fn` captured as a CUDA graph, after one warm-up run on a side stream as torch's CUDA graph docs ask."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph
 
 
 def streaming_modules(module: nn.Module) -> list[StreamingModule]:
@@ -207,14 +220,7 @@ class MemoryBank:
         """
         if level not in self._prefill_graphs:
             static = tokens.clone()
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):  # warm-up outside the graph, as torch's CUDA graph docs ask
-                self._store(level, self._run_prefill(static))
-            torch.cuda.current_stream().wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                self._store(level, self._run_prefill(static))
+            graph = cuda_graph_of(lambda: self._store(level, self._run_prefill(static)))
             self._prefill_graphs[level] = (graph, static)
         graph, static = self._prefill_graphs[level]
         static.copy_(tokens)
@@ -249,6 +255,18 @@ class MemoryBank:
                 return [(c[0][:, :, :steps].clone(), c[1][:, :, :steps].clone()) for c in caches]
         finally:
             self._prefilling = False
+
+    @contextlib.contextmanager
+    def stock_attention(self) -> Iterator[None]:
+        """Inside, the layers forget the bank and run moshi's own attention (to time stock moshi against
+        the pinned step on one model)."""
+        for layer in self.layers:
+            layer.pinned = None
+        try:
+            yield
+        finally:
+            for layer in self.layers:
+                layer.pinned = self
 
     def pinned_mass(self) -> float:
         """Mean attention probability on the pinned regions at the last step (needs `record_mass`)."""

@@ -89,15 +89,13 @@ def unknown_voices(voices: list[str]) -> list[str]:
     """The `base+variant` names espeak-ng cannot speak. An unknown variant is silently ignored by
     espeak-ng (it speaks the base voice), so variants are looked up in its data; bases are tried."""
     variants = system_data_dir() / "voices" / "!v"
-    bad = []
-    for voice in dict.fromkeys(voices):
+
+    def known(voice: str) -> bool:
         base, _, variant = voice.partition("+")
-        known = bool(base) and (not variant or (variants / variant).is_file())
-        if known:
-            known = subprocess.run([espeak_exe(), "-v", base, "-q", "a"], capture_output=True).returncode == 0
-        if not known:
-            bad.append(voice)
-    return bad
+        return (bool(base) and (not variant or (variants / variant).is_file())
+                and subprocess.run([espeak_exe(), "-v", base, "-q", "a"], capture_output=True).returncode == 0)
+
+    return [voice for voice in dict.fromkeys(voices) if not known(voice)]
 
 
 __all__ = ["SYNTHETIC_PREFIX", "data_path_with", "espeak_exe", "is_synthetic", "random_variant", "system_data_dir",
