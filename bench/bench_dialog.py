@@ -17,7 +17,7 @@ eager one's keys.
     python bench/bench_dialog.py                      # tiny (~8M) and ~40M on CPU
     python bench/bench_dialog.py --sizes 7b --device cuda --dtype bf16 --check-graph  # full-size moshi, GPU
     python bench/bench_dialog.py --memory-steps 20000 # steady-state RSS over a long stream
-    python bench/bench_dialog.py --sizes 7b --device cuda --engine-steps 200 [--graph-prefill]  # Mimi + LM step
+    python bench/bench_dialog.py --sizes 7b --device cuda --engine-steps 200 [--eager-prefill]  # Mimi + LM step
 """
 from __future__ import annotations
 
@@ -146,25 +146,30 @@ def check_cuda_graph(device: str, steps: int = 300) -> dict[str, float]:
 
 
 def measure_switch(lm, bank: MemoryBank, device: str, repeats: int) -> dict[str, float]:
+    """The switch as the runtime does it (CUDA: the graphed prefill unless `bank.graph_prefill` is off),
+    the eager switch too where that differs, and a bare forward over the same tokens, side by side."""
     out: dict[str, float] = {}
+    modes = {"switch": bank.graph_prefill, **({"eager_switch": False} if bank.graph_prefill else {})}
     for level, steps in ((1, bank.layout.l1_steps), (2, bank.layout.l2_steps)):
         ids = region_ids(lm, steps)
         tokens = bank.region_tokens(level, ids)
-        switch, forward = [], []
-        for _ in range(repeats):  # side by side: the switch, and a bare forward over the same tokens
+        times: dict[str, list[float]] = {name: [] for name in [*modes, "forward"]}
+        for _ in range(repeats):
+            for name, graphed in modes.items():
+                bank.graph_prefill = graphed
+                sync(device)
+                t0 = time.perf_counter()
+                bank.write(level, ids)
+                sync(device)
+                times[name].append(time.perf_counter() - t0)
             sync(device)
             t0 = time.perf_counter()
-            bank.write(level, ids)
-            sync(device)
-            t1 = time.perf_counter()
             with torch.no_grad():
                 lm.forward_text(tokens)
             sync(device)
-            t2 = time.perf_counter()
-            switch.append(t1 - t0)
-            forward.append(t2 - t1)
-        out[f"switch_L{level}_{steps}_ms"] = statistics.median(switch) * 1e3
-        out[f"forward_L{level}_{steps}_ms"] = statistics.median(forward) * 1e3
+            times["forward"].append(time.perf_counter() - t0)
+        bank.graph_prefill = modes["switch"]
+        out.update({f"{name}_L{level}_{steps}_ms": statistics.median(t) * 1e3 for name, t in times.items()})
         if device.startswith("cuda"):  # one whole forward as a CUDA graph too: the graphed reference
             with torch.no_grad():
                 graph, replays = cuda_graph_of(lambda: lm.forward_text(tokens)), []
@@ -225,11 +230,12 @@ def measure_memory(steps: int, device: str) -> dict[str, object]:
             "engine_step_ms": round((time.perf_counter() - start) / steps * 1e3, 2)}
 
 
-def measure_engine(size: str, device: str, dtype: torch.dtype, steps: int, graph_prefill: bool) -> dict[str, float]:
+def measure_engine(size: str, device: str, dtype: torch.dtype, steps: int, eager_prefill: bool) -> dict[str, float]:
     """The whole `DialogEngine` step (Mimi encode + LM + Mimi decode, both chunks), before and after an L1
     switch half-way: Mimi's own CUDA graphs are in this process too, which is how a robot runs."""
     engine, frame = build_engine(device, size, dtype)
-    engine.bank.graph_prefill = graph_prefill
+    if eager_prefill:
+        engine.bank.graph_prefill = False
 
     def timed(n: int) -> float:
         sync(device)
@@ -265,12 +271,12 @@ def main() -> None:
     ap.add_argument("--first-session", choices=list(CONFIG_REGIONS), default="L1+L2",
                     help="CUDA: time this configuration first, before any other CUDA graph capture in the "
                     "process (first size only; see docs/dialog.md); run once per configuration to compare")
-    ap.add_argument("--graph-prefill", action="store_true",
-                    help="CUDA: time switches with the opt-in CUDA-graph prefill (MemoryBank.graph_prefill)")
+    ap.add_argument("--eager-prefill", action="store_true",
+                    help="CUDA: the engine's switch without the CUDA-graph prefill (MemoryBank.graph_prefill)")
     ap.add_argument("--memory-steps", type=int, default=0, help="0 skips the memory run")
     ap.add_argument("--engine-steps", type=int, default=0,
                     help="time the whole DialogEngine step (first size; Mimi + LM) this many steps before and after "
-                         "a switch, instead of the LM-only runs; with --graph-prefill for the graphed switch")
+                         "a switch, instead of the LM-only runs (--eager-prefill: without the CUDA-graph prefill)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -282,7 +288,7 @@ def main() -> None:
     if args.engine_steps:  # its own process: the first CUDA graph captures are the engine's
         size = args.sizes.split(",")[0]
         results[f"engine_{size}"] = {k: round(v, 3) for k, v in measure_engine(
-            size, args.device, dtype, args.engine_steps, args.graph_prefill).items()}
+            size, args.device, dtype, args.engine_steps, args.eager_prefill).items()}
         print(json.dumps(results, indent=1))
         if args.out:
             args.out.write_text(json.dumps(results, indent=1))
@@ -292,7 +298,7 @@ def main() -> None:
         check_finite(lm)
         row: dict[str, float] = {"params_m": sum(p.numel() for p in lm.parameters()) / 1e6}
         run = dict(device=args.device, blocks=args.blocks, block_steps=args.block_steps, warmup=args.warmup)
-        bank = MemoryBank(lm, RegionLayout())
+        bank = MemoryBank(lm, RegionLayout(), graph_prefill=False)  # no capture before the first session
         bank.write(1, region_ids(lm, 512))
         bank.write(2, region_ids(lm, 256))
         blocks: dict[str, list[float]] = {}
@@ -303,7 +309,6 @@ def main() -> None:
                 got = measure_steps(lm, None if name == "none" else bank, configs={name: CONFIG_REGIONS[name]},
                                     **run)
             row[f"first_session_step_ms_{name}"] = statistics.median(got[name]) * 1e3
-        bank.graph_prefill = args.graph_prefill  # its first capture comes at the first timed switch
         for _ in range(args.rounds):  # CUDA: stock and pinned sessions alternate, so drift hits both
             if args.device.startswith("cuda"):
                 with bank.stock_attention():
@@ -321,6 +326,7 @@ def main() -> None:
         for name in [k for k in steps if k.startswith("L1")]:  # against stock moshi of the same session
             variant = name[name.index("["):] if "[" in name else ""
             row[f"overhead_{name}_pct"] = 100 * (steps[name] / steps.get(f"none{variant}", steps["none"]) - 1)
+        bank.graph_prefill = args.device.startswith("cuda")  # the runtime's switch: captured at the first one
         row.update(measure_switch(lm, bank, args.device, args.switch_repeats))
         if args.device.startswith("cuda"):
             row["gpu_peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30

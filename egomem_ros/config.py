@@ -141,6 +141,7 @@ class DialogConfig(_Section):
     top_k_text: int = Field(25, ge=1)
     # Steps after which the pinned chunks stop moving away (-1: the model's context - 1).
     pinned_horizon: int = Field(-1, ge=-1)
+    graph_prefill: bool = True
     queue_frames: int = Field(4, ge=1)  # 80 ms frames waiting for the model before the oldest is dropped
     # cascaded: the chat model, and whether it gets a retrieve_memory tool (else the <retr> text protocol)
     use_tools: bool = True

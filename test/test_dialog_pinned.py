@@ -79,6 +79,27 @@ def test_batched_prefill_equals_stepwise_for_kv_and_greedy_tokens(models):
     assert torch.equal(tok_b, tok_s)
 
 
+def test_failed_prefill_leaves_the_region_unattended(models):
+    """The prefill writes straight into the bank: one that fails half-way must not be attended."""
+    bank = MemoryBank(models.lm, RegionLayout())
+    bank.write(1, models.tokenizer.encode(TEXT_A))
+    assert bank.active[1]
+
+    def fail(*_):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    hook = models.lm.transformer.layers[1].register_forward_pre_hook(fail)
+    try:
+        with pytest.raises(RuntimeError, match="simulated"):
+            bank.write(1, models.tokenizer.encode(TEXT_B))
+    finally:
+        hook.remove()
+    assert not bank.active[1] and torch.isinf(bank.bias[..., :512]).all()
+    assert bank.layers[0].capture is None and all(rope.shift == 0 for rope in bank._ropes)
+    bank.write(1, models.tokenizer.encode(TEXT_B))  # and the next chunk is written and attended again
+    assert bank.active[1]
+
+
 def test_region_update_rewrites_only_that_region(models):
     bank = MemoryBank(models.lm, RegionLayout())
     bank.write(1, models.tokenizer.encode(TEXT_A))

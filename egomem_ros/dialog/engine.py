@@ -47,12 +47,12 @@ class ChunkUpdate:
 class DialogEngine:
     def __init__(self, models: MoshiModels, layout: RegionLayout = RegionLayout(), *, use_sampling: bool = True,
                  temp: float = 0.8, temp_text: float = 0.7, top_k: int = 250, top_k_text: int = 25,
-                 horizon: int | None | str = "auto"):
+                 horizon: int | None | str = "auto", graph_prefill: bool = True):
         self.lm, self.mimi, self.tokenizer = models.lm, models.mimi, models.tokenizer
         if int(self.mimi.sample_rate) != SAMPLE_RATE or self.mimi.frame_size != FRAME_SAMPLES:
             raise ValueError(f"Mimi runs at {self.mimi.sample_rate} Hz / {self.mimi.frame_size} samples per frame; "
                              f"the engine needs {SAMPLE_RATE} Hz / {FRAME_SAMPLES}")
-        self.bank = MemoryBank(self.lm, layout, horizon=horizon)
+        self.bank = MemoryBank(self.lm, layout, horizon=horizon, graph_prefill=graph_prefill)
         self.counter = SentencePieceTokenCounter(models.info.tokenizer, processor=self.tokenizer)
         self.lm_gen = LMGen(self.lm, use_sampling=use_sampling, temp=temp, temp_text=temp_text, top_k=top_k,
                             top_k_text=top_k_text)

@@ -43,7 +43,7 @@ def build_moshi_engine(cfg: EgomemConfig):
     layout = RegionLayout(cfg.memchunk.l1_max_tokens, cfg.memchunk.l2_max_tokens)
     return DialogEngine(models, layout, use_sampling=d.use_sampling, temp=d.temp, temp_text=d.temp_text,
                         top_k=d.top_k, top_k_text=d.top_k_text,
-                        horizon="auto" if d.pinned_horizon < 0 else d.pinned_horizon)
+                        horizon="auto" if d.pinned_horizon < 0 else d.pinned_horizon, graph_prefill=d.graph_prefill)
 
 
 def build_cascaded(cfg: EgomemConfig, retrieve: RetrieveFn | None):

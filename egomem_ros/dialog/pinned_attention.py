@@ -16,6 +16,11 @@ long stream costs no extra RoPE work.)
   bound, which a RoPE model has never seen, and the chunk keys are rotated once per chunk update, never
   per step (the per-step cost is one extra rotation of the query).
 
+The chunk prefill rotates its keys straight at `j - R - horizon`: `RegionRope` adds the region's shift to
+moshi's own RoPE offset for queries and keys alike. Scores inside the region depend only on differences,
+so the prefill attends exactly as at positions 0..steps-1, and no second rotation of the stored keys is
+needed (it cost a float copy and a matrix product over every layer's keys on every chunk switch).
+
 Nothing is forked: `install_pinned_attention` re-classes moshi's own `StreamingMultiheadAttention`
 modules in place, so checkpoints, LoRA and the stock path (no region attended) are unchanged.
 """
@@ -28,6 +33,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from moshi.modules.rope import RotaryEmbedding, apply_rope
 from moshi.modules.transformer import (KVCacheResult, StreamingMultiheadAttention, apply_weights_per_step,
                                        expand_repeated_kv)
 from torch import nn
@@ -177,6 +183,19 @@ class RegionSequence:
         return sum(steps for _, steps in self.spans)
 
 
+class RegionRope(RotaryEmbedding):
+    """moshi's RoPE, at `shift` steps from the streaming offset: a chunk prefill sets the region's shift,
+    so its keys come out rotated at the region's stored positions (module doc). 0 during the dialog."""
+
+    shift: int
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, offset: torch.Tensor, time_before_heads: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.shift:
+            offset = offset + self.shift
+        return apply_rope(q, k, offset, self.max_period, self.interleave, time_before_heads)
+
+
 class PrefillCaptured(Exception):
     """Raised by the last layer once a prefill has every layer's keys/values: the rest is not needed."""
 
@@ -185,21 +204,22 @@ class PinnedAttention(StreamingMultiheadAttention):
     """moshi's streaming self-attention plus the pinned regions of a `PinnedKVSource`.
 
     Without a source, outside streaming, or while no region is attended, it is moshi's own forward.
-    `capture` (a list) records the post-RoPE keys/values of a forward: the batched chunk prefill, which
-    the last layer ends as soon as its keys/values are recorded (its attention, FFN and the text head
-    would only compute logits nobody reads).
+    `capture` (the layer's key and value slots of a region in the bank) receives the post-RoPE keys/values
+    of a forward: the batched chunk prefill, which the last layer ends as soon as its keys/values are
+    copied (its attention, FFN and the text head would only compute logits nobody reads).
     """
 
     pinned: PinnedKVSource | None
     layer_index: int
-    capture: list[tuple[torch.Tensor, torch.Tensor]] | None
+    capture: tuple[torch.Tensor, torch.Tensor] | None
     stop_after_capture: bool
     last_pinned_mass: torch.Tensor | None
     regions: RegionSequence | None  # set while training over [regions | dialog] (finetune.region_forward)
 
     def _complete_kv(self, k: torch.Tensor, v: torch.Tensor) -> KVCacheResult:
         if self.capture is not None:
-            self.capture.append((k, v))
+            self.capture[0].copy_(k)
+            self.capture[1].copy_(v)
             if self.stop_after_capture:  # the last layer's keys/values are all a prefill needs
                 raise PrefillCaptured
         return super()._complete_kv(k, v)
@@ -357,6 +377,10 @@ def install_pinned_attention(transformer: nn.Module, source: PinnedKVSource | No
             module.capture, module.last_pinned_mass, module.stop_after_capture = None, None, False
             module.regions = None
             layers.append(module)
+    for rope in {id(layer.rope): layer.rope for layer in layers if layer.rope is not None}.values():
+        rope.__class__ = RegionRope  # one module shared by all layers in moshi
+        assert isinstance(rope, RegionRope)
+        rope.shift = 0
     if layers:
         layers[-1].stop_after_capture = True
     if not layers:

@@ -2,8 +2,9 @@
 
 A region holds `steps` time steps (L1 512, L2 256, as in paper §4.1): the chunk's text tokens, then the
 text pad token; every audio channel holds moshi's zero token (-1, embedded as zeros). A chunk update
-runs ONE `lm.forward_text` over `[1, 17, steps]` outside the dialog's streaming state, captures every
-layer's keys/values and writes them into that region only. The regions are independent blocks: L2 does
+runs ONE `lm.forward_text` over `[1, 17, steps]` outside the dialog's streaming state, its RoPE shifted
+to the region's stored positions (pinned_attention), and every layer copies its keys/values straight into
+that region only. The regions are independent blocks: L2 does
 not attend L1 while it is prefilled, so a new L1 never invalidates L2 and the fine-tuning layout must
 mask them the same way (see docs/dialog.md).
 """
@@ -20,8 +21,7 @@ from moshi.modules.streaming import StreamingModule
 from torch import nn
 
 from ..memchunk import LEVEL1, LEVEL2
-from .pinned_attention import (PinnedAttention, PrefillCaptured, install_pinned_attention, rope_angles,
-                               rope_matrix)
+from .pinned_attention import PinnedAttention, PrefillCaptured, RegionRope, install_pinned_attention
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class MemoryBank:
     """
 
     def __init__(self, lm: LMModel, layout: RegionLayout = RegionLayout(), horizon: int | None | str = "auto",
-                 graph_safe: bool | None = None, joint_softmax: bool = True):
+                 graph_safe: bool | None = None, joint_softmax: bool = True, graph_prefill: bool = True):
         self.lm, self.layout = lm, layout
         self.layers: list[PinnedAttention] = install_pinned_attention(lm.transformer, self)
         first = self.layers[0]
@@ -122,13 +122,18 @@ class MemoryBank:
         # attention per part merged by log-sum-exp; joint was faster on CPU and on an H200 (docs/dialog.md)
         self.joint_softmax = joint_softmax
         self.fused_attention = True
-        # CUDA opt-in: a switch replays a CUDA graph of the whole region update (_write_graphed). On an
-        # H200 (7B) it cut an L1 switch from 43-47 ms to 20 ms, but after any further CUDA graph capture
-        # in the process moshi's graphed step ran 14.6 -> 16.8 ms, every step: off (docs/dialog.md).
-        self.graph_prefill = False
+        # CUDA: a switch replays a CUDA graph of the region update (_write_graphed). 7B,
+        # H200: an L1 switch 19 ms instead of 43-47 ms eager; the DialogEngine step around it 22.6 ms with
+        # or without (docs/dialog.md). Off: the eager forward (e.g. where capture would cost the LM's
+        # "first graph of the process" speed, which an engine with Mimi's graphs never has).
+        self.graph_prefill = graph_prefill and device.type == "cuda"
         self._prefill_graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
         self._streaming = streaming_modules(lm.transformer)
-        self._rotations: dict[int, torch.Tensor] = {}
+        ropes = {id(layer.rope): layer.rope for layer in self.layers if isinstance(layer.rope, RegionRope)}
+        if not ropes:
+            raise ValueError("pinned regions need a RoPE transformer")
+        self._ropes: list[RegionRope] = list(ropes.values())
+        self._region_slots: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.record_mass = False
         self.active: dict[int, bool] = {LEVEL1: False, LEVEL2: False}
         self._span = (0, 0)
@@ -160,8 +165,9 @@ class MemoryBank:
         spans = [self.layout.span(lv) for lv, a in sorted(self.active.items()) if a]
         # L1 and L2 are adjacent, so the active part is always one contiguous span
         self._span = (spans[0][0], spans[-1][0] + spans[-1][1]) if spans else (0, 0)
-        a, b = self._span  # views, made once per switch rather than sliced by every layer every step
-        self._span_kv = [(self.keys[i, :, :, a:b], self.values[i, :, :, a:b]) for i in range(len(self.layers))]
+        if not self.graph_safe:  # views, made once per switch rather than sliced by every layer every step
+            a, b = self._span
+            self._span_kv = [(self.keys[i, :, :, a:b], self.values[i, :, :, a:b]) for i in range(len(self.layers))]
 
     def region_tokens(self, level: int, text_ids: Sequence[int]) -> torch.Tensor:
         return region_tokens(self.lm, self.layout, level, text_ids).to(self.lm.device)
@@ -184,34 +190,44 @@ class MemoryBank:
                 self.graph_prefill = False
                 self._prefill_graphs.clear()
                 log.warning("CUDA graph capture of the MemChunk prefill failed (%s): eager prefill", exc)
-        if method == "batched":
-            kvs = self._run_prefill(tokens)
-        else:
-            kvs = self._prefill_stepwise(tokens)
-        self._store(level, kvs)
+        try:
+            if method == "batched":
+                self._run_prefill(level, tokens)
+            else:
+                self._prefill_stepwise(level, tokens)
+        except BaseException:  # the region may be half rewritten: never attend it so
+            self.set_active(level, False)
+            raise
         self.set_active(level, True)
 
-    def _store(self, level: int, kvs: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-        """Rotate the prefill's keys to the region's place and copy keys/values into it.
+    def _slots(self, level: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Every layer's key and value views of one region (made once per level)."""
+        if level not in self._region_slots:
+            start, steps = self.layout.span(level)
+            self._region_slots[level] = [(self.keys[i, :, :, start:start + steps],
+                                          self.values[i, :, :, start:start + steps])
+                                         for i in range(len(self.layers))]
+        return self._region_slots[level]
 
-        Stored relative to the horizon (see pinned_attention): virtual position j - R, minus horizon.
-        Every key of the region moves by the same shift, i.e. the same rotation: one [D, D] matrix
-        product over all layers at once (fp32, like moshi's own RoPE), not per-position rotations.
-        """
-        start, steps = self.layout.span(level)
-        if level not in self._rotations:  # fixed per region: built once
-            shift = torch.full((1, 1), start - self.layout.total - (self.horizon or 0), device=self.keys.device)
-            rope = self.layers[0].rope
-            assert rope is not None, "pinned regions need a RoPE transformer"
-            self._rotations[level] = rope_matrix(*rope_angles(shift, self.keys.shape[-1], rope.max_period),
-                                                 rope.interleave, torch.float32)
-        keys, values = torch.cat([k for k, _ in kvs]), torch.cat([v for _, v in kvs])
-        self.keys[:, 0, :, start:start + steps].copy_(torch.matmul(keys.float(), self._rotations[level]))
-        self.values[:, 0, :, start:start + steps].copy_(values)
+    @contextlib.contextmanager
+    def _prefill_state(self, level: int) -> Iterator[None]:
+        """Outside the dialog's streaming state, regions unattended, RoPE at the region's stored
+        positions: key j at `start + j - R - horizon` (see pinned_attention)."""
+        start, _ = self.layout.span(level)
+        self._prefilling = True
+        for rope in self._ropes:
+            rope.shift = start - self.layout.total - (self.horizon or 0)
+        try:
+            with detached_streaming(self._streaming):
+                yield
+        finally:
+            self._prefilling = False
+            for rope in self._ropes:
+                rope.shift = 0
 
     def _write_graphed(self, level: int, tokens: torch.Tensor) -> None:
-        """The region update (prefill, rotation, copy into the bank) as a CUDA graph, captured once per
-        level and replayed on every switch.
+        """The region update (prefill and copy into the bank) as a CUDA graph, captured once per level
+        and replayed on every switch.
 
         An eager forward over a region is bound by Python/kernel-launch time on a large GPU (a 7B
         forward over 512 steps: 43-80 ms eager, 19 ms as a graph on an H200). The last layer still
@@ -220,41 +236,35 @@ class MemoryBank:
         """
         if level not in self._prefill_graphs:
             static = tokens.clone()
-            graph = cuda_graph_of(lambda: self._store(level, self._run_prefill(static)))
+            graph = cuda_graph_of(lambda: self._run_prefill(level, static))
             self._prefill_graphs[level] = (graph, static)
         graph, static = self._prefill_graphs[level]
         static.copy_(tokens)
         graph.replay()
 
-    def _run_prefill(self, tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """One forward over the region outside the dialog's streaming state; every layer's keys/values.
-        The last layer ends the forward once its keys/values are recorded."""
-        self._prefilling = True
+    def _run_prefill(self, level: int, tokens: torch.Tensor) -> None:
+        """One forward over the region; every layer copies its keys/values into the region's slots and
+        the last layer then ends the forward."""
+        for layer, slot in zip(self.layers, self._slots(level)):
+            layer.capture = slot
         try:
-            with detached_streaming(self._streaming):
-                for layer in self.layers:
-                    layer.capture = []
-                try:
-                    self.lm.forward_text(tokens)
-                except PrefillCaptured:
-                    pass
-                return [layer.capture[0] for layer in self.layers]  # type: ignore[index]
+            with self._prefill_state(level):
+                self.lm.forward_text(tokens)
+        except PrefillCaptured:
+            pass
         finally:
-            self._prefilling = False
             for layer in self.layers:
                 layer.capture = None
 
-    def _prefill_stepwise(self, tokens: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _prefill_stepwise(self, level: int, tokens: torch.Tensor) -> None:
         steps = tokens.shape[-1]
-        self._prefilling = True
-        try:
-            with detached_streaming(self._streaming), self.lm.transformer.streaming(1):
-                for t in range(steps):
-                    self.lm.forward_text(tokens[:, :, t:t + 1])
-                caches = [layer._streaming_state.kv_cache.cache for layer in self.layers]  # type: ignore[union-attr]
-                return [(c[0][:, :, :steps].clone(), c[1][:, :, :steps].clone()) for c in caches]
-        finally:
-            self._prefilling = False
+        with self._prefill_state(level), self.lm.transformer.streaming(1):
+            for t in range(steps):
+                self.lm.forward_text(tokens[:, :, t:t + 1])
+            for layer, (keys, values) in zip(self.layers, self._slots(level)):
+                cache = layer._streaming_state.kv_cache.cache  # type: ignore[union-attr]
+                keys.copy_(cache[0][:, :, :steps])
+                values.copy_(cache[1][:, :, :steps])
 
     @contextlib.contextmanager
     def stock_attention(self) -> Iterator[None]:
