@@ -28,6 +28,11 @@ def make_streams(out: Annotated[Path, typer.Option("--out", "-o", help="Folder f
                  voices: Annotated[str, typer.Option(
                      help="Comma-separated espeak-ng voices (base+variant) to draw the users from instead of the "
                           "split's pool, e.g. variants neither training nor the test split uses.")] = "",
+                 user_speech: Annotated[Optional[Path], typer.Option(
+                     help="Folder with one subfolder of recordings (wav/flac) per real speaker: the users' turns "
+                          "come from them instead of espeak-ng (the robot stays espeak-ng).")] = None,
+                 speakers: Annotated[str, typer.Option(
+                     help="With --user-speech: only speaker folders matching this glob, e.g. 'librispeech_*'.")] = "*",
                  workers: Annotated[int, typer.Option(help="Parallel processes.")] = 2) -> None:
     """Synthesize dialog streams (espeak-ng voices, robot voice, noise, echo, interruptions)."""
     from ..memory.synth import make_streams as synth
@@ -37,7 +42,8 @@ def make_streams(out: Annotated[Path, typer.Option("--out", "-o", help="Folder f
     try:
         paths = synth(out, count, seed=seed, split=split, workers=workers, p_back_to_back=p_back_to_back,
                       voice_warp=voice_warp, random_voices=random_voices,
-                      voices=[v.strip() for v in voices.split(",") if v.strip()],
+                      voices=[v.strip() for v in voices.split(",") if v.strip()], user_speech=user_speech,
+                      speakers=speakers,
                       progress=lambda it, total: track(it, total=total, description="streams", console=err_console))
     except (RuntimeError, ValueError) as err:
         fail(str(err))

@@ -4,10 +4,12 @@ Dialogs of 3–5 turns by several espeak-ng voices on the listen channel, a fixe
 speak channel, noise, echo of the speak channel in the listen channel (p = 0.3, gain 0–0.2, delay
 0.1–0.5 s), interruptions (p = 0.3), and several sessions of different users concatenated with silence,
 non-dialog sound, or no gap at all between them. `--split test` uses voices and noise kinds that the
-`train` split never uses.
+`train` split never uses. `--user-speech` takes the users from recordings of real people instead (one
+folder per speaker), to see how a trigger trained on espeak-ng voices does on real ones.
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import random
@@ -69,6 +71,7 @@ class StreamSpec:
     voice_warp: float = 0.0      # each user's voice is warped by a factor in [1 / (1 + w), 1 + w] (0: off)
     random_voices: float = 0.0   # probability that a user is a generated espeak-ng variant (train split only)
     voices: tuple[str, ...] = ()  # the users' espeak-ng voices instead of the split's pool (e.g. a validation set)
+    user_speech: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (speaker, recordings): real users instead of espeak-ng
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,48 @@ def _unit_scale(x: np.ndarray) -> np.ndarray:
     return (x / (np.std(x) + 1e-9)).astype(np.float32)
 
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+def speech_speakers(root: Path, pattern: str = "*") -> dict[str, list[Path]]:
+    """Speakers (subfolders of `root` matching `pattern`) and their recordings, for `--user-speech`."""
+    if not root.is_dir():
+        raise ValueError(f"--user-speech {root}: not a folder (it needs one subfolder of recordings per speaker)")
+    speakers = {d.name: sorted(f for f in d.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)
+                for d in sorted(root.iterdir()) if d.is_dir() and fnmatch.fnmatch(d.name, pattern)}
+    speakers = {name: files for name, files in speakers.items() if files}
+    if len(speakers) < 2:
+        raise ValueError(f"--user-speech {root}: {len(speakers)} speaker folder(s) with recordings match "
+                         f"{pattern!r}; back-to-back sessions need at least 2 speakers")
+    return speakers
+
+
+def recorded_turn(files: Sequence[str], rng: random.Random, gain: float, min_s: float = 1.5, max_s: float = 8.0,
+                  sample_rate: int = SR) -> tuple[np.ndarray, list[str]]:
+    """One user turn from a speaker's recordings: whole recordings (silence trimmed) joined by short pauses
+    until it lasts `min_s` (short clips, e.g. spoken digits), a random `max_s` excerpt of a longer one;
+    peak-normalised to `gain`, the level range of the espeak-ng users."""
+    from ..retrieval.media import load_audio
+
+    parts, used, total = [], [], 0
+    while total < min_s * sample_rate:
+        path = rng.choice(list(files))
+        pcm = load_audio(path, sample_rate)
+        loud = np.flatnonzero(np.abs(pcm) > 0.02 * (np.max(np.abs(pcm)) + 1e-9))
+        pcm = pcm[loud[0]:loud[-1] + 1] if loud.size else pcm
+        if len(pcm) > max_s * sample_rate:
+            length = int(rng.uniform(min_s + 1.5, max_s) * sample_rate)
+            start = rng.randrange(len(pcm) - length)
+            pcm = pcm[start:start + length]
+        if parts:
+            parts.append(np.zeros(int(rng.uniform(0.15, 0.4) * sample_rate), np.float32))
+        parts.append(pcm.astype(np.float32))
+        used.append(Path(path).name)
+        total = sum(len(x) for x in parts)
+    turn = np.concatenate(parts)
+    return turn * (gain / (np.max(np.abs(turn)) + 1e-9)), used
+
+
 def _fill(template: str, rng: random.Random) -> str:
     return template.format(name=rng.choice(_NAMES), other=rng.choice(_NAMES), thing=rng.choice(_THINGS),
                            thing2=rng.choice(_THINGS), job=rng.choice(_JOBS))
@@ -171,7 +216,8 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
     clips: list[tuple[str, int, np.ndarray]] = []  # (channel, start sample, pcm)
     sessions, meta = [], []
     t = int(rng.uniform(1.0, 4.0) * SR)
-    names = session_voices(list(spec.voices) or VOICES[spec.split], spec.sessions, rng)
+    recordings = dict(spec.user_speech)
+    names = session_voices(sorted(recordings) or list(spec.voices) or VOICES[spec.split], spec.sessions, rng)
     robot = Voice(ROBOT_VOICE, 165, 45, 0.6)
     for k in range(spec.sessions):
         voice = Voice.random(names[k], rng)
@@ -186,8 +232,12 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
         start, end, turns = t, t, []
         n_turns = rng.randint(3, 5)
         for i in range(n_turns):
-            u_text = _fill(rng.choice(_USER), rng)
-            u = tts(u_text, voice, rng, tmp)
+            if recordings:
+                u, used = recorded_turn(recordings[voice.name], rng, voice.gain)
+                u_text = "(recording " + " + ".join(used) + ")"
+            else:
+                u_text = _fill(rng.choice(_USER), rng)
+                u = tts(u_text, voice, rng, tmp)
             clips.append(("listen", t, u))
             turns.append({"speaker": "user", "text": u_text})
             r_start = t + len(u) + int(rng.uniform(0.2, 0.7) * SR)
@@ -205,7 +255,8 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
                 t = end + int(rng.uniform(0.3, 1.0) * SR)
         # inclusive steps: the one holding the user's first sample to the one holding the robot's last
         sessions.append(Session(int(start // (STEP_S * SR)), int((end - 1) // (STEP_S * SR))))
-        meta.append({"voice": voice.name, "speed": voice.speed, "pitch": voice.pitch, "warp": voice.warp,
+        meta.append({"voice": voice.name, **({} if recordings else {"speed": voice.speed, "pitch": voice.pitch}),
+                     "warp": voice.warp,
                      "start_s": start / SR, "end_s": end / SR, "turns": turns,
                      **({"variant": variant} if variant else {})})
         if rng.random() < spec.p_back_to_back:
@@ -256,23 +307,25 @@ def write_stream(folder: Path, spec: StreamSpec) -> Path:
     return folder
 
 
-def _write_one(args: tuple[str, int, int, str, float, float, float, tuple[str, ...]]) -> str:
-    out, idx, seed, split, p_back_to_back, voice_warp, random_voices, voices = args
-    spec = StreamSpec(sessions=random.Random(seed).randint(2, 5), seed=seed, split=split, p_back_to_back=p_back_to_back,
-                      voice_warp=voice_warp, random_voices=random_voices, voices=voices)
+def _write_one(args: tuple[str, int, dict]) -> str:
+    out, idx, spec_fields = args
+    spec = StreamSpec(sessions=random.Random(spec_fields["seed"]).randint(2, 5), **spec_fields)
     return str(write_stream(Path(out) / f"stream_{idx:04d}", spec))
 
 
 def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", workers: int = 2,
                  p_back_to_back: float = 0.3, voice_warp: float = 0.0, random_voices: float = 0.0,
-                 voices: Sequence[str] = (), progress=None) -> list[Path]:
+                 voices: Sequence[str] = (), user_speech: Path | None = None, speakers: str = "*",
+                 progress=None) -> list[Path]:
     """Write `count` stream folders under `out` (in parallel processes). `p_back_to_back`: how often the
     next user starts right after a session, so that only the voice tells the two sessions apart.
     `voice_warp`: warp each user's voice by up to this fraction, so that the few espeak-ng variants
     become many speakers for training (a voice head learns what "another voice" is from many).
     `random_voices`: how often a user is a generated espeak-ng variant instead (`espeak_variants.py`).
     `voices`: `base+variant` espeak-ng voices the users are drawn from instead of the split's pool (the
-    split still chooses the noise kinds), e.g. variants that neither training nor the test split uses."""
+    split still chooses the noise kinds), e.g. variants that neither training nor the test split uses.
+    `user_speech`: a folder of speaker folders (those matching `speakers`) whose recordings are the users'
+    turns instead (`recorded_turn`); the robot stays espeak-ng."""
     from concurrent.futures import ProcessPoolExecutor
 
     if split not in VOICES:
@@ -289,8 +342,14 @@ def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", 
     bad = unknown_voices(list(voices))
     if bad:
         raise ValueError(f"espeak-ng has no voice {', '.join(bad)} (a base voice, or base+variant from its voices/!v)")
+    if user_speech is not None and (voices or random_voices or voice_warp):
+        raise ValueError("--user-speech takes the users from recordings: no --voices, --random-voices or --voice-warp")
+    recordings = tuple((name, tuple(str(f) for f in files))
+                       for name, files in speech_speakers(user_speech, speakers).items()) if user_speech else ()
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(out), i, seed * 100_003 + i, split, p_back_to_back, voice_warp, random_voices, tuple(voices))
+    jobs = [(str(out), i, dict(seed=seed * 100_003 + i, split=split, p_back_to_back=p_back_to_back,
+                               voice_warp=voice_warp, random_voices=random_voices, voices=tuple(voices),
+                               user_speech=recordings))
             for i in range(count)]
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         results = pool.map(_write_one, jobs)

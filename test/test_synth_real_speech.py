@@ -1,0 +1,48 @@
+"""Trigger streams whose users are real recorded speakers (`egomem make-streams --user-speech`)."""
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from egomem_ros.memory.sessions import load_stream, sessions_from_labels
+from egomem_ros.memory.synth import SR, make_streams, recorded_turn, speech_speakers
+
+
+def test_streams_of_real_speakers(shared_data, tmp_path):
+    speech = shared_data / "speech"
+    paths = make_streams(tmp_path / "real", 2, seed=3, split="test", workers=1, user_speech=speech,
+                         speakers="librispeech_*")
+    for path in paths:
+        meta = json.loads((path / "meta.json").read_text())
+        voices = [s["voice"] for s in meta["sessions"]]
+        assert all(v.startswith("librispeech_") for v in voices) and len(set(voices)) == len(voices)
+        for session in meta["sessions"]:  # every user turn names recordings of that session's speaker
+            for turn in session["turns"][::2]:
+                used = turn["text"].removeprefix("(recording ").removesuffix(")").split(" + ")
+                assert all((speech / session["voice"] / name).is_file() for name in used)
+        stream = load_stream(path)
+        sessions = sessions_from_labels(stream.labels)
+        assert len(sessions) == len(voices)
+        for s, m in zip(sessions, meta["sessions"]):  # labels where the recording starts and the robot ends
+            assert abs(s.start * 0.08 - m["start_s"]) < 0.08 and abs(s.end * 0.08 - m["end_s"]) < 0.16
+
+
+def test_short_recordings_are_joined_into_a_turn(shared_data):
+    files = [str(f) for f in sorted((shared_data / "speech" / "fsdd_george").glob("*.wav"))]
+    turn, used = recorded_turn(files, random.Random(0), gain=0.5)
+    assert len(turn) >= 1.5 * SR and len(used) >= 2       # spoken digits last under a second each
+    assert abs(float(np.max(np.abs(turn))) - 0.5) < 1e-4
+
+
+def test_bad_speech_folders_are_refused(shared_data, tmp_path):
+    (tmp_path / "only_one").mkdir()
+    (tmp_path / "only_one" / "a.wav").write_bytes((shared_data / "speech" / "fsdd_george" / "1.wav").read_bytes())
+    with pytest.raises(ValueError, match="at least 2 speakers"):
+        speech_speakers(tmp_path)
+    with pytest.raises(ValueError, match="not a folder"):
+        speech_speakers(tmp_path / "missing")
+    with pytest.raises(ValueError, match="no --voices"):
+        make_streams(tmp_path / "x", 1, user_speech=shared_data / "speech", voices=["en-us+m7"])
