@@ -46,3 +46,21 @@ def test_bad_speech_folders_are_refused(shared_data, tmp_path):
         speech_speakers(tmp_path / "missing")
     with pytest.raises(ValueError, match="no --voices"):
         make_streams(tmp_path / "x", 1, user_speech=shared_data / "speech", voices=["en-us+m7"])
+
+
+def test_turn_jitter_varies_a_voice_from_turn_to_turn(tmp_path):
+    """Off, a user's turns are espeak-ng's one voice (the streams stay as they were made); on, pitch, speed,
+    level and tilt move from turn to turn, within the stated ranges."""
+    from egomem_ros.memory.synth import StreamSpec, Voice, jittered_turn, make_stream, tts
+
+    voice = Voice("en-us+m3", 160, 50, 0.6)
+    plain = tts("I really like chess.", voice, random.Random(1), tmp_path)
+    varied = [jittered_turn("I really like chess.", voice, 1.0, random.Random(seed), tmp_path) for seed in range(4)]
+    assert len({len(v) for v in varied} | {len(plain)}) > 2     # another speed, another length
+    for v in varied:
+        assert 0.6 / 1.6 < np.std(v) / np.std(plain) < 1.6 * 1.6  # level within x/÷ 1.5 (and the tilt's RMS kept)
+    listen_off, *_ = make_stream(StreamSpec(sessions=2, seed=9), tmp_path)
+    listen_again, *_ = make_stream(StreamSpec(sessions=2, seed=9, turn_jitter=0.0), tmp_path)
+    assert np.array_equal(listen_off, listen_again)
+    with pytest.raises(ValueError, match="turn_jitter"):
+        make_streams(tmp_path / "x", 1, turn_jitter=1.5)

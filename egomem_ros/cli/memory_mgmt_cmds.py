@@ -33,6 +33,9 @@ def make_streams(out: Annotated[Path, typer.Option("--out", "-o", help="Folder f
                           "come from them instead of espeak-ng (the robot stays espeak-ng).")] = None,
                  speakers: Annotated[str, typer.Option(
                      help="With --user-speech: only speaker folders matching this glob, e.g. 'librispeech_*'.")] = "*",
+                 turn_jitter: Annotated[float, typer.Option(
+                     help="0-1: each user's pitch, speed, level and spectral tilt vary from turn to turn by up to "
+                          "this (1: pitch +-15, speed +-20 wpm, level x1.5, tilt +-0.8).")] = 0.0,
                  workers: Annotated[int, typer.Option(help="Parallel processes.")] = 2) -> None:
     """Synthesize dialog streams (espeak-ng voices, robot voice, noise, echo, interruptions)."""
     from ..memory.synth import make_streams as synth
@@ -43,7 +46,7 @@ def make_streams(out: Annotated[Path, typer.Option("--out", "-o", help="Folder f
         paths = synth(out, count, seed=seed, split=split, workers=workers, p_back_to_back=p_back_to_back,
                       voice_warp=voice_warp, random_voices=random_voices,
                       voices=[v.strip() for v in voices.split(",") if v.strip()], user_speech=user_speech,
-                      speakers=speakers,
+                      speakers=speakers, turn_jitter=turn_jitter,
                       progress=lambda it, total: track(it, total=total, description="streams", console=err_console))
     except (RuntimeError, ValueError) as err:
         fail(str(err))

@@ -72,6 +72,7 @@ class StreamSpec:
     random_voices: float = 0.0   # probability that a user is a generated espeak-ng variant (train split only)
     voices: tuple[str, ...] = ()  # the users' espeak-ng voices instead of the split's pool (e.g. a validation set)
     user_speech: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (speaker, recordings): real users instead of espeak-ng
+    turn_jitter: float = 0.0     # a user's pitch, speed, level and spectral tilt vary from turn to turn (0: off)
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,21 @@ def recorded_turn(files: Sequence[str], rng: random.Random, gain: float, min_s: 
     return turn * (gain / (np.max(np.abs(turn)) + 1e-9)), used
 
 
+def jittered_turn(text: str, voice: Voice, jitter: float, rng: random.Random, tmp: Path) -> np.ndarray:
+    """One user turn whose pitch, speed and level move around the session's voice and whose spectrum is
+    tilted (a head turned away, another distance to the microphone), by up to `jitter` (1: pitch +-15 of
+    espeak-ng's 0-99, speed +-20 words/min, level x/÷ 1.5, first-order tilt +-0.8). A real speaker never
+    sounds the same twice; an espeak-ng voice does, and a voice head trained on that alone hears every
+    variation as another person."""
+    turn_voice = replace(voice, pitch=min(99, max(0, voice.pitch + round(rng.uniform(-15, 15) * jitter))),
+                         speed=max(80, voice.speed + round(rng.uniform(-20, 20) * jitter)),
+                         gain=voice.gain * math.exp(rng.uniform(-1, 1) * math.log(1.5) * jitter))
+    pcm = tts(text, turn_voice, rng, tmp)
+    tilt = rng.uniform(-0.8, 0.8) * jitter
+    tilted = np.concatenate([pcm[:1], pcm[1:] - tilt * pcm[:-1]]).astype(np.float32)  # y[n] = x[n] - tilt x[n-1]
+    return tilted * (np.std(pcm) / (np.std(tilted) + 1e-9))
+
+
 def _fill(template: str, rng: random.Random) -> str:
     return template.format(name=rng.choice(_NAMES), other=rng.choice(_NAMES), thing=rng.choice(_THINGS),
                            thing2=rng.choice(_THINGS), job=rng.choice(_JOBS))
@@ -237,7 +253,8 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
                 u_text = "(recording " + " + ".join(used) + ")"
             else:
                 u_text = _fill(rng.choice(_USER), rng)
-                u = tts(u_text, voice, rng, tmp)
+                u = (jittered_turn(u_text, voice, spec.turn_jitter, rng, tmp) if spec.turn_jitter > 0
+                     else tts(u_text, voice, rng, tmp))
             clips.append(("listen", t, u))
             turns.append({"speaker": "user", "text": u_text})
             r_start = t + len(u) + int(rng.uniform(0.2, 0.7) * SR)
@@ -316,7 +333,7 @@ def _write_one(args: tuple[str, int, dict]) -> str:
 def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", workers: int = 2,
                  p_back_to_back: float = 0.3, voice_warp: float = 0.0, random_voices: float = 0.0,
                  voices: Sequence[str] = (), user_speech: Path | None = None, speakers: str = "*",
-                 progress=None) -> list[Path]:
+                 turn_jitter: float = 0.0, progress=None) -> list[Path]:
     """Write `count` stream folders under `out` (in parallel processes). `p_back_to_back`: how often the
     next user starts right after a session, so that only the voice tells the two sessions apart.
     `voice_warp`: warp each user's voice by up to this fraction, so that the few espeak-ng variants
@@ -336,6 +353,8 @@ def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", 
         raise ValueError(f"voice_warp must be in [0, 0.5], not {voice_warp}")
     if not 0.0 <= random_voices <= 1.0:
         raise ValueError(f"random_voices must be in [0, 1], not {random_voices}")
+    if not 0.0 <= turn_jitter <= 1.0:
+        raise ValueError(f"turn_jitter must be in [0, 1], not {turn_jitter}")
     if random_voices and split != "train":
         raise ValueError("random voices are for training streams only: test voices are espeak-ng's own")
     espeak_exe()
@@ -349,7 +368,7 @@ def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", 
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(str(out), i, dict(seed=seed * 100_003 + i, split=split, p_back_to_back=p_back_to_back,
                                voice_warp=voice_warp, random_voices=random_voices, voices=tuple(voices),
-                               user_speech=recordings))
+                               user_speech=recordings, turn_jitter=turn_jitter))
             for i in range(count)]
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         results = pool.map(_write_one, jobs)
