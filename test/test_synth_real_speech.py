@@ -64,3 +64,31 @@ def test_turn_jitter_varies_a_voice_from_turn_to_turn(tmp_path):
     assert np.array_equal(listen_off, listen_again)
     with pytest.raises(ValueError, match="turn_jitter"):
         make_streams(tmp_path / "x", 1, turn_jitter=1.5)
+
+
+def test_voice_contrast_override_from_config_and_cli(shared_data, tmp_path):
+    """Real speakers need a larger voice contrast than the espeak-ng-tuned one in the checkpoint: the
+    config and `eval trigger --voice-contrast` override it; a nonsense value is refused with a message."""
+    import subprocess
+    import sys
+
+    from egomem_ros.config import EgomemConfig
+    from egomem_ros.memory.manager import build_memory_manager
+    from egomem_ros.memory.tagger import TaggerSegmenter
+    from egomem_ros.store import SqliteStore
+
+    shipped = TaggerSegmenter.load().decode_cfg.voice_split_contrast
+    assert TaggerSegmenter.load(voice_split_contrast=0.15).decode_cfg.voice_split_contrast == 0.15 != shipped
+    with pytest.raises(ValueError, match="voice_split_contrast"):
+        TaggerSegmenter.load(voice_split_contrast=-1.0)
+    cfg = EgomemConfig.model_validate({"memory": {"segmenter": "tagger", "trigger_voice_split_contrast": 0.15}})
+    with SqliteStore(tmp_path / "m.db") as store:
+        manager = build_memory_manager(store, cfg, db_path=tmp_path / "m.db")
+        assert manager.segmenter.decode_cfg.voice_split_contrast == 0.15
+    streams = make_streams(tmp_path / "real", 1, seed=4, split="test", workers=1, user_speech=shared_data / "speech")
+    cli = [sys.executable, "-m", "egomem_ros.cli.main", "eval", "trigger", str(streams[0]), "--json", "--segmenter",
+           "tagger", "--voice-contrast"]
+    ok = subprocess.run(cli + ["0.15"], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run(cli + ["5"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "voice_split_contrast" in bad.stderr + bad.stdout

@@ -103,6 +103,9 @@ def eval_trigger(directory: Annotated[Path, typer.Argument(help="Stream folder, 
                  checkpoint: Annotated[Optional[Path], typer.Option(
                      help="Tagger checkpoint (.pt); default: the one shipped in the package.")] = None,
                  speaker_change: Annotated[bool, typer.Option(help="Baseline: split on voice changes.")] = True,
+                 voice_contrast: Annotated[Optional[float], typer.Option(
+                     help="Tagger: the voice contrast that cuts a region (default: the checkpoint's, tuned on "
+                          "espeak-ng voices; real speakers need more, see the README).")] = None,
                  rttm_gap: Annotated[float, typer.Option(help="RTTM truth: max gap (s) inside one session.")] = 3.0) -> None:
     """Episodic trigger: Jaccard and span_match@0/5/10 P/R/F1, seconds per 8192 steps."""
     from ..eval.trigger_eval import evaluate_trigger
@@ -110,14 +113,14 @@ def eval_trigger(directory: Annotated[Path, typer.Argument(help="Stream folder, 
     if not directory.exists():
         fail(f"not found: {directory}")
     try:
-        seg = _segmenter(segmenter, checkpoint, speaker_change)
+        seg = _segmenter(segmenter, checkpoint, speaker_change, voice_contrast)
         result = evaluate_trigger(directory, seg, progress=progress("streams", as_json), rttm_max_gap_s=rttm_gap)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     report(result, as_json, f"episodic trigger ({result['segmenter']})")
 
 
-def _segmenter(kind: str, checkpoint: Path | None, speaker_change: bool):
+def _segmenter(kind: str, checkpoint: Path | None, speaker_change: bool, voice_contrast: float | None = None):
     if kind == "baseline":
         from ..memory.trigger import BaselineSegmenter
 
@@ -131,7 +134,7 @@ def _segmenter(kind: str, checkpoint: Path | None, speaker_change: bool):
     if kind == "tagger":
         from ..memory.tagger import TaggerSegmenter
 
-        return TaggerSegmenter.load(checkpoint)
+        return TaggerSegmenter.load(checkpoint, voice_split_contrast=voice_contrast)
     fail(f"--segmenter must be baseline or tagger, not {kind!r}")
 
 

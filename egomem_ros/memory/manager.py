@@ -148,7 +148,8 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
         if m.segmenter == "tagger":
             from .tagger import TaggerSegmenter
 
-            segmenter = TaggerSegmenter.load(m.trigger_checkpoint or None)
+            segmenter = TaggerSegmenter.load(m.trigger_checkpoint or None,
+                                             voice_split_contrast=m.trigger_voice_split_contrast)
         else:
             from .trigger import BaselineSegmenter
 

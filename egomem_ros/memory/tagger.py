@@ -319,9 +319,13 @@ class TaggerSegmenter:
         mel_matrix()  # built once here (librosa import and all), not inside the first label() call
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> TaggerSegmenter:
+    def load(cls, path: str | Path | None = None, *, voice_split_contrast: float | None = None) -> TaggerSegmenter:
         """A checkpoint from `egomem train trigger`; None: the one shipped in the package (trained on
-        synthetic espeak-ng streams, see the README)."""
+        synthetic espeak-ng streams, see the README). `voice_split_contrast` overrides the checkpoint's
+        tuned value: it was tuned on held-out espeak-ng voices, and real speakers, whose turns vary far
+        more than an espeak-ng voice's, need a larger one (README: 0.15 on recorded speakers)."""
+        if voice_split_contrast is not None and not 0.0 <= voice_split_contrast < 2.0:
+            raise ValueError(f"voice_split_contrast must be in [0, 2), not {voice_split_contrast}")
         path = Path(path) if path else PACKAGED_CHECKPOINT
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no tagger checkpoint (train one with `egomem train trigger`)")
@@ -335,6 +339,8 @@ class TaggerSegmenter:
         if len(known) < len(ckpt["decode"]):
             log.warning("%s: decode settings %s are unknown to this version and ignored", path,
                         sorted(set(ckpt["decode"]) - set(known)))
+        if voice_split_contrast is not None:
+            known["voice_split_contrast"] = voice_split_contrast
         return cls(model, DecodeConfig(**known))
 
     def infer(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
