@@ -46,6 +46,11 @@ def test_bad_speech_folders_are_refused(shared_data, tmp_path):
         speech_speakers(tmp_path / "missing")
     with pytest.raises(ValueError, match="no --voices"):
         make_streams(tmp_path / "x", 1, user_speech=shared_data / "speech", voices=["en-us+m7"])
+    import soundfile as sf
+
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), SR)  # a header and no samples: no endless loop
+    with pytest.raises(ValueError, match="empty.wav"):
+        recorded_turn([str(tmp_path / "empty.wav")], random.Random(0), gain=0.5)
 
 
 def test_turn_jitter_varies_a_voice_from_turn_to_turn(tmp_path):
