@@ -48,7 +48,7 @@ def test_bad_speech_folders_are_refused(shared_data, tmp_path):
         make_streams(tmp_path / "x", 1, user_speech=shared_data / "speech", voices=["en-us+m7"])
     import soundfile as sf
 
-    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), SR)  # a header and no samples: no endless loop
+    sf.write(tmp_path / "empty.wav", np.zeros(0, np.float32), SR)  # a header and no samples: named
     with pytest.raises(ValueError, match="empty.wav"):
         recorded_turn([str(tmp_path / "empty.wav")], random.Random(0), gain=0.5)
 

@@ -177,9 +177,10 @@ def recorded_turn(files: Sequence[str], rng: random.Random, gain: float, min_s: 
     parts, used, total = [], [], 0
     while total < min_s * sample_rate:
         path = rng.choice(list(files))
-        pcm = load_audio(path, sample_rate)
-        if not pcm.size:
-            raise ValueError(f"{path}: a recording without samples")
+        try:
+            pcm = load_audio(path, sample_rate)
+        except ValueError as err:  # an empty or unreadable recording: say which
+            raise ValueError(f"{path}: {err}") from None
         loud = np.flatnonzero(np.abs(pcm) > 0.02 * (np.max(np.abs(pcm)) + 1e-9))
         pcm = pcm[loud[0]:loud[-1] + 1] if loud.size else pcm
         if len(pcm) > max_s * sample_rate:
