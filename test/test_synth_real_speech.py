@@ -97,3 +97,16 @@ def test_voice_contrast_override_from_config_and_cli(shared_data, tmp_path):
     assert ok.returncode == 0, ok.stderr
     bad = subprocess.run(cli + ["5"], capture_output=True, text=True)
     assert bad.returncode != 0 and "voice_split_contrast" in bad.stderr + bad.stdout
+
+
+def test_a_part_before_the_robot_speaks_joins_the_next():
+    """A voice cut inside a user's first turn (before any robot reply) must not lose those first words."""
+    from egomem_ros.memory.sessions import Session
+    from egomem_ros.memory.tagger import join_robotless
+
+    robot = np.zeros(300, bool)
+    robot[120:140] = robot[220:240] = True           # the robot answers twice
+    parts = [Session(10, 60), Session(61, 150), Session(160, 250)]
+    assert join_robotless(parts, robot, 6) == [Session(10, 150), Session(160, 250)]
+    assert join_robotless(parts[1:], robot, 6) == parts[1:]          # both parts hold robot speech: kept
+    assert join_robotless([Session(10, 60), Session(61, 100)], robot, 6) == [Session(10, 100)]
