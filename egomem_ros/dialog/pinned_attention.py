@@ -366,6 +366,11 @@ class PinnedAttention(StreamingMultiheadAttention):
         return apply_weights_per_step(self.out_projs, self.weights_per_step_schedule, x, 0)
 
 
+def layer_ropes(layers: list[PinnedAttention]) -> list[RotaryEmbedding]:
+    """The distinct RoPE modules of `layers` (moshi shares one among all layers of a transformer)."""
+    return list({id(layer.rope): layer.rope for layer in layers if layer.rope is not None}.values())
+
+
 def install_pinned_attention(transformer: nn.Module, source: PinnedKVSource | None) -> list[PinnedAttention]:
     """Re-class every self-attention of a moshi `StreamingTransformer` as `PinnedAttention`."""
     layers: list[PinnedAttention] = []
@@ -377,8 +382,8 @@ def install_pinned_attention(transformer: nn.Module, source: PinnedKVSource | No
             module.capture, module.last_pinned_mass, module.stop_after_capture = None, None, False
             module.regions = None
             layers.append(module)
-    for rope in {id(layer.rope): layer.rope for layer in layers if layer.rope is not None}.values():
-        rope.__class__ = RegionRope  # one module shared by all layers in moshi
+    for rope in layer_ropes(layers):
+        rope.__class__ = RegionRope
         assert isinstance(rope, RegionRope)
         rope.shift = 0
     if layers:

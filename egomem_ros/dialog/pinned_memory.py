@@ -21,7 +21,7 @@ from moshi.modules.streaming import StreamingModule
 from torch import nn
 
 from ..memchunk import LEVEL1, LEVEL2
-from .pinned_attention import PinnedAttention, PrefillCaptured, RegionRope, install_pinned_attention
+from .pinned_attention import PinnedAttention, PrefillCaptured, RegionRope, install_pinned_attention, layer_ropes
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +129,9 @@ class MemoryBank:
         self.graph_prefill = graph_prefill and device.type == "cuda"
         self._prefill_graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor]] = {}
         self._streaming = streaming_modules(lm.transformer)
-        ropes = {id(layer.rope): layer.rope for layer in self.layers if isinstance(layer.rope, RegionRope)}
-        if not ropes:
+        self._ropes: list[RegionRope] = layer_ropes(self.layers)  # type: ignore[assignment]  # re-classed on install
+        if not self._ropes:
             raise ValueError("pinned regions need a RoPE transformer")
-        self._ropes: list[RegionRope] = list(ropes.values())
         self._region_slots: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.record_mass = False
         self.active: dict[int, bool] = {LEVEL1: False, LEVEL2: False}

@@ -10,6 +10,7 @@ folder per speaker), to see how a trigger trained on espeak-ng voices does on re
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import math
 import random
@@ -104,8 +105,13 @@ def tts(text: str, voice: Voice, rng: random.Random, tmp: Path, sample_rate: int
                     "-w", str(out), text], check=True, capture_output=True)
     pcm = load_audio(out, round(sample_rate / voice.warp))  # played at sample_rate: warp times higher
     out.unlink(missing_ok=True)
-    nz = np.flatnonzero(np.abs(pcm) > 1e-3)  # trim espeak's leading/trailing silence
-    return (pcm[nz[0]:nz[-1] + 1] if nz.size else pcm) * voice.gain
+    return _trim(pcm, 1e-3) * voice.gain  # espeak's leading/trailing silence
+
+
+def _trim(pcm: np.ndarray, floor: float) -> np.ndarray:
+    """`pcm` from its first to its last sample louder than `floor` (all of it when none is)."""
+    loud = np.flatnonzero(np.abs(pcm) > floor)
+    return pcm[loud[0]:loud[-1] + 1] if loud.size else pcm
 
 
 def noise(kind: str, n: int, rng: np.random.Generator, sample_rate: int = SR) -> np.ndarray:
@@ -172,17 +178,10 @@ def recorded_turn(files: Sequence[str], rng: random.Random, gain: float, min_s: 
     """One user turn from a speaker's recordings: whole recordings (silence trimmed) joined by short pauses
     until it lasts `min_s` (short clips, e.g. spoken digits), a random `max_s` excerpt of a longer one;
     peak-normalised to `gain`, the level range of the espeak-ng users."""
-    from ..retrieval.media import load_audio
-
     parts, used, total = [], [], 0
     while total < min_s * sample_rate:
         path = rng.choice(list(files))
-        try:
-            pcm = load_audio(path, sample_rate)
-        except ValueError as err:  # an empty or unreadable recording: say which
-            raise ValueError(f"{path}: {err}") from None
-        loud = np.flatnonzero(np.abs(pcm) > 0.02 * (np.max(np.abs(pcm)) + 1e-9))
-        pcm = pcm[loud[0]:loud[-1] + 1] if loud.size else pcm
+        pcm = _recording(path, sample_rate)
         if len(pcm) > max_s * sample_rate:
             length = int(rng.uniform(min_s + 1.5, max_s) * sample_rate)
             start = rng.randrange(len(pcm) - length)
@@ -196,6 +195,21 @@ def recorded_turn(files: Sequence[str], rng: random.Random, gain: float, min_s: 
     return turn * (gain / (np.max(np.abs(turn)) + 1e-9)), used
 
 
+@functools.lru_cache(maxsize=512)
+def _recording(path: str, sample_rate: int) -> np.ndarray:
+    """A recording decoded once per process (every turn draws from the same few files), silence trimmed
+    (2% of its peak: recordings have a noise floor); read-only, since the cache shares it."""
+    from ..retrieval.media import load_audio
+
+    try:
+        pcm = load_audio(path, sample_rate)
+    except ValueError as err:  # an empty or unreadable recording: say which
+        raise ValueError(f"{path}: {err}") from None
+    pcm = _trim(pcm, 0.02 * float(np.max(np.abs(pcm))))
+    pcm.setflags(write=False)
+    return pcm
+
+
 def jittered_turn(text: str, voice: Voice, jitter: float, rng: random.Random, tmp: Path) -> np.ndarray:
     """One user turn whose pitch, speed and level move around the session's voice and whose spectrum is
     tilted (a head turned away, another distance to the microphone), by up to `jitter` (1: pitch +-15 of
@@ -207,8 +221,8 @@ def jittered_turn(text: str, voice: Voice, jitter: float, rng: random.Random, tm
                          gain=voice.gain * math.exp(rng.uniform(-1, 1) * math.log(1.5) * jitter))
     pcm = tts(text, turn_voice, rng, tmp)
     tilt = rng.uniform(-0.8, 0.8) * jitter
-    tilted = np.concatenate([pcm[:1], pcm[1:] - tilt * pcm[:-1]]).astype(np.float32)  # y[n] = x[n] - tilt x[n-1]
-    return tilted * (np.std(pcm) / (np.std(tilted) + 1e-9))
+    tilted = np.concatenate([pcm[:1], pcm[1:] - tilt * pcm[:-1]])  # y[n] = x[n] - tilt x[n-1]
+    return _unit_scale(tilted) * np.std(pcm)  # the tilt changes the spectrum, not the level
 
 
 def _fill(template: str, rng: random.Random) -> str:
