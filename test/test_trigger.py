@@ -534,6 +534,31 @@ def test_random_voices_are_new_espeak_variants_for_training_only(tmp_path):
         make_streams(tmp_path / "x", 1, split="test", random_voices=0.5)
 
 
+@needs_espeak
+def test_klatt_voices_use_only_the_training_sources(tmp_path):
+    """`klatt_voices` puts some generated variants on espeak-ng's Klatt synthesizer, with the voicing
+    sources kept for training only (the test voice `klatt` is source 1, validation voices are 5-6); a
+    variant drawn without it is unchanged, and the option is refused without generated voices."""
+    import random
+    import re
+
+    from egomem_ros.memory.espeak_variants import KLATT_TRAIN_SOURCES, random_variant
+    from egomem_ros.memory.synth import StreamSpec, make_stream, make_streams
+
+    assert not {1, 5, 6} & set(KLATT_TRAIN_SOURCES)
+    plain, klatt = random_variant("rv0", random.Random(4)), random_variant("rv0", random.Random(4), klatt=True)
+    assert klatt.startswith(plain) and re.fullmatch(r"klatt (\d)\n", klatt[len(plain):])
+    *_, meta = make_stream(StreamSpec(sessions=4, seed=3, random_voices=1.0, klatt_voices=1.0), tmp_path)
+    sources = [re.search(r"^klatt (\d)$", m["variant"], re.M) for m in meta]
+    assert all(s and int(s.group(1)) in KLATT_TRAIN_SOURCES for s in sources)
+    *_, meta = make_stream(StreamSpec(sessions=4, seed=3, random_voices=1.0), tmp_path)
+    assert not any("klatt" in m["variant"] for m in meta)
+    with pytest.raises(ValueError, match="needs random_voices"):
+        make_streams(tmp_path / "x", 1, klatt_voices=0.5)
+    with pytest.raises(ValueError, match="klatt_voices must be in"):
+        make_streams(tmp_path / "x", 1, random_voices=1.0, klatt_voices=1.5)
+
+
 def test_streams_can_be_made_of_chosen_voices(tmp_path):
     """A validation set of voices neither training nor the test split uses: the users come from the
     list; a variant espeak-ng does not have (it would silently speak the base voice) is refused."""

@@ -25,6 +25,9 @@ def make_streams(out: Annotated[Path, typer.Option("--out", "-o", help="Folder f
                  random_voices: Annotated[float, typer.Option(
                      help="Train split: probability that a user is a generated espeak-ng variant (a new speaker) "
                           "instead of one of the pool's.")] = 0.0,
+                 klatt_voices: Annotated[float, typer.Option(
+                     help="With --random-voices: probability that a generated voice speaks through espeak-ng's "
+                          "Klatt synthesizer (voicing sources 2-4; the test voice klatt uses 1).")] = 0.0,
                  voices: Annotated[str, typer.Option(
                      help="Comma-separated espeak-ng voices (base+variant) to draw the users from instead of the "
                           "split's pool, e.g. variants neither training nor the test split uses.")] = "",
@@ -44,7 +47,7 @@ def make_streams(out: Annotated[Path, typer.Option("--out", "-o", help="Folder f
         fail("--count must be at least 1")
     try:
         paths = synth(out, count, seed=seed, split=split, workers=workers, p_back_to_back=p_back_to_back,
-                      voice_warp=voice_warp, random_voices=random_voices,
+                      voice_warp=voice_warp, random_voices=random_voices, klatt_voices=klatt_voices,
                       voices=[v.strip() for v in voices.split(",") if v.strip()], user_speech=user_speech,
                       speakers=speakers, turn_jitter=turn_jitter,
                       progress=lambda it, total: track(it, total=total, description="streams", console=err_console))

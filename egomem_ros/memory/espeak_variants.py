@@ -3,8 +3,11 @@
 A voice head learns what "another voice" is from the number of voices it hears, the way speaker
 recognisers are trained on thousands of speakers. espeak-ng reads a variant as a small text file
 (`pitch`, `formant`, `breath`, `flutter`, ... as in its docs/voices.md); each random draw is one new
-speaker. The ranges span espeak-ng's own variants and stay on its formant synthesizer (no `klatt`), so a
-voice built on another synthesizer is still new to a tagger trained on them.
+speaker. The ranges span espeak-ng's own variants. By default they stay on its harmonic synthesizer; with
+`klatt=True` a variant speaks through espeak-ng's Klatt synthesizer instead, with one of the voicing
+sources in `KLATT_TRAIN_SOURCES`, so that a tagger learns what varies between Klatt voices too. The other
+sources stay unheard in training: `klatt 1` is the test voice `klatt`, and 5-6 are the validation voices
+`adam`, `benjamin`, `david` and `edward`.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 SYNTHETIC_PREFIX = "rv"  # variant names of generated voices; never held out as a validation voice
+KLATT_TRAIN_SOURCES = (2, 3, 4)  # espeak-ng `klatt N` voicing sources a generated variant may use
 
 
 def is_synthetic(voice: str) -> bool:
@@ -22,10 +26,11 @@ def is_synthetic(voice: str) -> bool:
     return voice.split("+")[-1].startswith(SYNTHETIC_PREFIX)
 
 
-def random_variant(name: str, rng: random.Random) -> str:
+def random_variant(name: str, rng: random.Random, klatt: bool = False) -> str:
     """The text of one espeak-ng variant file: pitch, a vocal-tract length (all formants scaled together,
     each a little on its own), formant strengths and widths, breathiness, flutter, roughness, voicing,
-    consonant strength, an optional echo and tone (bass/mid/treble) setting."""
+    consonant strength, an optional echo and tone (bass/mid/treble) setting; with `klatt`, a Klatt
+    voicing source from `KLATT_TRAIN_SOURCES` (drawn last, so other variants stay as they were)."""
     female = rng.random() < 0.5
     base = rng.uniform(140, 210) if female else rng.uniform(65, 100)
     top = base + (rng.uniform(40, 110) if female else rng.uniform(25, 60))
@@ -45,6 +50,8 @@ def random_variant(name: str, rng: random.Random) -> str:
         lines.append(f"echo {rng.randint(60, 180)} {rng.randint(5, 20)}")
     if rng.random() < 0.3:
         lines.append("tone " + " ".join(f"{f} {rng.randint(60, 255)}" for f in (600, 1200, 2000)))
+    if klatt:
+        lines.append(f"klatt {rng.choice(KLATT_TRAIN_SOURCES)}")
     return "\n".join(lines) + "\n"
 
 
@@ -98,5 +105,5 @@ def unknown_voices(voices: list[str]) -> list[str]:
     return [voice for voice in dict.fromkeys(voices) if not known(voice)]
 
 
-__all__ = ["SYNTHETIC_PREFIX", "data_path_with", "espeak_exe", "is_synthetic", "random_variant", "system_data_dir",
+__all__ = ["KLATT_TRAIN_SOURCES", "SYNTHETIC_PREFIX", "data_path_with", "espeak_exe", "is_synthetic", "random_variant", "system_data_dir",
            "unknown_voices"]

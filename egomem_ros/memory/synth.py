@@ -71,6 +71,7 @@ class StreamSpec:
     p_back_to_back: float = 0.3
     voice_warp: float = 0.0      # each user's voice is warped by a factor in [1 / (1 + w), 1 + w] (0: off)
     random_voices: float = 0.0   # probability that a user is a generated espeak-ng variant (train split only)
+    klatt_voices: float = 0.0    # probability that a generated variant speaks through the Klatt synthesizer
     voices: tuple[str, ...] = ()  # the users' espeak-ng voices instead of the split's pool (e.g. a validation set)
     user_speech: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (speaker, recordings): real users instead of espeak-ng
     turn_jitter: float = 0.0     # a user's pitch, speed, level and spectral tilt vary from turn to turn (0: off)
@@ -259,7 +260,8 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
         variant = None
         if spec.random_voices > 0 and rng.random() < spec.random_voices:  # the same: drawn only when on
             variant_name = f"{SYNTHETIC_PREFIX}{spec.seed}_{k}"
-            variant = random_variant(variant_name, rng)
+            klatt = spec.klatt_voices > 0 and rng.random() < spec.klatt_voices  # the same
+            variant = random_variant(variant_name, rng, klatt=klatt)
             voice = replace(voice, name=f"{voice.name.split('+')[0]}+{variant_name}",
                             data_path=str(data_path_with({variant_name: variant}, tmp / "espeak")))
         start, end, turns = t, t, []
@@ -349,13 +351,15 @@ def _write_one(args: tuple[str, int, dict]) -> str:
 
 def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", workers: int = 2,
                  p_back_to_back: float = 0.3, voice_warp: float = 0.0, random_voices: float = 0.0,
-                 voices: Sequence[str] = (), user_speech: Path | None = None, speakers: str = "*",
+                 klatt_voices: float = 0.0, voices: Sequence[str] = (), user_speech: Path | None = None,
+                 speakers: str = "*",
                  turn_jitter: float = 0.0, progress=None) -> list[Path]:
     """Write `count` stream folders under `out` (in parallel processes). `p_back_to_back`: how often the
     next user starts right after a session, so that only the voice tells the two sessions apart.
     `voice_warp`: warp each user's voice by up to this fraction, so that the few espeak-ng variants
     become many speakers for training (a voice head learns what "another voice" is from many).
-    `random_voices`: how often a user is a generated espeak-ng variant instead (`espeak_variants.py`).
+    `random_voices`: how often a user is a generated espeak-ng variant instead (`espeak_variants.py`);
+    `klatt_voices`: how often such a variant speaks through espeak-ng's Klatt synthesizer.
     `voices`: `base+variant` espeak-ng voices the users are drawn from instead of the split's pool (the
     split still chooses the noise kinds), e.g. variants that neither training nor the test split uses.
     `user_speech`: a folder of speaker folders (those matching `speakers`) whose recordings are the users'
@@ -370,6 +374,10 @@ def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", 
         raise ValueError(f"voice_warp must be in [0, 0.5], not {voice_warp}")
     if not 0.0 <= random_voices <= 1.0:
         raise ValueError(f"random_voices must be in [0, 1], not {random_voices}")
+    if not 0.0 <= klatt_voices <= 1.0:
+        raise ValueError(f"klatt_voices must be in [0, 1], not {klatt_voices}")
+    if klatt_voices and not random_voices:
+        raise ValueError("klatt_voices makes some generated voices Klatt voices: it needs random_voices above 0")
     if not 0.0 <= turn_jitter <= 1.0:
         raise ValueError(f"turn_jitter must be in [0, 1], not {turn_jitter}")
     if random_voices and split != "train":
@@ -384,7 +392,8 @@ def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", 
                        for name, files in speech_speakers(user_speech, speakers).items()) if user_speech else ()
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(str(out), i, dict(seed=seed * 100_003 + i, split=split, p_back_to_back=p_back_to_back,
-                               voice_warp=voice_warp, random_voices=random_voices, voices=tuple(voices),
+                               voice_warp=voice_warp, random_voices=random_voices, klatt_voices=klatt_voices,
+                               voices=tuple(voices),
                                user_speech=recordings, turn_jitter=turn_jitter))
             for i in range(count)]
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
