@@ -24,7 +24,7 @@ from .scene import DIALOG_TEXT, TRANSCRIPT, SceneBag
 from .store import SqliteStore
 from .store.graph import export_graph, social_graph
 
-VOICES = {"A": "en-us+f3", "B": "en-gb+f4"}
+VOICES = {"A": "en-us+f3", "B": "en+f4"}
 LINES = {
     "A": "Hello robot, my name is Emily. I work as a nurse. My colleague Sarah plays a lot of sport.",
     "B": "Hi there, I am Sarah. I love tennis and I play every Sunday. Emily is my colleague at the hospital.",

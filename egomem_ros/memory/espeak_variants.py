@@ -93,17 +93,27 @@ def data_path_with(variants: dict[str, str], root: Path) -> Path:
 
 
 def unknown_voices(voices: list[str]) -> list[str]:
-    """The `base+variant` names espeak-ng cannot speak. An unknown variant is silently ignored by
-    espeak-ng (it speaks the base voice), so variants are looked up in its data; bases are tried."""
+    """The `base+variant` names espeak-ng cannot speak as asked. espeak-ng ignores a variant silently in
+    two ways: one it does not have, and any variant on some bases (espeak-ng 1.51 speaks `en-gb+f5` as
+    plain `en-gb`; `en+f5` is the same British voice with the variant). So variants are looked up in its
+    data, bases are tried, and a variant must change the base's speech."""
     variants = system_data_dir() / "voices" / "!v"
+    speech: dict[str, bytes | None] = {}
+
+    def spoken(voice: str) -> bytes | None:
+        if voice not in speech:
+            run = subprocess.run([espeak_exe(), "-v", voice, "--stdout", "one two"], capture_output=True)
+            speech[voice] = run.stdout if run.returncode == 0 and run.stdout else None
+        return speech[voice]
 
     def known(voice: str) -> bool:
         base, _, variant = voice.partition("+")
-        return (bool(base) and (not variant or (variants / variant).is_file())
-                and subprocess.run([espeak_exe(), "-v", base, "-q", "a"], capture_output=True).returncode == 0)
+        if not base or (variant and not (variants / variant).is_file()) or spoken(base) is None:
+            return False
+        return not variant or spoken(voice) != spoken(base)
 
     return [voice for voice in dict.fromkeys(voices) if not known(voice)]
 
 
-__all__ = ["KLATT_TRAIN_SOURCES", "SYNTHETIC_PREFIX", "data_path_with", "espeak_exe", "is_synthetic", "random_variant", "system_data_dir",
-           "unknown_voices"]
+__all__ = ["KLATT_TRAIN_SOURCES", "SYNTHETIC_PREFIX", "data_path_with", "espeak_exe", "is_synthetic", "random_variant",
+           "system_data_dir", "unknown_voices"]
