@@ -42,7 +42,7 @@ VOICES = {
     "test": ["en-gb-scotland+m5", "en-029+f4", "en-us+klatt", "en+f5", "en-us+croak"],
 }
 # The fine-tuning streams (finetune/streams.py) keep the voices and noise kinds their proof was measured
-# with; the trigger's train pool above is wider.
+# with (then `en-gb+m3` and `en-gb+f2`, i.e. plain `en-gb` twice); the trigger's train pool above is wider.
 FINETUNE_VOICES = {"train": ["en-us+m1", "en-us+m2", "en-us+m4", "en-us+f1", "en-us+f3", "en+m3", "en+f2", "en+m6"],
                    "test": VOICES["test"]}
 FINETUNE_NOISES = {"train": ["white", "pink"], "test": ["brown", "hum"]}
@@ -262,7 +262,7 @@ def make_stream(spec: StreamSpec, tmp: Path) -> tuple[np.ndarray, np.ndarray, li
         variant = None
         if spec.random_voices > 0 and rng.random() < spec.random_voices:  # the same: drawn only when on
             variant_name = f"{SYNTHETIC_PREFIX}{spec.seed}_{k}"
-            klatt = spec.klatt_voices > 0 and rng.random() < spec.klatt_voices  # the same
+            klatt = spec.klatt_voices > 0 and rng.random() < spec.klatt_voices  # also drawn only when on
             variant = random_variant(variant_name, rng, klatt=klatt)
             voice = replace(voice, name=f"{voice.name.split('+')[0]}+{variant_name}",
                             data_path=str(data_path_with({variant_name: variant}, tmp / "espeak")))
@@ -354,8 +354,7 @@ def _write_one(args: tuple[str, int, dict]) -> str:
 def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", workers: int = 2,
                  p_back_to_back: float = 0.3, voice_warp: float = 0.0, random_voices: float = 0.0,
                  klatt_voices: float = 0.0, voices: Sequence[str] = (), user_speech: Path | None = None,
-                 speakers: str = "*",
-                 turn_jitter: float = 0.0, progress=None) -> list[Path]:
+                 speakers: str = "*", turn_jitter: float = 0.0, progress=None) -> list[Path]:
     """Write `count` stream folders under `out` (in parallel processes). `p_back_to_back`: how often the
     next user starts right after a session, so that only the voice tells the two sessions apart.
     `voice_warp`: warp each user's voice by up to this fraction, so that the few espeak-ng variants
