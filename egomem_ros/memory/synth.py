@@ -369,24 +369,20 @@ def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", 
 
     if split not in VOICES:
         raise ValueError(f"split must be train or test, not {split!r}")
-    if not 0.0 <= p_back_to_back <= 1.0:
-        raise ValueError(f"p_back_to_back must be in [0, 1], not {p_back_to_back}")
-    if not 0.0 <= voice_warp <= 0.5:
-        raise ValueError(f"voice_warp must be in [0, 0.5], not {voice_warp}")
-    if not 0.0 <= random_voices <= 1.0:
-        raise ValueError(f"random_voices must be in [0, 1], not {random_voices}")
-    if not 0.0 <= klatt_voices <= 1.0:
-        raise ValueError(f"klatt_voices must be in [0, 1], not {klatt_voices}")
+    for name, value, top in (("p_back_to_back", p_back_to_back, 1.0), ("voice_warp", voice_warp, 0.5),
+                             ("random_voices", random_voices, 1.0), ("klatt_voices", klatt_voices, 1.0),
+                             ("turn_jitter", turn_jitter, 1.0)):
+        if not 0.0 <= value <= top:
+            raise ValueError(f"{name} must be in [0, {top:g}], not {value}")
     if klatt_voices and not random_voices:
         raise ValueError("klatt_voices makes some generated voices Klatt voices: it needs random_voices above 0")
-    if not 0.0 <= turn_jitter <= 1.0:
-        raise ValueError(f"turn_jitter must be in [0, 1], not {turn_jitter}")
     if random_voices and split != "train":
         raise ValueError("random voices are for training streams only: test voices are espeak-ng's own")
     espeak_exe()
     bad = unknown_voices(list(voices))
     if bad:
-        raise ValueError(f"espeak-ng has no voice {', '.join(bad)} (a base voice, or base+variant from its voices/!v)")
+        raise ValueError(f"espeak-ng has no voice {', '.join(bad)} (a base voice, or base+variant from its voices/!v "
+                         "that changes the base's speech: espeak-ng ignores variants on en-gb, use en+VARIANT)")
     if user_speech is not None and (voices or random_voices or voice_warp):
         raise ValueError("--user-speech takes the users from recordings: no --voices, --random-voices or --voice-warp")
     recordings = tuple((name, tuple(str(f) for f in files))
@@ -394,8 +390,7 @@ def make_streams(out: Path, count: int, *, seed: int = 0, split: str = "train", 
     out.mkdir(parents=True, exist_ok=True)
     jobs = [(str(out), i, dict(seed=seed * 100_003 + i, split=split, p_back_to_back=p_back_to_back,
                                voice_warp=voice_warp, random_voices=random_voices, klatt_voices=klatt_voices,
-                               voices=tuple(voices),
-                               user_speech=recordings, turn_jitter=turn_jitter))
+                               voices=tuple(voices), user_speech=recordings, turn_jitter=turn_jitter))
             for i in range(count)]
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         results = pool.map(_write_one, jobs)
