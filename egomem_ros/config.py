@@ -109,8 +109,9 @@ class MemoryConfig(_Section):
     buffer_s: float = Field(900.0, gt=10)
     segmenter: Literal["baseline", "tagger"] = "baseline"
     trigger_checkpoint: str = ""
-    # tagger: overrides the checkpoint's voice contrast (tuned on espeak-ng voices; real speakers need more)
-    trigger_voice_split_contrast: float | None = Field(None, ge=0, lt=2)
+    # tagger: overrides the checkpoint's voice contrast (tuned on espeak-ng voices; real speakers need more).
+    # Negative: the checkpoint's own. (A number, not null: ROS 2 parameters have no null.)
+    trigger_voice_split_contrast: float = Field(-1.0, ge=-1.0, lt=2)
     # A session whose end is closer than this to the buffer's end may still be going on: wait.
     max_gap_s: float = Field(2.0, gt=0)
     asr: Literal["pocketsphinx", "whisper", "none"] = "pocketsphinx"

@@ -201,7 +201,7 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
         except Exception as err:  # noqa: BLE001 - a truncated or corrupt bag: keep what was read
             summary.truncated = f"stopped after {summary.messages} messages: {err}"
             log.error("bag %s: %s", bag, summary.truncated)
-        _consolidate(manager, t + cfg.memory.max_gap_s + manager.transcript_latency_s + 1.0, summary, emit, say)
+        _consolidate(manager, t, summary, emit, say, final=True)
         writer.close()
     finally:
         reader.close()
@@ -235,8 +235,8 @@ def _poll(poller, t, manager, summary, emit, frame, last_person, say):
     return person, person
 
 
-def _consolidate(manager, t, summary, emit, say) -> None:
-    report = manager.consolidate(t)
+def _consolidate(manager, t, summary, emit, say, final: bool = False) -> None:
+    report = manager.flush(t) if final else manager.consolidate(t)
     for o in report.outcomes:
         if o.status == "written":
             summary.sessions_written += 1

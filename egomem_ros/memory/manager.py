@@ -96,6 +96,11 @@ class MemoryManager:
         self.buffer.drop_before(done_until)
         return report
 
+    def flush(self, now: float) -> ConsolidationReport:
+        """Write everything buffered, the session still going on included: the stream ends at `now`
+        (end of a bag, node shutdown, a signal). Nothing is left waiting."""
+        return self.consolidate(now + self.max_gap_s + self.transcript_latency_s + 1.0)
+
     def _session_input(self, stream, t0: float, start: float, end: float, segments: list[TranscriptSegment],
                        observations: list[IdentityObservation]) -> SessionInput:
         inside = [g for g in segments if start <= g.end <= end + self.transcript_latency_s]
@@ -149,7 +154,8 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
             from .tagger import TaggerSegmenter
 
             segmenter = TaggerSegmenter.load(m.trigger_checkpoint or None,
-                                             voice_split_contrast=m.trigger_voice_split_contrast)
+                                             voice_split_contrast=m.trigger_voice_split_contrast
+                                             if m.trigger_voice_split_contrast >= 0 else None)
         else:
             from .trigger import BaselineSegmenter
 

@@ -9,19 +9,17 @@
   MemChunk regions -> robot speech (`dialog/audio_out`, egomem_msgs/AudioFrame at 24 kHz) and its text
   monologue (`dialog/text`). `<retr>` queries in the monologue go to RetrieveText.
 
-In every mode the answer to a `<retr>` query reaches the model as the memory node's latched Level-2
+A lifecycle node: configure loads the mode's model (a moshi checkpoint), activate subscribes, cleanup
+releases the model. In every mode the answer to a `<retr>` query reaches the model as the memory node's latched Level-2
 MemChunk, and the dialog never waits for it longer than `dialog.retrieve_timeout_s`.
 """
 from __future__ import annotations
 
-import sys
 import threading
 
-import rclpy
 from egomem_msgs.msg import AudioFrame, MemChunk
 from egomem_msgs.srv import RetrieveText
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.node import Node
 from std_msgs.msg import String
 
 from ..dialog.prompt import PromptComposer
@@ -31,7 +29,8 @@ from ..msg_fields import audio_frame_fields
 from ..msg_conversions import audio_info_of, audio_msg_to_pcm
 from ..retrieval.media import MediaError
 from ..retrieval.retr_protocol import RetrQuery, RetrStreamParser
-from .util import LATCHED_QOS, SENSOR_QOS, declare_config, fill, now_s, spin
+from .lifecycle import LifecycleNode
+from .util import ADAPTIVE_QOS, LATCHED_QOS, SENSOR_QOS, fill, now_s, run
 
 try:  # optional: ros-drivers/audio_common
     from audio_common_msgs.msg import AudioDataStamped, AudioInfo
@@ -39,52 +38,72 @@ except ImportError:  # pragma: no cover - depends on the robot's install
     AudioDataStamped = AudioInfo = None
 
 
-class DialogNode(Node):
+class DialogNode(LifecycleNode):
     def __init__(self) -> None:
-        super().__init__("dialog_node")
-        self.config = declare_config(self, ("dialog.", "memchunk."))
-        self.cfg = self.config.dialog
+        super().__init__("dialog_node", ("dialog.", "memchunk."), live=("dialog.retrieve_timeout_s",))
+        self.engine = self.runner = self.cascaded = None
+        self._audio_info: tuple[int, int, str] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """The mode's model and publishers; a moshi checkpoint is loaded here (DialogSetupError: FAILURE)."""
+        from ..dialog.factory import DialogSetupError
+
         self.composer = PromptComposer()
         self.parser = RetrStreamParser()
         self.group = ReentrantCallbackGroup()
-        self.engine = self.runner = self.cascaded = None
-        self._audio_info: tuple[int, int, str] | None = None
-        self.retrieve = self.create_client(RetrieveText, self.cfg.retrieve_service, callback_group=self.group)
+        self.retrieve = self.client(RetrieveText, self.cfg.dialog.retrieve_service, callback_group=self.group)
+        self.pub_text = self.publisher(String, "dialog/text", 10)
+        try:
+            getattr(self, f"_setup_{self.cfg.dialog.mode}")()
+        except DialogSetupError as err:
+            raise RuntimeError(str(err)) from err
+
+    def start(self) -> None:
         for topic in ("memchunk/level1", "memchunk/level2"):
-            self.create_subscription(MemChunk, topic, self._on_chunk, LATCHED_QOS, callback_group=self.group)
-        self.pub_text = self.create_publisher(String, "dialog/text", 10)
-        getattr(self, f"_setup_{self.cfg.mode}")()
+            self.subscription(MemChunk, topic, self._on_chunk, LATCHED_QOS, callback_group=self.group)
+        getattr(self, f"_start_{self.cfg.dialog.mode}")()
+
+    def teardown(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        self.engine = self.runner = self.cascaded = None
 
     # -- modes ----------------------------------------------------------------------------------------
     def _setup_external(self) -> None:
-        self.pub_prompt = self.create_publisher(String, "dialog/system_prompt", LATCHED_QOS)
-        self.create_subscription(String, "dialog/text", self._on_text, 10, callback_group=self.group)
+        self.pub_prompt = self.publisher(String, "dialog/system_prompt", LATCHED_QOS)
+
+    def _start_external(self) -> None:
+        self.subscription(String, "dialog/text", self._on_text, 10, callback_group=self.group)
 
     def _setup_cascaded(self) -> None:
         from ..dialog.factory import build_cascaded
 
-        self.cascaded = build_cascaded(self.config, self._retrieve_blocking)
-        self.pub_response = self.create_publisher(String, "dialog/response", 10)
-        self.create_subscription(String, "dialog/user_text", self._on_user_text, 10,
-                                 callback_group=MutuallyExclusiveCallbackGroup())  # one turn at a time
+        self.cascaded = build_cascaded(self.cfg, self._retrieve_blocking)
+        self.pub_response = self.publisher(String, "dialog/response", 10)
+
+    def _start_cascaded(self) -> None:
+        self.subscription(String, "dialog/user_text", self._on_user_text, 10,
+                          callback_group=MutuallyExclusiveCallbackGroup())  # one turn at a time
 
     def _setup_moshi(self) -> None:
         from ..dialog.engine import SAMPLE_RATE
         from ..dialog.engine_runner import EngineRunner
         from ..dialog.factory import build_moshi_engine
 
-        self.engine = build_moshi_engine(self.config)  # DialogSetupError: caught in main()
-        self.runner = EngineRunner(self.engine, self._on_step, queue_frames=self.cfg.queue_frames)
+        self.engine = build_moshi_engine(self.cfg)
+        self.runner = EngineRunner(self.engine, self._on_step, queue_frames=self.cfg.dialog.queue_frames)
         self.out_rate = SAMPLE_RATE
-        self.pub_audio = self.create_publisher(AudioFrame, "dialog/audio_out", 10)
-        self.create_subscription(AudioFrame, "audio_frame", self._on_audio, SENSOR_QOS, callback_group=self.group)
-        if AudioDataStamped is not None:
-            self.create_subscription(AudioDataStamped, "audio", self._on_audio, SENSOR_QOS, callback_group=self.group)
-            self.create_subscription(AudioInfo, "audio_info", self._on_audio_info, LATCHED_QOS,
-                                     callback_group=self.group)
+        self.pub_audio = self.publisher(AudioFrame, "dialog/audio_out", 10)
         self._reported = (0, 0)
-        self.create_timer(10.0, self._report, callback_group=self.group)
         self.runner.start()
+
+    def _start_moshi(self) -> None:
+        self.subscription(AudioFrame, "audio_frame", self._on_audio, SENSOR_QOS, callback_group=self.group)
+        if AudioDataStamped is not None:
+            self.subscription(AudioDataStamped, "audio", self._on_audio, SENSOR_QOS, callback_group=self.group)
+            self.subscription(AudioInfo, "audio_info", self._on_audio_info, ADAPTIVE_QOS, callback_group=self.group)
+        self.timer(10.0, self._report, callback_group=self.group)
 
     # -- MemChunks ------------------------------------------------------------------------------------
     def _on_chunk(self, msg: MemChunk) -> None:
@@ -92,7 +111,7 @@ class DialogNode(Node):
         had_l2 = LEVEL2 in self.composer.chunks
         if not self.composer.update(chunk):
             return
-        if self.cfg.mode == "external":
+        if self.cfg.dialog.mode == "external":
             self.pub_prompt.publish(String(data=self.composer.render()))
         elif self.cascaded is not None:
             self.cascaded.set_memchunk(chunk)
@@ -113,14 +132,14 @@ class DialogNode(Node):
         req = RetrieveText.Request(user_id=self.composer.user_id, relation_query=list(query.relation_query),
                                    keyword_query=list(query.keyword_query), k=0)
         future = self.retrieve.call_async(req)  # the answer arrives as a latched Level-2 MemChunk
-        timer = self.create_timer(self.cfg.retrieve_timeout_s, lambda f=future: self._timeout(f))
+        timer = self.create_timer(self.cfg.dialog.retrieve_timeout_s, lambda f=future: self._timeout(f))
         future.add_done_callback(lambda _f, tm=timer: self.destroy_timer(tm))
         return future
 
     def _timeout(self, future) -> None:
         if not future.done():
             future.cancel()
-            self.get_logger().warning(f"Level-2 retrieval took over {self.cfg.retrieve_timeout_s} s; "
+            self.get_logger().warning(f"Level-2 retrieval took over {self.cfg.dialog.retrieve_timeout_s} s; "
                                       "the dialog goes on without it")
 
     def _retrieve_blocking(self, query: RetrQuery) -> str:
@@ -130,7 +149,7 @@ class DialogNode(Node):
             raise RuntimeError("retrieval service not available")
         done = threading.Event()
         future.add_done_callback(lambda _f: done.set())
-        if not done.wait(self.cfg.retrieve_timeout_s) or future.cancelled():
+        if not done.wait(self.cfg.dialog.retrieve_timeout_s) or future.cancelled():
             raise TimeoutError("retrieval timed out")
         return future.result().chunk.text
 
@@ -172,23 +191,8 @@ class DialogNode(Node):
                                       f"(mean step {s.mean_step_ms:.1f} ms of an 80 ms budget)")
             self._reported = (s.dropped, s.late)
 
-    def destroy_node(self) -> None:
-        if self.runner is not None:
-            self.runner.stop()
-        super().destroy_node()
-
-
 def main(args=None) -> None:
-    from ..dialog.factory import DialogSetupError
-
-    rclpy.init(args=args)
-    try:
-        node = DialogNode()
-    except DialogSetupError as err:
-        rclpy.logging.get_logger("dialog_node").fatal(str(err))
-        rclpy.try_shutdown()
-        sys.exit(2)
-    spin(node, threads=3)
+    run(DialogNode, args, threads=3)
 
 
 if __name__ == "__main__":

@@ -9,16 +9,14 @@ Publishes:
   ~/debug_image (sensor_msgs/Image), markers (visualization_msgs/MarkerArray), /diagnostics at 1 Hz;
   with hri_msgs: /humans/candidate_matches (IdsMatch), /humans/voices/tracked (IdsList) and
   /humans/voices/<id>/is_speaking (std_msgs/Bool).
+A lifecycle node: configure loads the models, activate starts polling, cleanup releases the models.
 All decisions are made by `egomem_ros.retrieval.poller.IdentityPoller`.
 """
 from __future__ import annotations
 
-
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from egomem_msgs.msg import AudioFrame, Identity, MemChunk, MemoryEvent
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Bool
 from visualization_msgs.msg import Marker, MarkerArray
@@ -27,9 +25,10 @@ from .. import msg_fields as F
 from ..msg_conversions import audio_info_of, audio_msg_to_pcm, compressed_to_rgb, image_to_rgb, stamp_to_sec
 from ..retrieval.factory import make_poller
 from ..retrieval.media import MediaError
-from ..store import SqliteStore
+from ..store import SqliteStore, StoreError
 from ..config import resolve_db_path
-from .util import LATCHED_QOS, SENSOR_QOS, declare_config, fill, now_s, spin
+from .lifecycle import LifecycleNode
+from .util import ADAPTIVE_QOS, EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, fill, now_s, run
 
 try:  # optional: ROS4HRI
     from hri_msgs.msg import IdsList, IdsMatch
@@ -41,42 +40,70 @@ except ImportError:  # pragma: no cover
     AudioDataStamped = AudioInfo = None
 
 
-class IdentityNode(Node):
+# Parameters applied while the node runs (the poller reads them at every poll); every other one takes
+# effect at the next configure.
+IDENTITY_LIVE = ("identity.poll_period_s", "identity.window_s", "identity.face_weight", "identity.learn_new_users",
+                 "identity.voice.threshold", "identity.voice.min_voiced_s")
+
+
+class IdentityNode(LifecycleNode):
     def __init__(self) -> None:
-        super().__init__("identity_node")
-        self.cfg = declare_config(self, ("store.", "identity.", "memchunk."))
-        self.store = SqliteStore(resolve_db_path(self.cfg), clock=lambda: now_s(self))
-        self.poller = make_poller(self.store, self.cfg)
+        super().__init__("identity_node", ("store.", "identity.", "memchunk."), live=IDENTITY_LIVE)
+        self.store = self.poller = None
         self._audio_info: tuple[int, int, str] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Open the store and load the face and voice models (the slow part: configure, not activate)."""
+        try:
+            self.store = SqliteStore(resolve_db_path(self.cfg), clock=lambda: now_s(self))
+        except StoreError as err:
+            raise RuntimeError(str(err)) from err
+        self.poller = make_poller(self.store, self.cfg)
         self._last_frame = None
         self._last_person = ""
         self._reload_pending = False
         self._voices: dict[str, object] = {}
         self._stats = {"polls": 0, "rejected_frames": 0, "rejected_audio": 0, "last_poll_ms": 0.0}
-
-        sensors = ReentrantCallbackGroup()        # buffering only: never blocked by inference
-        inference = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(Image, "image", self._on_image, SENSOR_QOS, callback_group=sensors)
-        self.create_subscription(CompressedImage, "image/compressed", self._on_compressed, SENSOR_QOS,
-                                 callback_group=sensors)
-        self.create_subscription(AudioFrame, "audio_frame", self._on_audio, SENSOR_QOS, callback_group=sensors)
-        if AudioDataStamped is not None:
-            self.create_subscription(AudioDataStamped, "audio", self._on_audio, SENSOR_QOS, callback_group=sensors)
-            self.create_subscription(AudioInfo, "audio_info", self._on_audio_info, LATCHED_QOS, callback_group=sensors)
-        self.create_subscription(MemoryEvent, "memory_events", self._on_memory_event, 100, callback_group=inference)
-
-        self.pub_identity = self.create_publisher(Identity, "identity", 10)
-        self.pub_l1 = self.create_publisher(MemChunk, "memchunk/level1", LATCHED_QOS)
-        self.pub_debug = self.create_publisher(Image, "~/debug_image", 2)
-        self.pub_markers = self.create_publisher(MarkerArray, "markers", 2)
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.pub_matches = self.create_publisher(IdsMatch, "/humans/candidate_matches", 10) if IdsMatch else None
-        self.pub_voices = self.create_publisher(IdsList, "/humans/voices/tracked", 10) if IdsList else None
-
-        self.create_timer(self.cfg.identity.poll_period_s, self._poll, callback_group=inference)
-        self.create_timer(1.0, self._diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+        self.pub_identity = self.publisher(Identity, "identity", 10)
+        self.pub_l1 = self.publisher(MemChunk, "memchunk/level1", LATCHED_QOS)
+        self.pub_debug = self.publisher(Image, "~/debug_image", 2)
+        self.pub_markers = self.publisher(MarkerArray, "markers", 2)
+        self.pub_diag = self.publisher(DiagnosticArray, "/diagnostics", 10)
+        self.pub_matches = self.publisher(IdsMatch, "/humans/candidate_matches", 10) if IdsMatch else None
+        self.pub_voices = self.publisher(IdsList, "/humans/voices/tracked", 10) if IdsList else None
         self.get_logger().info(f"identity_node: memory {self.store.path}, face {self.poller.face.model}, "
                                f"voice {self.poller.voice.model}, poll every {self.cfg.identity.poll_period_s} s")
+
+    def start(self) -> None:
+        sensors = ReentrantCallbackGroup()        # buffering only: never blocked by inference
+        self._inference = MutuallyExclusiveCallbackGroup()
+        self.subscription(Image, "image", self._on_image, SENSOR_QOS, callback_group=sensors)
+        self.subscription(CompressedImage, "image/compressed", self._on_compressed, SENSOR_QOS, callback_group=sensors)
+        self.subscription(AudioFrame, "audio_frame", self._on_audio, SENSOR_QOS, callback_group=sensors)
+        if AudioDataStamped is not None:
+            self.subscription(AudioDataStamped, "audio", self._on_audio, SENSOR_QOS, callback_group=sensors)
+            self.subscription(AudioInfo, "audio_info", self._on_audio_info, ADAPTIVE_QOS, callback_group=sensors)
+        self.subscription(MemoryEvent, "memory_events", self._on_memory_event, EVENTS_QOS,
+                          callback_group=self._inference)
+        self._poll_timer = self.timer(self.cfg.identity.poll_period_s, self._poll, callback_group=self._inference)
+        self.timer(1.0, self._diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+
+    def apply_live(self, changes: dict) -> None:
+        if "identity.poll_period_s" in changes and getattr(self, "_poll_timer", None) in self._active:
+            self.release(self._poll_timer)
+            self._poll_timer = self.timer(self.cfg.identity.poll_period_s, self._poll, callback_group=self._inference)
+        self.get_logger().info(f"parameters applied: {changes}")
+
+    def teardown(self) -> None:
+        for voice_pub in getattr(self, "_voices", {}).values():
+            self.destroy_publisher(voice_pub)
+        self._voices = {}
+        if self.poller is not None:
+            self.poller.close()
+        if self.store is not None:
+            self.store.close()
+        self.store = self.poller = None
 
     # -- sensors -------------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
@@ -161,15 +188,8 @@ class IdentityNode(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
 
-    def destroy_node(self) -> None:
-        self.poller.close()
-        self.store.close()
-        super().destroy_node()
-
-
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    spin(IdentityNode(), threads=4)
+    run(IdentityNode, args, threads=4)
 
 
 if __name__ == "__main__":

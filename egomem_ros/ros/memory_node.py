@@ -2,28 +2,32 @@
 
 configure: open the store, load the models. activate: services (RetrieveText, GetProfile, ListUsers,
 EnrollUser, ForgetUser, MergeUsers), buffering (audio, robot speech, transcripts, identity) and periodic
-consolidation; MemoryEvent on every write. deactivate / cleanup / shutdown undo that in order.
+consolidation; MemoryEvent on every write. deactivate / cleanup undo that in order; shutdown (also on
+SIGINT / SIGTERM) first writes everything buffered, the session still going on included.
 All decisions are made by the ROS-free `MemoryManager`, `Level2Service` and store.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
-import rclpy
 from egomem_msgs.msg import AudioFrame, Fact, Identity, MemChunk, MemoryEvent, Relation, UserProfile
 from egomem_msgs.srv import EnrollUser, ForgetUser, GetProfile, ListUsers, MergeUsers, RetrieveText
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from std_msgs.msg import String
 
 from .. import msg_fields as F
-from ..config import ConfigError, resolve_db_path
+from ..config import resolve_db_path
 from ..memory.buffer import IdentityObservation, TranscriptSegment
 from ..msg_conversions import audio_frame_to_pcm, audio_info_of, audio_msg_to_pcm, image_to_rgb, stamp_to_sec
 from ..retrieval.media import MediaError
 from ..store import StoreError
-from .util import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, declare_config, fill, now_s, spin
+from .lifecycle import LifecycleNode
+from .util import ADAPTIVE_QOS, EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, fill, now_s, run
 
 PROFILE_ITEMS = {"facts": Fact, "relations": Relation}
+# Parameters applied while the node runs; every other one takes effect at the next configure.
+MEMORY_LIVE = ("memory.consolidation_period_s", "memory.max_gap_s")
 
 try:
     from audio_common_msgs.msg import AudioDataStamped, AudioInfo
@@ -37,15 +41,13 @@ except ImportError:  # pragma: no cover
 
 class MemoryNode(LifecycleNode):
     def __init__(self) -> None:
-        super().__init__("memory_node")
-        self.cfg = declare_config(self, ("store.", "identity.", "memchunk.", "retrieval.", "memory."))
-        self._subs: list = []
-        self._srvs: list = []
-        self._timers: list = []
+        super().__init__("memory_node", ("store.", "identity.", "memchunk.", "retrieval.", "memory."),
+                         live=MEMORY_LIVE)
         self._audio_info = None
+        self._consolidating = threading.Lock()  # the timer and shutdown never consolidate at once
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def on_configure(self, state: State) -> TransitionCallbackReturn:
+    def setup(self) -> None:
         from ..memchunk import make_token_counter
         from ..memory.manager import build_memory_manager
         from ..retrieval.factory import make_poller
@@ -65,62 +67,55 @@ class MemoryNode(LifecycleNode):
             self.level2 = Level2Service(TextRetriever(self.store, reranker, hop_limit=self.cfg.retrieval.hop_limit),
                                         counter, max_tokens=self.cfg.memchunk.l2_max_tokens,
                                         default_k=self.cfg.retrieval.top_k)
-        except (ConfigError, StoreError, ValueError, RuntimeError, ImportError, FileNotFoundError) as err:
-            self.get_logger().error(f"configure failed: {err}")
-            return TransitionCallbackReturn.FAILURE
-        self.pub_events = self.create_lifecycle_publisher(MemoryEvent, "memory_events", EVENTS_QOS)
-        self.pub_l2 = self.create_lifecycle_publisher(MemChunk, "memchunk/level2", LATCHED_QOS)
+        except StoreError as err:
+            raise RuntimeError(str(err)) from err
+        self.pub_events = self.publisher(MemoryEvent, "memory_events", EVENTS_QOS)
+        self.pub_l2 = self.publisher(MemChunk, "memchunk/level2", LATCHED_QOS)
         self.get_logger().info(f"memory at {self.store.path}; segmenter {self.cfg.memory.segmenter}, "
                                f"extractor {self.cfg.memory.extractor}, ASR {self.cfg.memory.asr}")
-        return TransitionCallbackReturn.SUCCESS
 
-    def on_activate(self, state: State) -> TransitionCallbackReturn:
+    def start(self) -> None:
         sensors, work, services = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup(), ReentrantCallbackGroup()
-        sub = lambda *a, **k: self._subs.append(self.create_subscription(*a, **k))  # noqa: E731
-        srv = lambda t, n, cb, g: self._srvs.append(self.create_service(t, n, cb, callback_group=g))  # noqa: E731
-        sub(AudioFrame, "audio_frame", self._on_audio, SENSOR_QOS, callback_group=sensors)
+        self.subscription(AudioFrame, "audio_frame", self._on_audio, SENSOR_QOS, callback_group=sensors)
         if AudioDataStamped is not None:
-            sub(AudioDataStamped, "audio", self._on_audio, SENSOR_QOS, callback_group=sensors)
-            sub(AudioInfo, "audio_info", self._on_audio_info, LATCHED_QOS, callback_group=sensors)
+            self.subscription(AudioDataStamped, "audio", self._on_audio, SENSOR_QOS, callback_group=sensors)
+            self.subscription(AudioInfo, "audio_info", self._on_audio_info, ADAPTIVE_QOS, callback_group=sensors)
         if LiveSpeech is not None:
-            sub(LiveSpeech, "speech", self._on_live_speech, 10, callback_group=sensors)
-        sub(String, "transcript", self._on_transcript, 10, callback_group=sensors)
-        sub(String, "dialog/text", self._on_robot_text, 10, callback_group=sensors)
-        sub(Identity, "identity", self._on_identity, 10, callback_group=sensors)
-        srv(RetrieveText, "~/retrieve_text", self._retrieve, services)
-        srv(GetProfile, "~/get_profile", self._get_profile, services)
-        srv(ListUsers, "~/list_users", self._list_users, services)
-        srv(EnrollUser, "~/enroll_user", self._enroll, work)
-        srv(ForgetUser, "~/forget_user", self._forget, work)
-        srv(MergeUsers, "~/merge_users", self._merge, work)
-        self._timers.append(self.create_timer(self.cfg.memory.consolidation_period_s, self._consolidate,
-                                              callback_group=work))
+            self.subscription(LiveSpeech, "speech", self._on_live_speech, 10, callback_group=sensors)
+        self.subscription(String, "transcript", self._on_transcript, 10, callback_group=sensors)
+        self.subscription(String, "dialog/text", self._on_robot_text, 10, callback_group=sensors)
+        self.subscription(Identity, "identity", self._on_identity, 10, callback_group=sensors)
+        self.service(RetrieveText, "~/retrieve_text", self._retrieve, callback_group=services)
+        self.service(GetProfile, "~/get_profile", self._get_profile, callback_group=services)
+        self.service(ListUsers, "~/list_users", self._list_users, callback_group=services)
+        self.service(EnrollUser, "~/enroll_user", self._enroll, callback_group=work)
+        self.service(ForgetUser, "~/forget_user", self._forget, callback_group=work)
+        self.service(MergeUsers, "~/merge_users", self._merge, callback_group=work)
+        self._work = work
+        self._timer = self.timer(self.cfg.memory.consolidation_period_s, self._consolidate, callback_group=work)
         self.get_logger().info("memory active: buffering, consolidating every "
                                f"{self.cfg.memory.consolidation_period_s:.0f} s")
-        return super().on_activate(state)
 
-    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        for timer in self._timers:
-            self.destroy_timer(timer)
-        for service in self._srvs:
-            self.destroy_service(service)
-        for subscription in self._subs:
-            self.destroy_subscription(subscription)
-        self._timers, self._srvs, self._subs = [], [], []
-        return super().on_deactivate(state)
+    def apply_live(self, changes: dict) -> None:
+        if "memory.max_gap_s" in changes and getattr(self, "manager", None) is not None:
+            self.manager.max_gap_s = self.cfg.memory.max_gap_s
+        if "memory.consolidation_period_s" in changes and getattr(self, "_timer", None) in self._active:
+            self.release(self._timer)
+            self._timer = self.timer(self.cfg.memory.consolidation_period_s, self._consolidate,
+                                     callback_group=self._work)
+        self.get_logger().info(f"parameters applied: {changes}")
 
-    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self.manager.close()
-        self.poller.close()
-        self.store.close()
-        return TransitionCallbackReturn.SUCCESS
+    def finish(self) -> None:
+        """Shutdown (a signal or the lifecycle): write everything buffered, the open session included."""
+        if getattr(self, "manager", None) is not None:
+            self._consolidate(final=True)
 
-    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        if getattr(self, "store", None) is not None:
-            self._consolidate()  # sessions still in the buffer are spooled and written, not lost
-            self.manager.close()
-            self.store.close()
-        return TransitionCallbackReturn.SUCCESS
+    def teardown(self) -> None:
+        for name in ("manager", "poller", "store"):
+            part = getattr(self, name, None)
+            if part is not None:
+                part.close()
+            setattr(self, name, None)
 
     # -- inputs --------------------------------------------------------------------------------
     def _on_audio_info(self, msg) -> None:
@@ -153,17 +148,19 @@ class MemoryNode(LifecycleNode):
         self.manager.buffer.add_identity(IdentityObservation(stamp_to_sec(msg.header.stamp), known, face, voice))
 
     # -- work ----------------------------------------------------------------------------------
-    def _consolidate(self) -> None:
-        t = now_s(self)
-        report = self.manager.consolidate(t)
+    def _consolidate(self, final: bool = False) -> None:
+        with self._consolidating:
+            t = now_s(self)
+            report = self.manager.flush(t) if final else self.manager.consolidate(t)
         for outcome in report.outcomes:
             for rec in outcome.events:
                 self.pub_events.publish(fill(MemoryEvent(), F.memory_event_fields(rec, t)))
             if outcome.status in ("retry", "not-learned"):
                 self.get_logger().warning(f"session {outcome.session_id}: {outcome.status} ({outcome.reason})")
-        if report.sessions_found:
-            self.get_logger().info(f"consolidation: {report.sessions_found} sessions, "
-                                   f"{sum(o.status == 'written' for o in report.outcomes)} written, {report.waiting} still open")
+        if report.sessions_found or final:
+            self.get_logger().info(f"consolidation{' (final)' if final else ''}: {report.sessions_found} sessions, "
+                                   f"{sum(o.status == 'written' for o in report.outcomes)} written, "
+                                   f"{report.waiting} still open")
 
     def _retrieve(self, req, resp):
         res = self.level2.retrieve(req.user_id, list(req.relation_query), list(req.keyword_query), req.k or None)
@@ -234,8 +231,7 @@ class MemoryNode(LifecycleNode):
 
 
 def main(args=None) -> None:
-    rclpy.init(args=args)
-    spin(MemoryNode(), threads=4)
+    run(MemoryNode, args, threads=4)
 
 
 if __name__ == "__main__":

@@ -1,37 +1,30 @@
-"""Shared rclpy glue: parameters from the config schema, QoS, and filling messages from field dicts."""
+"""Shared rclpy glue: QoS, filling messages from field dicts, the node clock, and a node's main loop."""
 from __future__ import annotations
 
-from typing import Any
+import os
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
-from ..config import ConfigError, EgomemConfig, flatten, unflatten
+if TYPE_CHECKING:
+    from .lifecycle import LifecycleNode
 
 SENSOR_QOS = qos_profile_sensor_data
 # "Latched": a late joiner (the dialog node, rviz) gets the current MemChunk at once.
 LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# For inputs whose publishers may be latched or not (AudioInfo): matches either durability and reliability,
+# and still gets the latched message from a transient-local publisher.
+# (BEST_AVAILABLE is Iron and later; on Humble this is volatile and reliable.)
+ADAPTIVE_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                          reliability=getattr(ReliabilityPolicy, "BEST_AVAILABLE", ReliabilityPolicy.RELIABLE),
+                          durability=getattr(DurabilityPolicy, "BEST_AVAILABLE", DurabilityPolicy.VOLATILE))
 EVENTS_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
-
-
-def declare_config(node: Node, prefixes: tuple[str, ...]) -> EgomemConfig:
-    """Declare every schema parameter under `prefixes` (with its default and a descriptor), read them
-    back, and validate with the same schema as the CLI. A bad value raises ConfigError."""
-    defaults = flatten(EgomemConfig())
-    values = {}
-    for name, default in defaults.items():
-        if not name.startswith(prefixes):
-            continue
-        desc = ParameterDescriptor(description=f"egomem config `{name}` (see config/egomem.yaml)")
-        values[name] = node.declare_parameter(name, default, desc).value
-    try:
-        return unflatten(values)
-    except ConfigError as err:
-        node.get_logger().fatal(str(err))
-        raise
 
 
 def fill(msg: Any, fields: dict[str, Any], item_types: dict[str, type] | None = None) -> Any:
@@ -54,17 +47,63 @@ def now_s(node: Node) -> float:
     return node.get_clock().now().nanoseconds * 1e-9
 
 
-def spin(node: Node, threads: int = 4) -> None:
-    """Spin `node` on a MultiThreadedExecutor until Ctrl-C, then tear it down cleanly."""
+def spin(node: "LifecycleNode", threads: int = 4) -> int:
+    """Spin `node` until SIGINT or SIGTERM, then stop it the lifecycle way: on_shutdown runs (the memory
+    node writes what it buffered) before the node is destroyed. Returns the process exit code.
+
+    rclpy's own signal handlers are off (`rclpy.init(signal_handler_options=NO)` in `run`): they shut the
+    context down under the executor, and the lifecycle never sees the signal. A second signal while
+    shutting down quits at once.
+    """
     import rclpy
     from rclpy.executors import MultiThreadedExecutor
 
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame) -> None:
+        if stop.is_set():
+            node.get_logger().error("second signal: quitting without finishing the shutdown")
+            os._exit(130)
+        node.get_logger().info(f"{signal.Signals(signum).name}: shutting down (signal again to quit at once)")
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     executor = MultiThreadedExecutor(num_threads=threads)
     executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, name="executor", daemon=True)
+    spinner.start()
     try:
-        executor.spin()
-    except KeyboardInterrupt:
-        pass
+        while spinner.is_alive() and not stop.wait(0.2):
+            pass
+        executor.shutdown(timeout_sec=10.0)  # callbacks in flight finish first
+        if node.lifecycle_state() != "finalized":
+            node.trigger_shutdown()
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def run(node_factory: Callable[[], "LifecycleNode"], args: list[str] | None = None, threads: int = 4) -> None:
+    """Entry point of a node executable: init rclpy, build the node (a bad parameter is one clear line
+    and exit 2), configure and activate it when its `autostart` parameter is true, and spin."""
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    from ..config import ConfigError
+
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    try:
+        node = node_factory()
+    except ConfigError as err:
+        rclpy.logging.get_logger("egomem").fatal(str(err))
+        rclpy.try_shutdown()
+        sys.exit(2)
+    if node.autostart and not node.start_up():
+        node.get_logger().fatal("autostart: configure or activate failed (see above)")
+        node.destroy_node()
+        rclpy.try_shutdown()
+        sys.exit(2)
+    sys.exit(spin(node, threads))
