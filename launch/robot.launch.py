@@ -1,8 +1,10 @@
-"""egomem on a robot: identity + memory (lifecycle, configured and activated automatically) + dialog.
+"""egomem on a robot: identity, memory and dialog, three lifecycle nodes configured and activated in turn.
 
 ros2 launch egomem_ros robot.launch.py image_topic:=/camera/color/image_raw audio_topic:=/audio/audio \
     db_path:=/var/lib/egomem/memory.db learn_new_users:=true dialog_mode:=external device:=cpu
 # full-duplex: dialog_mode:=moshi dialog_checkpoint:=kyutai/moshiko-pytorch-bf16 device:=cuda
+The nodes, their parameters and remappings come from egomem_ros/ros/graph.py (the end-to-end test starts
+the same graph from there).
 """
 import os
 
@@ -11,53 +13,38 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import LifecycleNode, Node
+from launch_ros.actions import LifecycleNode
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from launch_ros.parameter_descriptions import ParameterValue
 from lifecycle_msgs.msg import Transition
 
-ARGS = {
-    "params_file": (os.path.join(get_package_share_directory("egomem_ros"), "config", "egomem.yaml"),
-                    "egomem parameters (ROS layout, validated by the egomem schema)"),
-    "db_path": ("", "memory database; empty: $XDG_DATA_HOME/egomem/memory.db"),
-    "learn_new_users": ("true", "enrol people the robot does not know"),
-    "dialog_mode": ("external", "external (your dialog stack) | cascaded (chat LLM) | moshi (full-duplex model)"),
-    "dialog_checkpoint": ("", "moshi mode: HF repo id (kyutai/moshiko-pytorch-bf16) or a local checkpoint dir"),
-    "device": ("cpu", "cpu | cuda for the dialog model"),
-    "use_sim_time": ("false", "true when playing bags with --clock"),
-    "image_topic": ("/camera/image_raw", "sensor_msgs/Image camera topic"),
-    "compressed_image_topic": ("/camera/image_raw/compressed", "sensor_msgs/CompressedImage camera topic"),
-    "audio_topic": ("/audio", "audio_common_msgs/AudioDataStamped microphone topic"),
-    "audio_info_topic": ("/audio_info", "audio_common_msgs/AudioInfo of the microphone"),
-    "transcript_topic": ("/asr/transcript", "std_msgs/String transcripts from an ASR node (optional)"),
-}
+from egomem_ros.ros.graph import LAUNCH_ARGS, node_specs
+
+SHIPPED_PARAMS = os.path.join(get_package_share_directory("egomem_ros"), "config", "egomem.yaml")
+
+
+def _transition(node, transition_id):
+    return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id))
 
 
 def generate_launch_description():
-    cfg = {name: LaunchConfiguration(name) for name in ARGS}
-    common = [cfg["params_file"], {
-        "store.db_path": cfg["db_path"],
-        "identity.learn_new_users": ParameterValue(cfg["learn_new_users"], value_type=bool),
-        "use_sim_time": ParameterValue(cfg["use_sim_time"], value_type=bool),
-    }]
-    sensors = [("image", cfg["image_topic"]), ("image/compressed", cfg["compressed_image_topic"]),
-               ("audio", cfg["audio_topic"]), ("audio_info", cfg["audio_info_topic"])]
-    identity = Node(package="egomem_ros", executable="identity_node", name="identity_node", output="screen",
-                    parameters=common, remappings=sensors)
-    memory = LifecycleNode(package="egomem_ros", executable="memory_node", name="memory_node", namespace="",
-                           output="screen", parameters=common,
-                           remappings=sensors + [("transcript", cfg["transcript_topic"])])
-    dialog = Node(package="egomem_ros", executable="dialog_node", name="dialog_node", output="screen",
-                  parameters=[cfg["params_file"], {"dialog.mode": cfg["dialog_mode"], "dialog.device": cfg["device"],
-                                                   "dialog.checkpoint": cfg["dialog_checkpoint"],
-                                                   "use_sim_time": ParameterValue(cfg["use_sim_time"], value_type=bool)}],
-                  remappings=[("audio", cfg["audio_topic"]), ("audio_info", cfg["audio_info_topic"])])
-    configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(memory),
-                                            transition_id=Transition.TRANSITION_CONFIGURE))
-    activate = RegisterEventHandler(OnStateTransition(
-        target_lifecycle_node=memory, goal_state="inactive",
-        entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(memory),
-                                              transition_id=Transition.TRANSITION_ACTIVATE))]))
-    return LaunchDescription([DeclareLaunchArgument(n, default_value=d, description=h) for n, (d, h) in ARGS.items()]
-                             + [identity, memory, activate, configure, dialog])
+    def arg(name):
+        return LaunchConfiguration(name)
+
+    def flag(name):
+        return ParameterValue(LaunchConfiguration(name), value_type=bool)
+
+    declared = [DeclareLaunchArgument(n, default_value=(d or SHIPPED_PARAMS) if n == "params_file" else d,
+                                      description=h) for n, (d, h) in LAUNCH_ARGS.items()]
+    actions = []
+    for spec in node_specs(arg, flag):
+        node = LifecycleNode(package="egomem_ros", executable=spec.executable, name=spec.name, namespace="",
+                             output="screen", parameters=[arg("params_file"), spec.parameters],
+                             remappings=spec.remappings)
+        # configure at start, activate once configured (models load in configure)
+        activate = RegisterEventHandler(OnStateTransition(
+            target_lifecycle_node=node, goal_state="inactive",
+            entities=[_transition(node, Transition.TRANSITION_ACTIVATE)]))
+        actions += [node, activate, _transition(node, Transition.TRANSITION_CONFIGURE)]
+    return LaunchDescription(declared + actions)

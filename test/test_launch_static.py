@@ -17,34 +17,26 @@ def console_scripts() -> set[str]:
     return {e.split(" = ")[0] for e in entries}
 
 
-def launch_executables(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Call):
-            for kw in node.keywords:
-                if kw.arg == "executable" and isinstance(kw.value, ast.Constant):
-                    found.add(kw.value.value)
-    return found
+def test_launch_nodes_come_from_the_graph_and_are_console_scripts():
+    from egomem_ros.ros.graph import node_specs, plain_args
 
-
-def test_launch_executables_are_console_scripts():
-    scripts = console_scripts()
-    launches = sorted((REPO / "launch").glob("*.launch.py"))
-    assert {p.name for p in launches} >= {"robot.launch.py", "replay.launch.py"}
-    used = set().union(*(launch_executables(p) for p in launches))
+    specs = node_specs(*plain_args())
+    used = {s.executable for s in specs}
     assert used == {"identity_node", "memory_node", "dialog_node"}
-    assert used <= scripts, used - scripts
+    assert used <= console_scripts(), used - console_scripts()
     for name in used:
-        module = next(e for e in ast.walk(ast.parse((REPO / "setup.py").read_text()))
-                      if isinstance(e, ast.Constant) and isinstance(e.value, str) and e.value.startswith(name + " = "))
-        path = REPO / (module.value.split(" = ")[1].split(":")[0].replace(".", "/") + ".py")
+        path = REPO / "egomem_ros" / "ros" / f"{name}.py"
         assert path.is_file() and "def main(" in path.read_text()
+    robot = (REPO / "launch" / "robot.launch.py").read_text()
+    assert "from egomem_ros.ros.graph import LAUNCH_ARGS, node_specs" in robot  # no copy of the graph
+    replay = (REPO / "launch" / "replay.launch.py").read_text()
+    assert "robot.launch.py" in replay and '"use_sim_time": "true"' in replay
 
 
 def declared_prefixes() -> set[str]:
     prefixes = set()
     for path in (REPO / "egomem_ros" / "ros").glob("*_node.py"):
-        for m in re.finditer(r"declare_config\(self, \(([^)]*)\)\)", path.read_text()):
+        for m in re.finditer(r'super\(\).__init__\("[a-z_]+", \(([^)]*)\)', path.read_text()):
             prefixes |= set(re.findall(r'"([a-z_]+\.)"', m.group(1)))
     return prefixes
 

@@ -18,6 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
+from ..procs import ignore_interrupts
+
 log = logging.getLogger(__name__)
 
 
@@ -109,6 +111,7 @@ _worker_asr: ASR | None = None
 
 def _start_worker(name: str, model: str) -> None:
     global _worker_asr
+    ignore_interrupts()
     _worker_asr = make_asr(name, model)
 
 

@@ -72,8 +72,8 @@ class StreamBuffer:
         self._lock = threading.Lock()
 
     def add_listen(self, stamp: float, pcm: np.ndarray, sample_rate: int) -> None:
-        """Raises MediaError for unusable audio (the caller logs and drops it)."""
-        x = clean_audio(pcm, sample_rate, SR)
+        """Raises MediaError for unusable audio (the caller logs and drops it); digital silence is kept."""
+        x = clean_audio(pcm, sample_rate, SR, allow_silence=True)
         with self._lock:
             self._listen.add(stamp, x)
 

@@ -140,9 +140,10 @@ class IdentityPoller:
             self._trim(stamp)
 
     def add_audio(self, stamp: float, pcm: np.ndarray, sample_rate: int) -> None:
-        """`stamp` is the time of the chunk's first sample. Bad audio is logged and dropped."""
+        """`stamp` is the time of the chunk's first sample. Bad audio is logged and dropped; digital silence
+        (a muted or idle microphone) is kept as the silence it is."""
         try:
-            pcm16k = clean_audio(pcm, sample_rate, SAMPLE_RATE)
+            pcm16k = clean_audio(pcm, sample_rate, SAMPLE_RATE, allow_silence=True)
         except MediaError as err:
             log.warning("audio chunk at %.2f rejected: %s", stamp, err)
             return
@@ -233,11 +234,12 @@ class IdentityPoller:
             return None, None, math.nan
         with self._buffer_lock:
             parts = [pcm for ts, pcm in self._audio if ts + pcm.size / SAMPLE_RATE > start and ts <= now]
-        if not parts:
+        window = np.concatenate(parts) if parts else None
+        if window is None or not np.any(window):  # nothing heard, or digital silence: no voice, no error
             return None, None, math.nan
         t0 = time.perf_counter()
         try:
-            obs = self.voice.observe(np.concatenate(parts), SAMPLE_RATE)
+            obs = self.voice.observe(window, SAMPLE_RATE)
         except MediaError as err:
             log.warning("audio window rejected: %s", err)
             obs = None

@@ -1,0 +1,77 @@
+"""The egomem ROS graph in one place: launch arguments, and each node's parameters and remappings.
+
+`launch/robot.launch.py` turns this into launch actions; the end-to-end test turns it into command lines
+(`command_line`). Neither keeps its own copy. ROS-free: plain data and two small functions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+# name -> (default, description). `params_file` defaults to the installed config/egomem.yaml.
+LAUNCH_ARGS: dict[str, tuple[str, str]] = {
+    "params_file": ("", "egomem parameters (ROS layout, validated by the egomem schema); empty: the shipped one"),
+    "db_path": ("", "memory database; empty: $XDG_DATA_HOME/egomem/memory.db"),
+    "learn_new_users": ("true", "enrol people the robot does not know"),
+    "dialog_mode": ("external", "external (your dialog stack) | cascaded (chat LLM) | moshi (full-duplex model)"),
+    "dialog_checkpoint": ("", "moshi mode: HF repo id (kyutai/moshiko-pytorch-bf16) or a local checkpoint dir"),
+    "device": ("cpu", "cpu | cuda for the dialog model"),
+    "use_sim_time": ("false", "true when playing bags with --clock"),
+    "image_topic": ("/camera/image_raw", "sensor_msgs/Image camera topic"),
+    "compressed_image_topic": ("/camera/image_raw/compressed", "sensor_msgs/CompressedImage camera topic"),
+    "audio_topic": ("/audio", "audio_common_msgs/AudioDataStamped microphone topic"),
+    "audio_info_topic": ("/audio_info", "audio_common_msgs/AudioInfo of the microphone"),
+    "transcript_topic": ("/asr/transcript", "std_msgs/String transcripts from an ASR node (optional)"),
+    "dialog_text_topic": ("/dialog/text", "std_msgs/String text of the dialog model (its <retr> queries)"),
+}
+BOOL_ARGS = ("learn_new_users", "use_sim_time")
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    parameters: dict[str, Any] = field(default_factory=dict)   # on top of the params file
+    remappings: list[tuple[str, Any]] = field(default_factory=list)
+
+    @property
+    def executable(self) -> str:
+        return self.name
+
+
+def node_specs(arg: Callable[[str], Any], flag: Callable[[str], Any]) -> list[NodeSpec]:
+    """The three lifecycle nodes. `arg(name)` gives a launch argument's value (a substitution in a launch
+    file, a string elsewhere); `flag(name)` the same, typed as a bool."""
+    sensors = [("image", arg("image_topic")), ("image/compressed", arg("compressed_image_topic")),
+               ("audio", arg("audio_topic")), ("audio_info", arg("audio_info_topic"))]
+    common = {"store.db_path": arg("db_path"), "identity.learn_new_users": flag("learn_new_users"),
+              "use_sim_time": flag("use_sim_time")}
+    dialog_text = ("dialog/text", arg("dialog_text_topic"))
+    return [
+        NodeSpec("identity_node", dict(common), list(sensors)),
+        NodeSpec("memory_node", dict(common), sensors + [("transcript", arg("transcript_topic")), dialog_text]),
+        NodeSpec("dialog_node", {"dialog.mode": arg("dialog_mode"), "dialog.device": arg("device"),
+                                 "dialog.checkpoint": arg("dialog_checkpoint"), "use_sim_time": flag("use_sim_time")},
+                 [("audio", arg("audio_topic")), ("audio_info", arg("audio_info_topic")), dialog_text]),
+    ]
+
+
+def _ros_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"'{value}'" if value == "" else str(value)
+
+
+def command_line(spec: NodeSpec, params_file: str, extra: dict[str, Any] | None = None) -> list[str]:
+    """`<executable> --ros-args ...` as `ros2 launch` would start the node, without launch."""
+    argv = [spec.executable, "--ros-args", "-r", f"__node:={spec.name}", "--params-file", params_file]
+    for key, value in {**spec.parameters, **(extra or {})}.items():
+        argv += ["-p", f"{key}:={_ros_value(value)}"]
+    for src, dst in spec.remappings:
+        argv += ["-r", f"{src}:={dst}"]
+    return argv
+
+
+def plain_args(**overrides: str) -> tuple[Callable[[str], str], Callable[[str], bool]]:
+    """`arg` and `flag` for `node_specs` from the launch defaults, as plain values."""
+    values = {name: default for name, (default, _) in LAUNCH_ARGS.items()} | overrides
+    return values.__getitem__, lambda name: values[name].lower() == "true"
