@@ -8,6 +8,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_TORCH_COMPILE", "1")
+# Real ROS 2 in the node tests: a DDS domain of this pytest process's own, and localhost only.
+os.environ["ROS_DOMAIN_ID"] = os.environ.get("EGOMEM_TEST_DOMAIN_ID") or str(1 + os.getpid() % 100)
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("EGOMEM_SHARED_DATA", REPO.parent / "shared" / "data"))

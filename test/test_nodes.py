@@ -1,183 +1,288 @@
-"""The rclpy node classes, driven through the rclpy stand-in in test/fake_ros.py (no ROS here).
+"""The node classes over real rclpy and Fast DDS, in this process: lifecycle, services, topics, QoS and
+parameters. Inputs are real faces and speech from ../shared/data. Node processes, signals and the whole
+graph against `egomem replay` are in test_ros_graph.py."""
+from __future__ import annotations
 
-Messages are rosbags' classes for the real definitions, so every field the nodes read or write is
-checked against ROS 2's layout. launch_pytest tests in test/test_launch_ros.py run where ROS 2 is.
-"""
+import time
+
 import numpy as np
 import pytest
+from egomem_msgs.msg import AudioFrame, Identity, MemChunk, MemoryEvent
+from egomem_msgs.srv import EnrollUser, ForgetUser, GetProfile, ListUsers, RetrieveText
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from ros_harness import Ros, wait_until
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
 
-import fake_ros
 from egomem_ros import msg_fields as F
-from egomem_ros.ros_types import make
+from egomem_ros.config import ConfigError
+from egomem_ros.ros.util import LATCHED_QOS, fill
+
+BASE = {"identity.face.worker_process": False, "memory.asr": "none"}
 
 
 @pytest.fixture
 def ros(tmp_path):
-    fake_ros.install({"store.db_path": str(tmp_path / "memory.db"), "identity.face.worker_process": False,
-                      "memory.asr": "none"})
-    yield tmp_path
-    fake_ros.uninstall()
+    harness = Ros({**BASE, "store.db_path": str(tmp_path / "memory.db")})
+    yield harness
+    harness.close()
 
 
-def _image(shared, who, n, t):
+def _face_image(shared, who: str, n: int, t: float) -> Image:
     from egomem_ros.retrieval.media import load_image
 
     canvas = np.full((480, 640, 3), 90, np.uint8)
     canvas[100:350, 200:450] = load_image(shared / "faces" / who / f"{n}.jpg")
-    return make("sensor_msgs/msg/Image", F.image_fields(canvas, t, "camera"))
+    return fill(Image(), F.image_fields(canvas, t, "camera"))
 
 
-def _audio(shared, spk, n, t):
+def _speech(shared, spk: str, n: int) -> np.ndarray:
     from egomem_ros.retrieval.media import load_audio
 
-    pcm = (load_audio(shared / "speech" / spk / f"{n}.wav")[16000:48000] * 32767).astype("<i2")
-    return make("audio_common_msgs/msg/AudioDataStamped", {"header": F.header(t), "audio": {"data": pcm.view(np.uint8)}})
+    return (load_audio(shared / "speech" / spk / f"{n}.wav") * 32767).astype(np.int16)
 
 
-def test_memory_node_lifecycle_services_and_identity_node(ros, shared_data):
+def _audio_info():
+    from audio_common_msgs.msg import AudioInfo
+
+    return AudioInfo(channels=1, sample_rate=16000, sample_format="S16LE")
+
+
+def _audio_chunk(pcm: np.ndarray, t: float):
+    from audio_common_msgs.msg import AudioDataStamped
+
+    return fill(AudioDataStamped(), {"header": F.header(t), "audio": {"data": pcm.view(np.uint8)}})
+
+
+def test_memory_and_identity_nodes_over_dds(ros, shared_data):
+    """Lifecycle through the change_state service, enrolment by service, recognition from topics, the
+    memory services, and forgetting that reaches the identity node through memory_events."""
     from egomem_ros.ros.identity_node import IdentityNode
     from egomem_ros.ros.memory_node import MemoryNode
 
-    memory = MemoryNode()
-    assert memory.on_configure(None).name == "SUCCESS"
-    assert memory.on_activate(None).name == "SUCCESS"
-    assert set(memory.services) == {"~/retrieve_text", "~/get_profile", "~/list_users", "~/enroll_user",
-                                    "~/forget_user", "~/merge_users"}
-    srv_type, enroll = memory.services["~/enroll_user"]
-    frames = [_image(shared_data, "Tony_Blair", n, 0.0) for n in (1, 2)]
-    from egomem_ros.retrieval.media import load_audio
-
-    pcm = (load_audio(shared_data / "speech" / "librispeech_1688" / "1.wav") * 32767).astype(np.int16)
-    voice = make("egomem_msgs/msg/AudioFrame", {"sample_rate": 16000, "channels": 1, "data": pcm})
-    resp = enroll(srv_type.Request(name="Tony", faces=frames, voices=[voice]), srv_type.Response())
+    ros.add(MemoryNode())
+    assert ros.state("memory_node") == "unconfigured"
+    ros.transition("memory_node", "configure", "activate")
+    assert ros.state("memory_node") == "active"
+    voice = fill(AudioFrame(), {"sample_rate": 16000, "channels": 1, "data": _speech(shared_data, "librispeech_1688", 1)})
+    faces = [_face_image(shared_data, "Tony_Blair", n, 0.0) for n in (1, 2)]
+    resp = ros.call(EnrollUser, "/memory_node/enroll_user", EnrollUser.Request(name="Tony", faces=faces, voices=[voice]))
     assert resp.success, resp.message
     tony = resp.user_id
-    assert memory.publishers["memory_events"].sent[-1].item_kind == "user"
 
-    node = IdentityNode()
-    info = make("audio_common_msgs/msg/AudioInfo", {"channels": 1, "sample_rate": 16000, "sample_format": "S16LE"})
-    node.subscriptions["audio_info"][1](info)
-    node.subscriptions["image"][1](_image(shared_data, "Tony_Blair", 3, 101.5))
-    node.subscriptions["audio"][1](_audio(shared_data, "librispeech_1688", 3, 100.0))
-    node.subscriptions["image"][1](make("sensor_msgs/msg/Image", {"encoding": "16UC1", "height": 2, "width": 2,
-                                                                  "step": 4, "data": np.zeros(8, np.uint8)}))
-    node.clock.t = 102.0
-    period, poll = node.timers[0]
-    assert period == 2.0
-    poll()
-    ident = node.publishers["identity"].sent[-1]
-    assert ident.status == 1 and ident.user_id == tony and ident.name == "Tony"
-    l1 = node.publishers["memchunk/level1"].sent[-1]
-    assert l1.level == 1 and "Tony" in l1.text
-    matches = node.publishers["/humans/candidate_matches"].sent
-    assert {(m.id1, m.id2) for m in matches} == {("f" + tony, tony), ("v" + tony, tony)}
-    assert node.publishers["~/debug_image"].sent[-1].encoding == "rgb8"
-    assert node.publishers["markers"].sent[-1].markers[0].text == "Tony"
-    node.timers[1][1]()
-    diag = node.publishers["/diagnostics"].sent[-1].status[0]
-    assert diag.name == "egomem: identity" and {kv.key for kv in diag.values} >= {"polls", "rejected_frames"}
-    assert any("16-bit depth" in line for _, line in node.logger.lines)
+    identity = ros.add(IdentityNode())
+    ros.transition("identity_node", "configure", "activate")
+    idents = ros.collect(Identity, "/identity")
+    l1 = ros.collect(MemChunk, "/memchunk/level1", LATCHED_QOS)
+    info_pub = ros.probe.create_publisher(type(_audio_info()), "/audio_info", 10)  # volatile, like most drivers
+    image_pub = ros.probe.create_publisher(Image, "/image", 10)
+    audio_pub = ros.probe.create_publisher(type(_audio_chunk(np.zeros(2, np.int16), 0.0)), "/audio", 10)
+    wait_until(lambda: info_pub.get_subscription_count() and audio_pub.get_subscription_count(), 10, "subscribers")
+    speech = _speech(shared_data, "librispeech_1688", 3)
 
-    # memory services see the identity node's user
-    srv_type, get_profile = memory.services["~/get_profile"]
-    prof = get_profile(srv_type.Request(user_id=tony), srv_type.Response())
+    def known():
+        now = ros.probe.get_clock().now().nanoseconds * 1e-9
+        info_pub.publish(_audio_info())
+        image_pub.publish(_face_image(shared_data, "Tony_Blair", 3, now))
+        audio_pub.publish(_audio_chunk(speech[:16000], now - 1.0))
+        audio_pub.publish(_audio_chunk(speech[16000:32000], now))
+        return [m for m in idents if m.status == Identity.KNOWN]
+
+    got = wait_until(known, 30, "a known identity", poll=0.5)
+    assert got[0].user_id == tony and got[0].name == "Tony"
+    assert identity._audio_info == (1, 16000, "S16LE")  # a volatile AudioInfo publisher is heard
+    wait_until(lambda: l1, 10, "the Level-1 chunk")
+    assert l1[-1].level == 1 and "Tony" in l1[-1].text
+
+    prof = ros.call(GetProfile, "/memory_node/get_profile", GetProfile.Request(user_id=tony))
     assert prof.found and prof.profile.name == "Tony" and prof.profile.face_keys == 2
-    srv_type, retrieve = memory.services["~/retrieve_text"]
-    r = retrieve(srv_type.Request(user_id=tony, relation_query=["colleague"], keyword_query=[], k=5), srv_type.Response())
-    assert r.success and r.chunk.level == 2 and r.item_ids == []
-    srv_type, forget = memory.services["~/forget_user"]
-    assert forget(srv_type.Request(user_id=tony), srv_type.Response()).success
-    node.subscriptions["memory_events"][1](memory.publishers["memory_events"].sent[-1])
-    assert tony not in node.poller.face_gallery.users()   # forgetting acts at once
-    assert node._reload_pending
-    node.timers[0][1]()                                   # the next poll re-reads the store once
-    assert not node._reload_pending and tony not in node.poller.voice_gallery.users()
-    srv_type, list_users = memory.services["~/list_users"]
-    assert list(list_users(srv_type.Request(include_placeholders=True), srv_type.Response()).users) == []
-    assert memory.on_deactivate(None).name == "SUCCESS" and memory.services == {}
-    assert memory.on_cleanup(None).name == "SUCCESS"
-    node.destroy_node()
+    r = ros.call(RetrieveText, "/memory_node/retrieve_text",
+                 RetrieveText.Request(user_id=tony, relation_query=["colleague"], keyword_query=[], k=5))
+    assert r.success and r.chunk.level == 2 and list(r.item_ids) == []
+    events = ros.collect(MemoryEvent, "/memory_events", 100)
+    wait_until(lambda: ros.probe.count_subscribers("/memory_events") >= 2, 10, "memory_events subscribers")
+    assert ros.call(ForgetUser, "/memory_node/forget_user", ForgetUser.Request(user_id=tony)).success
+    wait_until(lambda: tony not in identity.poller.face_gallery.users(), 10, "the identity node to forget Tony")
+    assert events and events[-1].op == MemoryEvent.DELETE
+    assert list(ros.call(ListUsers, "/memory_node/list_users", ListUsers.Request(include_placeholders=True)).users) == []
+    ros.transition("memory_node", "deactivate")
+    assert "/memory_node/enroll_user" not in {n for n, _ in ros.probe.get_service_names_and_types()}
 
 
-def test_bad_parameter_is_fatal_and_clear(ros):
-    fake_ros.Node.overrides["identity.poll_period_s"] = -1.0
-    from egomem_ros.config import ConfigError
+def test_configure_cleanup_cycles_leave_one_publisher_per_topic(ros):
+    from egomem_ros.ros.memory_node import MemoryNode
+
+    ros.add(MemoryNode())
+    for _ in range(3):
+        ros.transition("memory_node", "configure", "cleanup")
+    ros.transition("memory_node", "configure")
+    wait_until(lambda: ros.probe.count_publishers("/memory_events") == 1, 5, "one publisher")
+    time.sleep(0.5)
+    assert ros.probe.count_publishers("/memory_events") == 1
+    assert ros.probe.count_publishers("/memchunk/level2") == 1
+
+
+def test_shipped_params_file_starts_every_node(tmp_path):
+    """config/egomem.yaml as ROS reads it (`--params-file`): no null, no unknown key, every node starts."""
+    import rclpy
+
+    from conftest import REPO
+    from egomem_ros.ros.dialog_node import DialogNode
+    from egomem_ros.ros.identity_node import IdentityNode
+    from egomem_ros.ros.memory_node import MemoryNode
+
+    rclpy.init(args=["--ros-args", "--params-file", str(REPO / "config" / "egomem.yaml"),
+                     "-p", f"store.db_path:={tmp_path / 'm.db'}", "-p", "identity.poll_period_s:=2"])
+    try:
+        nodes = [MemoryNode(), IdentityNode(), DialogNode()]
+        assert nodes[0].cfg.memory.trigger_voice_split_contrast < 0   # the checkpoint's own
+        assert nodes[1].get_parameter("identity.poll_period_s").value == 2.0  # an integer on the command line
+        for node in nodes:
+            node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
+
+
+@pytest.mark.parametrize("args, match", [
+    (["-p", "identity.poll_period_s:=-1.0"], "identity.poll_period_s"),
+    (["-p", "identity.poll_perod_s:=2.0"], "unknown egomem parameters.*identity.poll_perod_s"),
+    (["-p", "identity.face.multi_face_policy:=foo"], "multi_face_policy"),
+])
+def test_bad_startup_parameter_is_one_clear_error(args, match):
+    import rclpy
+
     from egomem_ros.ros.identity_node import IdentityNode
 
-    with pytest.raises(ConfigError, match="identity.poll_period_s"):
-        IdentityNode()
+    rclpy.init(args=["--ros-args", *args])
+    try:
+        with pytest.raises(ConfigError, match=match):
+            IdentityNode()
+    finally:
+        rclpy.try_shutdown()
 
 
-def test_dialog_node_external_prompt(ros):
+def test_run_time_parameters_are_validated_and_applied_or_refused(ros):
+    from egomem_ros.ros.identity_node import IdentityNode
+
+    node = ros.add(IdentityNode())
+    assert node.start_up()
+    assert node._poll_timer.timer_period_ns == 2_000_000_000
+    assert node.set_param("identity.poll_period_s", 0.5)
+    assert node._poll_timer.timer_period_ns == 500_000_000 and node.poller.cfg.poll_period_s == 0.5
+    assert node.set_param("identity.poll_period_s", 1)  # an integer is the float it means
+    assert node.poller.cfg.poll_period_s == 1.0
+    assert not node.set_param("identity.poll_period_s", -5.0)
+    assert node.poller.cfg.poll_period_s == 1.0
+    assert not node.set_param("identity.face.multi_face_policy", "foo")
+    res = node.set_parameters([__import__("rclpy").parameter.Parameter("identity.face.multi_face_policy",
+                                                                       value="central")])[0]
+    assert not res.successful and "take effect at configure" in res.reason  # refused while configured
+    assert not node.set_param("identity.face_weight", 1.5)
+    assert node.set_param("identity.face_weight", 0.3) and node.poller.cfg.face_weight == 0.3
+    node.trigger_deactivate()
+    node.trigger_cleanup()
+    assert node.set_param("identity.face.multi_face_policy", "central")  # unconfigured: taken at configure
+    assert node.trigger_configure().name == "SUCCESS"
+    assert node.poller.face.policy == "central"
+    desc = node.describe_parameter("identity.poll_period_s")
+    assert desc.floating_point_range and desc.floating_point_range[0].from_value == 0.0
+
+
+def test_latched_audio_info_is_heard_too(ros):
+    """A transient-local AudioInfo publisher that published before the node started is heard as well."""
+    from egomem_ros.ros.identity_node import IdentityNode
+
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    pub = ros.probe.create_publisher(type(_audio_info()), "/audio_info", latched)
+    pub.publish(_audio_info())
+    node = ros.add(IdentityNode())
+    assert node.start_up()
+    wait_until(lambda: node._audio_info, 10, "the latched AudioInfo")
+
+
+def test_dialog_node_external_prompt_and_retr_over_dds(ros):
     from egomem_ros.ros.dialog_node import DialogNode
 
-    node = DialogNode()
-    on_chunk = node.subscriptions["memchunk/level1"][1]
-    on_chunk(make("egomem_msgs/msg/MemChunk", {"level": 1, "user_id": "abcde", "text": "User: Emily", "version": 1}))
-    on_chunk(make("egomem_msgs/msg/MemChunk", {"level": 2, "user_id": "abcde", "text": "- John (your colleague): tennis",
-                                               "version": 1}))
-    prompt = node.publishers["dialog/system_prompt"].sent[-1].data
-    assert "User: Emily" in prompt and "John (your colleague)" in prompt and "<retr>" in prompt
-    on_chunk(make("egomem_msgs/msg/MemChunk", {"level": 1, "user_id": "fghij", "text": "User: Sam", "version": 2}))
-    prompt = node.publishers["dialog/system_prompt"].sent[-1].data
-    assert "Sam" in prompt and "John" not in prompt   # another person's Level-2 memory is dropped
-    node.subscriptions["dialog/text"][1](make("std_msgs/msg/String", {"data": "<retr>\ncolleague\n<answer>"}))
-    assert any("not available" in line for _, line in node.logger.lines)
+    node = ros.add(DialogNode())
+    assert node.start_up()
+    prompts = ros.collect(String, "/dialog/system_prompt", LATCHED_QOS)
+    l1 = ros.probe.create_publisher(MemChunk, "/memchunk/level1", LATCHED_QOS)
+    l2 = ros.probe.create_publisher(MemChunk, "/memchunk/level2", LATCHED_QOS)
+    l1.publish(MemChunk(level=1, user_id="abcde", text="User: Emily", version=1))
+    l2.publish(MemChunk(level=2, user_id="abcde", text="- John (your colleague): tennis", version=1))
+    wait_until(lambda: prompts and "John (your colleague)" in prompts[-1].data, 10, "the prompt with both chunks")
+    assert "User: Emily" in prompts[-1].data and "<retr>" in prompts[-1].data
+    l1.publish(MemChunk(level=1, user_id="fghij", text="User: Sam", version=2))
+    wait_until(lambda: "Sam" in prompts[-1].data, 10, "Sam's prompt")
+    assert "John" not in prompts[-1].data   # another person's Level-2 memory is dropped
 
 
 def test_dialog_node_moshi_mode_streams_audio_and_follows_memchunks(tmp_path):
     from egomem_ros.dialog import moshi_checkpoint as mc
+    from egomem_ros.ros.dialog_node import DialogNode
 
     ckpt = mc.write_tiny_checkpoint(tmp_path / "ckpt")
-    fake_ros.install({"dialog.mode": "moshi", "dialog.checkpoint": str(ckpt), "dialog.queue_frames": 64,
-                      "memchunk.l1_max_tokens": 64, "memchunk.l2_max_tokens": 32})
+    ros = Ros({"dialog.mode": "moshi", "dialog.checkpoint": str(ckpt), "dialog.queue_frames": 64,
+               "memchunk.l1_max_tokens": 64, "memchunk.l2_max_tokens": 32})
     try:
-        from egomem_ros.ros.dialog_node import DialogNode
-
-        node = DialogNode()
-        on_chunk = node.subscriptions["memchunk/level1"][1]
-        on_chunk(make("egomem_msgs/msg/MemChunk", {"level": 1, "user_id": "u1", "text": "User: Alice", "version": 1}))
-        on_chunk(make("egomem_msgs/msg/MemChunk", {"level": 2, "user_id": "u1", "text": "Carol swims", "version": 1}))
+        node = ros.add(DialogNode())
+        assert node.start_up()
+        out = ros.collect(AudioFrame, "/dialog/audio_out")
+        l1 = ros.probe.create_publisher(MemChunk, "/memchunk/level1", LATCHED_QOS)
+        l2 = ros.probe.create_publisher(MemChunk, "/memchunk/level2", LATCHED_QOS)
+        l1.publish(MemChunk(level=1, user_id="u1", text="User: Alice", version=1))
+        l2.publish(MemChunk(level=2, user_id="u1", text="Carol swims", version=1))
+        wait_until(lambda: "Carol" in node.composer.render(), 10, "both chunks")
+        mic = ros.probe.create_publisher(AudioFrame, "/audio_frame", 10)
+        wait_until(lambda: mic.get_subscription_count(), 10, "the dialog node's audio subscription")
         pcm = (3000 * np.sin(np.arange(16_000 * 0.5) * 0.05)).astype(np.int16)  # 0.5 s at 16 kHz
-        node.subscriptions["audio_frame"][1](make("egomem_msgs/msg/AudioFrame",
-                                                  {"sample_rate": 16000, "channels": 1, "data": pcm}))
-        node.runner.drain(timeout=30)
-        assert node.runner.stats.frames_stepped == 6  # 0.5 s = 6 whole 80 ms frames
-        out = node.publishers["dialog/audio_out"].sent
-        assert out and out[-1].sample_rate == 24000 and len(out[-1].data) == 1920
+        mic.publish(fill(AudioFrame(), {"sample_rate": 16000, "channels": 1, "data": pcm}))
+        wait_until(lambda: node.runner.stats.frames_stepped == 6, 30, "6 frames stepped")  # 0.5 s = 6 x 80 ms
+        wait_until(lambda: out, 10, "robot audio")
+        assert out[-1].sample_rate == 24000 and len(out[-1].data) == 1920
+        node.engine.apply_pending_chunks()
         assert node.engine.bank.active[1] and "Carol" in node.engine.last_update[2].text
-        on_chunk(make("egomem_msgs/msg/MemChunk", {"level": 1, "user_id": "u2", "text": "User: Bob", "version": 2}))
+        l1.publish(MemChunk(level=1, user_id="u2", text="User: Bob", version=2))
+        wait_until(lambda: "Bob" in node.composer.render(), 10, "Bob's chunk")
         node.engine.apply_pending_chunks()
         assert node.engine.last_update[2].text == ""  # Alice's Level-2 memory is not left for Bob
         assert node.engine.last_update[1].text == "User: Bob"
-        node.destroy_node()
     finally:
-        fake_ros.uninstall()
+        ros.close()
 
 
-def test_dialog_node_moshi_mode_without_checkpoint_says_what_to_set(ros):
-    fake_ros.Node.overrides["dialog.mode"] = "moshi"
-    from egomem_ros.dialog.factory import DialogSetupError
+def test_dialog_node_moshi_mode_without_checkpoint_fails_configure(tmp_path):
     from egomem_ros.ros.dialog_node import DialogNode
 
-    with pytest.raises(DialogSetupError, match="dialog.checkpoint is empty"):
-        DialogNode()
+    ros = Ros({"dialog.mode": "moshi"})
+    try:
+        node = ros.add(DialogNode())
+        assert node.trigger_configure().name == "FAILURE"
+        assert node.lifecycle_state() == "unconfigured"
+    finally:
+        ros.close()
 
 
-def test_dialog_node_cascaded_mode_answers_a_transcript(ros):
+def test_dialog_node_cascaded_mode_answers_a_transcript(tmp_path):
     from test_llm_client import ScriptedServer
 
-    server = ScriptedServer([(200, "Hello Alice, you are a nurse.", 0)])
-    try:
-        fake_ros.Node.overrides.update({"dialog.mode": "cascaded", "dialog.llm.base_url": server.url})
-        from egomem_ros.ros.dialog_node import DialogNode
+    from egomem_ros.ros.dialog_node import DialogNode
 
-        node = DialogNode()
-        node.subscriptions["memchunk/level1"][1](make("egomem_msgs/msg/MemChunk", {
-            "level": 1, "user_id": "u1", "text": "User: Alice\nFacts:\n- Alice is a nurse", "version": 1}))
-        node.subscriptions["dialog/user_text"][1](make("std_msgs/msg/String", {"data": "Who am I?"}))
-        assert node.publishers["dialog/response"].sent[-1].data == "Hello Alice, you are a nurse."
-        system = server.requests[0]["body"]["messages"][0]["content"]
-        assert "Alice is a nurse" in system
+    server = ScriptedServer([(200, "Hello Alice, you are a nurse.", 0)])
+    ros = Ros({"dialog.mode": "cascaded", "dialog.llm.base_url": server.url})
+    try:
+        node = ros.add(DialogNode())
+        assert node.start_up()
+        answers = ros.collect(String, "/dialog/response")
+        l1 = ros.probe.create_publisher(MemChunk, "/memchunk/level1", LATCHED_QOS)
+        l1.publish(MemChunk(level=1, user_id="u1", text="User: Alice\nFacts:\n- Alice is a nurse", version=1))
+        wait_until(lambda: "nurse" in node.composer.render(), 10, "the chunk")
+        user = ros.probe.create_publisher(String, "/dialog/user_text", 10)
+        wait_until(lambda: user.get_subscription_count(), 10, "the subscription")
+        user.publish(String(data="Who am I?"))
+        wait_until(lambda: answers, 30, "the answer")
+        assert answers[-1].data == "Hello Alice, you are a nurse."
+        assert "Alice is a nurse" in server.requests[0]["body"]["messages"][0]["content"]
     finally:
+        ros.close()
         server.close()

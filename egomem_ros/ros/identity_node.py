@@ -28,7 +28,7 @@ from ..retrieval.media import MediaError
 from ..store import SqliteStore, StoreError
 from ..config import resolve_db_path
 from .lifecycle import LifecycleNode
-from .util import ADAPTIVE_QOS, EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, fill, now_s, run
+from .util import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, fill, now_s, run
 
 try:  # optional: ROS4HRI
     from hri_msgs.msg import IdsList, IdsMatch
@@ -83,7 +83,7 @@ class IdentityNode(LifecycleNode):
         self.subscription(AudioFrame, "audio_frame", self._on_audio, SENSOR_QOS, callback_group=sensors)
         if AudioDataStamped is not None:
             self.subscription(AudioDataStamped, "audio", self._on_audio, SENSOR_QOS, callback_group=sensors)
-            self.subscription(AudioInfo, "audio_info", self._on_audio_info, ADAPTIVE_QOS, callback_group=sensors)
+            self.info_subscription(AudioInfo, "audio_info", self._on_audio_info, callback_group=sensors)
         self.subscription(MemoryEvent, "memory_events", self._on_memory_event, EVENTS_QOS,
                           callback_group=self._inference)
         self._poll_timer = self.timer(self.cfg.identity.poll_period_s, self._poll, callback_group=self._inference)

@@ -59,7 +59,9 @@ class LifecycleNode(RclpyLifecycleNode):
         return cli
 
     def subscription(self, *args, **kwargs):
-        self._active.append(self.create_subscription(*args, **kwargs))
+        sub = self.create_subscription(*args, **kwargs)
+        self._active.append(sub)
+        return sub
 
     def service(self, *args, **kwargs):
         self._active.append(self.create_service(*args, **kwargs))
@@ -68,6 +70,29 @@ class LifecycleNode(RclpyLifecycleNode):
         timer = self.create_timer(*args, **kwargs)
         self._active.append(timer)
         return timer
+
+    def info_subscription(self, msg_type, topic: str, callback, callback_group=None) -> None:
+        """A stream-info topic (AudioInfo) whose publisher may be latched or not. A volatile best-effort
+        subscription hears every publisher's new messages; once a transient-local publisher appears, a
+        latched one is added so its last message (sent before we joined) arrives too. One subscription
+        with fixed durability would be incompatible with half of the drivers, and drop all audio."""
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+        from .util import LATCHED_QOS
+
+        self.subscription(msg_type, topic, callback,
+                          QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                                     durability=DurabilityPolicy.VOLATILE), callback_group=callback_group)
+        resolved, latched = self.resolve_topic_name(topic), []
+
+        def match_latched_publishers() -> None:
+            offered = {i.qos_profile.durability for i in self.get_publishers_info_by_topic(resolved)}
+            if DurabilityPolicy.TRANSIENT_LOCAL in offered and not latched:
+                latched.append(self.subscription(msg_type, topic, callback, LATCHED_QOS,
+                                                 callback_group=callback_group))
+
+        match_latched_publishers()
+        self.timer(1.0, match_latched_publishers, callback_group=callback_group)
 
     def release(self, entity: Any) -> None:
         """Destroy one tracked entity (a publisher, subscription, service, client or timer)."""

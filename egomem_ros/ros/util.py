@@ -18,12 +18,6 @@ SENSOR_QOS = qos_profile_sensor_data
 # "Latched": a late joiner (the dialog node, rviz) gets the current MemChunk at once.
 LATCHED_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
-# For inputs whose publishers may be latched or not (AudioInfo): matches either durability and reliability,
-# and still gets the latched message from a transient-local publisher.
-# (BEST_AVAILABLE is Iron and later; on Humble this is volatile and reliable.)
-ADAPTIVE_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
-                          reliability=getattr(ReliabilityPolicy, "BEST_AVAILABLE", ReliabilityPolicy.RELIABLE),
-                          durability=getattr(DurabilityPolicy, "BEST_AVAILABLE", DurabilityPolicy.VOLATILE))
 EVENTS_QOS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE)
 
 

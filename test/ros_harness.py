@@ -1,0 +1,133 @@
+"""Real ROS 2 (rclpy over Fast DDS) for the node tests: isolation, node processes, lifecycle and
+service calls, and a bag player that publishes a recording in bag time with /clock.
+
+Every pytest process gets its own ROS_DOMAIN_ID (set in conftest.py before rclpy starts) and only talks
+over localhost. Node processes start in their own process group and are waited for until they have left
+the graph, so one test never sees another's nodes.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import rclpy
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = REPO / ".venv" / "bin"
+TRANSITIONS = {"configure": Transition.TRANSITION_CONFIGURE, "activate": Transition.TRANSITION_ACTIVATE,
+               "deactivate": Transition.TRANSITION_DEACTIVATE, "cleanup": Transition.TRANSITION_CLEANUP,
+               "shutdown": Transition.TRANSITION_ACTIVE_SHUTDOWN}
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, poll: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def ros_args(params: dict[str, Any]) -> list[str]:
+    from egomem_ros.ros.graph import _ros_value
+
+    args = ["--ros-args"]
+    for key, value in params.items():
+        args += ["-p", f"{key}:={_ros_value(value)}"]
+    return args
+
+
+class Ros:
+    """rclpy in this process: nodes under test plus a probe node, spun by one executor thread."""
+
+    def __init__(self, params: dict[str, Any] | None = None) -> None:
+        rclpy.init(args=ros_args(params or {}), signal_handler_options=rclpy.SignalHandlerOptions.NO)
+        self.executor = MultiThreadedExecutor(num_threads=4)
+        self.probe = rclpy.create_node(f"probe_{os.getpid()}")
+        self.executor.add_node(self.probe)
+        self.nodes: list[Node] = []
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def add(self, node: Node) -> Node:
+        self.nodes.append(node)
+        self.executor.add_node(node)
+        return node
+
+    def call(self, srv_type, name: str, request, timeout: float = 60.0):
+        client = self.probe.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=min(timeout, 20.0)):
+                raise TimeoutError(f"service {name} not available")
+            future = client.call_async(request)
+            wait_until(future.done, timeout, f"the answer of {name}")
+            return future.result()
+        finally:
+            self.probe.destroy_client(client)
+
+    def transition(self, node_name: str, *names: str) -> None:
+        for name in names:
+            res = self.call(ChangeState, f"/{node_name}/change_state",
+                            ChangeState.Request(transition=Transition(id=TRANSITIONS[name])))
+            assert res.success, f"{node_name}: {name} failed"
+
+    def state(self, node_name: str) -> str:
+        return self.call(GetState, f"/{node_name}/get_state", GetState.Request()).current_state.label
+
+    def collect(self, msg_type, topic: str, qos=10) -> list:
+        got: list = []
+        self.probe.create_subscription(msg_type, topic, got.append, qos)
+        return got
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=5.0)
+        for node in self.nodes:
+            node.destroy_node()
+        self.probe.destroy_node()
+        rclpy.try_shutdown()
+
+
+class NodeProcess:
+    """A node executable in its own process group, with its output kept for the assertion messages."""
+
+    def __init__(self, argv: list[str], log: Path) -> None:
+        self.name = argv[0]
+        self.log = log
+        self._out = open(log, "wb")
+        self.proc = subprocess.Popen([str(VENV_BIN / argv[0]), *argv[1:]], stdout=self._out, stderr=subprocess.STDOUT,
+                                     start_new_session=True, cwd=REPO)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def signal(self, sig: int = signal.SIGINT) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self, probe: Node | None = None) -> None:
+        """Kill what is left of the process group and wait until the node has left the graph."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self._out.close()
+        if probe is not None:
+            wait_until(lambda: self.name not in probe.get_node_names(), 15, f"{self.name} to leave the graph")
+
+
+def message_class(msgtype: str):
+    """`sensor_msgs/msg/Image` -> the rclpy message class."""
+    package, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
