@@ -25,6 +25,8 @@ from .store import SqliteStore
 from .store.graph import export_graph, social_graph
 
 VOICES = {"A": "en-us+f3", "B": "en+f4"}
+# The demo's settings on top of the defaults (the end-to-end ROS test gives the nodes the same).
+DEMO_CONFIG = {"memory": {"consolidation_period_s": 8.0, "asr": "none"}}
 LINES = {
     "A": "Hello robot, my name is Emily. I work as a nurse. My colleague Sarah plays a lot of sport.",
     "B": "Hi there, I am Sarah. I love tennis and I play every Sunday. Emily is my colleague at the hospital.",
@@ -97,7 +99,7 @@ def build_scene(path: Path, workdir: Path, rng: np.random.Generator) -> None:
 
 
 def run_demo(workdir: Path, console: Console) -> None:
-    cfg = config_from_mapping({"memory": {"consolidation_period_s": 8.0, "asr": "none"}})
+    cfg = config_from_mapping(DEMO_CONFIG)
     console.rule("egomem demo: the Emily story on real recognisers (offline defaults)")
     console.print("scene: faces = matplotlib's grace_hopper.jpg (A) and scikit-image's astronaut (B), moved, scaled "
                   f"and lit differently per frame; voices = espeak-ng {VOICES['A']} (A) and {VOICES['B']} (B); "

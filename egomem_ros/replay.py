@@ -122,7 +122,8 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
     audio_info: tuple[int, int, str] | None = None
     last_frame: np.ndarray | None = None
     last_person, current_user = "", ""
-    next_consolidation = None
+    next_poll: float | None = None
+    next_consolidation = 0.0
     try:
         reader = AnyReader([bag], default_typestore=ts)
         reader.open()
@@ -159,7 +160,21 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
         try:
             for conn, stamp_ns, raw in iterator:
                 summary.messages += 1
-                t = now[0] = stamp_ns * 1e-9
+                t = stamp_ns * 1e-9
+                # the nodes' timers, in bag time: each runs at its due time, before later messages arrive
+                if next_poll is None:
+                    next_poll, next_consolidation = t + cfg.identity.poll_period_s, t + cfg.memory.consolidation_period_s
+                while min(next_poll, next_consolidation) <= t:
+                    if next_poll <= next_consolidation:
+                        now[0] = next_poll
+                        last_person, current_user = _poll(poller, next_poll, manager, summary, emit, last_frame,
+                                                          last_person, say)
+                        next_poll += cfg.identity.poll_period_s
+                    else:
+                        now[0] = next_consolidation
+                        _consolidate(manager, next_consolidation, summary, emit, say)
+                        next_consolidation += cfg.memory.consolidation_period_s
+                now[0] = t
                 writer.write(wconn[conn.topic], stamp_ns, raw)
                 try:
                     msg = reader.deserialize(raw, conn.msgtype)
@@ -192,12 +207,6 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
                 except MediaError as err:
                     summary.rejected[f"{conn.topic}: {str(err).split(':')[0]}"] += 1
                     log.warning("%s: %s", conn.topic, err)
-                if poller.due(t) and summary.messages > 1:
-                    last_person, current_user = _poll(poller, t, manager, summary, emit, last_frame, last_person, say)
-                next_consolidation = next_consolidation or t + cfg.memory.consolidation_period_s
-                if t >= next_consolidation:
-                    _consolidate(manager, t, summary, emit, say)
-                    next_consolidation = t + cfg.memory.consolidation_period_s
         except Exception as err:  # noqa: BLE001 - a truncated or corrupt bag: keep what was read
             summary.truncated = f"stopped after {summary.messages} messages: {err}"
             log.error("bag %s: %s", bag, summary.truncated)

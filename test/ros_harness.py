@@ -118,16 +118,85 @@ class NodeProcess:
         return self.proc.wait(timeout)
 
     def stop(self, probe: Node | None = None) -> None:
-        """Kill what is left of the process group and wait until the node has left the graph."""
+        """Stop the node (SIGINT, then SIGKILL of its whole process group) and wait until it has left the
+        graph: a node that exits cleanly leaves at once, a killed one when its DDS lease runs out."""
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the node's workers too
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
         self._out.close()
         if probe is not None:
-            wait_until(lambda: self.name not in probe.get_node_names(), 15, f"{self.name} to leave the graph")
+            wait_until(lambda: self.name not in probe.get_node_names(), 30, f"{self.name} to leave the graph")
 
 
 def message_class(msgtype: str):
     """`sensor_msgs/msg/Image` -> the rclpy message class."""
     package, _, name = msgtype.split("/")
     return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+class BagPlayer:
+    """Plays a bag into the graph in bag time: /clock first, then each message's serialized bytes as
+    recorded. `play(until, wait_at)` stops at `until` (bag seconds) and, at every time in `wait_at`,
+    holds the clock until `ready(t)` is true, so that nodes doing work on a sim-time timer (the identity
+    poll) see the same stream as `egomem replay` however slow this machine is."""
+
+    def __init__(self, node: Node, bag: Path, gap_s: float = 0.01, settle_s: float = 0.3) -> None:
+        from rosbags.highlevel import AnyReader
+        from rosgraph_msgs.msg import Clock
+
+        self.node, self.gap_s, self.settle_s = node, gap_s, settle_s
+        self.reader = AnyReader([Path(bag)])
+        self.reader.open()
+        self.clock = node.create_publisher(Clock, "/clock", 10)
+        self.pubs = {c.topic: node.create_publisher(message_class(c.msgtype), c.topic, 10)
+                     for c in self.reader.connections}
+        self._messages = iter(self.reader.messages())
+        self._pending = None
+        self.t = 0.0
+
+    def subscribers(self, topic: str) -> int:
+        return self.pubs[topic].get_subscription_count()
+
+    def tick(self, t: float) -> None:
+        from builtin_interfaces.msg import Time
+        from rosgraph_msgs.msg import Clock
+
+        sec = int(t)
+        self.clock.publish(Clock(clock=Time(sec=sec, nanosec=int(round((t - sec) * 1e9)) % 1_000_000_000)))
+        self.t = t
+
+    def play(self, until: float = float("inf"), wait_at: list[float] = (), ready: Callable[[float], bool] | None = None,
+             timeout: float = 60.0) -> bool:
+        """Returns False when the bag is over."""
+        waits = sorted(w for w in wait_at if w > self.t)
+        while True:
+            if self._pending is None:
+                self._pending = next(self._messages, None)
+                if self._pending is None:
+                    return False
+            conn, stamp_ns, raw = self._pending
+            t = stamp_ns * 1e-9
+            while waits and waits[0] <= min(t, until):
+                time.sleep(self.settle_s)  # what was sent before this time is in the nodes' buffers first
+                self.tick(waits[0])
+                if ready is not None:
+                    wait_until(lambda w=waits[0]: ready(w), timeout, f"the graph to catch up at t={waits[0]:.1f} s")
+                waits.pop(0)
+            if t > until:
+                return True
+            if t > self.t:
+                self.tick(t)
+            self.pubs[conn.topic].publish(bytes(raw))
+            self._pending = None
+            time.sleep(self.gap_s)
+
+    def close(self) -> None:
+        self.reader.close()

@@ -14,7 +14,7 @@ All decisions are made by `egomem_ros.retrieval.poller.IdentityPoller`.
 """
 from __future__ import annotations
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from egomem_msgs.msg import AudioFrame, Identity, MemChunk, MemoryEvent
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from sensor_msgs.msg import CompressedImage, Image
@@ -28,7 +28,7 @@ from ..retrieval.media import MediaError
 from ..store import SqliteStore, StoreError
 from ..config import resolve_db_path
 from .lifecycle import LifecycleNode
-from .util import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, fill, now_s, run
+from .util import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, diagnostics, fill, now_s, run
 
 try:  # optional: ROS4HRI
     from hri_msgs.msg import IdsList, IdsMatch
@@ -178,15 +178,10 @@ class IdentityNode(LifecycleNode):
 
     def _diagnostics(self) -> None:
         s = self._stats
-        level = DiagnosticStatus.OK if s["polls"] else DiagnosticStatus.WARN
-        status = DiagnosticStatus(level=level, name="egomem: identity", hardware_id="egomem",
-                                  message="polling" if s["polls"] else "no poll yet")
-        status.values = [KeyValue(key=k, value=f"{v:.1f}" if isinstance(v, float) else str(v)) for k, v in s.items()]
-        status.values.append(KeyValue(key="enrolled users", value=str(len(self.poller.face_gallery.users()
-                                                                            | self.poller.voice_gallery.users()))))
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.pub_diag.publish(msg)
+        users = len(self.poller.face_gallery.users() | self.poller.voice_gallery.users())
+        self.pub_diag.publish(diagnostics(self, "identity", bool(s["polls"]), "polling" if s["polls"] else "no poll yet",
+                                          {**s, "enrolled users": users}))
+
 
 def main(args=None) -> None:
     run(IdentityNode, args, threads=4)

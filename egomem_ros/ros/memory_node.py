@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
 from egomem_msgs.msg import AudioFrame, Fact, Identity, MemChunk, MemoryEvent, Relation, UserProfile
 from egomem_msgs.srv import EnrollUser, ForgetUser, GetProfile, ListUsers, MergeUsers, RetrieveText
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -23,7 +24,7 @@ from ..msg_conversions import audio_frame_to_pcm, audio_info_of, audio_msg_to_pc
 from ..retrieval.media import MediaError
 from ..store import StoreError
 from .lifecycle import LifecycleNode
-from .util import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, fill, now_s, run
+from .util import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, diagnostics, fill, now_s, run
 
 PROFILE_ITEMS = {"facts": Fact, "relations": Relation}
 # Parameters applied while the node runs; every other one takes effect at the next configure.
@@ -71,6 +72,8 @@ class MemoryNode(LifecycleNode):
             raise RuntimeError(str(err)) from err
         self.pub_events = self.publisher(MemoryEvent, "memory_events", EVENTS_QOS)
         self.pub_l2 = self.publisher(MemChunk, "memchunk/level2", LATCHED_QOS)
+        self.pub_diag = self.publisher(DiagnosticArray, "/diagnostics", 10)
+        self._stats = {"consolidations": 0, "consolidated until t": 0.0, "sessions written": 0, "sessions retried": 0}
         self.get_logger().info(f"memory at {self.store.path}; segmenter {self.cfg.memory.segmenter}, "
                                f"extractor {self.cfg.memory.extractor}, ASR {self.cfg.memory.asr}")
 
@@ -93,6 +96,7 @@ class MemoryNode(LifecycleNode):
         self.service(MergeUsers, "~/merge_users", self._merge, callback_group=work)
         self._work = work
         self._timer = self.timer(self.cfg.memory.consolidation_period_s, self._consolidate, callback_group=work)
+        self.timer(1.0, self._diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info("memory active: buffering, consolidating every "
                                f"{self.cfg.memory.consolidation_period_s:.0f} s")
 
@@ -152,15 +156,25 @@ class MemoryNode(LifecycleNode):
         with self._consolidating:
             t = now_s(self)
             report = self.manager.flush(t) if final else self.manager.consolidate(t)
+            self._stats["consolidations"] += 1
+            self._stats["consolidated until t"] = t
+            self._stats["sessions written"] += sum(o.status == "written" for o in report.outcomes)
+            self._stats["sessions retried"] += report.retried
         for outcome in report.outcomes:
             for rec in outcome.events:
                 self.pub_events.publish(fill(MemoryEvent(), F.memory_event_fields(rec, t)))
             if outcome.status in ("retry", "not-learned"):
                 self.get_logger().warning(f"session {outcome.session_id}: {outcome.status} ({outcome.reason})")
-        if report.sessions_found or final:
-            self.get_logger().info(f"consolidation{' (final)' if final else ''}: {report.sessions_found} sessions, "
-                                   f"{sum(o.status == 'written' for o in report.outcomes)} written, "
-                                   f"{report.waiting} still open")
+        log = self.get_logger().info if report.sessions_found or final else self.get_logger().debug
+        log(f"consolidation{' (final)' if final else ''} at t={t:.1f} s: {report.sessions_found} sessions, "
+            f"{sum(o.status == 'written' for o in report.outcomes)} written, {report.waiting} still open")
+        self._diagnostics()
+
+    def _diagnostics(self) -> None:
+        pending = len(list(self.manager.spool.folder.glob("*.json"))) if self.manager is not None else 0
+        self.pub_diag.publish(diagnostics(self, "memory", pending == 0,
+                                          f"{pending} sessions waiting to be written" if pending else "ok",
+                                          {**self._stats, "spooled sessions": pending}))
 
     def _retrieve(self, req, resp):
         res = self.level2.retrieve(req.user_id, list(req.relation_query), list(req.keyword_query), req.k or None)

@@ -36,6 +36,19 @@ def fill(msg: Any, fields: dict[str, Any], item_types: dict[str, type] | None = 
     return msg
 
 
+def diagnostics(node: Node, name: str, ok: bool, message: str, values: dict[str, Any]) -> Any:
+    """One /diagnostics status (`egomem: <part>`), stamped with the node clock; the analyzer in
+    config/diagnostics.yaml groups them under "egomem"."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    status = DiagnosticStatus(level=DiagnosticStatus.OK if ok else DiagnosticStatus.WARN, name=f"egomem: {name}",
+                              hardware_id="egomem", message=message)
+    status.values = [KeyValue(key=k, value=f"{v:.2f}" if isinstance(v, float) else str(v)) for k, v in values.items()]
+    msg = DiagnosticArray(status=[status])
+    msg.header.stamp = node.get_clock().now().to_msg()
+    return msg
+
+
 def now_s(node: Node) -> float:
     """The node clock (sim time under `use_sim_time`, so bag replays keep their own timeline)."""
     return node.get_clock().now().nanoseconds * 1e-9

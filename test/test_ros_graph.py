@@ -1,0 +1,193 @@
+"""The nodes as processes over real DDS, started the way robot.launch.py starts them (egomem_ros/ros/graph.py),
+fed the demo's scene bag in bag time with /clock: a signal right after speech loses nothing, and the
+graph's memory and MemChunks are those of `egomem replay` on the same bag."""
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from egomem_msgs.msg import Identity, MemChunk
+from ros_harness import BagPlayer, NodeProcess, Ros, wait_until
+
+from egomem_ros.demo import DEMO_CONFIG, build_scene
+from egomem_ros.ros.graph import command_line, node_specs, plain_args
+from egomem_ros.ros.util import LATCHED_QOS
+from egomem_ros.scene import DIALOG_TEXT
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                reason="espeak-ng not installed (scripts/bootstrap.sh installs it)")
+POLL_S = 2.0
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("scene")
+    bag = workdir / "scene_bag"
+    build_scene(bag, workdir, np.random.default_rng(0))
+    return bag
+
+
+@pytest.fixture
+def graph(tmp_path):
+    """Start named nodes of the robot graph as processes; stop them all, and wait for them to leave."""
+    ros = Ros()
+    procs: dict[str, NodeProcess] = {}
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"/**": {"ros__parameters": DEMO_CONFIG}}))
+    db = tmp_path / "memory.db"
+
+    def start(*names: str) -> dict[str, NodeProcess]:
+        arg, flag = plain_args(db_path=str(db), use_sim_time="true", dialog_text_topic=DIALOG_TEXT)
+        for spec in node_specs(arg, flag):
+            if spec.name in names:
+                procs[spec.name] = NodeProcess(command_line(spec, str(params)), tmp_path / f"{spec.name}.log")
+        wait_until(lambda: set(names) <= set(ros.probe.get_node_names()), 60, f"{names} in the graph")
+        for name in names:
+            ros.transition(name, "configure", "activate")
+        return procs
+
+    ros.start, ros.db, ros.procs = start, db, procs
+    yield ros
+    for proc in procs.values():
+        proc.stop(ros.probe)
+    ros.close()
+
+
+def _graph_ready(idents: list, diags: list | None = None, period_s: float = DEMO_CONFIG["memory"]["consolidation_period_s"]):
+    """At a poll time, the identity node has polled; at a consolidation time, the memory node has consolidated."""
+    def consolidated_until() -> float:
+        return max((float(kv.value) for d in diags for s in d.status if s.name == "egomem: memory"
+                    for kv in s.values if kv.key == "consolidated until t"), default=-1.0)
+
+    def ready(t: float) -> bool:
+        polled = any(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 >= t - 1e-3 for m in idents)
+        if diags is None or abs(t / period_s - round(t / period_s)) > 1e-6:
+            return polled
+        return polled and consolidated_until() >= t - 1e-3
+    return ready
+
+
+def test_sigint_right_after_speech_writes_the_session(graph, scene):
+    """Emily speaks (0-10 s of the scene), and the memory node is interrupted at once: it exits 0 within
+    10 s, and her profile with what she said is in the store."""
+    from egomem_ros.store import SqliteStore
+
+    procs = graph.start("identity_node", "memory_node")
+    idents = graph.collect(Identity, "/identity")
+    player = BagPlayer(graph.probe, scene)
+    try:
+        wait_until(lambda: player.subscribers("/audio") >= 2 and player.subscribers("/asr/transcript"), 20, "subscribers")
+        player.play(until=10.2, wait_at=list(np.arange(POLL_S, 10.2, POLL_S)), ready=_graph_ready(idents))
+    finally:
+        player.close()
+    time.sleep(0.5)  # the last messages reach the node
+    memory = procs["memory_node"]
+    t0 = time.monotonic()
+    memory.signal(signal.SIGINT)
+    assert memory.wait(10) == 0, memory.output()[-3000:]
+    assert time.monotonic() - t0 < 10
+    assert "consolidation (final)" in memory.output()
+    with SqliteStore(graph.db) as store:
+        users = {u.display_name: u for u in store.list_users()}
+        assert "Emily" in users, memory.output()[-3000:]
+        assert any("nurse" in f.text for f in store.facts(users["Emily"].id))
+
+
+def test_sigterm_stops_an_active_idle_node_every_time(graph):
+    for attempt in range(5):
+        procs = graph.start("memory_node")
+        memory = procs.pop("memory_node")
+        memory.signal(signal.SIGTERM)
+        assert memory.wait(10) == 0, f"attempt {attempt}: " + memory.output()[-2000:]
+        memory.stop(graph.probe)
+
+
+def _bag_chunks(out_bag: Path, topic: str) -> list[tuple[float, str]]:
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([out_bag]) as reader:
+        conns = [c for c in reader.connections if c.topic == topic]
+        return [(t * 1e-9, reader.deserialize(raw, c.msgtype).text) for c, t, raw in reader.messages(connections=conns)]
+
+
+def _who(msg) -> str:
+    return msg.name if msg.status == Identity.KNOWN else {Identity.UNKNOWN: "unknown", Identity.NOBODY: "nobody"}.get(
+        msg.status, str(msg.status))
+
+
+def _identities(out_bag: Path) -> list[tuple[float, str]]:
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([out_bag]) as reader:
+        conns = [c for c in reader.connections if c.topic == "/egomem/identity"]
+        return [(round(t * 1e-9, 1), _who(reader.deserialize(raw, c.msgtype)))
+                for c, t, raw in reader.messages(connections=conns)]
+
+
+def _memory(db: Path) -> dict:
+    from egomem_ros.store import SqliteStore
+
+    with SqliteStore(db) as store:
+        names = {u.id: u.display_name for u in store.list_users()}
+        return {"users": sorted(names.values()),
+                "facts": sorted((names[uid], f.text) for uid in names for f in store.facts(uid)),
+                "relations": sorted((names.get(r.src, r.src), r.relation, names.get(r.dst, r.dst))
+                                    for r in store.relations()),
+                "episodes": sum(len(store.episodes(uid)) for uid in names)}, names
+
+
+def _named(text: str, names: dict[str, str]) -> str:
+    for uid, name in names.items():
+        text = text.replace(uid, f"<{name}>")
+    return text
+
+
+def test_graph_on_the_demo_bag_matches_egomem_replay(graph, scene, tmp_path):
+    from egomem_ros.config import config_from_mapping
+    from egomem_ros.replay import replay
+
+    graph.start("identity_node", "memory_node", "dialog_node")
+    idents = graph.collect(Identity, "/identity")
+    l1 = graph.collect(MemChunk, "/memchunk/level1", LATCHED_QOS)
+    l2 = graph.collect(MemChunk, "/memchunk/level2", LATCHED_QOS)
+    diags = graph.collect(DiagnosticArray, "/diagnostics", 50)
+    player = BagPlayer(graph.probe, scene)
+    try:
+        wait_until(lambda: player.subscribers(DIALOG_TEXT) >= 2 and player.subscribers("/audio") >= 2, 20,
+                   "subscribers")
+        end = 56.0  # the scene's last message is at 55.75 s
+        player.play(until=end, wait_at=list(np.arange(POLL_S, end + 0.1, POLL_S)), ready=_graph_ready(idents, diags))
+    finally:
+        player.close()
+    wait_until(lambda: l2, 20, "the Level-2 answer")
+    graph.transition("memory_node", "shutdown")  # writes what is still buffered
+
+    summary = replay(scene, tmp_path / "out_bag", config_from_mapping(DEMO_CONFIG), db=tmp_path / "replay.db")
+    ros_memory, ros_names = _memory(graph.db)
+    replay_memory, replay_names = _memory(tmp_path / "replay.db")
+    assert ros_memory == replay_memory
+    assert ros_memory["users"] == ["Emily", "Sarah"] and summary.sessions_written == ros_memory["episodes"]
+
+    # identities: the same person (known by name, unknown, nobody) at every poll, within one poll
+    ros_polls = [(round(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, 1), _who(m)) for m in idents]
+    replay_polls = _identities(tmp_path / "out_bag")
+    assert len(ros_polls) >= len(replay_polls) - 1
+    ros_at = dict(ros_polls)
+    for t, who in replay_polls:
+        near = {ros_at.get(round(t + d, 1)) for d in (-POLL_S, 0.0, POLL_S)}
+        assert who in near, f"t={t}: replay {who}, graph {near}"
+    # MemChunks: Level-1 for the known user, and the Level-2 answer, word for word
+    replay_l1 = [(t, x) for t, x in _bag_chunks(tmp_path / "out_bag", "/egomem/memchunk/level1") if x]
+    ros_l1 = [(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, m.text) for m in l1 if m.text]
+    assert [_named(x, ros_names) for _, x in ros_l1] == [_named(x, replay_names) for _, x in replay_l1]
+    for (t_ros, _), (t_replay, _) in zip(ros_l1, replay_l1):
+        assert abs(t_ros - t_replay) <= POLL_S + 1e-3
+    replay_l2 = _bag_chunks(tmp_path / "out_bag", "/egomem/memchunk/level2")
+    assert [_named(m.text, ros_names) for m in l2] == [_named(x, replay_names) for _, x in replay_l2]
+    assert "Sarah (your colleague): loves tennis" in l2[-1].text
