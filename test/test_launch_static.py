@@ -45,7 +45,7 @@ def test_every_yaml_parameter_is_declared_by_a_node():
     prefixes = declared_prefixes()
     assert prefixes == {"store.", "identity.", "memchunk.", "retrieval.", "memory.", "dialog."}
     declared = {k for k in flatten(EgomemConfig()) if k.startswith(tuple(prefixes))}
-    for path in (REPO / "config").glob("*.yaml"):
+    for path in (REPO / "config").glob("egomem*.yaml"):
         data = yaml.safe_load(path.read_text())
         for node, block in data.items():
             keys = set()
@@ -62,3 +62,14 @@ def test_rviz_config_shows_debug_image_and_markers():
     rviz = yaml.safe_load((REPO / "config" / "egomem.rviz").read_text())
     topics = {d["Topic"]["Value"] for d in rviz["Visualization Manager"]["Displays"] if "Topic" in d}
     assert topics == {"/identity_node/debug_image", "/markers"}
+
+
+def test_diagnostics_analyzer_groups_every_status_the_nodes_publish():
+    analyzers = yaml.safe_load((REPO / "config" / "diagnostics.yaml").read_text())["analyzers"]["ros__parameters"]
+    group = analyzers["egomem"]
+    assert group["type"] == "diagnostic_aggregator/GenericAnalyzer"
+    published = set()
+    for path in (REPO / "egomem_ros" / "ros").glob("*_node.py"):
+        published |= set(re.findall(r'diagnostics\(self, "([a-z]+)"', path.read_text()))
+    assert published == {"identity", "memory"}
+    assert all(f"egomem: {name}".startswith(tuple(group["startswith"])) for name in published)
