@@ -1,9 +1,11 @@
 """Real ROS 2 (rclpy over Fast DDS) for the node tests: isolation, node processes, lifecycle and
 service calls, and a bag player that publishes a recording in bag time with /clock.
 
-Every pytest process gets its own ROS_DOMAIN_ID (set in conftest.py before rclpy starts) and only talks
-over localhost. Node processes start in their own process group and are waited for until they have left
-the graph, so one test never sees another's nodes.
+Every `Ros` (one per test) gets a DDS domain of its own, derived from this pytest process's
+ROS_DOMAIN_ID (set in conftest.py) and a counter, and only talks over localhost; node processes it starts
+use the same domain. (A destroyed rclpy context's participant can outlive it in this process and keep
+announcing its nodes; a fresh domain per test keeps them out of the next test's graph.) Node processes
+start in their own process group and are waited for until they have left the graph.
 """
 from __future__ import annotations
 
@@ -48,11 +50,21 @@ def ros_args(params: dict[str, Any]) -> list[str]:
     return args
 
 
+_domains = iter(range(10_000))
+
+
+def next_domain() -> int:
+    """0-232 are valid; 101-232 are used here, away from the default 0 and the per-process base."""
+    return 101 + (int(os.environ.get("ROS_DOMAIN_ID", "0")) + next(_domains)) % 132
+
+
 class Ros:
     """rclpy in this process: nodes under test plus a probe node, spun by one executor thread."""
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
-        rclpy.init(args=ros_args(params or {}), signal_handler_options=rclpy.SignalHandlerOptions.NO)
+        self.domain_id = next_domain()
+        rclpy.init(args=ros_args(params or {}), domain_id=self.domain_id,
+                   signal_handler_options=rclpy.SignalHandlerOptions.NO)
         self.executor = MultiThreadedExecutor(num_threads=4)
         self.probe = rclpy.create_node(f"probe_{os.getpid()}")
         self.executor.add_node(self.probe)
@@ -92,21 +104,32 @@ class Ros:
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=5.0)
+        self._thread.join(timeout=5.0)
         for node in self.nodes:
             node.destroy_node()
         self.probe.destroy_node()
-        rclpy.try_shutdown()
+        self.nodes.clear()
+        end_context()
+
+
+def end_context() -> None:
+    """Shut rclpy's default context down and destroy its DDS participant now: one left to the garbage
+    collector keeps announcing its nodes to the next test in this process."""
+    context = rclpy.get_default_context()
+    rclpy.try_shutdown()
+    context.destroy()
 
 
 class NodeProcess:
     """A node executable in its own process group, with its output kept for the assertion messages."""
 
-    def __init__(self, argv: list[str], log: Path) -> None:
+    def __init__(self, argv: list[str], log: Path, domain_id: int) -> None:
         self.name = argv[0]
         self.log = log
         self._out = open(log, "wb")
+        env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}
         self.proc = subprocess.Popen([str(VENV_BIN / argv[0]), *argv[1:]], stdout=self._out, stderr=subprocess.STDOUT,
-                                     start_new_session=True, cwd=REPO)
+                                     start_new_session=True, cwd=REPO, env=env)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -117,9 +140,8 @@ class NodeProcess:
     def wait(self, timeout: float) -> int:
         return self.proc.wait(timeout)
 
-    def stop(self, probe: Node | None = None) -> None:
-        """Stop the node (SIGINT, then SIGKILL of its whole process group) and wait until it has left the
-        graph: a node that exits cleanly leaves at once, a killed one when its DDS lease runs out."""
+    def stop(self) -> None:
+        """SIGINT, then SIGKILL to the whole process group (the node's workers too)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -127,13 +149,17 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 pass
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # the node's workers too
+            os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.proc.wait(10)
         self._out.close()
-        if probe is not None:
-            wait_until(lambda: self.name not in probe.get_node_names(), 30, f"{self.name} to leave the graph")
+
+    def left_graph(self, probe: Node) -> None:
+        """Wait until the node has left the graph: a node that exits cleanly leaves at once, a killed one
+        when its DDS lease runs out."""
+        self.stop()
+        wait_until(lambda: self.name not in probe.get_node_names(), 30, f"{self.name} to leave the graph")
 
 
 def message_class(msgtype: str):
@@ -180,16 +206,21 @@ class BagPlayer:
         while True:
             if self._pending is None:
                 self._pending = next(self._messages, None)
-                if self._pending is None:
-                    return False
-            conn, stamp_ns, raw = self._pending
-            t = stamp_ns * 1e-9
+            if self._pending is None:  # the bag is over: the clock still runs to `until`
+                conn, t, raw = None, until if until != float("inf") else self.t, None
+            else:
+                conn, stamp_ns, raw = self._pending
+                t = stamp_ns * 1e-9
             while waits and waits[0] <= min(t, until):
                 time.sleep(self.settle_s)  # what was sent before this time is in the nodes' buffers first
                 self.tick(waits[0])
                 if ready is not None:
                     wait_until(lambda w=waits[0]: ready(w), timeout, f"the graph to catch up at t={waits[0]:.1f} s")
                 waits.pop(0)
+            if conn is None:
+                if t > self.t:
+                    self.tick(t)
+                return False
             if t > until:
                 return True
             if t > self.t:

@@ -10,7 +10,7 @@ import pytest
 from egomem_msgs.msg import AudioFrame, Identity, MemChunk, MemoryEvent
 from egomem_msgs.srv import EnrollUser, ForgetUser, GetProfile, ListUsers, RetrieveText
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from ros_harness import Ros, wait_until
+from ros_harness import Ros, end_context, next_domain, wait_until
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
@@ -131,7 +131,7 @@ def test_shipped_params_file_starts_every_node(tmp_path):
     from egomem_ros.ros.identity_node import IdentityNode
     from egomem_ros.ros.memory_node import MemoryNode
 
-    rclpy.init(args=["--ros-args", "--params-file", str(REPO / "config" / "egomem.yaml"),
+    rclpy.init(domain_id=next_domain(), args=["--ros-args", "--params-file", str(REPO / "config" / "egomem.yaml"),
                      "-p", f"store.db_path:={tmp_path / 'm.db'}", "-p", "identity.poll_period_s:=2"])
     try:
         nodes = [MemoryNode(), IdentityNode(), DialogNode()]
@@ -140,7 +140,7 @@ def test_shipped_params_file_starts_every_node(tmp_path):
         for node in nodes:
             node.destroy_node()
     finally:
-        rclpy.try_shutdown()
+        end_context()
 
 
 @pytest.mark.parametrize("args, match", [
@@ -153,12 +153,12 @@ def test_bad_startup_parameter_is_one_clear_error(args, match):
 
     from egomem_ros.ros.identity_node import IdentityNode
 
-    rclpy.init(args=["--ros-args", *args])
+    rclpy.init(domain_id=next_domain(), args=["--ros-args", *args])
     try:
         with pytest.raises(ConfigError, match=match):
             IdentityNode()
     finally:
-        rclpy.try_shutdown()
+        end_context()
 
 
 def test_run_time_parameters_are_validated_and_applied_or_refused(ros):

@@ -83,6 +83,7 @@ def spin(node: "LifecycleNode", threads: int = 4) -> int:
         while spinner.is_alive() and not stop.wait(0.2):
             pass
         executor.shutdown(timeout_sec=10.0)  # callbacks in flight finish first
+        spinner.join(timeout=5.0)  # a thread left inside rclpy's C++ at exit aborts the interpreter
         if node.lifecycle_state() != "finalized":
             node.trigger_shutdown()
     finally:
