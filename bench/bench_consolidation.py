@@ -2,9 +2,9 @@
 
 Run: .venv/bin/python bench/bench_consolidation.py [--minutes 10] [--asr] [--tagger tagger.pt]
 Variants, side by side in one run: VAD-only baseline segmentation (the reference), + speaker-change
-splits (resemblyzer), + pocketsphinx ASR on the sessions' user turns (in `--asr-workers` processes)
-instead of an ASR node's transcripts; with `--tagger`, the same with the trained tagger segmenting the
-stream.
+splits (resemblyzer); with `--asr`, + Whisper (the default: bundled tiny.en, one pass per session) and
++ pocketsphinx (user turns in `--asr-workers` processes) hearing the sessions instead of an ASR node's
+transcripts; with `--tagger`, the same with the trained tagger segmenting the stream.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def ten_minutes(minutes: float, tmp: Path):
     return np.concatenate(listen), np.concatenate(speak), metas
 
 
-def run(listen, speak, metas, tmp: Path, *, speaker_change: bool, asr: bool, transcripts: bool,
+def run(listen, speak, metas, tmp: Path, *, speaker_change: bool, asr: str, transcripts: bool,
         tagger: Path | None = None, asr_workers: int = 2) -> dict:
     from egomem_ros.memory.tagger import TaggerSegmenter
     from egomem_ros.memory.trigger import BaselineSegmenter
@@ -62,7 +62,7 @@ def run(listen, speak, metas, tmp: Path, *, speaker_change: bool, asr: bool, tra
     if asr:
         from egomem_ros.memory.asr import make_asr
 
-        asr_engine = make_asr("pocketsphinx", workers=asr_workers)
+        asr_engine = make_asr(asr, workers=asr_workers)
     segmenter = TaggerSegmenter.load(tagger) if tagger else BaselineSegmenter(voice_engine=voice)
     mgr = MemoryManager(store, buf, segmenter,
                         Consolidator(store, RuleExtractor(), RuleUpdateAgent(), majority_identity(None)),
@@ -78,7 +78,7 @@ def run(listen, speak, metas, tmp: Path, *, speaker_change: bool, asr: bool, tra
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--asr", action="store_true", help="also run pocketsphinx on every session (slow)")
+    ap.add_argument("--asr", action="store_true", help="also transcribe every session with Whisper and pocketsphinx")
     ap.add_argument("--tagger", type=Path, help="a tagger checkpoint: also segment with it")
     ap.add_argument("--asr-workers", type=int, default=EgomemConfig().memory.asr_workers,
                     help="pocketsphinx processes (the config default; 1: in this process)")
@@ -87,15 +87,14 @@ def main() -> None:
         tmp = Path(tmp)
         listen, speak, metas = ten_minutes(args.minutes, tmp)
         print(f"stream: {len(listen) / 16000 / 60:.1f} min, {len(metas)} sessions")
-        variants = [("vad-only (reference)", dict(speaker_change=False, asr=False, transcripts=True)),
-                    ("+ speaker change", dict(speaker_change=True, asr=False, transcripts=True))]
-        if args.asr:
-            variants.append(("+ speaker change + pocketsphinx", dict(speaker_change=True, asr=True, transcripts=False)))
+        backends = ("whisper", "pocketsphinx") if args.asr else ()
+        variants = [("vad-only (reference)", dict(speaker_change=False, asr="", transcripts=True)),
+                    ("+ speaker change", dict(speaker_change=True, asr="", transcripts=True))]
+        variants += [(f"+ speaker change + {b}", dict(speaker_change=True, asr=b, transcripts=False)) for b in backends]
         if args.tagger:
-            variants.append(("tagger", dict(speaker_change=True, asr=False, transcripts=True, tagger=args.tagger)))
-            if args.asr:
-                variants.append(("tagger + pocketsphinx", dict(speaker_change=True, asr=True, transcripts=False,
-                                                               tagger=args.tagger)))
+            variants.append(("tagger", dict(speaker_change=True, asr="", transcripts=True, tagger=args.tagger)))
+            variants += [(f"tagger + {b}", dict(speaker_change=True, asr=b, transcripts=False, tagger=args.tagger))
+                         for b in backends]
         results, ref = {}, None
         for name, kw in variants:
             r = run(listen, speak, metas, tmp, **kw, asr_workers=args.asr_workers)

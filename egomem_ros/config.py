@@ -114,9 +114,11 @@ class MemoryConfig(_Section):
     trigger_voice_split_contrast: float = Field(-1.0, ge=-1.0, lt=2)
     # A session whose end is closer than this to the buffer's end may still be going on: wait.
     max_gap_s: float = Field(2.0, gt=0)
-    asr: Literal["pocketsphinx", "whisper", "none"] = "pocketsphinx"
+    # Transcribes sessions when no transcript topic gives the words (a topic, when there is one, wins).
+    asr: Literal["whisper", "pocketsphinx", "none"] = "whisper"
+    # whisper: "" = the bundled tiny.en; a size (small.en, large-v3) or a local CTranslate2 model directory
     asr_model: str = ""
-    # Processes transcribing a session's user turns in parallel (pocketsphinx; 1: in this process).
+    # Processes transcribing a session's user turns in parallel (pocketsphinx only; 1: in this process).
     asr_workers: int = Field(2, ge=1)
     extractor: Literal["rules", "llm"] = "rules"
     update_agent: Literal["rules", "llm"] = "rules"

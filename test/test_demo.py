@@ -1,4 +1,5 @@
-"""The README's main job: `egomem demo` runs end to end and reaches the Level-1 and Level-2 chunks."""
+"""The README's main job: `egomem demo` runs end to end on raw camera and microphone streams (Whisper
+hears the words) and reaches the Level-1 and Level-2 chunks."""
 import shutil
 import subprocess
 import sys
@@ -17,5 +18,11 @@ def test_demo_end_to_end(tmp_path):
     assert "placeholder" in out and "merged in" in out
     assert "<retr> ['colleague'] / ['tennis'] -> 2 item(s)" in out
     assert "Sarah (your colleague): loves tennis" in out
+    assert 'heard: "' in out and "Whisper" in out    # the words come from the audio
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([tmp_path / "scene_bag"]) as reader:  # raw streams: camera and microphone, no transcript
+        assert {c.topic for c in reader.connections} == {"/camera/image_raw", "/camera/image_raw/compressed",
+                                                        "/audio", "/audio_info", "/egomem/dialog/text"}
     assert (tmp_path / "out_bag").is_dir()
     assert (tmp_path / "memory.db").is_file() and (tmp_path / "social_graph.json").is_file()

@@ -145,10 +145,28 @@ def test_asr_reads_the_user_turns_only():
     listen[4 * sr:7 * sr] += 0.1 * buzz[4 * sr:7 * sr]
     listen[8 * sr:9 * sr] += buzz[8 * sr:9 * sr]          # the user again, 1 s
     asr = _RecordingASR()
-    text = transcribe_user_turns(asr, listen.astype(np.float32), speak.astype(np.float32))
-    assert text == "part1 part2"
+    heard = transcribe_user_turns(asr, listen.astype(np.float32), speak.astype(np.float32))
+    assert [text for _, _, text in heard] == ["part1", "part2"]
     # each turn (to the 80 ms step) plus 0.15 s either side; the robot's turn and its echo are skipped
     assert len(asr.clips) == 2 and abs(asr.clips[0] / sr - 2.3) < 0.2 and abs(asr.clips[1] / sr - 1.3) < 0.2
+    assert abs(heard[0][0] - 0.85) < 0.2 and abs(heard[1][0] - 7.85) < 0.2
     quiet = _RecordingASR()                                            # no turn found: the whole clip
-    assert transcribe_user_turns(quiet, np.zeros(3 * sr, np.float32), None) == "part1" and quiet.clips == [3 * sr]
-    assert transcribe_user_turns(_RecordingASR(), np.zeros(100, np.float32), None) == ""
+    assert transcribe_user_turns(quiet, np.zeros(3 * sr, np.float32), None) == [(0.0, 3.0, "part1")]
+    assert quiet.clips == [3 * sr]
+    assert transcribe_user_turns(_RecordingASR(), np.zeros(100, np.float32), None) == []
+
+    class WordASR:  # one pass over the session; words placed by their time
+        name = "words"
+
+        def __init__(self):
+            self.calls = 0
+
+        def transcribe_words(self, pcm):
+            from egomem_ros.memory.asr import Word
+
+            self.calls += 1
+            return [Word(1.5, 1.9, "hello"), Word(4.6, 5.0, "echo"), Word(8.2, 8.5, "again")]
+
+    words = WordASR()
+    heard = transcribe_user_turns(words, listen.astype(np.float32), speak.astype(np.float32))
+    assert words.calls == 1 and [text for _, _, text in heard] == ["hello", "again"]  # the robot's echo is dropped

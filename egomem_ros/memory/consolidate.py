@@ -73,6 +73,7 @@ class SessionOutcome:
     extraction: Extraction | None = None
     events: list[MemoryEventRecord] = field(default_factory=list)
     reason: str = ""
+    heard: str = ""                 # what the user said in the session, as transcribed
 
 
 Identify = Callable[[SessionInput], str | None]
@@ -124,7 +125,8 @@ class Consolidator:
         for key in keys:  # only after the commit: the live galleries never see uncommitted keys
             if self.on_keys_added:
                 self.on_keys_added(*key)
-        return SessionOutcome(s.session_id, "written", user_id, new_user, ex, events)
+        heard = " ".join(t.text for t in s.turns if t.speaker == "user")
+        return SessionOutcome(s.session_id, "written", user_id, new_user, ex, events, heard=heard)
 
     def _new_user(self, s: SessionInput, ex: Extraction, events: list, keys: list) -> str:
         user = self.store.create_user(ex.name, episode_id=s.session_id)

@@ -106,10 +106,12 @@ class MemoryManager:
         inside = [g for g in segments if start <= g.end <= end + self.transcript_latency_s]
         turns = [Turn(speaker="robot" if g.speaker == "robot" else "user", text=g.text) for g in inside]
         if not any(t.speaker == "user" for t in turns) and self.asr is not None:
+            # no transcript topic: what the microphone heard, turn by turn, in time order with the robot's
             a, b = int((start - t0) * 16000), int((end - t0) * 16000)
-            text = transcribe_user_turns(self.asr, stream.listen[a:b], None if stream.speak is None else stream.speak[a:b])
-            if text:
-                turns.insert(0, Turn(speaker="user", text=text))
+            heard = transcribe_user_turns(self.asr, stream.listen[a:b], None if stream.speak is None else stream.speak[a:b])
+            timed = [(start + t_a, Turn(speaker="user", text=text)) for t_a, _, text in heard]
+            timed += [(g.start, Turn(speaker="robot" if g.speaker == "robot" else "user", text=g.text)) for g in inside]
+            turns = [turn for _, turn in sorted(timed, key=lambda pair: pair[0])]
         obs = [o for o in observations if start <= o.stamp < end]
         return SessionInput(
             session_id=f"s{int(round(start * 1000))}", start=start, end=end, turns=turns,
