@@ -186,3 +186,33 @@ def test_bad_audio_and_frames_never_crash(scene_store):
     poller.add_audio(0.0, np.ones(100, np.float32), 3)
     poller.add_frame(0.5, np.zeros((4, 4, 2), np.uint8))
     assert poller.poll(2.0).event.observed.status == "nobody"
+
+
+def test_digital_silence_is_silence_not_an_error(scene_store, caplog):
+    """A muted microphone sends all-zero chunks: they are kept as silence, with no log line per chunk."""
+    from egomem_ros.memory.buffer import StreamBuffer
+
+    store, _ = scene_store
+    poller = make_poller(store, EgomemConfig())
+    buffer = StreamBuffer(60)
+    with caplog.at_level(logging.INFO):
+        for i in range(16):  # 8 s of 0.5 s chunks
+            poller.add_audio(i * 0.5, np.zeros(8000, np.int16), 16000)
+            buffer.add_listen(i * 0.5, np.zeros(8000, np.int16), 16000)
+        event = poller.poll(8.0).event
+    assert event.voice is None and event.observed.status == "nobody"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert len(buffer._listen.chunks) == 16  # every silent chunk is in the stream
+
+
+def test_face_worker_ignores_ctrl_c(face_engine, shared_data):
+    """Ctrl-C reaches the whole process group; the worker stays up for its node to shut it down."""
+    import os
+    import signal
+    import time
+
+    worker = next(iter(face_engine._pool._processes.values()))
+    os.kill(worker.pid, signal.SIGINT)
+    time.sleep(0.5)
+    assert worker.is_alive()
+    assert face_engine.observe(face(shared_data, "Tony_Blair", 1)) is not None
