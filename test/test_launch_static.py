@@ -73,3 +73,11 @@ def test_diagnostics_analyzer_groups_every_status_the_nodes_publish():
         published |= set(re.findall(r'diagnostics\(self, "([a-z]+)"', path.read_text()))
     assert published == {"identity", "memory"}
     assert all(f"egomem: {name}".startswith(tuple(group["startswith"])) for name in published)
+
+
+def test_parameter_reference_is_generated_from_the_schema():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_ros_docs.py"), "--check"], cwd=REPO)
+    assert r.returncode == 0, "docs/ros_parameters.md is stale: run scripts/gen_ros_docs.py"

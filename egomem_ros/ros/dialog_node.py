@@ -38,9 +38,13 @@ except ImportError:  # pragma: no cover - depends on the robot's install
     AudioDataStamped = AudioInfo = None
 
 
+# Parameters applied while the node runs; every other one takes effect at the next configure.
+DIALOG_LIVE = ("dialog.retrieve_timeout_s",)
+
+
 class DialogNode(LifecycleNode):
     def __init__(self) -> None:
-        super().__init__("dialog_node", ("dialog.", "memchunk."), live=("dialog.retrieve_timeout_s",))
+        super().__init__("dialog_node", ("dialog.", "memchunk."), live=DIALOG_LIVE)
         self.engine = self.runner = self.cascaded = None
         self._audio_info: tuple[int, int, str] | None = None
 
