@@ -108,6 +108,8 @@ class MemoryConfig(_Section):
     consolidation_period_s: float = Field(600.0, gt=0)
     buffer_s: float = Field(900.0, gt=10)
     segmenter: Literal["baseline", "tagger"] = "baseline"
+    # tagger: a stream with no robot voice on the speak channel goes to this segmenter instead (said once)
+    segmenter_fallback: Literal["baseline", "none"] = "baseline"
     trigger_checkpoint: str = ""
     # tagger: overrides the checkpoint's voice contrast (tuned on espeak-ng voices; real speakers need more).
     # Negative: the checkpoint's own. (A number, not null: ROS 2 parameters have no null.)

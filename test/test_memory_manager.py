@@ -1,4 +1,5 @@
 """The memory process end to end without ROS: buffered stream -> sessions -> profiles."""
+import logging
 import shutil
 
 import numpy as np
@@ -170,3 +171,33 @@ def test_asr_reads_the_user_turns_only():
     words = WordASR()
     heard = transcribe_user_turns(words, listen.astype(np.float32), speak.astype(np.float32))
     assert words.calls == 1 and [text for _, _, text in heard] == ["hello", "again"]  # the robot's echo is dropped
+
+
+def test_tagger_without_a_speak_channel_falls_back_and_says_so_once(caplog):
+    """The tagger needs the robot's voice: a stream without it goes to the configured fallback, with one
+    warning saying why and what to do (it used to find 0 sessions without a word)."""
+    from egomem_ros.memory.sessions import Stream
+    from egomem_ros.memory.trigger import FallbackSegmenter
+
+    class Recording:
+        def __init__(self, name):
+            self.name, self.calls = name, 0
+
+        def label(self, stream, identities=()):
+            self.calls += 1
+            return np.ones(stream.n_steps, np.int8)
+
+    tagger, baseline = Recording("tagger"), Recording("baseline")
+    seg = FallbackSegmenter(tagger, baseline)
+    quiet_robot = Stream(None, np.ones(16000, np.float32) * 0.1, None, None)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            assert seg.label(quiet_robot).sum() == quiet_robot.n_steps
+    assert (tagger.calls, baseline.calls) == (0, 3)
+    assert caplog.text.count("needs the robot's voice on the speak channel") == 1
+    assert "memory.segmenter_fallback" in caplog.text
+    talking_robot = Stream(None, np.ones(16000, np.float32) * 0.1, np.ones(16000, np.float32) * 0.1, None)
+    seg.label(talking_robot)
+    assert tagger.calls == 1
+    none = FallbackSegmenter(Recording("tagger"), None)
+    assert none.label(quiet_robot).sum() == 0

@@ -89,7 +89,7 @@ def test_voice_contrast_override_from_config_and_cli(shared_data, tmp_path):
     cfg = EgomemConfig.model_validate({"memory": {"segmenter": "tagger", "trigger_voice_split_contrast": 0.15}})
     with SqliteStore(tmp_path / "m.db") as store:
         manager = build_memory_manager(store, cfg, db_path=tmp_path / "m.db")
-        assert manager.segmenter.decode_cfg.voice_split_contrast == 0.15
+        assert manager.segmenter.primary.decode_cfg.voice_split_contrast == 0.15
     streams = make_streams(tmp_path / "real", 1, seed=4, split="test", workers=1, user_speech=shared_data / "speech")
     cli = [sys.executable, "-m", "egomem_ros.cli.main", "eval", "trigger", str(streams[0]), "--json", "--segmenter",
            "tagger", "--voice-contrast"]

@@ -155,9 +155,14 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
         if m.segmenter == "tagger":
             from .tagger import TaggerSegmenter
 
-            segmenter = TaggerSegmenter.load(m.trigger_checkpoint or None,
-                                             voice_split_contrast=m.trigger_voice_split_contrast
-                                             if m.trigger_voice_split_contrast >= 0 else None)
+            from .trigger import BaselineSegmenter, FallbackSegmenter
+
+            tagger = TaggerSegmenter.load(m.trigger_checkpoint or None,
+                                          voice_split_contrast=m.trigger_voice_split_contrast
+                                          if m.trigger_voice_split_contrast >= 0 else None)
+            fallback = (BaselineSegmenter(voice_engine=getattr(poller, "voice", None))
+                        if m.segmenter_fallback == "baseline" else None)
+            segmenter = FallbackSegmenter(tagger, fallback)
         else:
             from .trigger import BaselineSegmenter
 

@@ -130,6 +130,31 @@ class BaselineSegmenter:
         return cuts
 
 
+class FallbackSegmenter:
+    """The tagger learnt that a dialog is the user and the robot taking turns: with no robot voice on the
+    speak channel (a bag without it, a robot whose TTS is not recorded) it finds no session at all. Such a
+    stream goes to `fallback` (the baseline, which needs no robot), and the first time this happens it is
+    said once, with what to do."""
+
+    def __init__(self, primary: Segmenter, fallback: Segmenter | None) -> None:
+        self.primary, self.fallback = primary, fallback
+        self.name = primary.name
+        self._told = False
+
+    def label(self, stream: Stream, identities: Sequence[tuple[float, str]] = ()) -> np.ndarray:
+        if stream.speak is not None and np.any(np.abs(stream.speak) > 1e-3):
+            return self.primary.label(stream, identities)
+        if not self._told:
+            self._told = True
+            what = (f"segmenting with {self.fallback.name} instead (memory.segmenter_fallback)" if self.fallback
+                    else "no session can be found (memory.segmenter_fallback: none)")
+            log.warning("the %s segmenter needs the robot's voice on the speak channel and this stream has none: %s; "
+                        "record the robot's TTS output, or set memory.segmenter: baseline", self.primary.name, what)
+        if self.fallback is None:
+            return np.zeros(stream.n_steps, np.int8)
+        return self.fallback.label(stream, identities)
+
+
 def identity_changes(identities: Sequence[tuple[float, str]], a: int, b: int) -> list[int]:
     """Steps in [a, b] where the identified user (stamp in seconds, user id) changes: every segmenter
     cuts there, whatever the voice says."""
