@@ -174,7 +174,7 @@ class BagPlayer:
     holds the clock until `ready(t)` is true, so that nodes doing work on a sim-time timer (the identity
     poll) see the same stream as `egomem replay` however slow this machine is."""
 
-    def __init__(self, node: Node, bag: Path, gap_s: float = 0.01, settle_s: float = 0.3) -> None:
+    def __init__(self, node: Node, bag: Path, gap_s: float = 0.02, settle_s: float = 0.5) -> None:
         from rosbags.highlevel import AnyReader
         from rosgraph_msgs.msg import Clock
 
@@ -182,7 +182,7 @@ class BagPlayer:
         self.reader = AnyReader([Path(bag)])
         self.reader.open()
         self.clock = node.create_publisher(Clock, "/clock", 10)
-        self.pubs = {c.topic: node.create_publisher(message_class(c.msgtype), c.topic, 10)
+        self.pubs = {c.topic: node.create_publisher(message_class(c.msgtype), c.topic, 200)  # reliable, deep
                      for c in self.reader.connections}
         self._messages = iter(self.reader.messages())
         self._pending = None

@@ -286,3 +286,22 @@ def test_dialog_node_cascaded_mode_answers_a_transcript(tmp_path):
     finally:
         ros.close()
         server.close()
+
+
+def test_sensor_qos_is_best_effort_unless_overridden(tmp_path):
+    """Camera and microphone subscriptions take the standard ROS 2 QoS override parameters."""
+    from rclpy.qos import ReliabilityPolicy as R
+
+    from egomem_ros.ros.identity_node import IdentityNode
+
+    ros = Ros({**BASE, "store.db_path": str(tmp_path / "m.db"), "qos_overrides./image.subscription.reliability": "reliable",
+               "qos_overrides./image.subscription.depth": 50})
+    try:
+        node = ros.add(IdentityNode())
+        assert node.start_up()
+        qos = {t: [i.qos_profile for i in ros.probe.get_subscriptions_info_by_topic(t)] for t in ("/image", "/audio")}
+        assert [q.reliability for q in qos["/image"]] == [R.RELIABLE]  # depth is not in the graph: ask the node
+        assert node.get_parameter("qos_overrides./image.subscription.depth").value == 50
+        assert [q.reliability for q in qos["/audio"]] == [R.BEST_EFFORT]
+    finally:
+        ros.close()

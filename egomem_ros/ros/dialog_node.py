@@ -30,7 +30,7 @@ from ..msg_conversions import audio_info_of, audio_msg_to_pcm
 from ..retrieval.media import MediaError
 from ..retrieval.retr_protocol import RetrQuery, RetrStreamParser
 from .lifecycle import LifecycleNode
-from .util import LATCHED_QOS, SENSOR_QOS, fill, now_s, run
+from .util import LATCHED_QOS, fill, now_s, run
 
 try:  # optional: ros-drivers/audio_common
     from audio_common_msgs.msg import AudioDataStamped, AudioInfo
@@ -103,9 +103,9 @@ class DialogNode(LifecycleNode):
         self.runner.start()
 
     def _start_moshi(self) -> None:
-        self.subscription(AudioFrame, "audio_frame", self._on_audio, SENSOR_QOS, callback_group=self.group)
+        self.sensor_subscription(AudioFrame, "audio_frame", self._on_audio, callback_group=self.group)
         if AudioDataStamped is not None:
-            self.subscription(AudioDataStamped, "audio", self._on_audio, SENSOR_QOS, callback_group=self.group)
+            self.sensor_subscription(AudioDataStamped, "audio", self._on_audio, callback_group=self.group)
             self.info_subscription(AudioInfo, "audio_info", self._on_audio_info, callback_group=self.group)
         self.timer(10.0, self._report, callback_group=self.group)
 

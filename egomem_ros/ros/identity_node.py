@@ -28,7 +28,7 @@ from ..retrieval.media import MediaError
 from ..store import SqliteStore, StoreError
 from ..config import resolve_db_path
 from .lifecycle import LifecycleNode
-from .util import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, diagnostics, fill, now_s, run
+from .util import EVENTS_QOS, LATCHED_QOS, diagnostics, fill, now_s, run
 
 try:  # optional: ROS4HRI
     from hri_msgs.msg import IdsList, IdsMatch
@@ -78,11 +78,11 @@ class IdentityNode(LifecycleNode):
     def start(self) -> None:
         sensors = ReentrantCallbackGroup()        # buffering only: never blocked by inference
         self._inference = MutuallyExclusiveCallbackGroup()
-        self.subscription(Image, "image", self._on_image, SENSOR_QOS, callback_group=sensors)
-        self.subscription(CompressedImage, "image/compressed", self._on_compressed, SENSOR_QOS, callback_group=sensors)
-        self.subscription(AudioFrame, "audio_frame", self._on_audio, SENSOR_QOS, callback_group=sensors)
+        self.sensor_subscription(Image, "image", self._on_image, callback_group=sensors)
+        self.sensor_subscription(CompressedImage, "image/compressed", self._on_compressed, callback_group=sensors)
+        self.sensor_subscription(AudioFrame, "audio_frame", self._on_audio, callback_group=sensors)
         if AudioDataStamped is not None:
-            self.subscription(AudioDataStamped, "audio", self._on_audio, SENSOR_QOS, callback_group=sensors)
+            self.sensor_subscription(AudioDataStamped, "audio", self._on_audio, callback_group=sensors)
             self.info_subscription(AudioInfo, "audio_info", self._on_audio_info, callback_group=sensors)
         self.subscription(MemoryEvent, "memory_events", self._on_memory_event, EVENTS_QOS,
                           callback_group=self._inference)

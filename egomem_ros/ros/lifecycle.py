@@ -7,6 +7,7 @@ started with the ROS parameter `autostart:=true` configures and activates itself
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Iterable
 
 from rclpy.lifecycle import LifecycleNode as RclpyLifecycleNode
@@ -70,6 +71,18 @@ class LifecycleNode(RclpyLifecycleNode):
         timer = self.create_timer(*args, **kwargs)
         self._active.append(timer)
         return timer
+
+    def sensor_subscription(self, msg_type, topic: str, callback, callback_group=None):
+        """Camera and microphone: sensor-data QoS (best effort, the last 5), which a user can change with
+        the standard ROS 2 QoS override parameters of the resolved topic, e.g.
+        `-p qos_overrides./camera/image_raw.subscription.reliability:=reliable` (and `.depth`, `.history`)."""
+        from rclpy.qos_overriding_options import QoSOverridingOptions
+
+        from .util import SENSOR_QOS
+
+        # a copy: rclpy writes the overrides into the profile it is given, and SENSOR_QOS is shared
+        return self.subscription(msg_type, topic, callback, copy.copy(SENSOR_QOS), callback_group=callback_group,
+                                 qos_overriding_options=QoSOverridingOptions.with_default_policies())
 
     def info_subscription(self, msg_type, topic: str, callback, callback_group=None) -> None:
         """A stream-info topic (AudioInfo) whose publisher may be latched or not. A volatile best-effort

@@ -24,7 +24,7 @@ from ..msg_conversions import audio_frame_to_pcm, audio_info_of, audio_msg_to_pc
 from ..retrieval.media import MediaError
 from ..store import StoreError
 from .lifecycle import LifecycleNode
-from .util import EVENTS_QOS, LATCHED_QOS, SENSOR_QOS, diagnostics, fill, now_s, run
+from .util import EVENTS_QOS, LATCHED_QOS, diagnostics, fill, now_s, run
 
 PROFILE_ITEMS = {"facts": Fact, "relations": Relation}
 # Parameters applied while the node runs; every other one takes effect at the next configure.
@@ -79,9 +79,9 @@ class MemoryNode(LifecycleNode):
 
     def start(self) -> None:
         sensors, work, services = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup(), ReentrantCallbackGroup()
-        self.subscription(AudioFrame, "audio_frame", self._on_audio, SENSOR_QOS, callback_group=sensors)
+        self.sensor_subscription(AudioFrame, "audio_frame", self._on_audio, callback_group=sensors)
         if AudioDataStamped is not None:
-            self.subscription(AudioDataStamped, "audio", self._on_audio, SENSOR_QOS, callback_group=sensors)
+            self.sensor_subscription(AudioDataStamped, "audio", self._on_audio, callback_group=sensors)
             self.info_subscription(AudioInfo, "audio_info", self._on_audio_info, callback_group=sensors)
         if LiveSpeech is not None:
             self.subscription(LiveSpeech, "speech", self._on_live_speech, 10, callback_group=sensors)
