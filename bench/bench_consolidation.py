@@ -21,7 +21,7 @@ from egomem_ros.memory.buffer import StreamBuffer, TranscriptSegment
 from egomem_ros.memory.consolidate import Consolidator, SessionSpool
 from egomem_ros.memory.extraction import RuleExtractor
 from egomem_ros.memory.manager import MemoryManager, majority_identity
-from egomem_ros.memory.synth import StreamSpec, make_stream
+from egomem_ros.datagen.synth import StreamSpec, make_stream
 from egomem_ros.memory.update_agent import RuleUpdateAgent
 from egomem_ros.store import SqliteStore
 

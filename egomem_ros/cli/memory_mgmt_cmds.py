@@ -41,7 +41,7 @@ def make_streams(out: Annotated[Path, typer.Option("--out", "-o", help="Folder f
                           "this (1: pitch +-15, speed +-20 wpm, level x1.5, tilt +-0.8).")] = 0.0,
                  workers: Annotated[int, typer.Option(help="Parallel processes.")] = 2) -> None:
     """Synthesize dialog streams (espeak-ng voices, robot voice, noise, echo, interruptions)."""
-    from ..memory.synth import make_streams as synth
+    from ..datagen.synth import make_streams as synth
 
     if count < 1:
         fail("--count must be at least 1")
@@ -76,7 +76,7 @@ def train_trigger(streams: Annotated[Path, typer.Argument(help="Folder of labell
     settings on held-out voices."""
     from ..memory.sessions import stream_dirs
     from ..memory.tagger import TaggerConfig
-    from ..memory.tagger_train import TrainConfig, retune_tagger, train_tagger
+    from ..datagen.tagger_train import TrainConfig, retune_tagger, train_tagger
 
     if not 0.0 <= val_fraction < 1.0:
         fail("--val-fraction must be in [0, 1)")

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from ..dialog.pinned_memory import RegionLayout
-from ..memory.synth import FINETUNE_NOISES as NOISES
-from ..memory.synth import FINETUNE_VOICES as VOICES
-from ..memory.synth import ROBOT_VOICE, Voice, microphone_mix, tts
+from ..datagen.synth import FINETUNE_NOISES as NOISES
+from ..datagen.synth import FINETUNE_VOICES as VOICES
+from ..datagen.synth import ROBOT_VOICE, Voice, microphone_mix, tts
 from ..retrieval.retr_protocol import RetrQuery
 from .chunks import ChunkTexts
 from .masks import trigger_labels

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..memory.sessions import STEP_S, Session, labels_from_sessions, write_labels
 from .espeak_variants import SYNTHETIC_PREFIX, data_path_with, espeak_exe, random_variant, unknown_voices
-from .sessions import STEP_S, Session, labels_from_sessions, write_labels
 
 SR = 16_000
 ROBOT_VOICE = "en-gb-x-rp+m7"
