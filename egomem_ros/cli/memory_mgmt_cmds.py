@@ -108,7 +108,7 @@ def eval_trigger(directory: Annotated[Path, typer.Argument(help="Stream folder, 
                  speaker_change: Annotated[bool, typer.Option(help="Baseline: split on voice changes.")] = True,
                  voice_contrast: Annotated[Optional[float], typer.Option(
                      help="Tagger: the voice contrast that cuts a region (default: the checkpoint's, tuned on "
-                          "espeak-ng voices; real speakers need more, see the README).")] = None,
+                          "espeak-ng voices; real speakers need more, see docs/results.md).")] = None,
                  rttm_gap: Annotated[float, typer.Option(help="RTTM truth: max gap (s) inside one session.")] = 3.0) -> None:
     """Episodic trigger: Jaccard and span_match@0/5/10 P/R/F1, seconds per 8192 steps."""
     from ..eval.trigger_eval import evaluate_trigger

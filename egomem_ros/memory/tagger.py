@@ -335,9 +335,9 @@ class TaggerSegmenter:
     @classmethod
     def load(cls, path: str | Path | None = None, *, voice_split_contrast: float | None = None) -> TaggerSegmenter:
         """A checkpoint from `egomem train trigger`; None: the one shipped in the package (trained on
-        synthetic espeak-ng streams, see the README). `voice_split_contrast` overrides the checkpoint's
+        synthetic espeak-ng streams, see docs/memory.md). `voice_split_contrast` overrides the checkpoint's
         tuned value: it was tuned on held-out espeak-ng voices, and real speakers, whose turns vary far
-        more than an espeak-ng voice's, need a larger one (README: 0.15 on recorded speakers)."""
+        more than an espeak-ng voice's, need a larger one (docs/results.md: 0.15 on recorded speakers)."""
         if voice_split_contrast is not None and not 0.0 <= voice_split_contrast < 2.0:
             raise ValueError(f"voice_split_contrast must be in [0, 2), not {voice_split_contrast}")
         path = Path(path) if path else PACKAGED_CHECKPOINT

@@ -1,6 +1,6 @@
 """Level-2 text retrieval benchmark: the JSON format, its evaluation (pass@5), and a generator.
 
-Format (see README "Text retrieval benchmark"):
+Format (see docs/retrieval.md, "Text retrieval benchmark format"):
 
     {"users":   [{"id": "u1", "name": "Emily", "facts": [{"id": "f1", "text": "..."}]}],
      "edges":   [{"src": "u1", "dst": "u2", "relation": "colleague"}],

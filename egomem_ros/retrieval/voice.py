@@ -29,7 +29,7 @@ class VoiceObservation:
 class VoiceBackend(Protocol):
     model_name: str
     dim: int
-    # EER-calibrated thresholds on cosine and on s-normalised scores (see README "Speaker thresholds").
+    # EER-calibrated thresholds on cosine and on s-normalised scores (see docs/identity.md).
     default_threshold_cosine: float
     default_threshold_snorm: float
 
