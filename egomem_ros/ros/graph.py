@@ -24,7 +24,6 @@ LAUNCH_ARGS: dict[str, tuple[str, str]] = {
     "transcript_topic": ("/asr/transcript", "std_msgs/String transcripts from an ASR node (optional)"),
     "dialog_text_topic": ("/dialog/text", "std_msgs/String text of the dialog model (its <retr> queries)"),
 }
-BOOL_ARGS = ("learn_new_users", "use_sim_time")
 
 
 @dataclass

@@ -91,8 +91,7 @@ class IdentityNode(LifecycleNode):
 
     def apply_live(self, changes: dict) -> None:
         if "identity.poll_period_s" in changes and getattr(self, "_poll_timer", None) in self._active:
-            self.release(self._poll_timer)
-            self._poll_timer = self.timer(self.cfg.identity.poll_period_s, self._poll, callback_group=self._inference)
+            self._poll_timer = self.retime(self._poll_timer, self.cfg.identity.poll_period_s)
         self.get_logger().info(f"parameters applied: {changes}")
 
     def teardown(self) -> None:

@@ -107,6 +107,12 @@ class LifecycleNode(RclpyLifecycleNode):
         match_latched_publishers()
         self.timer(1.0, match_latched_publishers, callback_group=callback_group)
 
+    def retime(self, timer, period_s: float):
+        """A live period change: the same callback and group on a new timer (rclpy timers keep their period)."""
+        new = self.timer(period_s, timer.callback, callback_group=timer.callback_group)
+        self.release(timer)
+        return new
+
     def release(self, entity: Any) -> None:
         """Destroy one tracked entity (a publisher, subscription, service, client or timer)."""
         from rclpy.client import Client

@@ -94,7 +94,6 @@ class MemoryNode(LifecycleNode):
         self.service(EnrollUser, "~/enroll_user", self._enroll, callback_group=work)
         self.service(ForgetUser, "~/forget_user", self._forget, callback_group=work)
         self.service(MergeUsers, "~/merge_users", self._merge, callback_group=work)
-        self._work = work
         self._timer = self.timer(self.cfg.memory.consolidation_period_s, self._consolidate, callback_group=work)
         self.timer(1.0, self._diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info("memory active: buffering, consolidating every "
@@ -104,9 +103,7 @@ class MemoryNode(LifecycleNode):
         if "memory.max_gap_s" in changes and getattr(self, "manager", None) is not None:
             self.manager.max_gap_s = self.cfg.memory.max_gap_s
         if "memory.consolidation_period_s" in changes and getattr(self, "_timer", None) in self._active:
-            self.release(self._timer)
-            self._timer = self.timer(self.cfg.memory.consolidation_period_s, self._consolidate,
-                                     callback_group=self._work)
+            self._timer = self.retime(self._timer, self.cfg.memory.consolidation_period_s)
         self.get_logger().info(f"parameters applied: {changes}")
 
     def finish(self) -> None:
