@@ -35,6 +35,7 @@ OUT = {
 IMAGE_TYPES = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"}
 AUDIO_TYPES = {"audio_common_msgs/msg/AudioDataStamped", "audio_common_msgs/msg/AudioData", "egomem_msgs/msg/AudioFrame"}
 TEXT_TYPES = {"hri_msgs/msg/LiveSpeech", "std_msgs/msg/String"}
+SPEAK_TOPIC = "/egomem/dialog/audio_out"  # the dialog node's voice output
 
 
 class ReplayError(RuntimeError):
@@ -64,9 +65,11 @@ class ReplayTopics:
     audio_info: list[str]
     transcripts: list[str]
     dialog_text: list[str]
+    speak: list[str] = field(default_factory=list)   # the robot's own voice: the speak channel
 
 
-def pick_topics(connections, wanted: Sequence[str] | None, dialog_text_topic: str) -> ReplayTopics:
+def pick_topics(connections, wanted: Sequence[str] | None, dialog_text_topic: str,
+                speak_topic: str = SPEAK_TOPIC) -> ReplayTopics:
     by_topic = {c.topic: c.msgtype for c in connections}
     if wanted:
         missing = [t for t in wanted if t not in by_topic]
@@ -75,10 +78,11 @@ def pick_topics(connections, wanted: Sequence[str] | None, dialog_text_topic: st
         by_topic = {t: by_topic[t] for t in wanted}
     topics = ReplayTopics(
         images=[t for t, m in by_topic.items() if m in IMAGE_TYPES],
-        audio=[t for t, m in by_topic.items() if m in AUDIO_TYPES],
+        audio=[t for t, m in by_topic.items() if m in AUDIO_TYPES and t != speak_topic],
         audio_info=[t for t, m in by_topic.items() if m == "audio_common_msgs/msg/AudioInfo"],
         transcripts=[t for t, m in by_topic.items() if m in TEXT_TYPES and t != dialog_text_topic],
-        dialog_text=[t for t, m in by_topic.items() if m in TEXT_TYPES and t == dialog_text_topic])
+        dialog_text=[t for t, m in by_topic.items() if m in TEXT_TYPES and t == dialog_text_topic],
+        speak=[t for t, m in by_topic.items() if m in AUDIO_TYPES and t == speak_topic])
     if not topics.images and not topics.audio:
         raise ReplayError("the bag has no camera (sensor_msgs Image/CompressedImage) or audio "
                           "(audio_common_msgs / egomem_msgs AudioFrame) topic: nothing to identify")
@@ -86,7 +90,7 @@ def pick_topics(connections, wanted: Sequence[str] | None, dialog_text_topic: st
 
 
 def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, topics: Sequence[str] | None = None,
-           dialog_text_topic: str = "/egomem/dialog/text", progress: Callable | None = None,
+           dialog_text_topic: str = "/egomem/dialog/text", speak_topic: str = SPEAK_TOPIC, progress: Callable | None = None,
            on_event: Callable[[str, str], None] | None = None) -> ReplaySummary:
     from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -134,8 +138,9 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
                     "`mcap recover in.mcap -o fixed.mcap` or `ros2 bag reindex`, then replay the copy")
         raise ReplayError(f"cannot open bag {bag}: {err}{hint}") from None
     try:
-        chosen = pick_topics(reader.connections, topics, dialog_text_topic)
-        wanted = set(chosen.images + chosen.audio + chosen.audio_info + chosen.transcripts + chosen.dialog_text)
+        chosen = pick_topics(reader.connections, topics, dialog_text_topic, speak_topic)
+        wanted = set(chosen.images + chosen.audio + chosen.audio_info + chosen.transcripts + chosen.dialog_text
+                     + chosen.speak)
         conns = []
         for c in reader.connections:
             if c.topic not in wanted:
@@ -193,6 +198,8 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
                         pcm, rate = audio_msg_to_pcm(msg, audio_info)
                         poller.add_audio(t, pcm, rate)
                         manager.buffer.add_listen(t, pcm, rate)
+                    elif conn.topic in chosen.speak:
+                        manager.buffer.add_speak(t, *audio_msg_to_pcm(msg, audio_info))
                     elif conn.topic in chosen.transcripts:
                         text = msg.final if hasattr(msg, "final") else msg.data
                         if text.strip():

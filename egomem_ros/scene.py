@@ -17,6 +17,7 @@ from .ros_types import make, typestore
 
 CAMERA, COMPRESSED, AUDIO, AUDIO_INFO = "/camera/image_raw", "/camera/image_raw/compressed", "/audio", "/audio_info"
 TRANSCRIPT, DIALOG_TEXT = "/asr/transcript", "/egomem/dialog/text"
+SPEAK_AUDIO = "/egomem/dialog/audio_out"  # the robot's own voice (the speak channel), as the dialog node publishes it
 
 
 class SceneBag:
@@ -57,6 +58,10 @@ class SceneBag:
         data = F.pcm16(pcm).view(np.uint8)
         self._write(AUDIO, "audio_common_msgs/msg/AudioDataStamped", t,
                     {"header": F.header(t, "mic"), "audio": {"data": data}})
+
+    def audio_frame(self, topic: str, t: float, pcm: np.ndarray) -> None:
+        """Mono float audio as an egomem_msgs/AudioFrame (what the dialog node publishes)."""
+        self._write(topic, "egomem_msgs/msg/AudioFrame", t, F.audio_frame_fields(pcm, self.rate, t, "speaker"))
 
     def text(self, topic: str, t: float, text: str) -> None:
         self._write(topic, "std_msgs/msg/String", t, {"data": text})

@@ -136,3 +136,66 @@ def eval_speaker(directory: Annotated[Path, typer.Argument(help="DIR/<speaker>/<
     except (FileNotFoundError, ValueError, ImportError) as err:
         fail(str(err))
     report(result, as_json, f"speaker recognition ({directory}{' ' + only if only else ''})")
+
+
+@eval_app.command("household")
+def eval_household(faces: Annotated[Path, typer.Option(help="Faces: DIR/<identity>/<images>.")],
+                   voices: Annotated[Path, typer.Option(help="Voices: DIR/<speaker>/<recordings>.")],
+                   workdir: Annotated[Path, typer.Option(help="Where each day's bag, output bag and memory go.")],
+                   seed: Annotated[list[int], typer.Option(help="Seed of a day (repeatable: one day per seed).")] = [0],  # noqa: B006
+                   minutes: Annotated[float, typer.Option(help="Length of a day.")] = 10.0,
+                   config: Annotated[Optional[Path], typer.Option("--config", "-c", help="egomem YAML config (default: the shipped one).")] = None,
+                   as_json: JsonOption = False) -> None:
+    """A household day from real faces and voices, replayed and scored: profiles per person, facts on the
+    wrong person, fact recall, relations, and how soon returning people are recognised."""
+    from ..eval.household_eval import run_household
+    from .common import get_config
+
+    for d, what in ((faces, "--faces"), (voices, "--voices")):
+        if not d.is_dir():
+            fail(f"{what} {d}: not a directory")
+    if minutes < 3:
+        fail("--minutes must be at least 3 (a day holds 13 visits)")
+    cfg = get_config(config)
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for s in seed:
+        try:
+            rows.append(run_household(faces, voices, workdir, cfg, seed=s, minutes=minutes,
+                                      progress=None if as_json else
+                                      (lambda it, total: track(it, total=total, description=f"day {s}",
+                                                               console=err_console))))
+        except (FileNotFoundError, ValueError) as err:
+            fail(str(err))
+    if as_json:
+        print(json.dumps(rows, indent=2, default=float))
+        return
+    household_table(rows)
+
+
+def household_table(rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title="household day")
+    rows_by_metric = [("people with exactly one profile", lambda r: f"{r['people_with_one_profile']}/{r['people']}"),
+                      ("stray profiles (nobody's)", lambda r: str(r["stray_profiles"])),
+                      ("facts on the wrong person", lambda r: str(r["facts_on_wrong_person"])),
+                      ("fact recall", lambda r: f"{r['fact_recall']:.3f} of {r['facts']}"),
+                      ("relations right", lambda r: f"{r['relations_right']}/{r['relations']}"),
+                      ("returns recognised", lambda r: f"{r['returns_recognised']}/{r['returns']}"),
+                      ("polls from arrival to known (max)", lambda r: str(r["polls_to_known_max"])),
+                      ("s from first session end to known (max)", lambda r: f"{r['s_first_session_end_to_known_max']:.1f}"),
+                      ("known polls naming someone not there", lambda r: str(r["known_polls_wrong_person"])),
+                      ("sessions written", lambda r: str(r["sessions_written"])),
+                      ("bag length s / replay s", lambda r: f"{r['bag_s']:.0f} / {r['replay_s']:.1f}")]
+    table.add_column("metric")
+    for r in rows:
+        table.add_column(f"seed {r['seed']}")
+    for title, cell in rows_by_metric:
+        table.add_row(title, *(cell(r) for r in rows))
+    console.print(table)
+    for r in rows:
+        for w in r["wrong"]:
+            console.print(f"[red]seed {r['seed']}: wrong person[/] {w}")
+        if r["not_recognised"]:
+            console.print(f"[yellow]seed {r['seed']}: not recognised on return[/] {', '.join(r['not_recognised'])}")
