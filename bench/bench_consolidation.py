@@ -20,7 +20,8 @@ from egomem_ros.config import EgomemConfig
 from egomem_ros.memory.buffer import StreamBuffer, TranscriptSegment
 from egomem_ros.memory.consolidate import Consolidator, SessionSpool
 from egomem_ros.memory.extraction import RuleExtractor
-from egomem_ros.memory.manager import MemoryManager, majority_identity
+from egomem_ros.memory.attribution import SessionOwner
+from egomem_ros.memory.manager import MemoryManager
 from egomem_ros.datagen.synth import StreamSpec, make_stream
 from egomem_ros.memory.update_agent import RuleUpdateAgent
 from egomem_ros.store import SqliteStore
@@ -65,7 +66,7 @@ def run(listen, speak, metas, tmp: Path, *, speaker_change: bool, asr: str, tran
         asr_engine = make_asr(asr, workers=asr_workers)
     segmenter = TaggerSegmenter.load(tagger) if tagger else BaselineSegmenter(voice_engine=voice)
     mgr = MemoryManager(store, buf, segmenter,
-                        Consolidator(store, RuleExtractor(), RuleUpdateAgent(), majority_identity(None)),
+                        Consolidator(store, RuleExtractor(), RuleUpdateAgent(), SessionOwner(None)),
                         SessionSpool(tmp / f"spool{time.time_ns()}"), asr_engine)
     t0 = time.perf_counter()
     report = mgr.consolidate(len(listen) / 16000 + 5.0)

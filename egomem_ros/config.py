@@ -116,6 +116,9 @@ class MemoryConfig(_Section):
     trigger_voice_split_contrast: float = Field(-1.0, ge=-1.0, lt=2)
     # A session whose end is closer than this to the buffer's end may still be going on: wait.
     max_gap_s: float = Field(2.0, gt=0)
+    # A session ends when no voice was heard for this long, or when the person in view changes; it is
+    # consolidated then (consolidation_period_s is the upper bound for a session that goes on and on).
+    session_end_s: float = Field(5.0, gt=0)
     # Transcribes sessions when no transcript topic gives the words (a topic, when there is one, wins).
     asr: Literal["whisper", "pocketsphinx", "none"] = "whisper"
     # whisper: "" = the bundled tiny.en; a size (small.en, large-v3) or a local CTranslate2 model directory

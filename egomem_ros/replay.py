@@ -1,7 +1,8 @@
 """`egomem replay BAG --out OUT_BAG`: the egomem pipeline over a ROS 2 bag, without ROS.
 
 Reads any ROS 2 bag (mcap or sqlite3) with rosbags, runs identity (poll every `poll_period_s` of bag
-time) → memory management (every `consolidation_period_s` of bag time and once at the end) → Level-2
+time) → memory management (when a session ends, at the latest every `consolidation_period_s` of bag
+time, and once at the end) → Level-2
 retrieval for `<retr>` queries found on a dialog text topic (external dialog mode), and writes an mcap
 bag with the input topics plus egomem's outputs, ready for Foxglove or rviz.
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from . import msg_fields as F
 from .config import EgomemConfig
-from .memory.buffer import IdentityObservation, TranscriptSegment
+from .memory.buffer import TranscriptSegment, observation_of
 from .msg_conversions import audio_info_of, audio_msg_to_pcm, compressed_to_rgb, image_to_rgb
 from .retrieval.media import MediaError
 
@@ -174,6 +175,8 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
                         now[0] = next_poll
                         last_person, current_user = _poll(poller, next_poll, manager, summary, emit, last_frame,
                                                           last_person, say)
+                        if manager.session_ended(next_poll):  # write a session as soon as it ends
+                            _consolidate(manager, next_poll, summary, emit, say)
                         next_poll += cfg.identity.poll_period_s
                     else:
                         now[0] = next_consolidation
@@ -238,9 +241,7 @@ def _poll(poller, t, manager, summary, emit, frame, last_person, say):
     emit("markers", {"markers": [F.name_marker(ev, "base_link")]}, t)
     if frame is not None:
         emit("debug", F.image_fields(F.draw_debug(frame, ev), t, "camera"), t)
-    manager.buffer.add_identity(IdentityObservation(t, ev.user_id if ev.status == "known" else "",
-                                                    ev.face.embedding if ev.face else None,
-                                                    ev.voice.embedding if ev.voice else None))
+    manager.buffer.add_identity(observation_of(ev))
     if res.chunk is not None:
         summary.switches += 1
         emit("l1", F.memchunk_fields(res.chunk, t), t)

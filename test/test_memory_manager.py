@@ -8,7 +8,8 @@ import pytest
 from egomem_ros.memory.buffer import IdentityObservation, StreamBuffer, TranscriptSegment
 from egomem_ros.memory.consolidate import Consolidator, SessionSpool
 from egomem_ros.memory.extraction import RuleExtractor
-from egomem_ros.memory.manager import MemoryManager, majority_identity
+from egomem_ros.memory.attribution import SessionOwner
+from egomem_ros.memory.manager import MemoryManager
 from egomem_ros.memory.update_agent import RuleUpdateAgent
 
 
@@ -59,7 +60,7 @@ def test_manager_turns_a_stream_into_profiles(store, tmp_path):
         span = (m["end_s"] - m["start_s"]) / len(users)
         for j, text in enumerate(users):
             buf.add_transcript(TranscriptSegment(t0 + m["start_s"] + j * span, t0 + m["start_s"] + (j + 0.5) * span, text))
-    cons = Consolidator(store, RuleExtractor(), RuleUpdateAgent(), majority_identity(None))
+    cons = Consolidator(store, RuleExtractor(), RuleUpdateAgent(), SessionOwner(None))
     mgr = MemoryManager(store, buf, BaselineSegmenter(), cons, SessionSpool(tmp_path / "spool"))
     report = mgr.consolidate(t0 + len(listen) / 16000 + 5.0)
     written = [o for o in report.outcomes if o.status == "written"]

@@ -184,6 +184,7 @@ def household_table(rows: list[dict[str, Any]]) -> None:
                       ("relations right", lambda r: f"{r['relations_right']}/{r['relations']}"),
                       ("returns recognised", lambda r: f"{r['returns_recognised']}/{r['returns']}"),
                       ("polls from arrival to known (max)", lambda r: str(r["polls_to_known_max"])),
+                      ("s from first session end to profile (max)", lambda r: f"{r['s_session_end_to_profile_max']:.1f}"),
                       ("s from first session end to known (max)", lambda r: f"{r['s_first_session_end_to_known_max']:.1f}"),
                       ("known polls naming someone not there", lambda r: str(r["known_polls_wrong_person"])),
                       ("sessions written", lambda r: str(r["sessions_written"])),

@@ -71,7 +71,21 @@ def score_household(truth: dict[str, Any], store, polls: list[tuple[float, int, 
             "facts_on_wrong_person": wrong, "wrong": wrong_items,
             "fact_recall": recalled / total if total else 1.0, "facts": total,
             "relations_right": rel_right, "relations": rel_total,
+            "s_session_end_to_profile_max": _profile_latency(truth, users, owner),
             **_recognition(truth, owner, polls)}
+
+
+def _profile_latency(truth: dict[str, Any], users, owner: dict[str, str | None]) -> float:
+    """Seconds from the end of a person's first session to their profile existing (bag time), worst case."""
+    first_end: dict[str, float] = {}
+    for v in truth["visits"]:
+        if v["kind"] == "intro":
+            first_end.setdefault(v["speaker"], v["end"])
+    created = {}
+    for u in users:
+        if owner[u.id] in first_end:
+            created[owner[u.id]] = min(created.get(owner[u.id], float("inf")), u.created_at)
+    return max((created[k] - first_end[k] for k in created), default=0.0)
 
 
 def _recognition(truth: dict[str, Any], owner: dict[str, str | None], polls: list[tuple[float, int, str]]

@@ -30,10 +30,26 @@ class TranscriptSegment:
 
 @dataclass(frozen=True)
 class IdentityObservation:
+    """One identity poll as memory management sees it (the Identity message, or the poll itself in replay)."""
     stamp: float
     user_id: str                      # known user id, or "" when unknown / nobody
-    face: np.ndarray | None = None
+    face: np.ndarray | None = None    # embeddings: only for an unknown person memory may enrol
     voice: np.ndarray | None = None
+    track: str = ""                   # stable identity: user id, a stranger's temporary id, "" for nobody
+    face_seen: bool = False
+    voiced: bool = False
+
+
+def observation_of(event) -> IdentityObservation:
+    """What memory management keeps of a poll: the same as the Identity message carries (embeddings only
+    for a learnable unknown person), so replay and the ROS nodes decide from the same evidence."""
+    learnable = event.learnable
+    return IdentityObservation(
+        event.stamp, event.user_id if event.status == "known" else "",
+        event.face.embedding if learnable and event.face is not None else None,
+        event.voice.embedding if learnable and event.voice is not None else None,
+        track=event.user_id if event.status != "nobody" else "",
+        face_seen=event.face is not None, voiced=event.voice is not None)
 
 
 class _AudioRing:
@@ -70,6 +86,7 @@ class StreamBuffer:
         self._transcripts: collections.deque[TranscriptSegment] = collections.deque(maxlen=20_000)
         self._identities: collections.deque[IdentityObservation] = collections.deque(maxlen=int(capacity_s * 4))
         self._lock = threading.Lock()
+        self.external_asr = False  # an ASR node publishes the user's transcripts: no ASR of our own
 
     def add_listen(self, stamp: float, pcm: np.ndarray, sample_rate: int) -> None:
         """Raises MediaError for unusable audio (the caller logs and drops it); digital silence is kept."""
@@ -89,6 +106,7 @@ class StreamBuffer:
         if segment.text.strip():
             with self._lock:
                 self._transcripts.append(segment)
+                self.external_asr = self.external_asr or segment.speaker == "user"
 
     def add_identity(self, obs: IdentityObservation) -> None:
         with self._lock:
@@ -97,6 +115,10 @@ class StreamBuffer:
     @property
     def start(self) -> float | None:
         return self._listen.start
+
+    def observations(self, since: float) -> list[IdentityObservation]:
+        with self._lock:
+            return [o for o in self._identities if o.stamp >= since]
 
     def window(self, t0: float, t1: float) -> tuple[Stream, list[TranscriptSegment], list[IdentityObservation]]:
         """Aligned audio (sample 0 = t0) with the transcripts and observations inside [t0, t1)."""

@@ -27,6 +27,7 @@ from .update_agent import MemoryOp
 
 log = logging.getLogger(__name__)
 MAX_KEYS_PER_MODALITY = 3
+MAX_VOICE_KEYS_PER_USER = 12  # a known voice keeps learning from sessions it clearly owned, up to this many keys
 
 
 @dataclass
@@ -38,20 +39,25 @@ class SessionInput:
     face_embeddings: list[np.ndarray] = field(default_factory=list)
     voice_embeddings: list[np.ndarray] = field(default_factory=list)
     observed_users: list[str] = field(default_factory=list)   # known users the identity process saw
+    speech_voice: np.ndarray | None = None   # embedding of all the user's speech in the session
+    face_seen: bool = True                   # a face was in view during the session
 
     def to_json(self) -> str:
         return json.dumps({"session_id": self.session_id, "start": self.start, "end": self.end,
                            "turns": [t.model_dump() for t in self.turns],
                            "face_embeddings": [e.tolist() for e in self.face_embeddings],
                            "voice_embeddings": [e.tolist() for e in self.voice_embeddings],
-                           "observed_users": self.observed_users})
+                           "observed_users": self.observed_users, "face_seen": self.face_seen,
+                           "speech_voice": None if self.speech_voice is None else self.speech_voice.tolist()})
 
     @classmethod
     def from_json(cls, text: str) -> SessionInput:
         d = json.loads(text)
         return cls(d["session_id"], d["start"], d["end"], [Turn(**t) for t in d["turns"]],
                    [np.asarray(e, np.float32) for e in d["face_embeddings"]],
-                   [np.asarray(e, np.float32) for e in d["voice_embeddings"]], d["observed_users"])
+                   [np.asarray(e, np.float32) for e in d["voice_embeddings"]], d["observed_users"],
+                   None if d.get("speech_voice") is None else np.asarray(d["speech_voice"], np.float32),
+                   d.get("face_seen", True))
 
 
 @dataclass(frozen=True)
@@ -82,11 +88,18 @@ Identify = Callable[[SessionInput], str | None]
 class Consolidator:
     def __init__(self, store: MemoryRepository, extractor, agent, identify: Identify, *,
                  face_model: str = "", voice_model: str = "", learn_new_users: bool = True,
-                 on_keys_added: Callable[[str, str, np.ndarray, int], None] | None = None):
+                 on_keys_added: Callable[[str, str, np.ndarray, int], None] | None = None,
+                 new_person_faces: Callable[[Sequence[np.ndarray]], list[np.ndarray]] | None = None,
+                 voice_confirms: Callable[[SessionInput, str], bool] | None = None):
         self.store, self.extractor, self.agent, self.identify = store, extractor, agent, identify
         self.face_model, self.voice_model = face_model, voice_model
         self.learn_new_users = learn_new_users
         self.on_keys_added = on_keys_added
+        # which of a session's faces may key a new person (not a known bystander's)
+        self.new_person_faces = new_person_faces or list
+        # a session whose voice clearly is its known owner's: its voice becomes one more key (voices vary
+        # between days and rooms; one introduction is too little to recognise someone by)
+        self.voice_confirms = voice_confirms
 
     def process(self, s: SessionInput) -> SessionOutcome:
         if self.store.episode_exists(s.session_id):
@@ -102,6 +115,9 @@ class Consolidator:
         if user_id is None and not self.learn_new_users:
             return SessionOutcome(s.session_id, "not-learned", extraction=ex,
                                   reason="unknown person and learn_new_users is false")
+        if user_id is None and (ex.empty or not s.face_seen):
+            why = "nothing to remember" if ex.empty else "nobody was in view (a voice from another room, a TV)"
+            return SessionOutcome(s.session_id, "not-learned", extraction=ex, reason=f"unknown speaker, {why}: no profile")
         ops: list[MemoryOp] | None = None
         if user_id is not None:
             try:
@@ -115,6 +131,10 @@ class Consolidator:
             new_user = user_id is None
             if new_user:
                 user_id = self._new_user(s, ex, events, keys)
+            elif self._learns_voice(s, user_id):
+                key_id = self.store.add_key(user_id, "voice", self.voice_model, s.speech_voice)
+                keys.append((user_id, "voice", s.speech_voice, key_id))
+                events.append(MemoryEventRecord("ADD", user_id, "key", str(key_id), "voice", s.session_id))
             # the episode first: facts and edges point at it as their source
             self.store.add_episode(user_id, s.start, s.end, _transcript(s.turns), ex.summary, episode_id=s.session_id)
             events.append(MemoryEventRecord("ADD", user_id, "summary", s.session_id, ex.summary, s.session_id))
@@ -131,7 +151,7 @@ class Consolidator:
     def _new_user(self, s: SessionInput, ex: Extraction, events: list, keys: list) -> str:
         user = self.store.create_user(ex.name, episode_id=s.session_id)
         events.append(MemoryEventRecord("ADD", user.id, "user", user.id, ex.name or "", s.session_id))
-        for modality, model, embs in (("face", self.face_model, s.face_embeddings),
+        for modality, model, embs in (("face", self.face_model, self.new_person_faces(s.face_embeddings)),
                                       ("voice", self.voice_model, s.voice_embeddings)):
             if not model or not embs:
                 continue
@@ -147,6 +167,12 @@ class Consolidator:
                 events.append(MemoryEventRecord("UPDATE", user.id, "user", user.id,
                                                 f"{ex.name}: placeholder {twins[0].id} merged in", s.session_id))
         return user.id
+
+    def _learns_voice(self, s: SessionInput, user_id: str) -> bool:
+        if s.speech_voice is None or not self.voice_model or self.voice_confirms is None:
+            return False
+        own = sum(k.user_id == user_id for k in self.store.keys("voice", self.voice_model))
+        return own < MAX_VOICE_KEYS_PER_USER and self.voice_confirms(s, user_id)
 
     def _name(self, user_id: str, ex: Extraction, episode: str, events: list) -> None:
         user = self.store.get_user(user_id)

@@ -11,11 +11,10 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ..config import EgomemConfig
 from ..store.models import MemoryRepository
 from .asr import transcribe_user_turns
+from .attribution import SessionOwner, speech_embeddings
 from .buffer import IdentityObservation, StreamBuffer, TranscriptSegment
 from .consolidate import Consolidator, SessionInput, SessionOutcome, SessionSpool
 from .extraction import Turn
@@ -23,6 +22,7 @@ from .sessions import STEP_S, sessions_from_labels
 from .trigger import Segmenter
 
 log = logging.getLogger(__name__)
+POLL_SLACK_S = 0.5
 
 
 @dataclass
@@ -36,13 +36,17 @@ class ConsolidationReport:
 
 class MemoryManager:
     def __init__(self, store: MemoryRepository, buffer: StreamBuffer, segmenter: Segmenter, consolidator: Consolidator,
-                 spool: SessionSpool, asr=None, *, max_gap_s: float = 2.0, transcript_latency_s: float = 3.0):
+                 spool: SessionSpool, asr=None, *, max_gap_s: float = 2.0, transcript_latency_s: float = 3.0,
+                 session_end_s: float = 5.0, voice_engine=None):
         self.store, self.buffer, self.segmenter = store, buffer, segmenter
         self.consolidator, self.spool, self.asr = consolidator, spool, asr
         self.max_gap_s = max_gap_s
         # An ASR node publishes a transcript when the utterance ends, a little after the speech itself.
         self.transcript_latency_s = transcript_latency_s
+        self.session_end_s = session_end_s
+        self.voice_engine = voice_engine   # embeds each session's speech: whose voice it is
         self.processed_until: float | None = None
+        self._ended_at = -float("inf")     # the last session end that was consolidated
 
     def close(self) -> None:
         """Stop the ASR's worker processes, if it has any (the store belongs to the caller)."""
@@ -59,6 +63,25 @@ class MemoryManager:
             outcomes.append(outcome)
         return outcomes
 
+    def session_ended(self, now: float) -> bool:
+        """A session has ended since the last consolidation and its transcripts are in: the voice went
+        quiet for `session_end_s`, or the person in view changed (left, or someone else came). Cheap: it
+        reads the identity polls only, so a driver may ask after every poll."""
+        start = max(self.processed_until or -float("inf"), self._ended_at)
+        obs = [o for o in self.buffer.observations(start) if o.stamp > start]
+        wait = self.max_gap_s + self.transcript_latency_s
+        end = None
+        voiced = [o.stamp for o in obs if o.voiced]
+        if voiced and now - voiced[-1] >= max(self.session_end_s, wait):
+            end = voiced[-1]
+        for a, b in zip(obs, obs[1:]):  # a change of the person in view, with voice before it
+            if a.track and a.track != b.track and now - b.stamp >= wait and any(v <= b.stamp for v in voiced):
+                end = max(end or b.stamp, b.stamp)
+        if end is None:
+            return False
+        self._ended_at = end
+        return True
+
     def consolidate(self, now: float) -> ConsolidationReport:
         report = ConsolidationReport()
         retried = self.retry_spooled()
@@ -70,7 +93,7 @@ class MemoryManager:
             return report
         stream, segments, observations = self.buffer.window(t0, now)
         report.window_s = now - t0
-        ids = [(o.stamp - t0, o.user_id) for o in observations if o.user_id]
+        ids = [(o.stamp - t0, o.track) for o in observations if o.track]
         labels = self.segmenter.label(stream, ids)
         sessions = sessions_from_labels(labels)
         report.sessions_found = len(sessions)
@@ -105,35 +128,24 @@ class MemoryManager:
                        observations: list[IdentityObservation]) -> SessionInput:
         inside = [g for g in segments if start <= g.end <= end + self.transcript_latency_s]
         turns = [Turn(speaker="robot" if g.speaker == "robot" else "user", text=g.text) for g in inside]
-        if not any(t.speaker == "user" for t in turns) and self.asr is not None:
-            # no transcript topic: what the microphone heard, turn by turn, in time order with the robot's
-            a, b = int((start - t0) * 16000), int((end - t0) * 16000)
-            heard = transcribe_user_turns(self.asr, stream.listen[a:b], None if stream.speak is None else stream.speak[a:b])
+        a, b = int((start - t0) * 16000), int((end - t0) * 16000)
+        listen, speak = stream.listen[a:b], None if stream.speak is None else stream.speak[a:b]
+        if not self.buffer.external_asr and self.asr is not None:
+            # no ASR node publishes transcripts: what the microphone heard, turn by turn, in time order
+            heard = transcribe_user_turns(self.asr, listen, speak)
             timed = [(start + t_a, Turn(speaker="user", text=text)) for t_a, _, text in heard]
             timed += [(g.start, Turn(speaker="robot" if g.speaker == "robot" else "user", text=g.text)) for g in inside]
             turns = [turn for _, turn in sorted(timed, key=lambda pair: pair[0])]
-        obs = [o for o in observations if start <= o.stamp < end]
+        # a poll looks at the newest camera frame: the polls stamped inside the session saw who was there
+        obs = [o for o in observations if start <= o.stamp <= end + POLL_SLACK_S]
+        speech_voice, voice_parts = speech_embeddings(self.voice_engine, listen, speak)
         return SessionInput(
             session_id=f"s{int(round(start * 1000))}", start=start, end=end, turns=turns,
             face_embeddings=[o.face for o in obs if o.face is not None],
-            voice_embeddings=[o.voice for o in obs if o.voice is not None],
-            observed_users=[o.user_id for o in obs if o.user_id])
-
-
-def majority_identity(poller) -> callable:
-    """Whose session: the known user the identity process saw most during it; else the session's
-    embeddings scored like a poll; else nobody known (None: a new person)."""
-
-    def identify(s: SessionInput) -> str | None:
-        if s.observed_users:
-            users, counts = np.unique(s.observed_users, return_counts=True)
-            return str(users[int(np.argmax(counts))])
-        if poller is None:
-            return None
-        decision = poller.identify(s.face_embeddings, s.voice_embeddings)
-        return decision.user_id if decision.status == "known" else None
-
-    return identify
+            voice_embeddings=voice_parts or [o.voice for o in obs if o.voice is not None],
+            observed_users=[o.user_id for o in obs if o.user_id], speech_voice=speech_voice,
+            # no poll at all (no identity process): nobody can say no one was there
+            face_seen=any(o.face_seen or o.face is not None for o in obs) or not observations)
 
 
 def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=None, db_path: Path | None = None,
@@ -169,11 +181,14 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
             segmenter = BaselineSegmenter(voice_engine=getattr(poller, "voice", None))
     face_model = poller.face.model if poller is not None and poller.face is not None else ""
     voice_model = poller.voice.model if poller is not None and poller.voice is not None else ""
+    owner = SessionOwner(poller)
     consolidator = Consolidator(
-        store, extractor, agent, majority_identity(poller), face_model=face_model, voice_model=voice_model,
+        store, extractor, agent, owner, face_model=face_model, voice_model=voice_model,
         learn_new_users=cfg.identity.learn_new_users,
-        on_keys_added=poller.add_key_to_gallery if poller else None)
+        on_keys_added=poller.add_key_to_gallery if poller else None,
+        new_person_faces=lambda faces: owner.foreign_faces(faces, None), voice_confirms=owner.voice_confirms)
     spool_dir = Path(m.spool_dir) if m.spool_dir else Path(str(db_path or "egomem") + ".sessions")
     return MemoryManager(store, StreamBuffer(m.buffer_s), segmenter, consolidator, SessionSpool(spool_dir),
                          asr if asr is not None else make_asr(m.asr, m.asr_model, m.asr_workers),
-                         max_gap_s=m.max_gap_s)
+                         max_gap_s=m.max_gap_s, session_end_s=m.session_end_s,
+                         voice_engine=getattr(poller, "voice", None))

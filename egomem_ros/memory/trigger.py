@@ -74,6 +74,7 @@ class BaselineSegmenter:
     min_session_s: float = 1.5
     min_turn_s: float = 0.8
     speaker_change_cosine: float = 0.60  # tuned on `make-streams --split train` (F1@5 0.66 there)
+    identity_lag_s: float = 6.0          # how late the identity polls may see a new person (hysteresis)
     vad_threshold: float = 0.5
     name: str = "baseline"
 
@@ -97,7 +98,12 @@ class BaselineSegmenter:
                 regions.append((a, b))
         sessions: list[Session] = []
         for a, b in regions:
-            cuts = self._speaker_changes(stream, listen & ~speak, a, b) + identity_changes(identities, a, b)
+            turns = self._turns(stream, listen & ~speak, a, b)
+            cuts = voice_changes(turns, self.speaker_change_cosine)
+            lag = int(round(self.identity_lag_s / STEP_S))
+            # an identity change that a voice change just before it explains is that cut, not another one
+            cuts += [snap_to_turn(c, turns, lag) for c in identity_changes(identities, a, b)
+                     if not any(c - lag <= v <= c for v in cuts)]
             bounds = [a] + sorted(set(c for c in cuts if a < c <= b)) + [b + 1]
             for s, e in zip(bounds, bounds[1:]):
                 # end each part at its last voiced step
@@ -107,27 +113,50 @@ class BaselineSegmenter:
         min_steps = int(round(self.min_session_s / STEP_S))
         return labels_from_sessions([s for s in sessions if s.steps >= min_steps], n)
 
-    def _speaker_changes(self, stream: Stream, user_voiced: np.ndarray, a: int, b: int) -> list[int]:
-        """Cut where a user turn sounds unlike the session so far (its running voice centroid): one short,
-        noisy turn compared with the previous one alone split sessions too often."""
-        if self.voice_engine is None:
-            return []
-        turns = [(s, e) for s, e in true_runs(user_voiced[a:b + 1]) if (e - s + 1) * STEP_S >= self.min_turn_s]
-        cuts: list[int] = []
-        centroid = None
-        for s, e in turns:
-            pcm = stream.listen[(a + s) * HOP:(a + e + 1) * HOP]
-            try:
-                emb = self.voice_engine.backend.embed(pcm)
-            except Exception as err:  # noqa: BLE001 - a bad turn must not stop segmentation
-                log.warning("speaker embedding failed on a turn: %s", err)
+    def _turns(self, stream: Stream, user_voiced: np.ndarray, a: int, b: int) -> list[tuple[int, int, np.ndarray | None]]:
+        """The user's turns in [a, b] (steps, at least `min_turn_s`) with their voice embeddings."""
+        out = []
+        for s, e in true_runs(user_voiced[a:b + 1]):
+            if (e - s + 1) * STEP_S < self.min_turn_s:
                 continue
-            emb = emb / (np.linalg.norm(emb) + 1e-9)
-            if centroid is not None and float(emb @ (centroid / np.linalg.norm(centroid))) < self.speaker_change_cosine:
-                cuts.append(a + s)
-                centroid = None
-            centroid = emb if centroid is None else centroid + emb
-        return cuts
+            emb = None
+            if self.voice_engine is not None:
+                try:
+                    emb = self.voice_engine.backend.embed(stream.listen[(a + s) * HOP:(a + e + 1) * HOP])
+                    emb = emb / (np.linalg.norm(emb) + 1e-9)
+                except Exception as err:  # noqa: BLE001 - a bad turn must not stop segmentation
+                    log.warning("speaker embedding failed on a turn: %s", err)
+            out.append((a + s, a + e, emb))
+        return out
+
+
+def voice_changes(turns: Sequence[tuple[int, int, np.ndarray | None]], threshold: float) -> list[int]:
+    """Cut where a user turn sounds unlike the session so far (its running voice centroid): one short,
+    noisy turn compared with the previous one alone split sessions too often."""
+    cuts: list[int] = []
+    centroid = None
+    for s, _, emb in turns:
+        if emb is None:
+            continue
+        if centroid is not None and float(emb @ (centroid / np.linalg.norm(centroid))) < threshold:
+            cuts.append(s)
+            centroid = None
+        centroid = emb if centroid is None else centroid + emb
+    return cuts
+
+
+def snap_to_turn(cut: int, turns: Sequence[tuple[int, int, np.ndarray | None]], lag: int) -> int:
+    """Move an identity change to the turn where the voice changed. The identity polls see a new person
+    a poll or two (`lag` steps) after they arrive; the turn boundary in that span whose two sides sound
+    least alike is where one person stopped and the other began (the latest one when no voice says)."""
+    best, best_sim = cut, None
+    for (_, _, prev), (s, _, emb) in zip(turns, turns[1:]):
+        if not cut - lag <= s <= cut:
+            continue
+        sim = float(prev @ emb) if prev is not None and emb is not None else 1.0
+        if best_sim is None or sim <= best_sim:
+            best, best_sim = s, sim
+    return best
 
 
 class FallbackSegmenter:

@@ -106,6 +106,9 @@ class KeyGallery:
     def users(self) -> set[str]:
         return set(self._users[self._alive])
 
+    def key_count(self, user_id: str) -> int:
+        return int(np.count_nonzero(self._alive & (self._users == user_id)))
+
     def vector(self, key_id: int) -> np.ndarray:
         return self._vecs[self._row_of[int(key_id)]]
 

@@ -1,8 +1,8 @@
 """memory_node: EgoMem's memory-management process and the memory services, as a lifecycle node.
 
 configure: open the store, load the models. activate: services (RetrieveText, GetProfile, ListUsers,
-EnrollUser, ForgetUser, MergeUsers), buffering (audio, robot speech, transcripts, identity) and periodic
-consolidation; MemoryEvent on every write. deactivate / cleanup undo that in order; shutdown (also on
+EnrollUser, ForgetUser, MergeUsers), buffering (audio, the robot's voice and text, transcripts, identity),
+consolidation when a session ends and at the latest every `consolidation_period_s`; MemoryEvent on every write. deactivate / cleanup undo that in order; shutdown (also on
 SIGINT / SIGTERM) first writes everything buffered, the session still going on included.
 All decisions are made by the ROS-free `MemoryManager`, `Level2Service` and store.
 """
@@ -28,7 +28,7 @@ from .util import EVENTS_QOS, LATCHED_QOS, diagnostics, fill, now_s, run
 
 PROFILE_ITEMS = {"facts": Fact, "relations": Relation}
 # Parameters applied while the node runs; every other one takes effect at the next configure.
-MEMORY_LIVE = ("memory.consolidation_period_s", "memory.max_gap_s")
+MEMORY_LIVE = ("memory.consolidation_period_s", "memory.max_gap_s", "memory.session_end_s")
 
 try:
     from audio_common_msgs.msg import AudioDataStamped, AudioInfo
@@ -80,6 +80,7 @@ class MemoryNode(LifecycleNode):
     def start(self) -> None:
         sensors, work, services = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup(), ReentrantCallbackGroup()
         self.sensor_subscription(AudioFrame, "audio_frame", self._on_audio, callback_group=sensors)
+        self.sensor_subscription(AudioFrame, "dialog/audio_out", self._on_speak, callback_group=sensors)
         if AudioDataStamped is not None:
             self.sensor_subscription(AudioDataStamped, "audio", self._on_audio, callback_group=sensors)
             self.info_subscription(AudioInfo, "audio_info", self._on_audio_info, callback_group=sensors)
@@ -95,13 +96,15 @@ class MemoryNode(LifecycleNode):
         self.service(ForgetUser, "~/forget_user", self._forget, callback_group=work)
         self.service(MergeUsers, "~/merge_users", self._merge, callback_group=work)
         self._timer = self.timer(self.cfg.memory.consolidation_period_s, self._consolidate, callback_group=work)
+        self.timer(1.0, self._on_session_end, callback_group=work)
         self.timer(1.0, self._diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info("memory active: buffering, consolidating every "
                                f"{self.cfg.memory.consolidation_period_s:.0f} s")
 
     def apply_live(self, changes: dict) -> None:
-        if "memory.max_gap_s" in changes and getattr(self, "manager", None) is not None:
+        if getattr(self, "manager", None) is not None:
             self.manager.max_gap_s = self.cfg.memory.max_gap_s
+            self.manager.session_end_s = self.cfg.memory.session_end_s
         if "memory.consolidation_period_s" in changes and getattr(self, "_timer", None) in self._active:
             self._timer = self.retime(self._timer, self.cfg.memory.consolidation_period_s)
         self.get_logger().info(f"parameters applied: {changes}")
@@ -129,6 +132,13 @@ class MemoryNode(LifecycleNode):
         except MediaError as err:
             self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
 
+    def _on_speak(self, msg: AudioFrame) -> None:
+        """The robot's own voice (the dialog node's output): the speak channel of the segmenter."""
+        try:
+            self.manager.buffer.add_speak(stamp_to_sec(msg.header.stamp), *audio_frame_to_pcm(msg))
+        except MediaError as err:
+            self.get_logger().warning(f"robot audio rejected: {err}", throttle_duration_sec=5.0)
+
     def _on_transcript(self, msg: String) -> None:
         t = now_s(self)
         self.manager.buffer.add_transcript(TranscriptSegment(t, t, msg.data))
@@ -146,9 +156,17 @@ class MemoryNode(LifecycleNode):
         known = msg.user_id if msg.status == Identity.KNOWN else ""
         face = np.asarray(msg.face_embedding, np.float32) if len(msg.face_embedding) else None
         voice = np.asarray(msg.voice_embedding, np.float32) if len(msg.voice_embedding) else None
-        self.manager.buffer.add_identity(IdentityObservation(stamp_to_sec(msg.header.stamp), known, face, voice))
+        self.manager.buffer.add_identity(IdentityObservation(
+            stamp_to_sec(msg.header.stamp), known, face, voice,
+            track=msg.user_id if msg.status != Identity.NOBODY else "", face_seen=msg.face_present,
+            voiced=msg.voice_present))
 
     # -- work ----------------------------------------------------------------------------------
+    def _on_session_end(self) -> None:
+        """Write a session as soon as it ends (the identity polls say so), not at the next period."""
+        if self.manager.session_ended(now_s(self)):
+            self._consolidate()
+
     def _consolidate(self, final: bool = False) -> None:
         with self._consolidating:
             t = now_s(self)

@@ -1,0 +1,138 @@
+"""Whose session is it: the person whose voice is heard in it (paper §3.1.1, memory management).
+
+The identity polls say who is in view; a session's words belong to who is speaking. So a session's
+owner is decided from its own audio first: the user's speech (the microphone with the robot's own
+speaking time cut out) is embedded and matched against the enrolled voices. A known voice owns the
+session. With no known voice, the person the polls saw owns it, unless that person's enrolled voice
+clearly is not the one speaking (someone else talks while a known person stands in view): then the
+speaker is a new person, and nothing is written to the silent bystander.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+SR = 16_000
+MAX_VOICE_PARTS = 3
+KNOWN_VOICE = 0.5    # voice confidence at which the voice alone names the speaker (the calibrated threshold)
+WEAK_VOICE = 0.1     # below this for a person in view, the voice heard may not be theirs...
+WELL_KNOWN_VOICE_KEYS = 3  # ...and is not, when their voice is known from this many keys
+
+
+def user_speech(listen: np.ndarray, speak: np.ndarray | None, *, frame_s: float = 0.02, level: float = 1e-3,
+                echo_s: float = 0.3) -> np.ndarray:
+    """The microphone without the moments the robot itself was speaking (plus its echo tail)."""
+    if speak is None or not np.any(speak):
+        return listen
+    hop = int(SR * frame_s)
+    n = min(len(listen), len(speak)) // hop
+    rms = np.sqrt(np.mean(speak[:n * hop].reshape(n, hop) ** 2, axis=1))
+    active = rms > level
+    tail = int(echo_s / frame_s)
+    if tail:
+        active = np.convolve(active.astype(np.int32), np.ones(2 * tail + 1, np.int32), "same") > 0
+    keep = np.ones(len(listen), bool)
+    keep[:n * hop] = np.repeat(~active, hop)
+    return listen[keep]
+
+
+def speech_embeddings(voice_engine, listen: np.ndarray, speak: np.ndarray | None) -> tuple[np.ndarray | None, list[np.ndarray]]:
+    """(embedding of all the user's speech in a session, up to 3 embeddings of its parts for new keys)."""
+    if voice_engine is None:
+        return None, []
+    from ..retrieval.media import MediaError
+
+    pcm = user_speech(listen, speak)
+    if not np.any(pcm):
+        return None, []
+    try:
+        whole = voice_engine.observe(pcm, SR)
+    except MediaError as err:
+        log.warning("session speech not embedded: %s", err)
+        return None, []
+    if whole is None:
+        return None, []
+    parts = []
+    for chunk in np.array_split(pcm, MAX_VOICE_PARTS) if len(pcm) > MAX_VOICE_PARTS * 2 * SR else [pcm]:
+        try:
+            obs = voice_engine.observe(chunk, SR)
+        except MediaError:
+            obs = None
+        if obs is not None:
+            parts.append(obs.embedding)
+    return whole.embedding, parts or [whole.embedding]
+
+
+class SessionOwner:
+    """`owner(session) -> user id | None` (None: a new person), from the session's voice and the polls."""
+
+    def __init__(self, poller) -> None:
+        self.poller = poller
+
+    def __call__(self, s) -> str | None:
+        voice = self._voice_confidences(s.speech_voice)
+        log.debug("session %s: voice %s, in view %s", s.session_id, {u: round(c, 2) for u, c in voice.items()},
+                  dict(Counter(s.observed_users)))
+        if not s.face_seen:
+            return None  # nobody in view: a voice from another room, a TV
+        best = max(voice, key=voice.get, default=None)
+        in_view = Counter(s.observed_users) or self._faces_known(s.face_embeddings)
+        if in_view:
+            seen = in_view.most_common(1)[0][0]
+            if s.speech_voice is None or voice.get(seen, 0.0) >= WEAK_VOICE:
+                return seen
+            if best is not None and voice[best] >= KNOWN_VOICE:
+                return best  # a known voice talks next to a silent known face
+            if self._voice_keys(seen) >= WELL_KNOWN_VOICE_KEYS:
+                log.info("session %s: %s is in view but the voice heard is not theirs; a new person spoke",
+                         s.session_id, seen)
+                return None
+            return seen
+        if s.face_embeddings:
+            return None  # only a face nobody knows: a new person
+        # a face was seen, but the polls had not settled on anyone yet: the voice says who
+        return best if best is not None and voice[best] >= KNOWN_VOICE else None
+
+    def _faces_known(self, faces: Sequence[np.ndarray]) -> Counter:
+        """Known users among a session's faces (from polls of a person unknown then): each face on its own,
+        and a user only when most faces are theirs (an average of two people's faces is nobody's)."""
+        if not faces or self.poller is None or self.poller.face is None:
+            return Counter()
+        votes = Counter()
+        for emb in faces:
+            conf, _ = self.poller.match_face(emb)
+            best = max(conf, key=conf.get, default=None)
+            if best is not None and conf[best] >= 0.5:
+                votes[best] += 1
+        return Counter({u: n for u, n in votes.items() if n > len(faces) / 2})
+
+    def voice_confirms(self, s, user_id: str, confidence: float = 0.9) -> bool:
+        """The session's speech is clearly `user_id`'s voice (its voice may then become one of their keys)."""
+        return self._voice_confidences(s.speech_voice).get(user_id, 0.0) >= confidence
+
+    def foreign_faces(self, faces: Sequence[np.ndarray], owner: str | None) -> list[np.ndarray]:
+        """The faces in `faces` that are not a known user other than `owner` (keys for a new person)."""
+        if self.poller is None or self.poller.face is None:
+            return list(faces)
+        out = []
+        for emb in faces:
+            conf, _ = self.poller.match_face(emb)
+            if not any(c >= 0.5 and u != owner for u, c in conf.items()):
+                out.append(emb)
+        return out
+
+    def _voice_confidences(self, emb: np.ndarray | None) -> dict[str, float]:
+        if emb is None or self.poller is None or self.poller.voice is None or self.poller.voice_gallery is None:
+            return {}
+        if not len(self.poller.voice_gallery):
+            return {}
+        conf, _ = self.poller.match_voice(emb)
+        return conf
+
+    def _voice_keys(self, user_id: str) -> int:
+        g = self.poller.voice_gallery if self.poller is not None else None
+        return 0 if g is None else g.key_count(user_id)
