@@ -33,7 +33,8 @@ class FaceConfig(_Section):
     threshold: float = -1.0
     # dlib HOG upsampling; 1 gave false faces on real frames here, so the default is 0.
     upsample: int = Field(0, ge=0, le=3)
-    multi_face_policy: Literal["largest", "central"] = "largest"
+    # several faces in view: speaker = the one whose person the voice names (else the largest) | largest | central
+    multi_face_policy: Literal["speaker", "largest", "central"] = "speaker"
     # Frames larger than this (longest side, px) are downscaled before detection.
     max_image_side: int = Field(1280, ge=64)
     # Run the face model in a worker process so it does not hold the GIL against the voice model.

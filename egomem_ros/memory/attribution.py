@@ -82,9 +82,11 @@ class SessionOwner:
         best = max(voice, key=voice.get, default=None)
         in_view = Counter(s.observed_users) or self._faces_known(s.face_embeddings)
         if in_view:
-            seen = in_view.most_common(1)[0][0]
+            # of the people in view, the one who sounds most like the voice heard
+            seen = max(in_view, key=lambda u: (voice.get(u, 0.0), in_view[u]))
             if s.speech_voice is None or voice.get(seen, 0.0) >= WEAK_VOICE:
                 return seen
+            seen = in_view.most_common(1)[0][0]
             if best is not None and voice[best] >= KNOWN_VOICE:
                 return best  # a known voice talks next to a silent known face
             if self._voice_keys(seen) >= WELL_KNOWN_VOICE_KEYS:
@@ -92,14 +94,15 @@ class SessionOwner:
                          s.session_id, seen)
                 return None
             return seen
-        if s.face_embeddings:
-            return None  # only a face nobody knows: a new person
+        if s.face_embeddings and not (best is not None and voice[best] >= KNOWN_VOICE and not self._face_keys(best)):
+            return None  # only a face nobody knows: a new person (unless a known voice whose face nobody knows)
         # a face was seen, but the polls had not settled on anyone yet: the voice says who
         return best if best is not None and voice[best] >= KNOWN_VOICE else None
 
     def _faces_known(self, faces: Sequence[np.ndarray]) -> Counter:
-        """Known users among a session's faces (from polls of a person unknown then): each face on its own,
-        and a user only when most faces are theirs (an average of two people's faces is nobody's)."""
+        """Known users among a session's faces (from polls of a person unknown then, who may have been
+        enrolled since): each face on its own (an average of two people's faces is nobody's); the user
+        most faces match, when no other user matches as many."""
         if not faces or self.poller is None or self.poller.face is None:
             return Counter()
         votes = Counter()
@@ -108,10 +111,14 @@ class SessionOwner:
             best = max(conf, key=conf.get, default=None)
             if best is not None and conf[best] >= 0.5:
                 votes[best] += 1
-        return Counter({u: n for u, n in votes.items() if n > len(faces) / 2})
+        top = votes.most_common(2)
+        if not top or (len(top) == 2 and top[0][1] == top[1][1]):
+            return Counter()
+        return Counter({top[0][0]: top[0][1]})
 
-    def voice_confirms(self, s, user_id: str, confidence: float = 0.9) -> bool:
-        """The session's speech is clearly `user_id`'s voice (its voice may then become one of their keys)."""
+    def voice_confirms(self, s, user_id: str, confidence: float = 0.85) -> bool:
+        """The session's speech is clearly `user_id`'s voice (its voice and the faces no poll recognised
+        may then become their keys)."""
         return self._voice_confidences(s.speech_voice).get(user_id, 0.0) >= confidence
 
     def foreign_faces(self, faces: Sequence[np.ndarray], owner: str | None) -> list[np.ndarray]:
@@ -132,6 +139,10 @@ class SessionOwner:
             return {}
         conf, _ = self.poller.match_voice(emb)
         return conf
+
+    def _face_keys(self, user_id: str) -> int:
+        g = getattr(self.poller, "face_gallery", None) if self.poller is not None else None
+        return 0 if g is None else g.key_count(user_id)
 
     def _voice_keys(self, user_id: str) -> int:
         g = self.poller.voice_gallery if self.poller is not None else None

@@ -27,7 +27,9 @@ from .update_agent import MemoryOp
 
 log = logging.getLogger(__name__)
 MAX_KEYS_PER_MODALITY = 3
-MAX_VOICE_KEYS_PER_USER = 12  # a known voice keeps learning from sessions it clearly owned, up to this many keys
+# a known person keeps learning from the sessions their voice clearly owned, up to this many keys
+MAX_VOICE_KEYS_PER_USER = 12
+MAX_FACE_KEYS_PER_USER = 6
 
 
 @dataclass
@@ -131,10 +133,8 @@ class Consolidator:
             new_user = user_id is None
             if new_user:
                 user_id = self._new_user(s, ex, events, keys)
-            elif self._learns_voice(s, user_id):
-                key_id = self.store.add_key(user_id, "voice", self.voice_model, s.speech_voice)
-                keys.append((user_id, "voice", s.speech_voice, key_id))
-                events.append(MemoryEventRecord("ADD", user_id, "key", str(key_id), "voice", s.session_id))
+            elif self.voice_confirms is not None and self.voice_confirms(s, user_id):
+                self._learn_keys(s, user_id, events, keys)
             # the episode first: facts and edges point at it as their source
             self.store.add_episode(user_id, s.start, s.end, _transcript(s.turns), ex.summary, episode_id=s.session_id)
             events.append(MemoryEventRecord("ADD", user_id, "summary", s.session_id, ex.summary, s.session_id))
@@ -168,11 +168,19 @@ class Consolidator:
                                                 f"{ex.name}: placeholder {twins[0].id} merged in", s.session_id))
         return user.id
 
-    def _learns_voice(self, s: SessionInput, user_id: str) -> bool:
-        if s.speech_voice is None or not self.voice_model or self.voice_confirms is None:
-            return False
-        own = sum(k.user_id == user_id for k in self.store.keys("voice", self.voice_model))
-        return own < MAX_VOICE_KEYS_PER_USER and self.voice_confirms(s, user_id)
+    def _learn_keys(self, s: SessionInput, user_id: str, events: list, keys: list) -> None:
+        """The session's voice, and the faces the polls did not recognise then, become keys of the known
+        owner its voice clearly names, up to a bound per user."""
+        learn = [("voice", self.voice_model, [s.speech_voice] if s.speech_voice is not None else [], MAX_VOICE_KEYS_PER_USER),
+                 ("face", self.face_model, _spread(s.face_embeddings, MAX_KEYS_PER_MODALITY), MAX_FACE_KEYS_PER_USER)]
+        for modality, model, embs, most in learn:
+            if not model or not embs:
+                continue
+            have = len(self.store.user_keys(user_id, modality))
+            for emb in embs[:max(0, most - have)]:
+                key_id = self.store.add_key(user_id, modality, model, emb)
+                keys.append((user_id, modality, emb, key_id))
+                events.append(MemoryEventRecord("ADD", user_id, "key", str(key_id), modality, s.session_id))
 
     def _name(self, user_id: str, ex: Extraction, episode: str, events: list) -> None:
         user = self.store.get_user(user_id)

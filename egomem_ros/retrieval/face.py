@@ -154,12 +154,13 @@ def face_distances(metric: Metric, query: np.ndarray, keys: np.ndarray) -> np.nd
 
 
 class FaceEngine:
-    """One face per frame, chosen by policy: the largest, or the one nearest the image centre."""
+    """Faces per frame, in the policy's order: the largest, or the one nearest the image centre, first.
+    (The `speaker` policy orders by size here; the poller then takes the face whose person is talking.)"""
 
     def __init__(self, backend: FaceBackend, *, policy: str = "largest", max_side: int = 1280,
                  threshold: float = -1.0):
-        if policy not in ("largest", "central"):
-            raise ValueError(f"multi-face policy must be 'largest' or 'central', not {policy!r}")
+        if policy not in ("largest", "central", "speaker"):
+            raise ValueError(f"multi-face policy must be 'largest', 'central' or 'speaker', not {policy!r}")
         self.backend = backend
         self.policy = policy
         self.max_side = max_side
@@ -169,24 +170,32 @@ class FaceEngine:
     def model(self) -> str:
         return self.backend.model_name
 
-    def choose(self, boxes: list[FaceBox], shape: tuple[int, ...]) -> FaceBox:
-        if self.policy == "largest":
-            return max(boxes, key=lambda b: b.area)
+    def order(self, boxes: list[FaceBox], shape: tuple[int, ...]) -> list[FaceBox]:
+        if self.policy != "central":
+            return sorted(boxes, key=lambda b: -b.area)
         cy, cx = shape[0] / 2, shape[1] / 2
-        return min(boxes, key=lambda b: (b.center[0] - cx) ** 2 + (b.center[1] - cy) ** 2)
+        return sorted(boxes, key=lambda b: (b.center[0] - cx) ** 2 + (b.center[1] - cy) ** 2)
+
+    def choose(self, boxes: list[FaceBox], shape: tuple[int, ...]) -> FaceBox:
+        return self.order(boxes, shape)[0]
 
     def observe(self, image: np.ndarray) -> FaceObservation | None:
         """Embed the chosen face, or None when the frame has no face (not an error)."""
+        faces = self.observe_all(image, max_faces=1)
+        return faces[0] if faces else None
+
+    def observe_all(self, image: np.ndarray, max_faces: int = 3) -> list[FaceObservation]:
+        """Embed up to `max_faces` faces, the policy's choice first ([] when the frame has none)."""
         rgb = to_rgb8(image, max_side=self.max_side)
         boxes = self.backend.detect(rgb)
-        if not boxes:
-            return None
-        box = self.choose(boxes, rgb.shape)
-        emb = self.backend.embed(rgb, box)
-        if not np.all(np.isfinite(emb)):
-            log.warning("face embedding has NaN/inf values; frame ignored")
-            return None
-        return FaceObservation(box, emb, len(boxes), self.backend.model_name)
+        out = []
+        for box in self.order(boxes, rgb.shape)[:max_faces]:
+            emb = self.backend.embed(rgb, box)
+            if not np.all(np.isfinite(emb)):
+                log.warning("face embedding has NaN/inf values; face ignored")
+                continue
+            out.append(FaceObservation(box, emb, len(boxes), self.backend.model_name))
+        return out
 
     def distances(self, query: np.ndarray, keys: np.ndarray) -> np.ndarray:
         return face_distances(self.backend.metric, query, keys)
@@ -202,8 +211,8 @@ def _worker_init(backend: str, upsample: int, policy: str, max_side: int, thresh
                                 max_side=max_side, threshold=threshold)
 
 
-def _worker_observe(image: np.ndarray) -> FaceObservation | None:
-    return _WORKER_ENGINE.observe(image)
+def _worker_observe(image: np.ndarray, max_faces: int = 1) -> list[FaceObservation]:
+    return _WORKER_ENGINE.observe_all(image, max_faces)
 
 
 class _BackendInfo:
@@ -234,9 +243,9 @@ class ProcessFaceEngine(FaceEngine):
             initargs=(backend_name, upsample, policy, max_side, threshold))
         self._pool.submit(_worker_observe, np.zeros((8, 8, 3), np.uint8)).result()  # load models now
 
-    def observe(self, image: np.ndarray) -> FaceObservation | None:
+    def observe_all(self, image: np.ndarray, max_faces: int = 3) -> list[FaceObservation]:
         rgb = to_rgb8(image, max_side=self.max_side)  # validate here: bad frames never reach the worker
-        return self._pool.submit(_worker_observe, rgb).result()
+        return self._pool.submit(_worker_observe, rgb, max_faces).result()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

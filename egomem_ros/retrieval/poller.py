@@ -29,6 +29,7 @@ from .snorm import AdaptiveSNorm
 from .voice import SAMPLE_RATE, VoiceEngine, VoiceObservation
 
 log = logging.getLogger(__name__)
+MAX_FACES = 3  # faces embedded per frame by the `speaker` policy
 
 
 @dataclass(frozen=True)
@@ -174,10 +175,11 @@ class IdentityPoller:
         # face (dlib, holds the GIL) on this thread while voice (torch, releases it) runs beside it
         tv: dict[str, float] = {}
         voice_job = self._pool.submit(self._score_voice, start, now, tv) if self._pool else None
-        face_obs, face_conf, face_dist = self._score_face(start, now, t)
+        faces = self._score_faces(start, now, t)
         voice_obs, voice_conf, voice_score = voice_job.result() if voice_job else self._score_voice(start, now, tv)
         t.update(tv)
         t0 = time.perf_counter()
+        face_obs, face_conf, face_dist = speaking_face(faces, voice_conf)
         decision = fuse(face_conf, voice_conf, self.cfg.face_weight)
         key = decision.user_id
         if decision.status == UNKNOWN:
@@ -200,28 +202,29 @@ class IdentityPoller:
             learnable=status == UNKNOWN and self.cfg.learn_new_users, timings_ms=t)
         return PollResult(event, chunk)
 
-    def _score_face(self, start: float, now: float, t: dict[str, float]):
+    def _score_faces(self, start: float, now: float, t: dict[str, float]) -> list[tuple]:
+        """(observation, per-user confidence, best distance) of the faces in the newest frame, the
+        policy's choice first; several only with the `speaker` policy."""
         if self.face is None:
-            return None, None, math.nan
+            return []
         with self._buffer_lock:  # sensor callbacks append from other executor threads
             frames = [img for ts, img in self._frames if start < ts <= now]
         t0 = time.perf_counter()
-        obs = None
+        found: list = []
+        most = MAX_FACES if self.face.policy == "speaker" else 1
         for img in reversed(frames[-2:]):  # newest first; one retry on an older frame
             try:
-                obs = self.face.observe(img)
+                found = self.face.observe_all(img, most)
             except MediaError as err:
                 log.warning("frame rejected: %s", err)
                 continue
-            if obs is not None:
+            if found:
                 break
         t["face_embed"] = (time.perf_counter() - t0) * 1e3
-        if obs is None:
-            return None, None, math.nan
         t0 = time.perf_counter()
-        conf, dist = self.match_face(obs.embedding)
+        scored = [(obs, *self.match_face(obs.embedding)) for obs in found]
         t["face_match"] = (time.perf_counter() - t0) * 1e3
-        return obs, conf, dist
+        return scored
 
     def match_face(self, embedding: np.ndarray) -> tuple[dict[str, float], float]:
         """Per-user confidence and the best distance for one face embedding."""
@@ -312,3 +315,17 @@ class IdentityPoller:
             self.store.touch_user(user_id, now)
         t["render"] = (time.perf_counter() - t0) * 1e3
         return chunk
+
+
+def speaking_face(faces: list[tuple], voice_conf: dict[str, float] | None) -> tuple:
+    """Of the faces in view, the one whose person the voice names (the one talking); else the first,
+    the policy's choice. Returns (observation, per-user confidence, best distance), or no face."""
+    if not faces:
+        return None, None, math.nan
+    if voice_conf and len(faces) > 1:
+        speaker = max(voice_conf, key=voice_conf.get)
+        if voice_conf[speaker] >= 0.5:
+            for face in faces:
+                if face[1].get(speaker, 0.0) >= 0.5:
+                    return face
+    return faces[0]
