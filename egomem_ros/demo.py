@@ -27,8 +27,9 @@ from .store.graph import export_graph, social_graph
 
 # Voices and lines chosen so that Whisper tiny.en hears the facts; what it mishears is shown as heard.
 VOICES = {"A": "en-us+f3", "B": "en-us+f4"}
-# The demo's settings on top of the defaults (the end-to-end ROS test gives the nodes the same).
-DEMO_CONFIG = {"memory": {"consolidation_period_s": 8.0}}
+# The demo's settings on top of the defaults (the end-to-end ROS test gives the nodes the same): none,
+# a session is written when it ends.
+DEMO_CONFIG: dict = {}
 LINES = {
     "A": "Hi robot, my name is Emily. I work as a nurse. My colleague Sarah plays a lot of sport.",
     "B": "Hi there, I am Sarah. I love tennis and I play every Sunday. Emily is my colleague at the hospital.",

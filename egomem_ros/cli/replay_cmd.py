@@ -15,6 +15,7 @@ def replay(bag: Annotated[Path, typer.Argument(help="ROS 2 bag (directory or .mc
            topics: Annotated[Optional[list[str]], typer.Option("--topics", help="Only these input topics (repeatable).")] = None,
            db: Annotated[Optional[Path], typer.Option("--db", help="Memory to replay against (default: a new OUT.db).")] = None,
            dialog_text: Annotated[str, typer.Option(help="Topic with the dialog model's text (for <retr>).")] = "/egomem/dialog/text",
+           speak: Annotated[str, typer.Option("--speak-topic", help="Audio topic with the robot's own voice (the speak channel).")] = "/egomem/dialog/audio_out",
            config: ConfigOption = None, quiet: Annotated[bool, typer.Option(help="Only the summary.")] = False) -> None:
     """Run identity -> memory (-> Level-2 for <retr> text) over a bag and write an output bag."""
     from ..replay import ReplayError, replay as run
@@ -28,7 +29,7 @@ def replay(bag: Annotated[Path, typer.Argument(help="ROS 2 bag (directory or .mc
             console.print(f"[bold]{kind}[/] {text}", markup=True, highlight=False)
 
     try:
-        s = run(bag, out, cfg, db=db, topics=topics, dialog_text_topic=dialog_text,
+        s = run(bag, out, cfg, db=db, topics=topics, dialog_text_topic=dialog_text, speak_topic=speak,
                 progress=lambda it, total: track(it, total=total, description="replay", console=err_console),
                 on_event=say)
     except ReplayError as err:

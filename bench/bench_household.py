@@ -1,0 +1,66 @@
+"""A household day on real faces and voices, replayed with the shipped config and with variants, side by side.
+
+Run: .venv/bin/python bench/bench_household.py [--seeds 0 1 2] [--minutes 10] [--variants shipped largest-face]
+     [--workdir DIR] [--json]
+Each seed is one day (`egomem eval household` writes the same day): six people from ../shared/data (LFW
+faces, LibriSpeech voices), thirteen visits, a TV, the robot's voice in some sessions. Variants:
+- shipped: config/egomem.yaml as it is;
+- largest-face: `identity.face.multi_face_policy: largest` (the face that is biggest, not the one talking);
+- timer-only: sessions written by the 600 s timer only (`memory.session_end_s` longer than the day).
+The speed target: a 10-minute day replays in at most 2 minutes on 2 cores (speed ≥ 5x real time).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from common import SHARED
+
+from egomem_ros.config import config_from_mapping
+from egomem_ros.eval.household_eval import run_household
+
+VARIANTS = {
+    "shipped": {},
+    "largest-face": {"identity": {"face": {"multi_face_policy": "largest"}}},
+    "timer-only": {"memory": {"session_end_s": 1e6}},
+}
+COLUMNS = [("one profile", lambda r: f"{r['people_with_one_profile']}/{r['people']}"),
+           ("wrong-person facts", lambda r: str(r["facts_on_wrong_person"])),
+           ("fact recall", lambda r: f"{r['fact_recall']:.3f}"),
+           ("relations", lambda r: f"{r['relations_right']}/{r['relations']}"),
+           ("returns known", lambda r: f"{r['returns_recognised']}/{r['returns']}"),
+           ("polls to known", lambda r: str(r["polls_to_known_max"])),
+           ("s to profile", lambda r: f"{r['s_session_end_to_profile_max']:.1f}"),
+           ("replay s", lambda r: f"{r['replay_s']:.1f}"),
+           ("speed x", lambda r: f"{r['bag_s'] / r['replay_s']:.1f}")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--variants", nargs="+", default=["shipped", "largest-face"], choices=sorted(VARIANTS))
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="egomem-household-"))
+    rows = []
+    for variant in args.variants:
+        cfg = config_from_mapping(VARIANTS[variant])
+        for seed in args.seeds:
+            r = run_household(SHARED / "faces", SHARED / "speech", workdir / variant, cfg, seed=seed, minutes=args.minutes)
+            rows.append({"variant": variant, **r})
+    if args.json:
+        print(json.dumps(rows, indent=2, default=float))
+        return
+    print(f"household days of {args.minutes:g} min, seeds {args.seeds}, data {SHARED}\n")
+    print("| variant | seed | " + " | ".join(c for c, _ in COLUMNS) + " |")
+    print("|---|---|" + "---|" * len(COLUMNS))
+    for r in rows:
+        print(f"| {r['variant']} | {r['seed']} | " + " | ".join(f(r) for _, f in COLUMNS) + " |")
+
+
+if __name__ == "__main__":
+    main()
