@@ -71,17 +71,16 @@ def graph(tmp_path):
             ros.close()
 
 
-def _graph_ready(idents: list, diags: list | None = None, period_s: float = DEMO_CONFIG["memory"]["consolidation_period_s"]):
-    """At a poll time, the identity node has polled; at a consolidation time, the memory node has consolidated."""
-    def consolidated_until() -> float:
+def _graph_ready(idents: list, diags: list | None = None):
+    """At a poll time, the identity node has polled, and the memory node has read that poll (and written
+    the session it ended, if it ended one), as `egomem replay` does before it reads on."""
+    def read_until() -> float:
         return max((float(kv.value) for d in diags for s in d.status if s.name == "egomem: memory"
-                    for kv in s.values if kv.key == "consolidated until t"), default=-1.0)
+                    for kv in s.values if kv.key == "polls read until t"), default=-1.0)
 
     def ready(t: float) -> bool:
         polled = any(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 >= t - 1e-3 for m in idents)
-        if diags is None or abs(t / period_s - round(t / period_s)) > 1e-6:
-            return polled
-        return polled and consolidated_until() >= t - 1e-3
+        return polled and (diags is None or read_until() >= t - 1e-3)
     return ready
 
 

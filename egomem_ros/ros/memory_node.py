@@ -73,7 +73,8 @@ class MemoryNode(LifecycleNode):
         self.pub_events = self.publisher(MemoryEvent, "memory_events", EVENTS_QOS)
         self.pub_l2 = self.publisher(MemChunk, "memchunk/level2", LATCHED_QOS)
         self.pub_diag = self.publisher(DiagnosticArray, "/diagnostics", 10)
-        self._stats = {"consolidations": 0, "consolidated until t": 0.0, "sessions written": 0, "sessions retried": 0}
+        self._stats = {"consolidations": 0, "consolidated until t": 0.0, "sessions written": 0, "sessions retried": 0,
+                       "polls read until t": 0.0}
         self.get_logger().info(f"memory at {self.store.path}; segmenter {self.cfg.memory.segmenter}, "
                                f"extractor {self.cfg.memory.extractor}, ASR {self.cfg.memory.asr}")
 
@@ -96,7 +97,6 @@ class MemoryNode(LifecycleNode):
         self.service(ForgetUser, "~/forget_user", self._forget, callback_group=work)
         self.service(MergeUsers, "~/merge_users", self._merge, callback_group=work)
         self._timer = self.timer(self.cfg.memory.consolidation_period_s, self._consolidate, callback_group=work)
-        self.timer(1.0, self._on_session_end, callback_group=work)
         self.timer(1.0, self._diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info("memory active: buffering, consolidating every "
                                f"{self.cfg.memory.consolidation_period_s:.0f} s")
@@ -160,13 +160,15 @@ class MemoryNode(LifecycleNode):
             stamp_to_sec(msg.header.stamp), known, face, voice,
             track=msg.user_id if msg.status != Identity.NOBODY else "", face_seen=msg.face_present,
             voiced=msg.voice_present))
+        # a session is written as soon as the polls say it ended, as `egomem replay` does after each poll
+        # (here on a sensor thread: the lock keeps it apart from the timer's and shutdown's consolidation)
+        stamp = stamp_to_sec(msg.header.stamp)
+        if self.manager.session_ended(stamp):
+            self._consolidate()
+        self._stats["polls read until t"] = stamp
+        self._diagnostics()
 
     # -- work ----------------------------------------------------------------------------------
-    def _on_session_end(self) -> None:
-        """Write a session as soon as it ends (the identity polls say so), not at the next period."""
-        if self.manager.session_ended(now_s(self)):
-            self._consolidate()
-
     def _consolidate(self, final: bool = False) -> None:
         with self._consolidating:
             t = now_s(self)
