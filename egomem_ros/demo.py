@@ -136,4 +136,8 @@ def run_demo(workdir: Path, console: Console) -> None:
         out = export_graph(graph, workdir / "social_graph.json", "json")
     console.print(f"{summary.polls} polls, {summary.switches} identity switches, {summary.sessions_written} sessions "
                   f"written, {summary.users_created} users enrolled, {summary.l2_queries} <retr> queries")
+    from .report import write_report
+
+    report = write_report(Path(summary.out), db, workdir / "report.html")
     console.print(f"output bag (open in Foxglove): {summary.out}; graph: {out}; memory: {db}")
+    console.print(f"report (open in a browser): {report}")

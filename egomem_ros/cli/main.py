@@ -4,7 +4,7 @@ from __future__ import annotations
 import typer
 
 from . import (demo_cmd, dialog_cmds, eval_cmds, finetune_cmds, identity_cmds, memory_cmds, memory_mgmt_cmds,
-               replay_cmd)
+               replay_cmd, report_cmd)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="egomem: lifelong memory of the people around a robot (EgoMem), without ROS.")
@@ -16,6 +16,7 @@ identity_cmds.register(app)
 memory_mgmt_cmds.register(app)
 finetune_cmds.register(app)
 replay_cmd.register(app)
+report_cmd.register(app)
 
 
 def main() -> None:

@@ -16,11 +16,14 @@ def replay(bag: Annotated[Path, typer.Argument(help="ROS 2 bag (directory or .mc
            db: Annotated[Optional[Path], typer.Option("--db", help="Memory to replay against (default: a new OUT.db).")] = None,
            dialog_text: Annotated[str, typer.Option(help="Topic with the dialog model's text (for <retr>).")] = "/egomem/dialog/text",
            speak: Annotated[str, typer.Option("--speak-topic", help="Audio topic with the robot's own voice (the speak channel).")] = "/egomem/dialog/audio_out",
+           report: Annotated[Optional[Path], typer.Option("--report", help="Also write the replay report (HTML) here.")] = None,
            config: ConfigOption = None, quiet: Annotated[bool, typer.Option(help="Only the summary.")] = False) -> None:
     """Run identity -> memory (-> Level-2 for <retr> text) over a bag and write an output bag."""
     from ..replay import ReplayError, replay as run
 
     cfg = get_config(config)
+    if report is not None and not report.parent.is_dir():
+        fail(f"directory of --report does not exist: {report.parent}")
     if db is not None and not db.parent.is_dir():
         fail(f"directory of --db does not exist: {db.parent}")
 
@@ -46,6 +49,13 @@ def replay(bag: Annotated[Path, typer.Argument(help="ROS 2 bag (directory or .mc
     if s.truncated:
         console.print(f"[red]bag truncated[/]: {s.truncated}")
     console.print(f"output bag: {s.out}")
+    if report is not None:
+        from ..report import write_report
+
+        try:
+            console.print(f"report: {write_report(Path(s.out), db or Path(s.out).with_suffix('.db'), report)}")
+        except (OSError, FileNotFoundError) as err:
+            fail(f"cannot write the report {report}: {err}")
 
 
 def register(app: typer.Typer) -> None:
