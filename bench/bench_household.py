@@ -5,8 +5,7 @@ Run: .venv/bin/python bench/bench_household.py [--seeds 0 1 2] [--minutes 10] [-
 Each seed is one day (`egomem eval household` writes the same day): six people from ../shared/data (LFW
 faces, LibriSpeech voices), thirteen visits, a TV, the robot's voice in some sessions. Variants:
 - shipped: config/egomem.yaml as it is;
-- largest-face: `identity.face.multi_face_policy: largest` (the face that is biggest, not the one talking);
-- timer-only: sessions written by the 600 s timer only (`memory.session_end_s` longer than the day).
+- largest-face: `identity.face.multi_face_policy: largest` (the face that is biggest, not the one talking).
 The speed target: a 10-minute day replays in at most 2 minutes on 2 cores (speed ≥ 5x real time).
 """
 from __future__ import annotations
@@ -24,7 +23,6 @@ from egomem_ros.eval.household_eval import run_household
 VARIANTS = {
     "shipped": {},
     "largest-face": {"identity": {"face": {"multi_face_policy": "largest"}}},
-    "timer-only": {"memory": {"session_end_s": 1e6}},
 }
 COLUMNS = [("one profile", lambda r: f"{r['people_with_one_profile']}/{r['people']}"),
            ("wrong-person facts", lambda r: str(r["facts_on_wrong_person"])),
