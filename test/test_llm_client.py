@@ -124,3 +124,30 @@ def test_4xx_is_not_retried(serve):
     with pytest.raises(LLMError, match="refused"):
         client(s).chat([{"role": "user", "content": "hi"}])
     assert len(s.requests) == 1
+
+
+@pytest.mark.parametrize("answer", [json.dumps({"Facts": ["works as a nurse"]}),      # a misspelt key
+                                    json.dumps({}),                                    # nothing at all
+                                    json.dumps({**json.loads(GOOD), "delete_user": "Emily"})])
+def test_extractor_answers_with_wrong_keys_are_invalid_not_empty(serve, answer):
+    """Such an answer used to validate as an empty extraction: the session was committed with its facts lost."""
+    s = serve((200, answer, 0), (200, answer, 0))
+    with pytest.raises(LLMError, match="still invalid"):
+        LLMExtractor(client(s)).extract(TURNS)
+
+
+def test_update_agent_answer_needs_its_operations(serve):
+    from egomem_ros.memory.update_agent import OpList
+
+    s = serve((200, json.dumps({"ops": [{"op": "ADD", "text": "x"}]}), 0), (200, json.dumps({"ops": []}), 0),
+              (200, json.dumps({"operations": []}), 0))
+    c = client(s)
+    with pytest.raises(LLMError, match="still invalid"):
+        c.ask_json("sys", "user", OpList)
+    assert c.ask_json("sys", "user", OpList).operations == []   # "nothing to do" is a valid answer
+
+
+def test_non_text_content_is_an_llm_error(serve):
+    s = serve((200, {"role": "assistant", "content": [{"type": "text", "text": GOOD}]}, 0))
+    with pytest.raises(LLMError, match="not text"):
+        client(s).chat([{"role": "user", "content": "hi"}])

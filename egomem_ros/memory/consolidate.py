@@ -75,7 +75,7 @@ class MemoryEventRecord:
 @dataclass
 class SessionOutcome:
     session_id: str
-    status: str                     # written | duplicate | empty | not-learned | retry
+    status: str                     # written | duplicate | empty | not-learned | forgotten | retry
     user_id: str = ""
     new_user: bool = False
     extraction: Extraction | None = None
@@ -120,6 +120,8 @@ class Consolidator:
         if user_id is None and (ex.empty or not s.face_seen):
             why = "nothing to remember" if ex.empty else "nobody was in view (a voice from another room, a TV)"
             return SessionOutcome(s.session_id, "not-learned", extraction=ex, reason=f"unknown speaker, {why}: no profile")
+        if user_id is not None and not self._exists(user_id):
+            return SessionOutcome(s.session_id, "forgotten", reason=f"user {user_id} was forgotten: the session is dropped")
         ops: list[MemoryOp] | None = None
         if user_id is not None:
             try:
@@ -167,6 +169,13 @@ class Consolidator:
                 events.append(MemoryEventRecord("UPDATE", user.id, "user", user.id,
                                                 f"{ex.name}: placeholder {twins[0].id} merged in", s.session_id))
         return user.id
+
+    def _exists(self, user_id: str) -> bool:
+        try:
+            self.store.get_user(user_id)
+        except KeyError:
+            return False
+        return True
 
     def _learn_keys(self, s: SessionInput, user_id: str, events: list, keys: list) -> None:
         """The session's voice, and the faces the polls did not recognise then, become keys of the known
@@ -267,5 +276,18 @@ class SessionSpool:
 
     def done(self, session_id: str) -> None:
         (self.folder / f"{session_id}.json").unlink(missing_ok=True)
+
+    def erase(self, user_id: str, keys: Sequence[np.ndarray]) -> int:
+        """Delete the waiting sessions of a person being forgotten: those the identity process saw them in,
+        and those holding one of their keys (the session that enrolled them). Call before the store forgets
+        them (their keys are needed here). Returns how many were deleted."""
+        erased = 0
+        for s in self.pending():
+            embs = [*s.face_embeddings, *s.voice_embeddings] + ([s.speech_voice] if s.speech_voice is not None else [])
+            if user_id in s.observed_users or any(e.shape == k.shape and np.allclose(e, k, atol=1e-5)
+                                                  for e in embs for k in keys):
+                self.done(s.session_id)
+                erased += 1
+        return erased
 
 

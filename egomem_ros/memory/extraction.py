@@ -40,6 +40,16 @@ class ExtractedItems(BaseModel):
     relations: list[RelationItem] = Field(default_factory=list)
 
 
+class ExtractedAnswer(ExtractedItems):
+    """What an LLM extractor must answer: every list present, nothing else. A misspelt key ("Facts") is an
+    invalid answer (repaired once, else the session is retried), never an empty extraction."""
+    model_config = ConfigDict(extra="forbid")
+    facts: list[str]
+    preferences: list[str]
+    events: list[str]
+    relations: list[RelationItem]
+
+
 class Extraction(ExtractedItems):
     model_config = ConfigDict(extra="forbid")
     source: Literal["rules", "llm"]
@@ -185,5 +195,5 @@ class LLMExtractor:
     def extract(self, turns: Sequence[Turn]) -> Extraction:
         """Raises LLMError when the model cannot give a valid answer (the session is then retried)."""
         transcript = "\n".join(f"{t.speaker.upper()}: {t.text}" for t in turns)
-        got = self.client.ask_json(EXTRACT_SYSTEM, "Conversation:\n" + transcript, ExtractedItems)
+        got = self.client.ask_json(EXTRACT_SYSTEM, "Conversation:\n" + transcript, ExtractedAnswer)
         return Extraction(source="llm", **got.model_dump())

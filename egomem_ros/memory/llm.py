@@ -68,7 +68,10 @@ class ChatClient:
 
     def chat(self, messages: list[dict[str, str]]) -> str:
         extra = {"response_format": {"type": "json_object"}} if self.cfg.json_mode else {}
-        return self._post(messages, extra).get("content") or ""
+        content = self._post(messages, extra).get("content")
+        if content is not None and not isinstance(content, str):
+            raise LLMError(f"the answer's content is not text: {str(content)[:200]}")
+        return content or ""
 
     def chat_message(self, messages: list[dict], tools: list[dict] | None = None) -> dict:
         """The assistant message itself (content and any `tool_calls`), for tool-using dialogs."""

@@ -7,6 +7,8 @@ the identity observations' embeddings, spools it, and hands it to the `Consolida
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,12 +142,26 @@ class MemoryManager:
         obs = [o for o in observations if start <= o.stamp <= end + POLL_SLACK_S]
         speech_voice, voice_parts = speech_embeddings(self.voice_engine, listen, speak)
         return SessionInput(
-            session_id=f"s{int(round(start * 1000))}", start=start, end=end, turns=turns,
+            session_id=session_id(start, end, turns), start=start, end=end, turns=turns,
             face_embeddings=[o.face for o in obs if o.face is not None],
             voice_embeddings=voice_parts or [o.voice for o in obs if o.voice is not None],
             observed_users=[o.user_id for o in obs if o.user_id], speech_voice=speech_voice,
             # no poll at all (no identity process): nobody can say no one was there
             face_seen=any(o.face_seen or o.face is not None for o in obs) or not observations)
+
+
+def spool_dir(cfg: EgomemConfig, db_path: Path | None) -> Path:
+    """Where sessions wait to be written: `memory.spool_dir`, else next to the database."""
+    return Path(cfg.memory.spool_dir) if cfg.memory.spool_dir else Path(str(db_path or "egomem") + ".sessions")
+
+
+def forget_person(store: MemoryRepository, spool: SessionSpool, user_id: str) -> int:
+    """Erase a person from the store and from the sessions waiting in the spool (which would enrol them
+    again). Returns the number of waiting sessions erased; raises StoreError when bytes remain."""
+    keys = [k.vector for modality in ("face", "voice") for k in store.user_keys(user_id, modality)]
+    erased = spool.erase(user_id, keys)
+    store.forget_user(user_id)
+    return erased
 
 
 def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=None, db_path: Path | None = None,
@@ -187,8 +203,15 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
         learn_new_users=cfg.identity.learn_new_users,
         on_keys_added=poller.add_key_to_gallery if poller else None,
         new_person_faces=lambda faces: owner.foreign_faces(faces, None), voice_confirms=owner.voice_confirms)
-    spool_dir = Path(m.spool_dir) if m.spool_dir else Path(str(db_path or "egomem") + ".sessions")
-    return MemoryManager(store, StreamBuffer(m.buffer_s), segmenter, consolidator, SessionSpool(spool_dir),
+    return MemoryManager(store, StreamBuffer(m.buffer_s), segmenter, consolidator, SessionSpool(spool_dir(cfg, db_path)),
                          asr if asr is not None else make_asr(m.asr, m.asr_model, m.asr_workers),
                          max_gap_s=m.max_gap_s, session_end_s=m.session_end_s,
                          voice_engine=getattr(poller, "voice", None))
+
+
+def session_id(start: float, end: float, turns: list[Turn]) -> str:
+    """Start time and a digest of what was said: the same session cut again (a retry, the same bag replayed)
+    gets the same id and is written once; another conversation at the same offset (a second bag, a
+    restart) gets its own."""
+    digest = hashlib.sha1(json.dumps([round(end, 2), [(t.speaker, t.text) for t in turns]]).encode()).hexdigest()
+    return f"s{int(round(start * 1000))}-{digest[:8]}"

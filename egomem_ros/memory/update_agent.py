@@ -28,7 +28,10 @@ class MemoryOp(BaseModel):
 
 
 class OpList(BaseModel):
-    operations: list[MemoryOp] = Field(default_factory=list)
+    """The update agent's answer: `operations` must be there (an empty list is a valid "nothing to do"),
+    and nothing else may be."""
+    model_config = ConfigDict(extra="forbid")
+    operations: list[MemoryOp]
 
 
 def extracted_items(ex: Extraction) -> list[tuple[str, str]]:

@@ -233,14 +233,17 @@ class MemoryNode(LifecycleNode):
         return resp
 
     def _forget(self, req, resp):
+        from ..memory.manager import forget_person
+
         try:
-            self.store.forget_user(req.user_id)
+            with self._consolidating:  # no session of theirs is being written meanwhile
+                erased = forget_person(self.store, self.manager.spool, req.user_id)
         except (KeyError, StoreError) as err:
             resp.success, resp.message = False, str(err)
             return resp
         self.poller.forget(req.user_id)
         self._event("DELETE", req.user_id, "user", "")
-        resp.success, resp.message = True, "erased"
+        resp.success, resp.message = True, "erased" + (f", with {erased} waiting sessions" if erased else "")
         return resp
 
     def _merge(self, req, resp):

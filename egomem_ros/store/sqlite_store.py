@@ -346,9 +346,13 @@ class SqliteStore:
             self._conn.execute("DELETE FROM users WHERE id=?", (user_id,))  # cascades keys/facts/episodes/edges
             self._log("DELETE", None, "user", None, "a user was forgotten on request")
         with self._lock:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            self._conn.execute("VACUUM")
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                self._conn.execute("VACUUM")
+                busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            raise StoreError(f"{user_id} is erased from the database, but another process is reading it, so the old "
+                             "bytes stay in its write-ahead log until that reader ends: run forget again then")
 
     def audit(self, user_id: str | None = None) -> list[AuditEntry]:
         sql = "SELECT id, ts, op, user_id, item_kind, item_id, detail, episode_id FROM audit"
