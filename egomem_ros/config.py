@@ -19,7 +19,8 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf and NaN are never settings: `threshold: .inf` matched every face to someone, NaN turned a test off
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class StoreConfig(_Section):
@@ -29,8 +30,9 @@ class StoreConfig(_Section):
 
 class FaceConfig(_Section):
     backend: Literal["dlib", "deepface"] = "dlib"
-    # Empty/negative means the backend's calibrated default (dlib: 0.6 Euclidean, Facenet512: 0.3 cosine).
-    threshold: float = -1.0
+    # Empty/negative means the backend's calibrated default (dlib: 0.6 Euclidean, Facenet512: 0.3 cosine);
+    # distances of both metrics are at most 2.
+    threshold: float = Field(-1.0, le=2.0)
     # dlib HOG upsampling; 1 gave false faces on real frames here, so the default is 0.
     upsample: int = Field(0, ge=0, le=3)
     # several faces in view: speaker = the one whose person the voice names (else the largest) | largest | central
@@ -58,8 +60,8 @@ class VoiceConfig(_Section):
 
 
 class IdentityConfig(_Section):
-    poll_period_s: float = Field(2.0, gt=0.0)
-    window_s: float = Field(2.0, gt=0.0)
+    poll_period_s: float = Field(2.0, gt=0.0, le=60.0)
+    window_s: float = Field(2.0, gt=0.0, le=60.0)
     learn_new_users: bool = True
     # Polls that must agree before the current user switches (1 = no hysteresis).
     switch_after_polls: int = Field(2, ge=1)

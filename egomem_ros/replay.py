@@ -50,6 +50,7 @@ class ReplaySummary:
     switches: int = 0
     identities: Counter = field(default_factory=Counter)
     sessions_written: int = 0
+    sessions_waiting: int = 0       # spooled for a retry (an LLM that failed): written by a later run
     users_created: int = 0
     events: int = 0
     l2_queries: int = 0
@@ -221,6 +222,7 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
             summary.truncated = f"stopped after {summary.messages} messages: {err}"
             log.error("bag %s: %s", bag, summary.truncated)
         _consolidate(manager, t, summary, emit, say, final=True)
+        summary.sessions_waiting = len(list(manager.spool.folder.glob("*.json")))
         writer.close()
     finally:
         reader.close()

@@ -56,3 +56,22 @@ def test_flatten_roundtrip_and_missing_file(tmp_path):
     bad.write_text("a: [1, 2")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("key, value", [("identity.face.threshold", float("inf")),
+                                        ("identity.face.threshold", float("nan")),
+                                        ("identity.poll_period_s", float("inf")),
+                                        ("identity.window_s", 1e12),
+                                        ("memory.max_gap_s", float("inf")),
+                                        ("identity.face.threshold", 5.0)])
+def test_inf_nan_and_out_of_range_values_are_refused(key, value):
+    from egomem_ros.config import ConfigError, config_from_mapping
+
+    section, *rest = key.split(".")
+    data: dict = {}
+    node = data.setdefault(section, {})
+    for part in rest[:-1]:
+        node = node.setdefault(part, {})
+    node[rest[-1]] = value
+    with pytest.raises(ConfigError, match=rest[-1]):
+        config_from_mapping(data)

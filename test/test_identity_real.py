@@ -216,3 +216,18 @@ def test_face_worker_ignores_ctrl_c(face_engine, shared_data):
     time.sleep(0.5)
     assert worker.is_alive()
     assert face_engine.observe(face(shared_data, "Tony_Blair", 1)) is not None
+
+
+def test_process_face_engine_works_again_after_close(shared_data):
+    """A closed worker pool used to raise 'cannot schedule new futures after shutdown' (bench_identity_poll,
+    a lifecycle node configured again): the engine starts a new worker instead."""
+    from egomem_ros.retrieval.face import ProcessFaceEngine
+
+    engine = ProcessFaceEngine("dlib")
+    img = face(shared_data, "Tony_Blair", 1)
+    first = engine.observe(img)
+    engine.close()
+    engine.close()                                   # twice is harmless
+    again = engine.observe(img)
+    engine.close()
+    assert first is not None and again is not None and np.allclose(first.embedding, again.embedding)

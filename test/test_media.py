@@ -56,3 +56,28 @@ def test_audio_validation(caplog):
     with caplog.at_level(logging.WARNING):
         clean_audio(np.clip(tone * 10, -1, 1), sr)
     assert "clipped" in caplog.text
+
+
+def test_a_microphone_array_is_mixed_not_shrunk():
+    """9 or more channels (samples x channels) used to be averaged the wrong way: 16 samples were left."""
+    from egomem_ros.retrieval.media import MediaError, clean_audio
+
+    x = np.tile((0.1 * np.sin(np.arange(16000) / 7)).astype(np.float32)[:, None], (1, 16))
+    assert len(clean_audio(x, 16000)) == 16000
+    with pytest.raises(MediaError, match="not samples x channels"):
+        clean_audio(x.T, 16000)
+
+
+def test_images_over_the_pixel_limit_are_refused_from_the_header(monkeypatch):
+    """PIL itself only refuses above twice its limit (and warns below): the limit is now the limit."""
+    import io
+
+    from PIL import Image
+
+    from egomem_ros.retrieval import media
+
+    buf = io.BytesIO()
+    Image.new("L", (3000, 2000)).save(buf, format="PNG")
+    monkeypatch.setattr(media, "MAX_IMAGE_PIXELS", 4_000_000)   # 6 MP: over the limit, under twice it
+    with pytest.raises(media.MediaError, match="over the 4,000,000-pixel limit"):
+        media.load_image(buf.getvalue())

@@ -113,3 +113,18 @@ def test_truncated_bag_is_reported_clearly(tmp_path):
     r = subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", "replay", str(tmp_path / "bag"), "--out",
                         str(tmp_path / "out")], capture_output=True, text=True)
     assert r.returncode == 2 and "truncated" in r.stderr and "mcap recover" in r.stderr
+
+
+def test_sessions_left_for_a_retry_are_said_and_exit_3(tmp_path, scene):
+    """An LLM that cannot be reached: the sessions stay in the spool, and the summary and exit status say so
+    (they used to be only a warning, with 'sessions written: 0' and exit 0)."""
+    root, _, _ = scene
+    config = tmp_path / "llm.yaml"
+    config.write_text("memory:\n  extractor: llm\n  llm:\n    base_url: http://127.0.0.1:9/v1\n    retries: 0\n"
+                      "    timeout_s: 0.5\n")
+    r = subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", "replay", str(root / "in_bag"), "--out",
+                        str(tmp_path / "o"), "--db", str(tmp_path / "memory.db"), "--config", str(config), "--quiet"],
+                       capture_output=True, text=True)
+    assert r.returncode == 3, r.stderr[-2000:]
+    assert "could not be written yet" in " ".join(r.stderr.split())
+    assert list((tmp_path / "memory.db.sessions").glob("*.json"))

@@ -49,6 +49,10 @@ def replay(bag: Annotated[Path, typer.Argument(help="ROS 2 bag (directory or .mc
     if s.truncated:
         console.print(f"[red]bag truncated[/]: {s.truncated}")
     console.print(f"output bag: {s.out}")
+    if s.sessions_waiting:
+        err_console.print(f"[yellow]{s.sessions_waiting} session(s) could not be written yet[/] (see the warnings "
+                          "above; an LLM that failed?): they wait in the spool, and the next run with this "
+                          "--db writes them")
     if report is not None:
         from ..report import write_report
 
@@ -56,6 +60,8 @@ def replay(bag: Annotated[Path, typer.Argument(help="ROS 2 bag (directory or .mc
             console.print(f"report: {write_report(Path(s.out), db or Path(s.out).with_suffix('.db'), report)}")
         except (OSError, FileNotFoundError) as err:
             fail(f"cannot write the report {report}: {err}")
+    if s.sessions_waiting:
+        raise typer.Exit(3)
 
 
 def register(app: typer.Typer) -> None:

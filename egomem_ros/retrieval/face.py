@@ -232,20 +232,28 @@ class ProcessFaceEngine(FaceEngine):
 
     def __init__(self, backend_name: str = "dlib", *, upsample: int = 0, policy: str = "largest",
                  max_side: int = 1280, threshold: float = -1.0):
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         local = make_face_backend(backend_name, upsample=upsample)  # validates and gives metadata
         super().__init__(_BackendInfo(local), policy=policy, max_side=max_side, threshold=threshold)  # type: ignore[arg-type]
         self._local = local
-        self._pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-            initargs=(backend_name, upsample, policy, max_side, threshold))
+        self._initargs = (backend_name, upsample, policy, max_side, threshold)
+        self._pool = None
+        self._start()
+
+    def _start(self) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_worker_init, initargs=self._initargs)
         self._pool.submit(_worker_observe, np.zeros((8, 8, 3), np.uint8)).result()  # load models now
 
     def observe_all(self, image: np.ndarray, max_faces: int = 3) -> list[FaceObservation]:
         rgb = to_rgb8(image, max_side=self.max_side)  # validate here: bad frames never reach the worker
+        if self._pool is None:  # used again after close() (a lifecycle node configured again): a new worker
+            self._start()
         return self._pool.submit(_worker_observe, rgb, max_faces).result()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

@@ -56,11 +56,14 @@ def to_rgb8(array: np.ndarray, *, max_side: int = 0) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+MAX_IMAGE_PIXELS = 200_000_000  # decompression-bomb guard well above any camera
+
+
 def load_image(source: str | Path | bytes, *, max_side: int = 0) -> np.ndarray:
     """Decode a file or encoded bytes (JPEG, PNG, BMP, WebP, TIFF, 16-bit PNG...) to RGB uint8."""
     from PIL import Image, UnidentifiedImageError
 
-    Image.MAX_IMAGE_PIXELS = 200_000_000  # decompression-bomb guard well above any camera
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
         if isinstance(source, (bytes, bytearray)):
             if not source:
@@ -71,6 +74,11 @@ def load_image(source: str | Path | bytes, *, max_side: int = 0) -> np.ndarray:
             if not path.is_file() or path.stat().st_size == 0:
                 raise MediaError(f"image file missing or empty: {path}")
             im = Image.open(path)
+        # PIL refuses only above twice MAX_IMAGE_PIXELS and warns below: refuse at the limit itself,
+        # from the header, before anything is decompressed
+        if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
+            raise MediaError(f"image of {im.size[0]}x{im.size[1]} pixels is over the {MAX_IMAGE_PIXELS:,}-pixel "
+                             "limit (a decompression bomb, or not a camera frame)")
         im.load()
     except MediaError:
         raise
@@ -98,6 +106,9 @@ def resample(pcm: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return resample_poly(pcm, sr_out // g, sr_in // g).astype(np.float32)
 
 
+MAX_CHANNELS = 64  # a microphone array; more is a transposed buffer, not audio
+
+
 def clean_audio(pcm: np.ndarray, sample_rate: int, target_rate: int = 16_000, *,
                 min_seconds: float = 0.0, allow_silence: bool = False) -> np.ndarray:
     """Validate and convert to mono float32 in [-1, 1] at `target_rate`.
@@ -120,8 +131,10 @@ def clean_audio(pcm: np.ndarray, sample_rate: int, target_rate: int = 16_000, *,
         raise MediaError(f"unsupported sample type {x.dtype}")
     if not np.all(np.isfinite(x)):
         raise MediaError("audio has NaN/inf samples")
-    if x.ndim == 2:
-        x = x.mean(axis=1) if x.shape[1] <= 8 else x.mean(axis=0)
+    if x.ndim == 2:  # samples x channels, as audio messages and sound files carry it
+        if x.shape[1] > MAX_CHANNELS or x.shape[1] > x.shape[0]:
+            raise MediaError(f"audio of shape {x.shape} is not samples x channels (at most {MAX_CHANNELS} channels)")
+        x = x.mean(axis=1)
     elif x.ndim != 1:
         raise MediaError(f"audio must be 1-D or 2-D (samples x channels), got shape {x.shape}")
     peak = float(np.max(np.abs(x)))
