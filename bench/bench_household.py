@@ -18,23 +18,12 @@ from pathlib import Path
 from common import SHARED
 
 from egomem_ros.config import config_from_mapping
-from egomem_ros.eval.household_eval import run_household
+from egomem_ros.eval.household_eval import METRICS, run_household
 
 VARIANTS = {
     "shipped": {},
     "largest-face": {"identity": {"face": {"multi_face_policy": "largest"}}},
 }
-COLUMNS = [("one profile", lambda r: f"{r['people_with_one_profile']}/{r['people']}"),
-           ("wrong-person facts", lambda r: str(r["facts_on_wrong_person"])),
-           ("fact recall", lambda r: f"{r['fact_recall']:.3f}"),
-           ("relations", lambda r: f"{r['relations_right']}/{r['relations']}"),
-           ("returns known", lambda r: f"{r['returns_recognised']}/{r['returns']}"),
-           ("polls to known", lambda r: str(r["polls_to_known_max"])),
-           ("s to profile", lambda r: f"{r['s_session_end_to_profile_max']:.1f}"),
-           ("replay s", lambda r: f"{r['replay_s']:.1f}"),
-           ("speed x", lambda r: f"{r['bag_s'] / r['replay_s']:.1f}")]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -54,10 +43,10 @@ def main() -> None:
         print(json.dumps(rows, indent=2, default=float))
         return
     print(f"household days of {args.minutes:g} min, seeds {args.seeds}, data {SHARED}\n")
-    print("| variant | seed | " + " | ".join(c for c, _ in COLUMNS) + " |")
-    print("|---|---|" + "---|" * len(COLUMNS))
+    print("| variant | seed | " + " | ".join(c for c, _ in METRICS) + " |")
+    print("|---|---|" + "---|" * len(METRICS))
     for r in rows:
-        print(f"| {r['variant']} | {r['seed']} | " + " | ".join(f(r) for _, f in COLUMNS) + " |")
+        print(f"| {r['variant']} | {r['seed']} | " + " | ".join(f(r) for _, f in METRICS) + " |")
 
 
 if __name__ == "__main__":

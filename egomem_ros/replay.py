@@ -174,9 +174,9 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
                 while min(next_poll, next_consolidation) <= t:
                     if next_poll <= next_consolidation:
                         now[0] = next_poll
-                        last_person, current_user = _poll(poller, next_poll, manager, summary, emit, last_frame,
-                                                          last_person, say)
-                        if manager.session_ended(next_poll):  # write a session as soon as it ends
+                        last_person, current_user, ended = _poll(poller, next_poll, manager, summary, emit,
+                                                                 last_frame, last_person, say)
+                        if ended:  # write a session as soon as it ends
                             _consolidate(manager, next_poll, summary, emit, say)
                         next_poll += cfg.identity.poll_period_s
                     else:
@@ -243,7 +243,7 @@ def _poll(poller, t, manager, summary, emit, frame, last_person, say):
     emit("markers", {"markers": [F.name_marker(ev, "base_link")]}, t)
     if frame is not None:
         emit("debug", F.image_fields(F.draw_debug(frame, ev), t, "camera"), t)
-    manager.buffer.add_identity(observation_of(ev))
+    ended = manager.add_poll(observation_of(ev))
     if res.chunk is not None:
         summary.switches += 1
         emit("l1", F.memchunk_fields(res.chunk, t), t)
@@ -251,7 +251,7 @@ def _poll(poller, t, manager, summary, emit, frame, last_person, say):
         if res.chunk.text:
             say("l1", res.chunk.text)
     person = ev.user_id if ev.status == "known" else ""
-    return person, person
+    return person, person, ended
 
 
 def _consolidate(manager, t, summary, emit, say, final: bool = False) -> None:

@@ -176,23 +176,13 @@ def eval_household(faces: Annotated[Path, typer.Option(help="Faces: DIR/<identit
 def household_table(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
+    from ..eval.household_eval import METRICS
+
     table = Table(title="household day")
-    rows_by_metric = [("people with exactly one profile", lambda r: f"{r['people_with_one_profile']}/{r['people']}"),
-                      ("stray profiles (nobody's)", lambda r: str(r["stray_profiles"])),
-                      ("facts on the wrong person", lambda r: str(r["facts_on_wrong_person"])),
-                      ("fact recall", lambda r: f"{r['fact_recall']:.3f} of {r['facts']}"),
-                      ("relations right", lambda r: f"{r['relations_right']}/{r['relations']}"),
-                      ("returns recognised", lambda r: f"{r['returns_recognised']}/{r['returns']}"),
-                      ("polls from arrival to known (max)", lambda r: str(r["polls_to_known_max"])),
-                      ("s from first session end to profile (max)", lambda r: f"{r['s_session_end_to_profile_max']:.1f}"),
-                      ("s from first session end to known (max)", lambda r: f"{r['s_first_session_end_to_known_max']:.1f}"),
-                      ("known polls naming someone not there", lambda r: str(r["known_polls_wrong_person"])),
-                      ("sessions written", lambda r: str(r["sessions_written"])),
-                      ("bag length s / replay s", lambda r: f"{r['bag_s']:.0f} / {r['replay_s']:.1f}")]
     table.add_column("metric")
     for r in rows:
         table.add_column(f"seed {r['seed']}")
-    for title, cell in rows_by_metric:
+    for title, cell in METRICS:
         table.add_row(title, *(cell(r) for r in rows))
     console.print(table)
     for r in rows:

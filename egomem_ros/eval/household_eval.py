@@ -9,26 +9,37 @@ are the person's. Placeholders (people only mentioned) are not profiles.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-IDENTITY_TOPIC = "/egomem/identity"
-KNOWN = 1
+KNOWN = "known"
 
 
-def identity_polls(bag: Path, topic: str = IDENTITY_TOPIC) -> list[tuple[float, int, str]]:
-    """(stamp, status, user id) of every identity message in `bag`."""
-    from rosbags.highlevel import AnyReader
+# How each result reads, in the order the CLI table and the benchmark show it: (title, cell of one day).
+METRICS: list[tuple[str, Callable[[dict], str]]] = [
+    ("people with exactly one profile", lambda r: f"{r['people_with_one_profile']}/{r['people']}"),
+    ("stray profiles (nobody's)", lambda r: str(r["stray_profiles"])),
+    ("facts on the wrong person", lambda r: str(r["facts_on_wrong_person"])),
+    ("fact recall", lambda r: f"{r['fact_recall']:.3f} of {r['facts']}"),
+    ("relations right", lambda r: f"{r['relations_right']}/{r['relations']}"),
+    ("returns recognised", lambda r: f"{r['returns_recognised']}/{r['returns']}"),
+    ("polls from arrival to known (max)", lambda r: str(r["polls_to_known_max"])),
+    ("s from first session end to profile (max)", lambda r: f"{r['s_session_end_to_profile_max']:.1f}"),
+    ("s from first session end to known (max)", lambda r: f"{r['s_first_session_end_to_known_max']:.1f}"),
+    ("known polls naming someone not there", lambda r: str(r["known_polls_wrong_person"])),
+    ("sessions written", lambda r: str(r["sessions_written"])),
+    ("bag length s / replay s", lambda r: f"{r['bag_s']:.0f} / {r['replay_s']:.1f}"),
+]
 
-    from ..ros_types import typestore
 
-    polls = []
-    with AnyReader([Path(bag)], default_typestore=typestore()) as reader:
-        conns = [c for c in reader.connections if c.topic == topic]
-        for conn, _, raw in reader.messages(connections=conns):
-            msg = reader.deserialize(raw, conn.msgtype)
-            polls.append((msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9, int(msg.status), msg.user_id))
-    return polls
+def identity_polls(bag: Path) -> list[tuple[float, str, str]]:
+    """(stamp, status, user id) of every identity poll in `bag` (found by message type, as the report does)."""
+    from ..report.data import ReportData, read_bag
+
+    data = ReportData()
+    read_bag(bag, data)
+    return [(p.t, p.status, p.user_id) for p in data.polls]
 
 
 def _owner(user_name: str | None, fact_texts: list[str], people: dict[str, dict]) -> str | None:
@@ -40,7 +51,7 @@ def _owner(user_name: str | None, fact_texts: list[str], people: dict[str, dict]
     return votes.most_common(1)[0][0] if votes else None
 
 
-def score_household(truth: dict[str, Any], store, polls: list[tuple[float, int, str]]) -> dict[str, Any]:
+def score_household(truth: dict[str, Any], store, polls: list[tuple[float, str, str]]) -> dict[str, Any]:
     people: dict[str, dict] = truth["people"]
     users = store.list_users(include_placeholders=False)
     facts = {u.id: [f.text.lower() for f in store.facts(u.id)] for u in users}
@@ -88,7 +99,7 @@ def _profile_latency(truth: dict[str, Any], users, owner: dict[str, str | None])
     return max((created[k] - first_end[k] for k in created), default=0.0)
 
 
-def _recognition(truth: dict[str, Any], owner: dict[str, str | None], polls: list[tuple[float, int, str]]
+def _recognition(truth: dict[str, Any], owner: dict[str, str | None], polls: list[tuple[float, str, str]]
                  ) -> dict[str, Any]:
     """For each return visit: polls from the person's arrival to their first `known` poll as themselves;
     and over the day, `known` polls naming someone who was not in view."""

@@ -105,12 +105,7 @@ class SessionOwner:
         most faces match, when no other user matches as many."""
         if not faces or self.poller is None or self.poller.face is None:
             return Counter()
-        votes = Counter()
-        for emb in faces:
-            conf, _ = self.poller.match_face(emb)
-            best = max(conf, key=conf.get, default=None)
-            if best is not None and conf[best] >= 0.5:
-                votes[best] += 1
+        votes = Counter(u for u in map(self._known_face, faces) if u is not None)
         top = votes.most_common(2)
         if not top or (len(top) == 2 and top[0][1] == top[1][1]):
             return Counter()
@@ -121,16 +116,17 @@ class SessionOwner:
         may then become their keys)."""
         return self._voice_confidences(s.speech_voice).get(user_id, 0.0) >= confidence
 
-    def foreign_faces(self, faces: Sequence[np.ndarray], owner: str | None) -> list[np.ndarray]:
-        """The faces in `faces` that are not a known user other than `owner` (keys for a new person)."""
+    def foreign_faces(self, faces: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The faces that are no known user's (the keys a new person may get: never a known bystander's)."""
         if self.poller is None or self.poller.face is None:
             return list(faces)
-        out = []
-        for emb in faces:
-            conf, _ = self.poller.match_face(emb)
-            if not any(c >= 0.5 and u != owner for u, c in conf.items()):
-                out.append(emb)
-        return out
+        return [emb for emb in faces if self._known_face(emb) is None]
+
+    def _known_face(self, emb: np.ndarray) -> str | None:
+        """The known user this one face is, if any (confidence at least the calibrated threshold's 0.5)."""
+        conf, _ = self.poller.match_face(emb)
+        best = max(conf, key=conf.get, default=None)
+        return best if best is not None and conf[best] >= 0.5 else None
 
     def _voice_confidences(self, emb: np.ndarray | None) -> dict[str, float]:
         if emb is None or self.poller is None or self.poller.voice is None or self.poller.voice_gallery is None:

@@ -65,6 +65,11 @@ class MemoryManager:
             outcomes.append(outcome)
         return outcomes
 
+    def add_poll(self, obs: IdentityObservation) -> bool:
+        """Buffer one identity poll; True when it ends a session (consolidate now, as every driver does)."""
+        self.buffer.add_identity(obs)
+        return self.session_ended(obs.stamp)
+
     def session_ended(self, now: float) -> bool:
         """A session has ended since the last consolidation and its transcripts are in: the voice went
         quiet for `session_end_s`, or the person in view changed (left, or someone else came). Cheap: it
@@ -202,7 +207,7 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
         store, extractor, agent, owner, face_model=face_model, voice_model=voice_model,
         learn_new_users=cfg.identity.learn_new_users,
         on_keys_added=poller.add_key_to_gallery if poller else None,
-        new_person_faces=lambda faces: owner.foreign_faces(faces, None), voice_confirms=owner.voice_confirms)
+        new_person_faces=owner.foreign_faces, voice_confirms=owner.voice_confirms)
     return MemoryManager(store, StreamBuffer(m.buffer_s), segmenter, consolidator, SessionSpool(spool_dir(cfg, db_path)),
                          asr if asr is not None else make_asr(m.asr, m.asr_model, m.asr_workers),
                          max_gap_s=m.max_gap_s, session_end_s=m.session_end_s,

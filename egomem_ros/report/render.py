@@ -33,6 +33,16 @@ def _rows(data: ReportData) -> list[str]:
     return known + strangers + [""]
 
 
+def _pyplot():
+    """matplotlib's pyplot on the file-only backend (a report never opens a window)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _svg(fig) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
@@ -42,9 +52,7 @@ def _svg(fig) -> str:
 
 def timeline_svg(data: ReportData) -> str:
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     rows = _rows(data)
     y = {key: len(rows) - i for i, key in enumerate(rows)}       # sessions lane at 0
@@ -92,9 +100,7 @@ def timeline_svg(data: ReportData) -> str:
 
 def graph_svg(data: ReportData) -> str:
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     import networkx as nx
 
     g = nx.MultiDiGraph()

@@ -274,16 +274,6 @@ class IdentityPoller:
             conf[m.user_id] = max(conf.get(m.user_id, 0.0), score_confidence(float(s), thr, scale))
         return conf, float(np.max(scores))
 
-    def identify(self, face_embeddings: list[np.ndarray], voice_embeddings: list[np.ndarray]) -> Decision:
-        """Whose session was it: the same scoring and fusion as a poll, over a session's embeddings
-        (the mean embedding per modality)."""
-        face_conf = voice_conf = None
-        if face_embeddings and self.face is not None:
-            face_conf, _ = self.match_face(np.mean(face_embeddings, axis=0))
-        if voice_embeddings and self.voice is not None:
-            voice_conf, _ = self.match_voice(np.mean(voice_embeddings, axis=0))
-        return fuse(face_conf, voice_conf, self.cfg.face_weight)
-
     def _stranger_id(self, now: float, face: FaceObservation | None, voice: VoiceObservation | None) -> str:
         """A temporary id that stays stable while the same unknown person stays in view/earshot."""
         femb = face.embedding if face else None

@@ -156,14 +156,12 @@ class MemoryNode(LifecycleNode):
         known = msg.user_id if msg.status == Identity.KNOWN else ""
         face = np.asarray(msg.face_embedding, np.float32) if len(msg.face_embedding) else None
         voice = np.asarray(msg.voice_embedding, np.float32) if len(msg.voice_embedding) else None
-        self.manager.buffer.add_identity(IdentityObservation(
-            stamp_to_sec(msg.header.stamp), known, face, voice,
-            track=msg.user_id if msg.status != Identity.NOBODY else "", face_seen=msg.face_present,
-            voiced=msg.voice_present))
-        # a session is written as soon as the polls say it ended, as `egomem replay` does after each poll
-        # (here on a sensor thread: the lock keeps it apart from the timer's and shutdown's consolidation)
         stamp = stamp_to_sec(msg.header.stamp)
-        if self.manager.session_ended(stamp):
+        obs = IdentityObservation(stamp, known, face, voice, track=msg.user_id if msg.status != Identity.NOBODY else "",
+                                  face_seen=msg.face_present, voiced=msg.voice_present)
+        # a session is written as soon as the poll that ends it arrives, as `egomem replay` does (here on a
+        # sensor thread: the lock keeps it apart from the timer's and shutdown's consolidation)
+        if self.manager.add_poll(obs):
             self._consolidate()
         self._stats["polls read until t"] = stamp
         self._diagnostics()
