@@ -56,6 +56,7 @@ setup(
         "rank-bm25>=0.2.2",
         "platformdirs>=3",
         "rosbags>=0.10",
+        "mcap>=1.1",          # recovers the complete chunks of a truncated mcap bag
         "pillow>=10",
         "soundfile>=0.12",
         "scipy>=1.10",

@@ -229,6 +229,8 @@ def load_config(path: str | Path | None = None) -> EgomemConfig:
         raise ConfigError(f"config file not found: {p}")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not a text file (a config is UTF-8 YAML)") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{p}: not valid YAML: {err}") from None
     if data is not None and not isinstance(data, dict):

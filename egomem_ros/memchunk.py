@@ -86,7 +86,7 @@ def pack_lines(header: Sequence[str], items: Sequence[tuple[str, str]], max_toke
             sections.setdefault(section, []).append(line)
         for section, body in sections.items():
             lines.append(f"{section}:" if section else "")
-            lines.extend(f"- {b}" for b in body)
+            lines.extend(f"- {one_line(b)}" for b in body)
         return "\n".join(line for line in lines if line)
 
     text = render(kept)
@@ -121,6 +121,11 @@ def clean_text(text: str | bytes) -> str:
         return text.encode("utf-8", errors="surrogatepass").decode("utf-8", errors="replace")
 
 
+def one_line(text: str) -> str:
+    """Stored text as one MemChunk line: what people said can never start a line of its own."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
 def truncate_lines(text: str, max_tokens: int, counter: TokenCounter) -> PackedText:
     """Fit already rendered text into `max_tokens` by dropping whole lines from the end.
 
@@ -144,7 +149,7 @@ def render_profile(user: User, facts: Sequence[Fact], episodes: Sequence[Episode
     Priority, most important first: facts, preferences, relations, then dialog summaries and events,
     each newest first. What does not fit is dropped whole, least important first.
     """
-    header = [f"User: {user.name or 'unknown name'} (id {user.id})"]
+    header = [f"User: {one_line(user.name or 'unknown name')} (id {user.id})"]
     valid = [f for f in facts if f.valid]
     newest = sorted(valid, key=lambda f: f.valid_from, reverse=True)
     items: list[tuple[str, str]] = []
@@ -175,8 +180,14 @@ class MemChunk:
 
 
 def render_user_profile(store, user_id: str, max_tokens: int, counter: TokenCounter) -> PackedText:
-    """Level-1 text for a stored user (reads facts, episodes and outgoing relations)."""
+    """Level-1 text for a stored user: their facts, episodes and the relations they stated themselves.
+
+    An edge that came from another person's session ("Emily is my mother", said by Sarah) stays in
+    Sarah's graph but does not reach Emily's Level-1 until Emily says it too."""
     user = store.get_user(user_id)
     names = {u.id: u.display_name for u in store.list_users()}
-    rels = [(r.relation, names.get(r.dst, r.dst)) for r in store.relations(user_id) if r.src == user_id]
-    return render_profile(user, store.facts(user_id), store.episodes(user_id), rels, max_tokens, counter)
+    episodes = store.episodes(user_id)
+    own = {e.id for e in episodes} | {None}
+    rels = [(r.relation, names.get(r.dst, r.dst)) for r in store.relations(user_id)
+            if r.src == user_id and r.source_episode in own]
+    return render_profile(user, store.facts(user_id), episodes, rels, max_tokens, counter)

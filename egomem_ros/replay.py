@@ -9,8 +9,11 @@ bag with the input topics plus egomem's outputs, ready for Foxglove or rviz.
 from __future__ import annotations
 
 import logging
+import shutil
+import sqlite3
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,7 +97,6 @@ def pick_topics(connections, wanted: Sequence[str] | None, dialog_text_topic: st
 def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, topics: Sequence[str] | None = None,
            dialog_text_topic: str = "/egomem/dialog/text", speak_topic: str = SPEAK_TOPIC, progress: Callable | None = None,
            on_event: Callable[[str, str], None] | None = None) -> ReplaySummary:
-    from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     from .memchunk import make_token_counter
@@ -105,7 +107,7 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
     from .retrieval.retr_protocol import RetrStreamParser
     from .retrieval.text_retrieval import TextRetriever
     from .ros_types import make, typestore
-    from .store import SqliteStore
+    from .store import SqliteStore, StoreError
 
     bag, out = Path(bag), Path(out)
     if not bag.exists():
@@ -117,119 +119,196 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
     summary = ReplaySummary(out=str(out))
     db_path = db or out.with_suffix(".db")
     now = [0.0]  # bag time: what the store stamps its writes with
-    store = SqliteStore(db_path, clock=lambda: now[0])
-    poller = make_poller(store, cfg)
-    manager = build_memory_manager(store, cfg, poller=poller, db_path=db_path)
-    counter = make_token_counter(cfg.memchunk.tokenizer, cfg.memchunk.tokenizer_path)
-    level2 = Level2Service(TextRetriever(store, make_reranker(cfg.retrieval.rerank_backend, cfg.retrieval.bge_model),
-                                         hop_limit=cfg.retrieval.hop_limit), counter,
-                           max_tokens=cfg.memchunk.l2_max_tokens, default_k=cfg.retrieval.top_k)
-    parser = RetrStreamParser()
-    audio_info: tuple[int, int, str] | None = None
-    last_frame: np.ndarray | None = None
-    last_person, current_user = "", ""
-    next_poll: float | None = None
-    next_consolidation = 0.0
+    created = not db_path.exists()
+    try:
+        with ExitStack() as stack:
+            reader = _open_bag(bag, ts, out, summary, stack)  # before the store: an unreadable bag creates nothing
+            stack.callback(reader.close)
+            chosen = pick_topics(reader.connections, topics, dialog_text_topic, speak_topic)
+            wanted = set(chosen.images + chosen.audio + chosen.audio_info + chosen.transcripts + chosen.dialog_text
+                         + chosen.speak)
+            conns = []
+            for c in reader.connections:
+                if c.topic not in wanted:
+                    continue
+                if c.msgtype not in ts.fielddefs and c.msgtype not in reader.typestore.fielddefs:
+                    summary.skipped_topics.append(f"{c.topic} (unknown type {c.msgtype})")
+                    continue
+                conns.append(c)
+            try:
+                store = SqliteStore(db_path, clock=lambda: now[0])
+            except StoreError as err:
+                raise ReplayError(str(err)) from None
+            stack.callback(_quietly, store.close)
+            poller = make_poller(store, cfg)
+            stack.callback(_quietly, poller.close)
+            manager = build_memory_manager(store, cfg, poller=poller, db_path=db_path)
+            stack.callback(_quietly, manager.close)
+            counter = make_token_counter(cfg.memchunk.tokenizer, cfg.memchunk.tokenizer_path)
+            level2 = Level2Service(TextRetriever(store, make_reranker(cfg.retrieval.rerank_backend, cfg.retrieval.bge_model),
+                                                 hop_limit=cfg.retrieval.hop_limit), counter,
+                                   max_tokens=cfg.memchunk.l2_max_tokens, default_k=cfg.retrieval.top_k)
+            parser = RetrStreamParser()
+            audio_info: tuple[int, int, str] | None = None
+            last_frame: np.ndarray | None = None
+            last_person, current_user = "", ""
+            next_poll: float | None = None
+            next_consolidation = 0.0
+            writer = Writer(out, version=8, storage_plugin=StoragePlugin.MCAP)
+            writer.open()
+            wconn = {c.topic: writer.add_connection(c.topic, c.msgtype, typestore=reader.typestore) for c in conns}
+            oconn = {k: writer.add_connection(t, m, typestore=ts) for k, (t, m) in OUT.items()}
+
+            def emit(key: str, fields: dict, t: float) -> None:
+                topic, msgtype = OUT[key]
+                writer.write(oconn[key], int(t * 1e9), ts.serialize_cdr(make(msgtype, fields), msgtype))
+
+            total = sum(c.msgcount for c in conns)
+            messages = _bag_messages(reader.messages(connections=conns))
+            iterator = progress(messages, total) if progress else messages
+            t = 0.0
+            failure: Exception | None = None
+            try:
+                for conn, stamp_ns, raw in iterator:
+                    summary.messages += 1
+                    if stamp_ns < 0:  # a sqlite3 bag can hold them; no output bag can (mcap times are unsigned)
+                        summary.rejected[f"{conn.topic}: negative timestamp"] += 1
+                        continue
+                    t = stamp_ns * 1e-9
+                    # the nodes' timers, in bag time: each runs at its due time, before later messages arrive
+                    if next_poll is None:
+                        next_poll, next_consolidation = t + cfg.identity.poll_period_s, t + cfg.memory.consolidation_period_s
+                    while min(next_poll, next_consolidation) <= t:
+                        if next_poll <= next_consolidation:
+                            now[0] = next_poll
+                            last_person, current_user, ended = _poll(poller, next_poll, manager, summary, emit,
+                                                                     last_frame, last_person, say)
+                            if ended:  # write a session as soon as it ends
+                                _consolidate(manager, next_poll, summary, emit, say)
+                            next_poll += cfg.identity.poll_period_s
+                        else:
+                            now[0] = next_consolidation
+                            _consolidate(manager, next_consolidation, summary, emit, say)
+                            next_consolidation += cfg.memory.consolidation_period_s
+                    now[0] = t
+                    writer.write(wconn[conn.topic], stamp_ns, raw)
+                    try:
+                        msg = reader.deserialize(raw, conn.msgtype)
+                    except Exception as err:  # noqa: BLE001
+                        summary.rejected[f"{conn.topic}: undecodable"] += 1
+                        log.warning("%s: cannot decode a message: %s", conn.topic, err)
+                        continue
+                    try:
+                        if conn.topic in chosen.images:
+                            rgb = compressed_to_rgb(msg) if conn.msgtype.endswith("CompressedImage") else image_to_rgb(msg)
+                            poller.add_frame(t, rgb)
+                            last_frame = rgb
+                        elif conn.topic in chosen.audio_info:
+                            audio_info = audio_info_of(msg)
+                        elif conn.topic in chosen.audio:
+                            pcm, rate = audio_msg_to_pcm(msg, audio_info)
+                            poller.add_audio(t, pcm, rate)
+                            manager.buffer.add_listen(t, pcm, rate)
+                        elif conn.topic in chosen.speak:
+                            manager.buffer.add_speak(t, *audio_msg_to_pcm(msg, audio_info))
+                        elif conn.topic in chosen.transcripts:
+                            text = msg.final if hasattr(msg, "final") else msg.data
+                            if text.strip():
+                                manager.buffer.add_transcript(TranscriptSegment(t, t, text))  # stamped at its end
+                        elif conn.topic in chosen.dialog_text:
+                            for q in parser.feed(msg.final if hasattr(msg, "final") else msg.data):
+                                res = level2.retrieve(current_user, q.relation_query, q.keyword_query)
+                                summary.l2_queries += 1
+                                emit("l2", F.memchunk_fields(res.chunk, t), t)
+                                say("l2", f"<retr> {list(q.relation_query)} / {list(q.keyword_query)} -> {res.message}\n"
+                                          f"{res.chunk.text}")
+                    except MediaError as err:
+                        summary.rejected[f"{conn.topic}: {str(err).split(':')[0]}"] += 1
+                        log.warning("%s: %s", conn.topic, err)
+            except BagStopped as err:  # a truncated or corrupt bag: keep what was read
+                summary.truncated = f"stopped after {summary.messages} messages: {err.__cause__ or err}"
+                log.error("bag %s: %s", bag, summary.truncated)
+            except (StoreError, sqlite3.Error, OSError) as err:  # the memory or the disk, not the bag
+                failure = err
+            if failure is None:
+                try:
+                    _consolidate(manager, t, summary, emit, say, final=True)
+                    summary.sessions_waiting = len(list(manager.spool.folder.glob("*.json")))
+                except (StoreError, sqlite3.Error, OSError) as err:
+                    failure = err
+            try:
+                writer.close()     # the output so far is a complete bag, whatever stopped the replay
+            except OSError as err:
+                failure = failure or err
+            if failure is not None:
+                raise ReplayError(f"replay stopped after {summary.messages} messages at t={t:.1f} s: the memory database "
+                                  f"{db_path} or the disk failed: {failure}. The bag is fine; what was replayed until "
+                                  f"then is in {out}") from None
+    except BaseException:
+        if created and not summary.polls:  # failed before anything was remembered: leave no empty memory
+            _remove_memory(db_path)
+        raise
+    return summary
+
+
+class BagStopped(RuntimeError):
+    """The bag could not be read on (a truncated file, a corrupt chunk); the cause is chained."""
+
+
+def _bag_messages(messages: Iterator) -> Iterator:
+    """The reader's messages, with its failures told apart from the pipeline's own."""
+    try:
+        yield from messages
+    except Exception as err:  # noqa: BLE001 - rosbags raises several types for corrupt bags
+        raise BagStopped(str(err)) from err
+
+
+def _open_bag(bag: Path, ts, out: Path, summary: ReplaySummary, stack: ExitStack):
+    """An AnyReader on the bag; a truncated mcap is replayed from a recovered copy (said in `summary`)."""
+    from rosbags.highlevel import AnyReader
+
+    from .bag_recover import mcap_file, recover_mcap
+
     try:
         reader = AnyReader([bag], default_typestore=ts)
         reader.open()
+        return reader
     except Exception as err:  # noqa: BLE001 - rosbags raises several types for unreadable bags
-        hint = ""
-        if "magic" in str(err).lower() or "truncat" in str(err).lower():
-            hint = (" — the file looks truncated (a recorder killed before closing the bag): recover it with "
-                    "`mcap recover in.mcap -o fixed.mcap` or `ros2 bag reindex`, then replay the copy")
-        raise ReplayError(f"cannot open bag {bag}: {err}{hint}") from None
+        error = err
+    cut = "magic" in str(error).lower() or "truncat" in str(error).lower()
+    src = mcap_file(bag) if cut else None
+    if src is not None:
+        copy = out.parent / f".{out.name}.recovered"
+        shutil.rmtree(copy, ignore_errors=True)
+        stack.callback(shutil.rmtree, copy, True)
+        count = recover_mcap(src, copy)
+        if count:
+            summary.truncated = (f"the bag is cut short (a recorder killed before closing it): the {count} messages "
+                                 "of its complete chunks were replayed, the rest is lost")
+            log.warning("bag %s: %s", bag, summary.truncated)
+            reader = AnyReader([copy], default_typestore=ts)
+            reader.open()
+            return reader
+    hint = (" — the file looks truncated (a recorder killed before closing the bag) and no complete chunk of it "
+            "could be recovered") if cut else ""
+    raise ReplayError(f"cannot open bag {bag}: {error}{hint}") from None
+
+
+def _remove_memory(db_path: Path) -> None:
+    for p in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")):
+        p.unlink(missing_ok=True)
     try:
-        chosen = pick_topics(reader.connections, topics, dialog_text_topic, speak_topic)
-        wanted = set(chosen.images + chosen.audio + chosen.audio_info + chosen.transcripts + chosen.dialog_text
-                     + chosen.speak)
-        conns = []
-        for c in reader.connections:
-            if c.topic not in wanted:
-                continue
-            if c.msgtype not in ts.fielddefs and c.msgtype not in reader.typestore.fielddefs:
-                summary.skipped_topics.append(f"{c.topic} (unknown type {c.msgtype})")
-                continue
-            conns.append(c)
-        writer = Writer(out, version=8, storage_plugin=StoragePlugin.MCAP)
-        writer.open()
-        wconn = {c.topic: writer.add_connection(c.topic, c.msgtype, typestore=reader.typestore) for c in conns}
-        oconn = {k: writer.add_connection(t, m, typestore=ts) for k, (t, m) in OUT.items()}
+        Path(f"{db_path}.sessions").rmdir()  # only when empty: a waiting session is never deleted here
+    except OSError:
+        pass
 
-        def emit(key: str, fields: dict, t: float) -> None:
-            topic, msgtype = OUT[key]
-            writer.write(oconn[key], int(t * 1e9), ts.serialize_cdr(make(msgtype, fields), msgtype))
 
-        total = sum(c.msgcount for c in conns)
-        messages = reader.messages(connections=conns)
-        iterator = progress(messages, total) if progress else messages
-        t = 0.0
-        try:
-            for conn, stamp_ns, raw in iterator:
-                summary.messages += 1
-                t = stamp_ns * 1e-9
-                # the nodes' timers, in bag time: each runs at its due time, before later messages arrive
-                if next_poll is None:
-                    next_poll, next_consolidation = t + cfg.identity.poll_period_s, t + cfg.memory.consolidation_period_s
-                while min(next_poll, next_consolidation) <= t:
-                    if next_poll <= next_consolidation:
-                        now[0] = next_poll
-                        last_person, current_user, ended = _poll(poller, next_poll, manager, summary, emit,
-                                                                 last_frame, last_person, say)
-                        if ended:  # write a session as soon as it ends
-                            _consolidate(manager, next_poll, summary, emit, say)
-                        next_poll += cfg.identity.poll_period_s
-                    else:
-                        now[0] = next_consolidation
-                        _consolidate(manager, next_consolidation, summary, emit, say)
-                        next_consolidation += cfg.memory.consolidation_period_s
-                now[0] = t
-                writer.write(wconn[conn.topic], stamp_ns, raw)
-                try:
-                    msg = reader.deserialize(raw, conn.msgtype)
-                except Exception as err:  # noqa: BLE001
-                    summary.rejected[f"{conn.topic}: undecodable"] += 1
-                    log.warning("%s: cannot decode a message: %s", conn.topic, err)
-                    continue
-                try:
-                    if conn.topic in chosen.images:
-                        rgb = compressed_to_rgb(msg) if conn.msgtype.endswith("CompressedImage") else image_to_rgb(msg)
-                        poller.add_frame(t, rgb)
-                        last_frame = rgb
-                    elif conn.topic in chosen.audio_info:
-                        audio_info = audio_info_of(msg)
-                    elif conn.topic in chosen.audio:
-                        pcm, rate = audio_msg_to_pcm(msg, audio_info)
-                        poller.add_audio(t, pcm, rate)
-                        manager.buffer.add_listen(t, pcm, rate)
-                    elif conn.topic in chosen.speak:
-                        manager.buffer.add_speak(t, *audio_msg_to_pcm(msg, audio_info))
-                    elif conn.topic in chosen.transcripts:
-                        text = msg.final if hasattr(msg, "final") else msg.data
-                        if text.strip():
-                            manager.buffer.add_transcript(TranscriptSegment(t, t, text))  # stamped at its end
-                    elif conn.topic in chosen.dialog_text:
-                        for q in parser.feed(msg.final if hasattr(msg, "final") else msg.data):
-                            res = level2.retrieve(current_user, q.relation_query, q.keyword_query)
-                            summary.l2_queries += 1
-                            emit("l2", F.memchunk_fields(res.chunk, t), t)
-                            say("l2", f"<retr> {list(q.relation_query)} / {list(q.keyword_query)} -> {res.message}\n"
-                                      f"{res.chunk.text}")
-                except MediaError as err:
-                    summary.rejected[f"{conn.topic}: {str(err).split(':')[0]}"] += 1
-                    log.warning("%s: %s", conn.topic, err)
-        except Exception as err:  # noqa: BLE001 - a truncated or corrupt bag: keep what was read
-            summary.truncated = f"stopped after {summary.messages} messages: {err}"
-            log.error("bag %s: %s", bag, summary.truncated)
-        _consolidate(manager, t, summary, emit, say, final=True)
-        summary.sessions_waiting = len(list(manager.spool.folder.glob("*.json")))
-        writer.close()
-    finally:
-        reader.close()
-        manager.close()
-        poller.close()
-        store.close()
-    return summary
+def _quietly(close: Callable[[], None]) -> None:
+    """Closing after a failure must not hide the failure (a malformed database fails to close, too)."""
+    try:
+        close()
+    except Exception as err:  # noqa: BLE001
+        log.warning("while closing: %s", err)
 
 
 def _poll(poller, t, manager, summary, emit, frame, last_person, say):

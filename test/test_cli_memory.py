@@ -15,9 +15,18 @@ def egomem(*args, input=None):
 
 
 def test_users_on_empty_store(tmp_path):
+    SqliteStore(tmp_path / "m.db").close()
     r = egomem("users", "--db", tmp_path / "m.db")
     assert r.returncode == 0, r.stderr
     assert "Users in" in r.stdout and "id" in r.stdout
+
+
+def test_mistyped_db_is_an_error_not_a_new_memory(tmp_path):
+    for cmd in ("users", "forget", "graph"):
+        args = {"users": [], "forget": ["Emily", "--yes"], "graph": ["--out", tmp_path / "g.json"]}[cmd]
+        r = egomem(cmd, *args, "--db", tmp_path / "mmeory.db")
+        assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "mmeory.db").exists()
 
 
 def test_users_missing_parent_is_clear(tmp_path):

@@ -1,6 +1,7 @@
 """Shared CLI plumbing: config and store opening with errors a user can act on."""
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,21 +35,28 @@ def get_config(config: Path | None) -> EgomemConfig:
 
 
 @contextmanager
-def open_store(db: Path | None, config: Path | None, *, create_parent: bool = False) -> Iterator[SqliteStore]:
+def open_store(db: Path | None, config: Path | None, *, create: bool = False) -> Iterator[SqliteStore]:
+    """The memory database; only `create=True` (enroll) makes a new one: a mistyped --db is an error,
+    not a new empty memory."""
     cfg = get_config(config)
     path = resolve_db_path(cfg, db)
-    if create_parent and db is None:  # only the default location is created for the user
+    if create and db is None:  # only the default location is created for the user
         path.parent.mkdir(parents=True, exist_ok=True)
+    if not create and not path.exists():
+        fail(f"memory database {path} does not exist (`egomem enroll` or `egomem replay` creates one)")
     try:
         store = SqliteStore(path)
     except StoreError as err:
         fail(str(err))
     try:
         yield store
-    except StoreError as err:
-        fail(str(err))
+    except (StoreError, sqlite3.Error, OSError) as err:
+        fail(f"memory database {path}: {err}")
     finally:
-        store.close()
+        try:
+            store.close()
+        except sqlite3.Error:
+            pass
 
 
 def fmt_ts(ts: float | None) -> str:

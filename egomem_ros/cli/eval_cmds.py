@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
 def eval_face(directory: Annotated[Path, typer.Argument(help="DIR/<identity>/<images>.")],
               as_json: JsonOption = False,
               backend: Annotated[str, typer.Option(help="Face backend.")] = "dlib",
-              upsample: Annotated[int, typer.Option(help="dlib HOG upsampling.")] = 0,
+              upsample: Annotated[int, typer.Option(min=0, max=3, help="dlib HOG upsampling (0-3).")] = 0,
               seed: Annotated[int, typer.Option(help="Seed for the different-identity pairs and folds.")] = 0) -> None:
     """Face verification accuracy, LFW protocol (10-fold cross-validated threshold)."""
     from ..eval.face_eval import evaluate_faces

@@ -28,7 +28,7 @@ def enroll(name: Annotated[str, typer.Option("--name", help="The person's name."
         voice_engine = make_voice_engine(cfg.identity) if voices else None
     except (ImportError, ValueError) as err:
         fail(f"cannot load the recognition backends: {err}")
-    with open_store(db, config, create_parent=True) as store:
+    with open_store(db, config, create=True) as store:
         try:
             rep = enroll_person(store, name.strip(), faces=faces, voices=voices,
                                 face_engine=face_engine, voice_engine=voice_engine)

@@ -1,10 +1,16 @@
 """The `egomem` command line: the whole pipeline without ROS."""
 from __future__ import annotations
 
+import sys
+
 import typer
+
+from ..config import ConfigError
+from ..store import StoreError
 
 from . import (demo_cmd, dialog_cmds, eval_cmds, finetune_cmds, identity_cmds, memory_cmds, memory_mgmt_cmds,
                replay_cmd, report_cmd)
+from .common import err_console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="egomem: lifelong memory of the people around a robot (EgoMem), without ROS.")
@@ -20,7 +26,13 @@ report_cmd.register(app)
 
 
 def main() -> None:
-    app()
+    """The console script: a missing model file, a bad config or a store fault found while a command wires
+    its pipeline is the user's to fix, so it is said in one line (exit 2), not as a traceback."""
+    try:
+        app()
+    except (FileNotFoundError, ConfigError, StoreError) as err:
+        err_console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

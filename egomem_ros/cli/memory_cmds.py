@@ -15,7 +15,7 @@ from .common import ConfigOption, DbOption, console, fail, fmt_ts, get_config, i
 def users(db: DbOption = None, config: ConfigOption = None,
           placeholders: Annotated[bool, typer.Option(help="Include people only mentioned, never seen.")] = True) -> None:
     """List known users."""
-    with open_store(db, config, create_parent=True) as store:
+    with open_store(db, config) as store:
         table = Table(title=f"Users in {store.path}")
         for col in ("id", "name", "kind", "facts", "face keys", "voice keys", "relations", "last seen"):
             table.add_column(col)
@@ -84,6 +84,15 @@ def forget(user: Annotated[str, typer.Argument(help="User id or exact name.")],
                       + (f", and {erased} of their sessions waiting to be written" if erased else ""))
 
 
+def compact(db: DbOption = None, config: ConfigOption = None) -> None:
+    """Rewrite the database so nothing erased stays in its files (forget does it itself; run this when forget
+    said another process was reading)."""
+    with open_store(db, config) as store:
+        if not store.compact():
+            fail(f"another process is reading {store.path}: stop it (or wait) and run compact again", code=1)
+        console.print(f"compacted {store.path}: nothing erased remains in it or its write-ahead log")
+
+
 def graph(out: Annotated[Path, typer.Option("--out", "-o", help="Output file.")],
           fmt: Annotated[str, typer.Option("--format", "-f", help="json (node-link) or graphml.")] = "json",
           db: DbOption = None, config: ConfigOption = None) -> None:
@@ -92,6 +101,8 @@ def graph(out: Annotated[Path, typer.Option("--out", "-o", help="Output file.")]
         fail(f"--format must be json or graphml, not {fmt!r}")
     if not out.parent.is_dir():
         fail(f"output directory {out.parent} does not exist")
+    if out.is_dir():
+        fail(f"--out {out} is a directory: give the file to write, e.g. {out / 'graph.json'}")
     with open_store(db, config) as store:
         g = social_graph(store)
         export_graph(g, out, fmt)  # type: ignore[arg-type]
@@ -99,5 +110,5 @@ def graph(out: Annotated[Path, typer.Option("--out", "-o", help="Output file.")]
 
 
 def register(app: typer.Typer) -> None:
-    for fn in (users, show, forget, graph):
+    for fn in (users, show, forget, compact, graph):
         app.command()(fn)

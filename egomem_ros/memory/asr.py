@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..procs import ignore_interrupts
+from ..procs import init_worker
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ _worker_asr: ASR | None = None
 
 def _start_worker(name: str, model: str) -> None:
     global _worker_asr
-    ignore_interrupts()
+    init_worker()
     _worker_asr = make_asr(name, model)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..store.erasure import name_pattern, name_words, scrub
 from ..store.models import MemoryRepository, StoreError
 from .extraction import Extraction, Turn
 from .llm import LLMError
@@ -260,8 +261,12 @@ class SessionSpool:
     def put(self, s: SessionInput) -> Path:
         path = self.folder / f"{s.session_id}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(s.to_json(), encoding="utf-8")
-        tmp.replace(path)  # atomic: a half-written spool file never exists
+        try:
+            tmp.write_text(s.to_json(), encoding="utf-8")
+            tmp.replace(path)  # atomic: a half-written spool file never exists
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a full disk: no partial file left behind
+            raise
         return path
 
     def pending(self) -> list[SessionInput]:
@@ -277,10 +282,12 @@ class SessionSpool:
     def done(self, session_id: str) -> None:
         (self.folder / f"{session_id}.json").unlink(missing_ok=True)
 
-    def erase(self, user_id: str, keys: Sequence[np.ndarray]) -> int:
+    def erase(self, user_id: str, keys: Sequence[np.ndarray], name: str | None = None) -> int:
         """Delete the waiting sessions of a person being forgotten: those the identity process saw them in,
-        and those holding one of their keys (the session that enrolled them). Call before the store forgets
+        and those holding one of their keys (the session that enrolled them). Other waiting sessions keep
+        what was said, with the person's name replaced (store/erasure.py). Call before the store forgets
         them (their keys are needed here). Returns how many were deleted."""
+        pattern = name_pattern(name_words(name, user_id))
         erased = 0
         for s in self.pending():
             embs = [*s.face_embeddings, *s.voice_embeddings] + ([s.speech_voice] if s.speech_voice is not None else [])
@@ -288,6 +295,9 @@ class SessionSpool:
                                                   for e in embs for k in keys):
                 self.done(s.session_id)
                 erased += 1
+                continue
+            turns = [t.model_copy(update={"text": scrub(t.text, pattern)}) for t in s.turns]
+            if turns != s.turns:
+                s.turns = turns
+                self.put(s)
         return erased
-
-

@@ -164,7 +164,7 @@ def forget_person(store: MemoryRepository, spool: SessionSpool, user_id: str) ->
     """Erase a person from the store and from the sessions waiting in the spool (which would enrol them
     again). Returns the number of waiting sessions erased; raises StoreError when bytes remain."""
     keys = [k.vector for modality in ("face", "voice") for k in store.user_keys(user_id, modality)]
-    erased = spool.erase(user_id, keys)
+    erased = spool.erase(user_id, keys, store.get_user(user_id).name)
     store.forget_user(user_id)
     return erased
 

@@ -8,6 +8,7 @@ answer that touches items outside this user's profile is refused as a whole.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from typing import Literal
@@ -15,8 +16,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..store.models import Fact
-from .extraction import Extraction
+from .extraction import Extraction, stems, supported
 from .llm import ChatClient, LLMError
+
+log = logging.getLogger(__name__)
 
 
 class MemoryOp(BaseModel):
@@ -114,4 +117,9 @@ class LLMUpdateAgent:
         stray = [op.target for op in answer.operations if op.op in ("UPDATE", "INVALIDATE") and op.target not in ids]
         if stray:
             raise LLMError(f"update agent targeted items outside this user's profile: {stray}")
-        return answer.operations
+        said = stems(" ".join(t for _, t in extracted_items(ex)))
+        ops = [op for op in answer.operations if op.op not in ("ADD", "UPDATE") or supported(op.text, said)]
+        for op in answer.operations:
+            if op not in ops:
+                log.warning("update agent: %s of text no new item supports dropped: %r", op.op, op.text)
+        return ops

@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from ..procs import ignore_interrupts
+from ..procs import init_worker
 
 from .media import to_rgb8
 
@@ -206,7 +206,7 @@ _WORKER_ENGINE: FaceEngine | None = None
 
 def _worker_init(backend: str, upsample: int, policy: str, max_side: int, threshold: float) -> None:
     global _WORKER_ENGINE
-    ignore_interrupts()
+    init_worker()
     _WORKER_ENGINE = FaceEngine(make_face_backend(backend, upsample=upsample), policy=policy,
                                 max_side=max_side, threshold=threshold)
 

@@ -31,9 +31,23 @@ from .models import (
     UnknownUserError,
     User,
 )
-from .schema import migrate
+from .erasure import name_pattern, name_words, scrub
+from .schema import SchemaTooNewError, migrate
 
 _KEY_TABLES = {"face": "face_keys", "voice": "voice_keys"}
+
+
+MAX_NAME_CHARS = 100
+
+
+def checked_name(name: str | None) -> str | None:
+    """A person's name is one line of printable text: a newline in it would forge lines in Level-1."""
+    if name is None:
+        return None
+    if any(not ch.isprintable() for ch in name) or len(name) > MAX_NAME_CHARS:
+        raise StoreError(f"a name must be one line of printable text of at most {MAX_NAME_CHARS} characters, "
+                         f"not {name[:40]!r}")
+    return " ".join(name.split()) or None
 
 
 def new_person_id() -> str:
@@ -60,8 +74,9 @@ class SqliteStore:
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA busy_timeout=5000")
+            self._conn.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not left in free pages
             migrate(self._conn)
-        except sqlite3.DatabaseError as err:
+        except (sqlite3.DatabaseError, SchemaTooNewError) as err:
             raise StoreError(f"cannot open memory database {self.path}: {err}") from None
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -121,6 +136,7 @@ class SqliteStore:
 
     def create_user(self, name: str | None = None, *, placeholder: bool = False,
                     user_id: str | None = None, episode_id: str | None = None) -> User:
+        name = checked_name(name)
         with self.transaction():
             uid = user_id or new_person_id()
             while user_id is None and self._q("SELECT 1 FROM users WHERE id=?", (uid,)):
@@ -161,6 +177,7 @@ class SqliteStore:
         return [self._user(r) for r in self._q(sql + " ORDER BY created_at, id")]
 
     def set_name(self, user_id: str, name: str, episode_id: str | None = None) -> None:
+        name = checked_name(name)
         with self.transaction():
             old = self.get_user(user_id).name
             self._conn.execute("UPDATE users SET name=? WHERE id=?", (name, user_id))
@@ -305,6 +322,10 @@ class SqliteStore:
                 if cur.rowcount:
                     new_ids.append(cur.lastrowid)
                     self._log("ADD", a, "relation", str(cur.lastrowid), f"{b} is {a}'s {rel}", episode_id)
+                elif episode_id and self._q("SELECT 1 FROM episodes WHERE id=? AND user_id=?", (episode_id, a)):
+                    # `a` now says it themselves: the edge becomes theirs (it reaches their Level-1)
+                    self._conn.execute("UPDATE relations SET source_episode=? WHERE src=? AND dst=? AND relation=?",
+                                       (episode_id, a, b, rel))
         return [r for r in self.relations(src) if r.id in new_ids]
 
     def relations(self, user_id: str | None = None) -> list[Relation]:
@@ -334,25 +355,40 @@ class SqliteStore:
             self._log("MERGE", keep_id, "user", merge_id, f"{merge_id} merged into {keep_id}")
 
     def forget_user(self, user_id: str) -> None:
-        """Erase a person everywhere, then checkpoint and VACUUM so no bytes remain in the file."""
+        """Erase a person everywhere, then checkpoint and VACUUM so no bytes remain in the file.
+
+        Placeholders known only through them go too. Other users' memory keeps what they said, with the
+        person's name and id replaced (store/erasure.py)."""
         with self.transaction():
             user = self.get_user(user_id)
-            names = [n for n in {user.name} if n]
-            # Other users' facts/edges that merely mention this person stay; their audit text is scrubbed.
-            self._conn.execute("DELETE FROM audit WHERE user_id=?", (user_id,))
-            for name in names + [user_id]:
-                self._conn.execute("UPDATE audit SET detail='[erased]' WHERE instr(lower(detail), lower(?)) > 0",
-                                   (name,))
-            self._conn.execute("DELETE FROM users WHERE id=?", (user_id,))  # cascades keys/facts/episodes/edges
+            pattern = name_pattern(name_words(user.name, user_id))
+            linked = {r.dst if r.src == user_id else r.src for r in self.relations(user_id)}
+            orphans = [p for p in linked if self.get_user(p).placeholder
+                       and all(user_id in (r.src, r.dst) for r in self.relations(p))]
+            for gone in [user_id, *orphans]:
+                self._conn.execute("DELETE FROM audit WHERE user_id=? OR item_id=?", (gone, gone))
+                self._conn.execute("DELETE FROM users WHERE id=?", (gone,))  # cascades keys/facts/episodes/edges
+            for table, key, cols in (("audit", "id", ("detail",)), ("facts", "id", ("text",)),
+                                     ("episodes", "id", ("transcript", "summary"))):
+                for row in self._q(f"SELECT {key}, {', '.join(cols)} FROM {table}"):
+                    new = [scrub(v, pattern) for v in row[1:]]
+                    if new != list(row[1:]):
+                        sets = ", ".join(f"{c}=?" for c in cols)
+                        self._conn.execute(f"UPDATE {table} SET {sets} WHERE {key}=?", (*new, row[0]))
             self._log("DELETE", None, "user", None, "a user was forgotten on request")
+        if not self.compact():
+            raise StoreError(f"{user_id} is erased from the database, but another process is reading it, so old "
+                             "bytes stay in its files until that reader ends: then run `egomem compact`")
+
+    def compact(self) -> bool:
+        """Rewrite the file and empty the write-ahead log, so nothing deleted remains in either. False when
+        another connection's open read transaction keeps the log (nothing is lost; try again later)."""
         with self._lock:
             busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             if not busy:
                 self._conn.execute("VACUUM")
                 busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-        if busy:
-            raise StoreError(f"{user_id} is erased from the database, but another process is reading it, so the old "
-                             "bytes stay in its write-ahead log until that reader ends: run forget again then")
+        return not busy
 
     def audit(self, user_id: str | None = None) -> list[AuditEntry]:
         sql = "SELECT id, ts, op, user_id, item_kind, item_id, detail, episode_id FROM audit"

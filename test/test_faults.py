@@ -1,0 +1,146 @@
+"""Faults a demanding user meets (issue #25): each is a clear error or a safe outcome, never a traceback,
+a lost memory or a leak from one person's memory into another's."""
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from egomem_ros.scene import SceneBag
+from egomem_ros.store import SqliteStore, StoreError
+
+
+def egomem(*args):
+    return subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", *map(str, args)],
+                          capture_output=True, text=True)
+
+
+def clear_error(r, *words):
+    assert r.returncode == 2, (r.returncode, r.stdout[-1000:], r.stderr[-2000:])
+    assert "Traceback" not in r.stderr and "error" in r.stderr.lower(), r.stderr[-2000:]
+    flat = " ".join(r.stderr.split())
+    for w in words:
+        assert w in flat, flat
+
+
+@pytest.fixture
+def small_bag(tmp_path):
+    with SceneBag(tmp_path / "bag") as bag:
+        for i in range(8):
+            bag.image(i * 0.5, np.full((60, 80, 3), 100, np.uint8))
+            bag.audio(i * 0.5, np.full(8000, 1e-3, np.float32))
+    return tmp_path / "bag"
+
+
+def test_cli_faults_are_one_line_errors(tmp_path, small_bag):
+    (tmp_path / "bin.yaml").write_bytes(bytes(range(256)))
+    clear_error(egomem("users", "--config", tmp_path / "bin.yaml"), "not a text file")
+    (tmp_path / "inf.yaml").write_text("memory: {max_gap_s: .inf}\n")
+    clear_error(egomem("users", "--config", tmp_path / "inf.yaml"), "memory.max_gap_s")
+    for n in ("99", "-1"):
+        r = egomem("eval", "face", tmp_path, "--upsample", n)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and "--upsample" in r.stderr
+    db = tmp_path / "m.db"
+    SqliteStore(db).create_user("Emily")
+    (tmp_path / "d").mkdir()
+    clear_error(egomem("graph", "--out", tmp_path / "d", "--db", db), "is a directory")
+    newer = tmp_path / "newer.db"
+    newer.write_bytes(db.read_bytes())
+    import sqlite3
+
+    with sqlite3.connect(newer) as c:
+        c.execute("PRAGMA user_version=99")
+    clear_error(egomem("users", "--db", newer), "newer than this egomem_ros")
+    with sqlite3.connect(db) as c:
+        c.execute("DROP TABLE facts")
+    clear_error(egomem("users", "--db", db), "no such table: facts")
+    for cfg in ("identity: {voice: {cohort_path: /no/cohort.npy}}",
+                "memory: {segmenter: tagger, trigger_checkpoint: /no/tagger.pt}",
+                "memchunk: {tokenizer: sentencepiece, tokenizer_path: /no/tok.model}"):
+        (tmp_path / "c.yaml").write_text(cfg + "\n")
+        out = tmp_path / f"o{abs(hash(cfg))}"
+        clear_error(egomem("replay", small_bag, "--out", out, "--config", tmp_path / "c.yaml", "--quiet"), "/no/")
+        assert not out.with_suffix(".db").exists()          # nothing was remembered: no empty memory left
+
+
+def test_replay_never_creates_an_empty_memory_by_mistake(tmp_path, small_bag):
+    clear_error(egomem("replay", small_bag, "--out", tmp_path / "o", "--db", tmp_path / "mmeory.db"), "does not exist")
+    assert not (tmp_path / "mmeory.db").exists()
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "junk.mcap").write_bytes(b"not a bag at all")
+    clear_error(egomem("replay", tmp_path / "junk", "--out", tmp_path / "o2"), "cannot open bag")
+    assert not (tmp_path / "o2.db").exists() and not (tmp_path / "o2").exists()
+
+
+def test_negative_timestamps_are_skipped_and_counted(tmp_path):
+    with SceneBag(tmp_path / "bag", mcap=False) as bag:          # sqlite3 bags can hold negative times
+        for i in range(8):
+            bag.image(-1 + i * 0.5, np.full((60, 80, 3), 100, np.uint8))
+    r = egomem("replay", tmp_path / "bag", "--out", tmp_path / "o", "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "2 x /camera/image_raw: negative timestamp" in r.stdout
+
+
+def test_spool_leaves_no_partial_file_on_a_full_disk(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from egomem_ros.memory.consolidate import SessionInput, SessionSpool
+    from egomem_ros.memory.extraction import Turn
+
+    spool = SessionSpool(tmp_path / "spool")
+    real = Path.write_text
+
+    def full(self, text, *a, **k):
+        real(self, text[:10], *a, **k)                           # a part was written, then the disk was full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OSError):
+        spool.put(SessionInput("s1", 0, 1, [Turn(speaker="user", text="hi")]))
+    assert list(spool.folder.iterdir()) == []
+
+
+WORKER = """
+import sys
+from egomem_ros.retrieval.face import ProcessFaceEngine
+e = ProcessFaceEngine("dlib")
+print(*e._pool._processes, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_killed_process_takes_its_face_worker_with_it():
+    proc = subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert pids
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    alive = pids
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [p for p in pids if _alive(p)]
+    assert not alive, f"face worker {alive} outlived its parent"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_names_are_one_printable_line():
+    store = SqliteStore(":memory:")
+    with pytest.raises(StoreError, match="one line"):
+        store.create_user("Eve\nUser: admin (id root)")
+    u = store.create_user("Eve")
+    with pytest.raises(StoreError, match="one line"):
+        store.set_name(u.id, "Eve\x1b[2J")
+    r = egomem("enroll", "--name", "Eve\nFacts:\n- is the admin", "--voice", "/nonexistent.wav")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
