@@ -25,6 +25,8 @@ EXTRAS = {
     # with --no-deps (its sphn/aiohttp/sounddevice are only for its own server and client).
     "dialog": ["einops>=0.7", "sentencepiece>=0.1.99", "safetensors>=0.4", "huggingface-hub>=0.24",
                "soxr>=0.3"],
+    # A PostgreSQL server that several robots share (store.url: postgresql://...).
+    "fleet": ["psycopg[binary]>=3.1"],
     "ros-tools": ["colcon-core>=0.21", "colcon-ros>=0.5", "colcon-package-information", "catkin_pkg"],
     "dev": ["pytest>=7", "matplotlib", "scikit-image", "jiwer>=3"],
 }

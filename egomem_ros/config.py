@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import yaml
 from platformdirs import user_data_dir
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class ConfigError(ValueError):
@@ -26,6 +26,20 @@ class _Section(BaseModel):
 class StoreConfig(_Section):
     # Empty means the XDG data dir (see `default_db_path`).
     db_path: str = ""
+    # postgresql://user@host/db?sslmode=verify-full: a server that several robots share (wins over db_path).
+    # The password comes from the environment (PGPASSWORD, ~/.pgpass), never from this file.
+    url: str = ""
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, url: str) -> str:
+        from urllib.parse import urlsplit
+
+        if url and not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("store.url must be a postgresql:// URL (a SQLite file goes in store.db_path)")
+        if url and (urlsplit(url).password or "password=" in url):
+            raise ValueError("store.url holds a password: put it in PGPASSWORD or ~/.pgpass, not in the config")
+        return url
 
 
 class FaceConfig(_Section):
@@ -173,6 +187,15 @@ class EgomemConfig(_Section):
 def default_db_path() -> Path:
     """Where the memory lives when nothing is configured: `$XDG_DATA_HOME/egomem/memory.db`."""
     return Path(user_data_dir("egomem", appauthor=False)) / "memory.db"
+
+
+def resolve_db(config: EgomemConfig, override: str | Path | None = None) -> str | Path:
+    """What a store opens: a postgresql:// URL (`--db` or `store.url`) or a SQLite file path."""
+    if override and str(override).startswith(("postgresql://", "postgres://")):
+        return str(override)
+    if not override and config.store.url:
+        return config.store.url
+    return resolve_db_path(config, override)
 
 
 def resolve_db_path(config: EgomemConfig, override: str | Path | None = None) -> Path:

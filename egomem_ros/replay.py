@@ -94,7 +94,7 @@ def pick_topics(connections, wanted: Sequence[str] | None, dialog_text_topic: st
     return topics
 
 
-def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, topics: Sequence[str] | None = None,
+def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: str | Path | None = None, topics: Sequence[str] | None = None,
            dialog_text_topic: str = "/egomem/dialog/text", speak_topic: str = SPEAK_TOPIC, progress: Callable | None = None,
            on_event: Callable[[str, str], None] | None = None) -> ReplaySummary:
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -107,7 +107,7 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
     from .retrieval.retr_protocol import RetrStreamParser
     from .retrieval.text_retrieval import TextRetriever
     from .ros_types import make, typestore
-    from .store import SqliteStore, StoreError
+    from .store import StoreError, is_postgres_url, open_store
 
     bag, out = Path(bag), Path(out)
     if not bag.exists():
@@ -119,7 +119,7 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
     summary = ReplaySummary(out=str(out))
     db_path = db or out.with_suffix(".db")
     now = [0.0]  # bag time: what the store stamps its writes with
-    created = not db_path.exists()
+    created = not is_postgres_url(str(db_path)) and not Path(db_path).exists()
     try:
         with ExitStack() as stack:
             reader = _open_bag(bag, ts, out, summary, stack)  # before the store: an unreadable bag creates nothing
@@ -136,7 +136,7 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: Path | None = None, t
                     continue
                 conns.append(c)
             try:
-                store = SqliteStore(db_path, clock=lambda: now[0])
+                store = open_store(db_path, clock=lambda: now[0])
             except StoreError as err:
                 raise ReplayError(str(err)) from None
             stack.callback(_quietly, store.close)

@@ -14,6 +14,13 @@ if [ "${EGOMEM_BROWSER:-1}" = 1 ] && ! { command -v chromium >/dev/null && comma
   fi
 fi
 export HF_HUB_OFFLINE=1 NO_TORCH_COMPILE=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# the PostgreSQL store's tests: a throw-away server, stopped and deleted at the end whatever the outcome
+# (EGOMEM_PG=0 skips them; EGOMEM_PG_URL=... uses a server of yours)
+if [ "${EGOMEM_PG:-1}" = 1 ] && [ -z "${EGOMEM_PG_URL:-}" ]; then
+  pg_env=$(bash scripts/pg_throwaway.sh start) || { echo "[test] PostgreSQL is installed but did not start" >&2; exit 1; }
+  eval "$pg_env"
+  if [ -n "${EGOMEM_PG_DIR:-}" ]; then trap 'bash scripts/pg_throwaway.sh stop "$EGOMEM_PG_DIR"' EXIT; fi
+fi
 set +e
 .venv/bin/python -m pytest -q -ra "$@"
 rc=$?

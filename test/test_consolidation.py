@@ -9,6 +9,7 @@ import textwrap
 import time
 
 import numpy as np
+import pytest
 
 from egomem_ros.memory.consolidate import Consolidator, SessionInput, SessionSpool
 from egomem_ros.memory.extraction import RuleExtractor, Turn
@@ -27,6 +28,12 @@ def session(sid, *user_lines, observed=(), voice=None):
 def make(store, identify=lambda s: s.observed_users[0] if s.observed_users else None, **kw):
     return Consolidator(store, RuleExtractor(), kw.pop("agent", RuleUpdateAgent()), identify,
                         voice_model="resemblyzer_ge2e", **kw)
+
+
+@pytest.fixture
+def store(any_store):
+    """Consolidation runs on SQLite and on PostgreSQL."""
+    return any_store
 
 
 def test_new_user_gets_profile_keys_relations_and_placeholder(store):

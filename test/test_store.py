@@ -6,7 +6,16 @@ from egomem_ros.store.graph import export_graph, neighbourhood, social_graph
 from egomem_ros.store.schema import SCHEMA_VERSION
 
 
-def test_schema_version_and_pragmas(store):
+@pytest.fixture
+def store(any_store):
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return any_store
+
+
+def test_schema_version_and_pragmas(tmp_path):
+    from egomem_ros.store import SqliteStore
+
+    store = SqliteStore(tmp_path / "memory.db")
     assert store._q("PRAGMA user_version")[0][0] == SCHEMA_VERSION
     assert store._q("PRAGMA journal_mode")[0][0] == "wal"
     assert store._q("PRAGMA foreign_keys")[0][0] == 1

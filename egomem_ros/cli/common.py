@@ -12,13 +12,14 @@ from typing import Annotated, NoReturn, Optional
 import typer
 from rich.console import Console
 
-from ..config import ConfigError, EgomemConfig, load_config, resolve_db_path
-from ..store import SqliteStore, StoreError
+from ..config import ConfigError, EgomemConfig, load_config, resolve_db
+from ..store import SqlStore, StoreError
+from ..store import open_store as open_memory
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
-DbOption = Annotated[Optional[Path], typer.Option("--db", help="Memory database (default: store.db_path, else the XDG data dir).")]
+DbOption = Annotated[Optional[str], typer.Option("--db", help="Memory: a SQLite file or a postgresql:// URL (default: store.url, else store.db_path, else the XDG data dir).")]
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="egomem YAML config (ROS parameter layout or plain).")]
 
 
@@ -35,23 +36,24 @@ def get_config(config: Path | None) -> EgomemConfig:
 
 
 @contextmanager
-def open_store(db: Path | None, config: Path | None, *, create: bool = False) -> Iterator[SqliteStore]:
-    """The memory database; only `create=True` (enroll) makes a new one: a mistyped --db is an error,
-    not a new empty memory."""
+def open_store(db: str | None, config: Path | None, *, create: bool = False) -> Iterator[SqlStore]:
+    """The memory database; only `create=True` (enroll) makes a new SQLite file: a mistyped --db is an
+    error, not a new empty memory."""
     cfg = get_config(config)
-    path = resolve_db_path(cfg, db)
-    if create and db is None:  # only the default location is created for the user
-        path.parent.mkdir(parents=True, exist_ok=True)
-    if not create and not path.exists():
-        fail(f"memory database {path} does not exist (`egomem enroll` or `egomem replay` creates one)")
+    path = resolve_db(cfg, db)
+    if isinstance(path, Path):
+        if create and db is None and not cfg.store.db_path:  # only the default location is created for the user
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if not create and not path.exists():
+            fail(f"memory database {path} does not exist (`egomem enroll` or `egomem replay` creates one)")
     try:
-        store = SqliteStore(path)
+        store = open_memory(path)
     except StoreError as err:
         fail(str(err))
     try:
         yield store
     except (StoreError, sqlite3.Error, OSError) as err:
-        fail(f"memory database {path}: {err}")
+        fail(f"memory database {store.path}: {err}")
     finally:
         try:
             store.close()

@@ -74,12 +74,12 @@ def forget(user: Annotated[str, typer.Argument(help="User id or exact name.")],
                 fail("refusing to forget without confirmation on a non-interactive terminal; pass --yes")
             if not typer.confirm(f"Erase {u.display_name} ({u.id}) and all their memory?"):
                 fail("aborted, nothing erased", code=1)
-        from ..config import resolve_db_path
+        from ..config import resolve_db
         from ..memory.consolidate import SessionSpool
         from ..memory.manager import forget_person, spool_dir
 
         cfg = get_config(config)
-        erased = forget_person(store, SessionSpool(spool_dir(cfg, resolve_db_path(cfg, db))), u.id)
+        erased = forget_person(store, SessionSpool(spool_dir(cfg, resolve_db(cfg, db))), u.id)
         console.print(f"forgot {u.display_name} ({u.id})"
                       + (f", and {erased} of their sessions waiting to be written" if erased else ""))
 

@@ -13,7 +13,7 @@ from .common import ConfigOption, console, err_console, fail, get_config
 def replay(bag: Annotated[Path, typer.Argument(help="ROS 2 bag (directory or .mcap/.db3).")],
            out: Annotated[Path, typer.Option("--out", "-o", help="Output bag (mcap) to create.")],
            topics: Annotated[Optional[list[str]], typer.Option("--topics", help="Only these input topics (repeatable).")] = None,
-           db: Annotated[Optional[Path], typer.Option("--db", help="An existing memory to replay against (default: a new OUT.db).")] = None,
+           db: Annotated[Optional[str], typer.Option("--db", help="An existing memory (file or postgresql:// URL) to replay against (default: a new OUT.db).")] = None,
            dialog_text: Annotated[str, typer.Option(help="Topic with the dialog model's text (for <retr>).")] = "/egomem/dialog/text",
            speak: Annotated[str, typer.Option("--speak-topic", help="Audio topic with the robot's own voice (the speak channel).")] = "/egomem/dialog/audio_out",
            report: Annotated[Optional[Path], typer.Option("--report", help="Also write the replay report (HTML) here.")] = None,
@@ -24,7 +24,8 @@ def replay(bag: Annotated[Path, typer.Argument(help="ROS 2 bag (directory or .mc
     cfg = get_config(config)
     if report is not None and not report.parent.is_dir():
         fail(f"directory of --report does not exist: {report.parent}")
-    if db is not None and not db.exists():  # a mistyped --db must not become a new, empty memory
+    if db is not None and not db.startswith(("postgresql://", "postgres://")) and not Path(db).exists():
+        # a mistyped --db must not become a new, empty memory
         fail(f"memory database {db} does not exist (leave out --db and the replay starts a new memory in "
              f"{out.with_suffix('.db')})")
 

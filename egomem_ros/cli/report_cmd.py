@@ -10,7 +10,7 @@ from .common import console, fail
 
 
 def report(bag: Annotated[Path, typer.Option("--bag", help="Output bag of `egomem replay`, or `ros2 bag record` of the nodes' topics.")],
-           db: Annotated[Path, typer.Option("--db", help="The memory database the run wrote.")],
+           db: Annotated[str, typer.Option("--db", help="The memory the run wrote (file or postgresql:// URL).")],
            out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")]) -> None:
     """Identity timeline, sessions and what they wrote, MemChunks and the social graph, in one HTML file."""
     from ..report import write_report

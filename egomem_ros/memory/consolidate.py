@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..store.erasure import name_pattern, name_words, scrub
-from ..store.models import MemoryRepository, StoreError
+from ..store.models import MemoryRepository, StoreError, UnknownUserError
 from .extraction import Extraction, Turn
 from .llm import LLMError
 from .update_agent import MemoryOp
@@ -93,7 +93,8 @@ class Consolidator:
                  face_model: str = "", voice_model: str = "", learn_new_users: bool = True,
                  on_keys_added: Callable[[str, str, np.ndarray, int], None] | None = None,
                  new_person_faces: Callable[[Sequence[np.ndarray]], list[np.ndarray]] | None = None,
-                 voice_confirms: Callable[[SessionInput, str], bool] | None = None):
+                 voice_confirms: Callable[[SessionInput, str], bool] | None = None,
+                 refresh: Callable[[], None] | None = None):
         self.store, self.extractor, self.agent, self.identify = store, extractor, agent, identify
         self.face_model, self.voice_model = face_model, voice_model
         self.learn_new_users = learn_new_users
@@ -103,6 +104,9 @@ class Consolidator:
         # a session whose voice clearly is its known owner's: its voice becomes one more key (voices vary
         # between days and rooms; one introduction is too little to recognise someone by)
         self.voice_confirms = voice_confirms
+        # re-reads the keys `identify` matches against (the galleries): robots sharing a store enrol people
+        # the local index has not seen yet
+        self.refresh = refresh
 
     def process(self, s: SessionInput) -> SessionOutcome:
         if self.store.episode_exists(s.session_id):
@@ -124,32 +128,62 @@ class Consolidator:
         if user_id is not None and not self._exists(user_id):
             return SessionOutcome(s.session_id, "forgotten", reason=f"user {user_id} was forgotten: the session is dropped")
         ops: list[MemoryOp] | None = None
+        seen: list[str] = []
         if user_id is not None:
             try:
-                ops = self.agent.decide(self.store.facts(user_id), ex)
+                seen, ops = self._decide(user_id, ex)
             except LLMError as err:
                 log.warning("session %s: update agent failed (%s); kept for a retry", s.session_id, err)
                 return SessionOutcome(s.session_id, "retry", user_id=user_id, reason=str(err))
         events: list[MemoryEventRecord] = []
         keys: list[tuple[str, str, np.ndarray, int]] = []
-        with self.store.transaction():
-            new_user = user_id is None
-            if new_user:
-                user_id = self._new_user(s, ex, events, keys)
-            elif self.voice_confirms is not None and self.voice_confirms(s, user_id):
-                self._learn_keys(s, user_id, events, keys)
-            # the episode first: facts and edges point at it as their source
-            self.store.add_episode(user_id, s.start, s.end, _transcript(s.turns), ex.summary, episode_id=s.session_id)
-            events.append(MemoryEventRecord("ADD", user_id, "summary", s.session_id, ex.summary, s.session_id))
-            self._name(user_id, ex, s.session_id, events)
-            self._apply(user_id, ops, ex, s.session_id, events)
-            self._relations(user_id, ex, s.session_id, events)
-            self.store.touch_user(user_id, s.end)
+        try:
+            with self.store.transaction():
+                # Other processes (robots sharing one store) may have written since: look again under locks.
+                if self.store.episode_exists(s.session_id):
+                    return SessionOutcome(s.session_id, "duplicate", reason="committed by another process")
+                if user_id is None:
+                    self.store.lock_enrolment()         # one enrolment at a time, across robots
+                    user_id = self._enrolled_meanwhile(s)
+                new_user = user_id is None
+                if new_user:
+                    user_id = self._new_user(s, ex, events, keys)
+                else:
+                    self.store.lock_user(user_id)       # writes about this person take turns
+                    if ops is None or [f.id for f in self.store.facts(user_id)] != seen:
+                        seen, ops = self._decide(user_id, ex)   # decided on facts that changed since
+                    if self.voice_confirms is not None and self.voice_confirms(s, user_id):
+                        self._learn_keys(s, user_id, events, keys)
+                # the episode first: facts and edges point at it as their source
+                self.store.add_episode(user_id, s.start, s.end, _transcript(s.turns), ex.summary,
+                                       episode_id=s.session_id)
+                events.append(MemoryEventRecord("ADD", user_id, "summary", s.session_id, ex.summary, s.session_id))
+                self._name(user_id, ex, s.session_id, events)
+                self._apply(user_id, ops, ex, s.session_id, events)
+                self._relations(user_id, ex, s.session_id, events)
+                self.store.touch_user(user_id, s.end)
+        except LLMError as err:
+            log.warning("session %s: update agent failed (%s); kept for a retry", s.session_id, err)
+            return SessionOutcome(s.session_id, "retry", user_id=user_id or "", reason=str(err))
+        except UnknownUserError:
+            return SessionOutcome(s.session_id, "forgotten", reason=f"user {user_id} was forgotten meanwhile: "
+                                                                    "the session is dropped")
         for key in keys:  # only after the commit: the live galleries never see uncommitted keys
             if self.on_keys_added:
                 self.on_keys_added(*key)
         heard = " ".join(t.text for t in s.turns if t.speaker == "user")
         return SessionOutcome(s.session_id, "written", user_id, new_user, ex, events, heard=heard)
+
+    def _decide(self, user_id: str, ex: Extraction) -> tuple[list[str], list[MemoryOp]]:
+        facts = self.store.facts(user_id)
+        return [f.id for f in facts], self.agent.decide(facts, ex)
+
+    def _enrolled_meanwhile(self, s: SessionInput) -> str | None:
+        """A person another process enrolled after this session was identified: read the keys again."""
+        if self.refresh is None:
+            return None
+        self.refresh()
+        return self.identify(s)
 
     def _new_user(self, s: SessionInput, ex: Extraction, events: list, keys: list) -> str:
         user = self.store.create_user(ex.name, episode_id=s.session_id)

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import EgomemConfig
+from ..config import EgomemConfig, default_db_path
 from ..store.models import MemoryRepository
 from .asr import transcribe_user_turns
 from .attribution import SessionOwner, speech_embeddings
@@ -155,9 +155,14 @@ class MemoryManager:
             face_seen=any(o.face_seen or o.face is not None for o in obs) or not observations)
 
 
-def spool_dir(cfg: EgomemConfig, db_path: Path | None) -> Path:
-    """Where sessions wait to be written: `memory.spool_dir`, else next to the database."""
-    return Path(cfg.memory.spool_dir) if cfg.memory.spool_dir else Path(str(db_path or "egomem") + ".sessions")
+def spool_dir(cfg: EgomemConfig, db: str | Path | None) -> Path:
+    """Where sessions wait to be written: `memory.spool_dir`, else next to the database (a shared server's
+    robots each keep their own, in the XDG data dir)."""
+    if cfg.memory.spool_dir:
+        return Path(cfg.memory.spool_dir)
+    if str(db).startswith(("postgresql://", "postgres://")):
+        return default_db_path().parent / "fleet.sessions"
+    return Path(str(db or "egomem") + ".sessions")
 
 
 def forget_person(store: MemoryRepository, spool: SessionSpool, user_id: str) -> int:
@@ -169,7 +174,7 @@ def forget_person(store: MemoryRepository, spool: SessionSpool, user_id: str) ->
     return erased
 
 
-def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=None, db_path: Path | None = None,
+def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=None, db_path: str | Path | None = None,
                          segmenter=None, asr=None) -> MemoryManager:
     """Wire the configured extractor, update agent, segmenter and ASR around `store`."""
     from .asr import make_asr
@@ -207,7 +212,8 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
         store, extractor, agent, owner, face_model=face_model, voice_model=voice_model,
         learn_new_users=cfg.identity.learn_new_users,
         on_keys_added=poller.add_key_to_gallery if poller else None,
-        new_person_faces=owner.foreign_faces, voice_confirms=owner.voice_confirms)
+        new_person_faces=owner.foreign_faces, voice_confirms=owner.voice_confirms,
+        refresh=poller.sync if poller else None)
     return MemoryManager(store, StreamBuffer(m.buffer_s), segmenter, consolidator, SessionSpool(spool_dir(cfg, db_path)),
                          asr if asr is not None else make_asr(m.asr, m.asr_model, m.asr_workers),
                          max_gap_s=m.max_gap_s, session_end_s=m.session_end_s,

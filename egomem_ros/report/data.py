@@ -117,10 +117,10 @@ def read_bag(bag: Path, data: ReportData) -> None:
         items.sort(key=lambda x: x.t)
 
 
-def read_store(db: Path, data: ReportData) -> None:
-    from ..store import SqliteStore
+def read_store(db: str | Path, data: ReportData) -> None:
+    from ..store import open_store
 
-    with SqliteStore(db) as store:
+    with open_store(db) as store:
         users = store.list_users()
         data.names.update({u.id: u.display_name for u in users})
         data.placeholders = {u.id for u in users if u.placeholder}
@@ -131,11 +131,13 @@ def read_store(db: Path, data: ReportData) -> None:
     data.sessions.sort(key=lambda s: s.start)
 
 
-def load_report_data(bag: Path, db: Path) -> ReportData:
-    """Raises FileNotFoundError for a missing bag or database."""
-    bag, db = Path(bag), Path(db)
+def load_report_data(bag: Path, db: str | Path) -> ReportData:
+    """Raises FileNotFoundError for a missing bag or database file (`db` may be a postgresql:// URL)."""
+    bag = Path(bag)
+    if not str(db).startswith(("postgresql://", "postgres://")):
+        db = Path(db)
     for path, what in ((bag, "bag"), (db, "memory database")):
-        if not path.exists():
+        if isinstance(path, Path) and not path.exists():
             raise FileNotFoundError(f"{what} not found: {path}")
     data = ReportData(bag=str(bag), db=str(db))
     read_bag(bag, data)

@@ -176,7 +176,7 @@ click for what it wrote.</p>
 """
 
 
-def write_report(bag: Path, db: Path, out: Path) -> Path:
+def write_report(bag: Path, db: str | Path, out: Path) -> Path:
     """Render the report of `bag` + `db` into `out` (HTML). Raises FileNotFoundError for missing inputs."""
     out = Path(out)
     out.write_text(render_html(load_report_data(bag, db)), encoding="utf-8")

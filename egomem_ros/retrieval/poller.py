@@ -74,9 +74,18 @@ class IdentityPoller:
     # -- keys ----------------------------------------------------------------------------------
     def reload(self) -> None:
         """(Re)build the galleries and the s-norm cohort from the store."""
+        self._keys_seen = self.store.keys_revision()
         self.face_gallery = self._gallery("face", self.face)
         self.voice_gallery = self._gallery("voice", self.voice)
         self._rebuild_snorm()
+
+    def sync(self) -> bool:
+        """Reload when anyone changed the keys since (another robot sharing the store enrolled or forgot
+        someone): called every poll, so a fleet's galleries agree within one poll period."""
+        if self.store.keys_revision() == self._keys_seen:
+            return False
+        self.reload()
+        return True
 
     def _rebuild_snorm(self) -> None:
         """The cohort is every user's voice keys (+ the extra cohort): rebuilt when voice keys change."""
@@ -169,6 +178,7 @@ class IdentityPoller:
 
     # -- polling -------------------------------------------------------------------------------
     def poll(self, now: float) -> PollResult:
+        self.sync()
         self._last_poll = now
         t: dict[str, float] = {}
         start = now - self.cfg.window_s

@@ -25,8 +25,8 @@ from .. import msg_fields as F
 from ..msg_conversions import audio_info_of, audio_msg_to_pcm, compressed_to_rgb, image_to_rgb, stamp_to_sec
 from ..retrieval.factory import make_poller
 from ..retrieval.media import MediaError
-from ..store import SqliteStore, StoreError
-from ..config import resolve_db_path
+from ..store import StoreError, open_store
+from ..config import resolve_db
 from .lifecycle import LifecycleNode
 from .util import EVENTS_QOS, LATCHED_QOS, diagnostics, fill, now_s, run
 
@@ -56,7 +56,7 @@ class IdentityNode(LifecycleNode):
     def setup(self) -> None:
         """Open the store and load the face and voice models (the slow part: configure, not activate)."""
         try:
-            self.store = SqliteStore(resolve_db_path(self.cfg), clock=lambda: now_s(self))
+            self.store = open_store(resolve_db(self.cfg), clock=lambda: now_s(self))
         except StoreError as err:
             raise RuntimeError(str(err)) from err
         self.poller = make_poller(self.store, self.cfg)

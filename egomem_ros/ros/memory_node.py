@@ -18,7 +18,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from std_msgs.msg import String
 
 from .. import msg_fields as F
-from ..config import resolve_db_path
+from ..config import resolve_db
 from ..memory.buffer import IdentityObservation, TranscriptSegment
 from ..msg_conversions import audio_frame_to_pcm, audio_info_of, audio_msg_to_pcm, image_to_rgb, stamp_to_sec
 from ..retrieval.media import MediaError
@@ -55,11 +55,11 @@ class MemoryNode(LifecycleNode):
         from ..retrieval.level2 import Level2Service
         from ..retrieval.rerank import make_reranker
         from ..retrieval.text_retrieval import TextRetriever
-        from ..store import SqliteStore
+        from ..store import open_store
 
         try:
-            db = resolve_db_path(self.cfg)
-            self.store = SqliteStore(db, clock=lambda: now_s(self))
+            db = resolve_db(self.cfg)
+            self.store = open_store(db, clock=lambda: now_s(self))
             self.cfg.identity.face.worker_process = False  # no polling here: keys and galleries only
             self.poller = make_poller(self.store, self.cfg)
             self.manager = build_memory_manager(self.store, self.cfg, poller=self.poller, db_path=db)

@@ -101,10 +101,15 @@ class AuditEntry:
 
 
 class MemoryRepository(Protocol):
-    """What the three EgoMem processes need from long-term memory. SQLite implements it here;
-    a PostgreSQL/pgvector implementation for fleets would implement the same calls."""
+    """What the three EgoMem processes need from long-term memory: `SqliteStore` (one robot) and
+    `PostgresStore` (a fleet sharing one server) implement it with the same SQL (store/sql_store.py)."""
 
+    @property
+    def revision(self) -> object: ...   # changes whenever anyone commits: a cache key for derived views
     def transaction(self) -> AbstractContextManager[None]: ...
+    def lock_user(self, user_id: str) -> User: ...      # in a transaction: writes about one person take turns
+    def lock_enrolment(self) -> None: ...               # in a transaction: one enrolment at a time
+    def keys_revision(self) -> tuple[int, ...]: ...     # changes whenever a key is added or deleted
     def create_user(self, name: str | None = None, *, placeholder: bool = False,
                     user_id: str | None = None, episode_id: str | None = None) -> User: ...
     def get_user(self, user_id: str) -> User: ...

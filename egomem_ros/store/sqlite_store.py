@@ -1,63 +1,25 @@
-"""SQLite implementation of the memory repository (the embedded default).
+"""SQLite dialect of the memory repository (the embedded default, one robot).
 
 Durability: WAL journal with `synchronous=FULL`, so a commit survives a killed process or a power
-cut; every write is one transaction and is audit-logged in that same transaction. History is never
-lost: superseding or invalidating a fact only stamps `invalid_at`/`superseded_by`. The only true
-deletion is `forget_user`, which also checkpoints and VACUUMs so the bytes leave the file.
+cut. `BEGIN IMMEDIATE` makes every write transaction exclusive, which also serialises users and
+enrolment. Deleted rows are zeroed (`secure_delete`); `compact` checkpoints and VACUUMs.
 """
 from __future__ import annotations
 
-import secrets
 import sqlite3
-import string
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from ..relations import relation_lexicon
-from .models import (
-    FACT_KINDS,
-    AuditEntry,
-    BiometricKey,
-    Episode,
-    Fact,
-    Modality,
-    Relation,
-    StoreError,
-    UnknownUserError,
-    User,
-)
-from .erasure import name_pattern, name_words, scrub
+from .models import StoreError, User
 from .schema import SchemaTooNewError, migrate
+from .sql_store import MAX_NAME_CHARS, SqlStore, checked_name, new_person_id
 
-_KEY_TABLES = {"face": "face_keys", "voice": "voice_keys"}
-
-
-MAX_NAME_CHARS = 100
+__all__ = ["MAX_NAME_CHARS", "SqliteStore", "checked_name", "new_person_id"]
 
 
-def checked_name(name: str | None) -> str | None:
-    """A person's name is one line of printable text: a newline in it would forge lines in Level-1."""
-    if name is None:
-        return None
-    if any(not ch.isprintable() for ch in name) or len(name) > MAX_NAME_CHARS:
-        raise StoreError(f"a name must be one line of printable text of at most {MAX_NAME_CHARS} characters, "
-                         f"not {name[:40]!r}")
-    return " ".join(name.split()) or None
-
-
-def new_person_id() -> str:
-    """Short random id in the ROS4HRI (REP-155) style, e.g. 'kxqzp'."""
-    return "".join(secrets.choice(string.ascii_lowercase) for _ in range(5))
-
-
-class SqliteStore:
-    """Thread-safe (one connection behind an RLock): ROS executors call it from several threads."""
-
+class SqliteStore(SqlStore):
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time):
         self.path = Path(path).expanduser()
         if str(self.path) != ":memory:":
@@ -65,9 +27,7 @@ class SqliteStore:
             if not parent.is_dir():
                 raise StoreError(f"cannot open memory database {self.path}: directory {parent} does not exist")
         self.clock = clock
-        self._lock = threading.RLock()
-        self._depth = 0
-        self._commits = 0
+        self._init_state()
         try:
             self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -79,306 +39,25 @@ class SqliteStore:
         except (sqlite3.DatabaseError, SchemaTooNewError) as err:
             raise StoreError(f"cannot open memory database {self.path}: {err}") from None
 
-    # -- plumbing ----------------------------------------------------------------------------
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+    def _execute(self, sql: str, args: tuple) -> Any:
+        return self._conn.execute(sql, args)
 
-    def __enter__(self) -> SqliteStore:
-        return self
+    def _begin(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")   # the one writer: users and enrolment are serialised too
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def lock_user(self, user_id: str) -> User:
+        return self.get_user(user_id)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One atomic unit; nested calls join the outer transaction (one per dialog session)."""
-        with self._lock:
-            if self._depth == 0:
-                self._conn.execute("BEGIN IMMEDIATE")
-            self._depth += 1
-            try:
-                yield
-            except BaseException:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._conn.execute("ROLLBACK")
-                raise
-            self._depth -= 1
-            if self._depth == 0:
-                self._conn.execute("COMMIT")
-                self._commits += 1
+    def lock_enrolment(self) -> None:
+        """BEGIN IMMEDIATE already holds the database's write lock."""
 
     @property
     def revision(self) -> tuple[int, int]:
         """Changes whenever this connection or another one commits: a cache key for derived views."""
         return self._commits, self._q("PRAGMA data_version")[0][0]
 
-    def _q(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            cur = self._conn.execute(sql, args)
-            return cur.fetchall()
-
-    def _log(self, op: str, user_id: str | None, kind: str, item_id: str | None, detail: str = "",
-             episode_id: str | None = None) -> None:
-        self._conn.execute(
-            "INSERT INTO audit (ts, op, user_id, item_kind, item_id, detail, episode_id) VALUES (?,?,?,?,?,?,?)",
-            (self.clock(), op, user_id, kind, item_id, detail, episode_id),
-        )
-
     def integrity_check(self) -> str:
         return self._q("PRAGMA integrity_check")[0][0]
-
-    # -- users -------------------------------------------------------------------------------
-    @staticmethod
-    def _user(row: tuple) -> User:
-        return User(id=row[0], name=row[1], placeholder=bool(row[2]), created_at=row[3], last_seen=row[4])
-
-    def create_user(self, name: str | None = None, *, placeholder: bool = False,
-                    user_id: str | None = None, episode_id: str | None = None) -> User:
-        name = checked_name(name)
-        with self.transaction():
-            uid = user_id or new_person_id()
-            while user_id is None and self._q("SELECT 1 FROM users WHERE id=?", (uid,)):
-                uid = new_person_id()
-            now = self.clock()
-            self._conn.execute(
-                "INSERT INTO users (id, name, placeholder, created_at, last_seen) VALUES (?,?,?,?,?)",
-                (uid, name, int(placeholder), now, None if placeholder else now),
-            )
-            self._log("ADD", uid, "user", uid, f"placeholder={placeholder}", episode_id)
-        return self.get_user(uid)
-
-    def get_user(self, user_id: str) -> User:
-        rows = self._q("SELECT id, name, placeholder, created_at, last_seen FROM users WHERE id=?", (user_id,))
-        if not rows:
-            raise UnknownUserError(user_id)
-        return self._user(rows[0])
-
-    def find_user(self, id_or_name: str) -> User:
-        """By id, else by exact (case-insensitive) name; an ambiguous name is an error."""
-        try:
-            return self.get_user(id_or_name)
-        except UnknownUserError:
-            pass
-        rows = self._q("SELECT id, name, placeholder, created_at, last_seen FROM users WHERE lower(name)=lower(?)",
-                       (id_or_name,))
-        if len(rows) > 1:
-            ids = ", ".join(r[0] for r in rows)
-            raise StoreError(f"name {id_or_name!r} is ambiguous ({ids}); use the user id")
-        if not rows:
-            raise UnknownUserError(id_or_name)
-        return self._user(rows[0])
-
-    def list_users(self, include_placeholders: bool = True) -> list[User]:
-        sql = "SELECT id, name, placeholder, created_at, last_seen FROM users"
-        if not include_placeholders:
-            sql += " WHERE placeholder=0"
-        return [self._user(r) for r in self._q(sql + " ORDER BY created_at, id")]
-
-    def set_name(self, user_id: str, name: str, episode_id: str | None = None) -> None:
-        name = checked_name(name)
-        with self.transaction():
-            old = self.get_user(user_id).name
-            self._conn.execute("UPDATE users SET name=? WHERE id=?", (name, user_id))
-            self._log("UPDATE", user_id, "name", user_id, f"{old!r} -> {name!r}", episode_id)
-
-    def touch_user(self, user_id: str, ts: float | None = None) -> None:
-        with self.transaction():
-            self.get_user(user_id)
-            self._conn.execute("UPDATE users SET last_seen=?, placeholder=0 WHERE id=?",
-                               (self.clock() if ts is None else ts, user_id))
-
-    # -- biometric keys ----------------------------------------------------------------------
-    def add_key(self, user_id: str, modality: Modality, model: str, vector: np.ndarray) -> int:
-        table = _KEY_TABLES[modality]
-        vec = np.asarray(vector, dtype=np.float32).ravel()
-        if vec.size == 0 or not np.all(np.isfinite(vec)):
-            raise StoreError(f"refusing a {modality} key with no values or NaN/inf values")
-        with self.transaction():
-            self.get_user(user_id)
-            mixed = self._q(f"SELECT DISTINCT model, dim FROM {table} WHERE user_id=? AND (model!=? OR dim!=?)",
-                            (user_id, model, vec.size))
-            if mixed:
-                raise StoreError(f"user {user_id} already has {modality} keys from model {mixed[0][0]} "
-                                 f"({mixed[0][1]}-d); refusing a key from {model} ({vec.size}-d)")
-            cur = self._conn.execute(
-                f"INSERT INTO {table} (user_id, model, dim, vec, created_at) VALUES (?,?,?,?,?)",
-                (user_id, model, vec.size, vec.tobytes(), self.clock()),
-            )
-            key_id = int(cur.lastrowid)
-            self._log("ADD", user_id, f"{modality}_key", str(key_id), f"model={model} dim={vec.size}")
-        return key_id
-
-    def _keys(self, modality: Modality, where: str, args: tuple) -> list[BiometricKey]:
-        rows = self._q(f"SELECT id, user_id, model, vec FROM {_KEY_TABLES[modality]} {where} ORDER BY id", args)
-        return [BiometricKey(r[0], r[1], modality, r[2], np.frombuffer(r[3], dtype=np.float32)) for r in rows]
-
-    def keys(self, modality: Modality, model: str | None = None) -> list[BiometricKey]:
-        if model is None:
-            return self._keys(modality, "", ())
-        return self._keys(modality, "WHERE model=?", (model,))
-
-    def user_keys(self, user_id: str, modality: Modality) -> list[BiometricKey]:
-        return self._keys(modality, "WHERE user_id=?", (user_id,))
-
-    # -- facts -------------------------------------------------------------------------------
-    _FACT_COLS = "id, user_id, kind, text, valid_from, source_episode, invalid_at, superseded_by"
-
-    def _fact(self, fact_id: str) -> Fact:
-        rows = self._q(f"SELECT {self._FACT_COLS} FROM facts WHERE id=?", (fact_id,))
-        if not rows:
-            raise StoreError(f"unknown fact: {fact_id!r}")
-        return Fact(*rows[0])
-
-    def add_fact(self, user_id: str, kind: str, text: str, *, episode_id: str | None = None,
-                 valid_from: float | None = None, fact_id: str | None = None) -> Fact:
-        if kind not in FACT_KINDS:
-            raise StoreError(f"fact kind must be one of {FACT_KINDS}, not {kind!r}")
-        text = text.strip()
-        if not text:
-            raise StoreError("refusing an empty fact")
-        fact_id = fact_id or "f" + secrets.token_hex(5)
-        with self.transaction():
-            self.get_user(user_id)
-            self._conn.execute(
-                "INSERT INTO facts (id, user_id, kind, text, source_episode, valid_from) VALUES (?,?,?,?,?,?)",
-                (fact_id, user_id, kind, text, episode_id, self.clock() if valid_from is None else valid_from),
-            )
-            self._log("ADD", user_id, kind, fact_id, text, episode_id)
-        return self._fact(fact_id)
-
-    def supersede_fact(self, fact_id: str, new_text: str, *, episode_id: str | None = None) -> Fact:
-        """UPDATE without losing history: the old item is closed and points at its replacement."""
-        with self.transaction():
-            old = self._fact(fact_id)
-            if not old.valid:
-                raise StoreError(f"fact {fact_id} is already invalid; supersede its replacement instead")
-            new = self.add_fact(old.user_id, old.kind, new_text, episode_id=episode_id)
-            self._conn.execute("UPDATE facts SET invalid_at=?, superseded_by=? WHERE id=?",
-                               (new.valid_from, new.id, fact_id))
-            self._log("UPDATE", old.user_id, old.kind, fact_id, f"superseded by {new.id}", episode_id)
-        return new
-
-    def invalidate_fact(self, fact_id: str, *, episode_id: str | None = None) -> Fact:
-        with self.transaction():
-            old = self._fact(fact_id)
-            self._conn.execute("UPDATE facts SET invalid_at=? WHERE id=? AND invalid_at IS NULL",
-                               (self.clock(), fact_id))
-            self._log("INVALIDATE", old.user_id, old.kind, fact_id, "", episode_id)
-        return self._fact(fact_id)
-
-    def facts(self, user_id: str, include_invalid: bool = False) -> list[Fact]:
-        sql = f"SELECT {self._FACT_COLS} FROM facts WHERE user_id=?"
-        if not include_invalid:
-            sql += " AND invalid_at IS NULL"
-        return [Fact(*r) for r in self._q(sql + " ORDER BY valid_from DESC, rowid DESC", (user_id,))]
-
-    # -- episodes ----------------------------------------------------------------------------
-    def add_episode(self, user_id: str | None, start: float, end: float, transcript: str = "",
-                    summary: str = "", episode_id: str | None = None) -> Episode:
-        eid = episode_id or "e" + secrets.token_hex(5)
-        with self.transaction():
-            if user_id is not None:
-                self.get_user(user_id)
-            self._conn.execute(
-                'INSERT INTO episodes (id, user_id, start, "end", transcript, summary) VALUES (?,?,?,?,?,?)',
-                (eid, user_id, start, end, transcript, summary),
-            )
-            self._log("ADD", user_id, "episode", eid, summary, eid)
-        return Episode(eid, user_id, start, end, transcript, summary)
-
-    def episode_exists(self, episode_id: str) -> bool:
-        return bool(self._q("SELECT 1 FROM episodes WHERE id=?", (episode_id,)))
-
-    def episodes(self, user_id: str) -> list[Episode]:
-        rows = self._q('SELECT id, user_id, start, "end", transcript, summary FROM episodes '
-                       'WHERE user_id=? ORDER BY start DESC', (user_id,))
-        return [Episode(*r) for r in rows]
-
-    # -- relations ---------------------------------------------------------------------------
-    def add_relation(self, src: str, dst: str, relation: str, *,
-                     episode_id: str | None = None) -> list[Relation]:
-        """Add `dst is src's relation` and its inverse edge (when the lexicon knows one); returns the
-        edges that were new (an existing edge is left as it is)."""
-        if src == dst:
-            raise StoreError("a relation needs two different users")
-        lex = relation_lexicon()
-        canon = lex.canonical(relation)
-        if not canon:
-            raise StoreError("empty relation")
-        edges = [(src, dst, canon)]
-        inverse = lex.inverse(canon)
-        if inverse:
-            edges.append((dst, src, inverse))
-        new_ids = []
-        with self.transaction():
-            self.get_user(src), self.get_user(dst)
-            for a, b, rel in edges:
-                cur = self._conn.execute(
-                    "INSERT OR IGNORE INTO relations (src, dst, relation, since, source_episode) VALUES (?,?,?,?,?)",
-                    (a, b, rel, self.clock(), episode_id),
-                )
-                if cur.rowcount:
-                    new_ids.append(cur.lastrowid)
-                    self._log("ADD", a, "relation", str(cur.lastrowid), f"{b} is {a}'s {rel}", episode_id)
-                elif episode_id and self._q("SELECT 1 FROM episodes WHERE id=? AND user_id=?", (episode_id, a)):
-                    # `a` now says it themselves: the edge becomes theirs (it reaches their Level-1)
-                    self._conn.execute("UPDATE relations SET source_episode=? WHERE src=? AND dst=? AND relation=?",
-                                       (episode_id, a, b, rel))
-        return [r for r in self.relations(src) if r.id in new_ids]
-
-    def relations(self, user_id: str | None = None) -> list[Relation]:
-        sql = "SELECT id, src, dst, relation, since, source_episode FROM relations"
-        if user_id is None:
-            return [Relation(*r) for r in self._q(sql + " ORDER BY id")]
-        return [Relation(*r) for r in self._q(sql + " WHERE src=? OR dst=? ORDER BY id", (user_id, user_id))]
-
-    # -- merge and erase ---------------------------------------------------------------------
-    def merge_users(self, keep_id: str, merge_id: str) -> None:
-        """Fold `merge_id` (typically a placeholder) into `keep_id`: keys, facts, episodes and edges move."""
-        if keep_id == merge_id:
-            raise StoreError("cannot merge a user into itself")
-        with self.transaction():
-            keep, gone = self.get_user(keep_id), self.get_user(merge_id)
-            for table in ("face_keys", "voice_keys", "facts", "episodes"):
-                self._conn.execute(f"UPDATE {table} SET user_id=? WHERE user_id=?", (keep_id, merge_id))
-            for col, other in (("src", "dst"), ("dst", "src")):
-                self._conn.execute(
-                    f"UPDATE OR IGNORE relations SET {col}=? WHERE {col}=? AND {other}!=?",
-                    (keep_id, merge_id, keep_id),
-                )
-            self._conn.execute("DELETE FROM relations WHERE src=? OR dst=?", (merge_id, merge_id))
-            if not keep.name and gone.name:
-                self._conn.execute("UPDATE users SET name=? WHERE id=?", (gone.name, keep_id))
-            self._conn.execute("DELETE FROM users WHERE id=?", (merge_id,))
-            self._log("MERGE", keep_id, "user", merge_id, f"{merge_id} merged into {keep_id}")
-
-    def forget_user(self, user_id: str) -> None:
-        """Erase a person everywhere, then checkpoint and VACUUM so no bytes remain in the file.
-
-        Placeholders known only through them go too. Other users' memory keeps what they said, with the
-        person's name and id replaced (store/erasure.py)."""
-        with self.transaction():
-            user = self.get_user(user_id)
-            pattern = name_pattern(name_words(user.name, user_id))
-            linked = {r.dst if r.src == user_id else r.src for r in self.relations(user_id)}
-            orphans = [p for p in linked if self.get_user(p).placeholder
-                       and all(user_id in (r.src, r.dst) for r in self.relations(p))]
-            for gone in [user_id, *orphans]:
-                self._conn.execute("DELETE FROM audit WHERE user_id=? OR item_id=?", (gone, gone))
-                self._conn.execute("DELETE FROM users WHERE id=?", (gone,))  # cascades keys/facts/episodes/edges
-            for table, key, cols in (("audit", "id", ("detail",)), ("facts", "id", ("text",)),
-                                     ("episodes", "id", ("transcript", "summary"))):
-                for row in self._q(f"SELECT {key}, {', '.join(cols)} FROM {table}"):
-                    new = [scrub(v, pattern) for v in row[1:]]
-                    if new != list(row[1:]):
-                        sets = ", ".join(f"{c}=?" for c in cols)
-                        self._conn.execute(f"UPDATE {table} SET {sets} WHERE {key}=?", (*new, row[0]))
-            self._log("DELETE", None, "user", None, "a user was forgotten on request")
-        if not self.compact():
-            raise StoreError(f"{user_id} is erased from the database, but another process is reading it, so old "
-                             "bytes stay in its files until that reader ends: then run `egomem compact`")
 
     def compact(self) -> bool:
         """Rewrite the file and empty the write-ahead log, so nothing deleted remains in either. False when
@@ -389,9 +68,3 @@ class SqliteStore:
                 self._conn.execute("VACUUM")
                 busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         return not busy
-
-    def audit(self, user_id: str | None = None) -> list[AuditEntry]:
-        sql = "SELECT id, ts, op, user_id, item_kind, item_id, detail, episode_id FROM audit"
-        if user_id is None:
-            return [AuditEntry(*r) for r in self._q(sql + " ORDER BY id")]
-        return [AuditEntry(*r) for r in self._q(sql + " WHERE user_id=? ORDER BY id", (user_id,))]

@@ -1,0 +1,89 @@
+"""PostgreSQL dialect of the memory repository: one memory that a fleet of robots shares.
+
+Each robot process holds one connection (psycopg 3). Transactions are READ COMMITTED with row locks:
+every write locks its user's row (`SELECT ... FOR UPDATE`), so two robots writing about one person
+take turns and neither loses the other's update; enrolment takes a transaction-level advisory lock, so
+two robots meeting the same new person create one user. The connection URL comes from `store.url` or
+`--db`; put the password in the environment (`PGPASSWORD`, `~/.pgpass`), never in the YAML.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .models import StoreError, UnknownUserError, User
+from .pg_schema import ENROLMENT_LOCK, migrate_pg
+from .schema import SchemaTooNewError
+from .sql_store import SqlStore
+
+_USER_COLS = "id, name, placeholder, created_at, last_seen"
+
+
+def is_postgres_url(text: str) -> bool:
+    return str(text).startswith(("postgresql://", "postgres://"))
+
+
+class PostgresStore(SqlStore):
+    _INSERT_ORDER = "seq"
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time, connect_timeout_s: int = 10):
+        try:
+            import psycopg
+        except ImportError as err:
+            raise StoreError("a postgresql:// store needs psycopg (pip install 'egomem_ros[fleet]')") from err
+        self.url = url
+        self.path = _redacted(url)       # what messages and `egomem users` show: never the password
+        self.clock = clock
+        self._init_state()
+        try:
+            self._conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s)
+            migrate_pg(self._conn)
+        except (psycopg.Error, SchemaTooNewError) as err:
+            raise StoreError(f"cannot open memory database {self.path}: {err}") from None
+
+    def _execute(self, sql: str, args: tuple) -> Any:
+        import psycopg
+
+        try:
+            return self._conn.execute(sql.replace("?", "%s"), args)
+        except psycopg.errors.IntegrityError as err:
+            raise StoreError(str(err).splitlines()[0]) from err
+
+    def _begin(self) -> None:
+        self._conn.execute("BEGIN")
+
+    def lock_user(self, user_id: str) -> User:
+        rows = self._q(f"SELECT {_USER_COLS} FROM users WHERE id=? FOR UPDATE", (user_id,))
+        if not rows:
+            raise UnknownUserError(user_id)
+        return self._user(rows[0])
+
+    def lock_enrolment(self) -> None:
+        self._x("SELECT pg_advisory_xact_lock(?)", (ENROLMENT_LOCK,))
+
+    @property
+    def revision(self) -> tuple[int, int]:
+        """Changes whenever any robot commits a write (every write is audit-logged)."""
+        return self._commits, int(self._q("SELECT coalesce(max(id), 0) FROM audit")[0][0])
+
+    def integrity_check(self) -> str:
+        return "ok"   # the server guarantees it; kept for the repository's interface
+
+    def compact(self) -> bool:
+        """VACUUM FULL rewrites the tables, so deleted rows leave the data files (it briefly locks them).
+        The server's own write-ahead log and backups are the operator's (docs/fleet.md)."""
+        with self._lock:
+            for table in ("audit", "facts", "episodes", "relations", "face_keys", "voice_keys", "users"):
+                self._conn.execute(f"VACUUM FULL {table}")
+        return True
+
+
+def _redacted(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
