@@ -1,7 +1,9 @@
-"""Level-2 retrieval latency at 500 and 100,000 candidate documents, per rerank backend.
+"""Level-2 retrieval: quality per backend on benchmark files, and latency at 500 and 100,000 documents.
 
-Run: .venv/bin/python bench/bench_text_retrieval.py [--sizes 500 100000] [--dense]
-Prints median/p95 ms per query and the ratio to the BM25-relation-only baseline measured in the same run.
+Run: .venv/bin/python bench/bench_text_retrieval.py [--sizes 500 100000] [--dense] [--quality FILE ...]
+`--quality` prints pass@1, pass@5 and ms/query per backend (none, lexical, minilm) for each benchmark file,
+side by side (bench/data/text_retrieval_outside.json is written in everyday words the code's lexicons do
+not hold). Latency: median/p95 ms per query and the ratio to the BM25-relation-only baseline in the same run.
 """
 from __future__ import annotations
 
@@ -51,11 +53,26 @@ def measure(store, me, queries, backend: str) -> dict[str, float]:
     return {"index_build_s": build_s, "ms_median": statistics.median(times), "ms_p95": times[int(0.95 * len(times))]}
 
 
+def quality(files: list[str]) -> None:
+    from egomem_ros.retrieval.text_bench import evaluate_text_bench, load_text_bench
+
+    print("| benchmark | backend | pass@1 | pass@5 | ms/query median |\n|---|---|---|---|---|")
+    for backend in ("none", "lexical", "minilm"):
+        reranker = make_reranker(backend)
+        for f in files:
+            r = evaluate_text_bench(load_text_bench(f), reranker)
+            print(f"| {f.split('/')[-1]} | {backend} | {r['pass_at_1']:.3f} | {r['pass_at_5']:.3f} | "
+                  f"{r['ms_per_query_median']:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", type=int, nargs="+", default=[500, 100_000])
     ap.add_argument("--dense", action="store_true", help="also measure the offline MiniLM reranker (500 docs only)")
+    ap.add_argument("--quality", nargs="*", default=[], help="benchmark JSON files to score per backend")
     args = ap.parse_args()
+    if args.quality:
+        quality(args.quality)
     results = []
     for n in args.sizes:
         store, me, queries = build(n)

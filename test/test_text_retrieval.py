@@ -127,3 +127,23 @@ def test_cli_eval_text(tmp_path):
     bad.write_text('{"users": []}')
     r = run("eval", "text", bad)
     assert r.returncode == 2 and "not a text retrieval benchmark" in r.stderr
+
+
+def test_relations_in_everyday_words_reach_the_nearest_relation_with_a_dense_reranker(store):
+    """"husband" asked, "hubby" stored: neither is the other's lexicon form. The dense reranker finds the
+    nearest relation in the user's own graph; the lexical default finds nothing (docs/retrieval.md)."""
+    from egomem_ros.retrieval.rerank import make_reranker
+
+    grace, dan, tomasz, zed = (store.create_user(n) for n in ("Grace", "Daniel", "Tomasz", "Zed"))
+    store.add_relation(grace.id, dan.id, "hubby")
+    store.add_relation(grace.id, tomasz.id, "lodger")
+    store.add_relation(zed.id, grace.id, "hubby")                 # Zed's word about Grace: not her graph
+    run = store.add_fact(dan.id, "fact", "does a 5k run around the park every Saturday morning")
+    store.add_fact(dan.id, "fact", "is an electrician at a building firm")
+    store.add_fact(tomasz.id, "fact", "brews his own beer in the shed")
+    secret = store.add_fact(zed.id, "fact", "runs marathons")
+    assert TextRetriever(store, LexicalReranker()).retrieve(grace.id, ["husband"], ["exercise"]) == []
+    dense = TextRetriever(store, make_reranker("minilm"))
+    got = dense.retrieve(grace.id, ["husband"], ["exercise"])
+    assert got and got[0].doc.item_id == run.id and {d.doc.user_id for d in got} == {dan.id}
+    assert secret.id not in {d.doc.item_id for d in dense.retrieve(grace.id, ["husband"], ["marathon"])}

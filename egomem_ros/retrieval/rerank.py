@@ -127,6 +127,10 @@ class SentenceTransformerReranker:
         return self.model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,
                                  batch_size=64, show_progress_bar=False).astype(np.float32)
 
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised embeddings of `texts`, cached by text (relation phrases, keyword strings)."""
+        return self.index(list(texts))
+
     def index(self, docs: Sequence[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(docs) if t not in self._cache]
         if missing:

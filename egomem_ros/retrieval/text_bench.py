@@ -95,12 +95,13 @@ def evaluate_text_bench(bench: TextBench, reranker: Reranker | None, *, k: int =
     retriever = TextRetriever(store, reranker, hop_limit=hop_limit)
     for u in {q.user for q in bench.queries}:  # index build is not query latency
         retriever.documents(u)
-    times, passed, failures = [], 0, []
+    times, passed, first, failures = [], 0, 0, []
     for q in progress(bench.queries) if progress else bench.queries:
         t0 = time.perf_counter()
         got = retriever.retrieve(q.user, q.relation_query, q.keyword_query, k)
         times.append((time.perf_counter() - t0) * 1e3)
         ids = [d.doc.item_id for d in got]
+        first += bool(ids) and ids[0] in q.expected    # pass@1: the top document is an expected one
         if set(q.expected) <= set(ids):
             passed += 1
         else:
@@ -110,6 +111,7 @@ def evaluate_text_bench(bench: TextBench, reranker: Reranker | None, *, k: int =
     times.sort()
     return {
         "pass_at_5" if k == 5 else f"pass_at_{k}": passed / n if n else 0.0,
+        "pass_at_1": first / n if n else 0.0,
         "queries": n,
         "documents": sum(len(u.facts) for u in bench.users),
         "ms_per_query_median": statistics.median(times) if times else 0.0,

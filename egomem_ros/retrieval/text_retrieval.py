@@ -25,6 +25,7 @@ from ..store.models import MemoryRepository
 from .rerank import PostingsIndex, Reranker
 
 log = logging.getLogger(__name__)
+NEAREST_MIN, NEAREST_MARGIN = 0.45, 0.05   # cosine of "my <relation>" phrases (all-MiniLM-L6-v2)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,20 @@ class TextRetriever:
         self._cache[user_id] = entry
         return entry
 
+    def _nearest_relations(self, ix: _UserIndex, words: Sequence[str]) -> np.ndarray:
+        """Documents of the user's relations that a dense encoder finds nearest to the asked relation
+        ("husband" -> the person stored as "hubby"), within `NEAREST_MARGIN` of the best and above
+        `NEAREST_MIN`; none without a dense reranker."""
+        embed = getattr(self.reranker, "embed", None)
+        if embed is None or not ix.docs:
+            return np.zeros(0, dtype=np.int64)
+        phrases = sorted({d.relation_phrase for d in ix.docs})
+        keys = embed([p.replace("your ", "my ", 1) for p in phrases])
+        asked = embed([f"my {w.strip()}" for w in words if w.strip()])
+        best = (asked @ keys.T).max(axis=0)
+        chosen = {p for p, b in zip(phrases, best) if b >= max(NEAREST_MIN, best.max() - NEAREST_MARGIN)}
+        return np.array([i for i, d in enumerate(ix.docs) if d.relation_phrase in chosen], dtype=np.int64)
+
     def retrieve(self, user_id: str | None, relation_query: Sequence[str], keyword_query: Sequence[str],
                  k: int = 5) -> list[ScoredDoc]:
         """Top-k documents for the current user; an unknown or anonymous user gets nothing."""
@@ -148,6 +163,8 @@ class TextRetriever:
         keywords = ", ".join(w.strip() for w in keyword_query if w.strip())
         if rel_q:
             subset = ix.relations.matching(rel_q)
+            if subset.size == 0:   # words the lexicon does not know, on either side: "hubby", "my old man"
+                subset = self._nearest_relations(ix, relation_query)
             if subset.size == 0:
                 return []
             scores = ix.relations.scores(rel_q, subset)
