@@ -11,6 +11,7 @@ apt_missing=()
 command -v espeak-ng >/dev/null || apt_missing+=(espeak-ng)          # TTS voices for demo/streams
 command -v g++ >/dev/null || apt_missing+=(g++)                      # hnswlib, webrtcvad build from source
 command -v cmake >/dev/null || apt_missing+=(cmake)                  # egomem_msgs (ament_cmake + rosidl)
+[ -f /usr/share/wordnet/index.noun ] || apt_missing+=(wordnet-base)  # Level-2: relation words outside the lexicon
 "$PY" -c "import ensurepip" 2>/dev/null || apt_missing+=(python3-venv)
 [ -f "$("$PY" -c 'import sysconfig;print(sysconfig.get_paths()["include"])')/Python.h" ] || apt_missing+=(python3-dev)
 if [ ${#apt_missing[@]} -gt 0 ]; then

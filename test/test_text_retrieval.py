@@ -129,11 +129,14 @@ def test_cli_eval_text(tmp_path):
     assert r.returncode == 2 and "not a text retrieval benchmark" in r.stderr
 
 
-def test_relations_in_everyday_words_reach_the_nearest_relation_with_a_dense_reranker(store):
-    """"husband" asked, "hubby" stored: neither is the other's lexicon form. The dense reranker finds the
-    nearest relation in the user's own graph; the lexical default finds nothing (docs/retrieval.md)."""
+def test_relations_in_everyday_words_reach_the_nearest_relation_with_a_dense_reranker(store, monkeypatch):
+    """"husband" asked, "hubby" stored, and no WordNet on this robot: neither word is the other's lexicon
+    form. The dense reranker finds the nearest relation in the user's own graph; the lexical default
+    finds nothing (docs/retrieval.md)."""
+    from egomem_ros.retrieval import text_retrieval
     from egomem_ros.retrieval.rerank import make_reranker
 
+    monkeypatch.setattr(text_retrieval, "wordnet_nouns", lambda: None)
     grace, dan, tomasz, zed = (store.create_user(n) for n in ("Grace", "Daniel", "Tomasz", "Zed"))
     store.add_relation(grace.id, dan.id, "hubby")
     store.add_relation(grace.id, tomasz.id, "lodger")
@@ -147,3 +150,21 @@ def test_relations_in_everyday_words_reach_the_nearest_relation_with_a_dense_rer
     got = dense.retrieve(grace.id, ["husband"], ["exercise"])
     assert got and got[0].doc.item_id == run.id and {d.doc.user_id for d in got} == {dan.id}
     assert secret.id not in {d.doc.item_id for d in dense.retrieve(grace.id, ["husband"], ["marathon"])}
+
+
+def test_relation_words_outside_the_lexicon_meet_through_wordnet(store):
+    """Stored as people say them, asked in other words: WordNet's synonyms and hypernyms join them, with
+    the lexical default (no model)."""
+    from egomem_ros.retrieval.wordnet import wordnet_nouns
+
+    if wordnet_nouns() is None:
+        pytest.skip("WordNet files not installed (scripts/bootstrap.sh apt-installs wordnet-base)")
+    grace, dan, tom, rosa, lena = (store.create_user(n) for n in ("Grace", "Daniel", "Tomasz", "Rosa", "Lena"))
+    for other, said in ((dan, "hubby"), (tom, "lodger"), (rosa, "landlady"), (lena, "line manager")):
+        store.add_relation(grace.id, other.id, said)
+        store.add_fact(other.id, "fact", f"{other.name} plays chess on Sundays")
+    retriever = TextRetriever(store, LexicalReranker())
+    for asked, who in (("husband", dan), ("tenant", tom), ("landlord", rosa), ("boss", lena)):
+        got = retriever.retrieve(grace.id, [asked], [])
+        assert {d.doc.user_id for d in got} == {who.id}, (asked, [d.doc.name for d in got])
+    assert retriever.retrieve(grace.id, ["cousin"], []) == []       # a relation Grace does not have

@@ -23,6 +23,7 @@ from ..relations import RelationLexicon, relation_lexicon
 from ..store.graph import neighbourhood, social_graph
 from ..store.models import MemoryRepository
 from .rerank import PostingsIndex, Reranker
+from .wordnet import wordnet_nouns
 
 log = logging.getLogger(__name__)
 NEAREST_MIN, NEAREST_MARGIN = 0.45, 0.05   # cosine of "my <relation>" phrases (all-MiniLM-L6-v2)
@@ -54,14 +55,34 @@ class ScoredDoc:
     score: float
 
 
+def word_meanings(word: str, lex: RelationLexicon) -> list[str]:
+    """A relation word as the lexicon knows it: its canonical name; else WordNet's synonyms and direct
+    hypernyms of it ("hubby" -> husband, spouse; "lodger" -> tenant; "twin" -> sibling) or of its head
+    noun ("line manager" -> manager -> boss), canonicalised. Unknown words stay as written."""
+    canon = lex.canonical(word)
+    if canon in lex.inverses:
+        return [canon]
+    wn = wordnet_nouns()
+    if wn is None:
+        return [canon]
+    synonyms, hypernyms = wn.related_words(word)
+    if not synonyms and len(word.split()) > 1:
+        head = word.replace("-", " ").split()[-1]
+        if lex.canonical(head) in lex.inverses:
+            return [canon, lex.canonical(head)]
+        synonyms, hypernyms = wn.related_words(head)
+    return list(dict.fromkeys([canon] + [lex.canonical(w) for w in synonyms + hypernyms]))
+
+
 def relation_terms(doc: CandidateDoc, lex: RelationLexicon) -> list[str]:
-    """What the relation query is matched against: each relation's canonical name, its groups and
-    surface forms, and U's name."""
+    """What the relation query is matched against: each relation's meanings, their groups and surface
+    forms, and U's name."""
     terms: list[str] = []
     for rel in doc.relation_path:
-        terms.append(rel)
-        terms.extend(g for g, members in lex.groups.items() if rel in members)
-        terms.extend(f.replace(" ", "_") for f in lex.forms(rel))
+        for meaning in word_meanings(rel.replace("_", " "), lex):
+            terms.append(meaning)
+            terms.extend(g for g, members in lex.groups.items() if meaning in members)
+            terms.extend(f.replace(" ", "_") for f in lex.forms(meaning))
     terms.extend(w.lower() for w in doc.name.split())
     return terms
 
@@ -72,7 +93,7 @@ def query_relation_terms(words: Sequence[str], lex: RelationLexicon) -> list[str
         w = w.strip()
         if not w:
             continue
-        out.append(lex.canonical(w))
+        out.extend(word_meanings(w, lex))
         out.extend(w.lower().split())
     return out
 

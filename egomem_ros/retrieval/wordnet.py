@@ -1,0 +1,71 @@
+"""Word meaning for relation words from WordNet 3.0, read from Debian's `wordnet-base` files.
+
+"hubby", "missus", "nan", "lodger" and "goddaughter" are WordNet nouns whose synonyms and direct
+hypernyms include the words the relation lexicon knows (husband, wife, grandmother, tenant, godchild),
+so a relation stored or asked in everyday words meets its lexicon form on either side. The files are in
+WordNet's own database format (wndb(5WN)): `index.noun` maps a lemma to its synsets, most frequent
+sense first, and a synset's offset is its byte position in `data.noun`. NLTK's reader needs its own
+downloaded corpus to load any WordNet, so this reads the two files directly (sense order and pointers
+only; no morphology). Without the files (`apt-get install wordnet-base`), nothing is expanded.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+SEARCH = ("/usr/share/wordnet",)
+
+
+class WordNetNouns:
+    def __init__(self, root: Path):
+        self._data = (root / "data.noun").open("rb")
+        self._index: dict[str, list[int]] = {}
+        with (root / "index.noun").open(encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(" "):      # the license header
+                    continue
+                parts = line.split()
+                n_senses, n_ptrs = int(parts[2]), int(parts[3])
+                self._index[parts[0]] = [int(o) for o in parts[6 + n_ptrs:6 + n_ptrs + n_senses]]
+
+    def senses(self, word: str) -> list[int]:
+        return self._index.get(word.strip().lower().replace(" ", "_"), [])
+
+    @lru_cache(maxsize=50_000)
+    def synset(self, offset: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
+        """(lemmas, hypernym offsets) of the synset at `offset`."""
+        self._data.seek(offset)
+        fields = self._data.readline().decode("utf-8", "replace").split(" | ")[0].split()
+        n_words = int(fields[3], 16)
+        lemmas = tuple(fields[4 + 2 * i].lower() for i in range(n_words))
+        at = 4 + 2 * n_words
+        n_ptrs = int(fields[at])
+        ptrs = [fields[at + 1 + 4 * i: at + 5 + 4 * i] for i in range(n_ptrs)]
+        return lemmas, tuple(int(p[1]) for p in ptrs if p[0] in ("@", "@i") and p[2] == "n")
+
+    def related_words(self, word: str, senses: int = 2) -> tuple[list[str], list[str]]:
+        """(synonyms, direct hypernyms) of the first `senses` senses, as words ("married man")."""
+        synonyms: list[str] = []
+        hypernyms: list[str] = []
+        for offset in self.senses(word)[:senses]:
+            lemmas, parents = self.synset(offset)
+            synonyms += lemmas
+            for h in parents:
+                hypernyms += self.synset(h)[0]
+        spaced = lambda ws: list(dict.fromkeys(w.replace("_", " ") for w in ws))  # noqa: E731
+        return spaced(synonyms), spaced(hypernyms)
+
+
+@lru_cache(maxsize=1)
+def wordnet_nouns() -> WordNetNouns | None:
+    """The WordNet nouns of this machine (EGOMEM_WORDNET_DIR, else Debian's), or None (said once)."""
+    for root in ([os.environ["EGOMEM_WORDNET_DIR"]] if os.environ.get("EGOMEM_WORDNET_DIR") else []) + list(SEARCH):
+        path = Path(root)
+        if (path / "index.noun").is_file() and (path / "data.noun").is_file():
+            return WordNetNouns(path)
+    log.warning("WordNet not found (apt-get install wordnet-base): relation words outside the lexicon are "
+                "matched as written")
+    return None
