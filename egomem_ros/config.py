@@ -13,6 +13,8 @@ import yaml
 from platformdirs import user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .store.models import is_postgres_url
+
 
 class ConfigError(ValueError):
     """A configuration file or value that cannot be used."""
@@ -35,7 +37,7 @@ class StoreConfig(_Section):
     def _no_password(cls, url: str) -> str:
         from urllib.parse import urlsplit
 
-        if url and not url.startswith(("postgresql://", "postgres://")):
+        if url and not is_postgres_url(url):
             raise ValueError("store.url must be a postgresql:// URL (a SQLite file goes in store.db_path)")
         if url and (urlsplit(url).password or "password=" in url):
             raise ValueError("store.url holds a password: put it in PGPASSWORD or ~/.pgpass, not in the config")
@@ -191,7 +193,7 @@ def default_db_path() -> Path:
 
 def resolve_db(config: EgomemConfig, override: str | Path | None = None) -> str | Path:
     """What a store opens: a postgresql:// URL (`--db` or `store.url`) or a SQLite file path."""
-    if override and str(override).startswith(("postgresql://", "postgres://")):
+    if override and is_postgres_url(override):
         return str(override)
     if not override and config.store.url:
         return config.store.url

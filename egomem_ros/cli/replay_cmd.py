@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import track
 
+from ..store.models import is_postgres_url
+
 from .common import ConfigOption, console, err_console, fail, get_config
 
 
@@ -24,7 +26,7 @@ def replay(bag: Annotated[Path, typer.Argument(help="ROS 2 bag (directory or .mc
     cfg = get_config(config)
     if report is not None and not report.parent.is_dir():
         fail(f"directory of --report does not exist: {report.parent}")
-    if db is not None and not db.startswith(("postgresql://", "postgres://")) and not Path(db).exists():
+    if db is not None and not is_postgres_url(db) and not Path(db).exists():
         # a mistyped --db must not become a new, empty memory
         fail(f"memory database {db} does not exist (leave out --db and the replay starts a new memory in "
              f"{out.with_suffix('.db')})")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import EgomemConfig, default_db_path
-from ..store.models import MemoryRepository
+from ..store.models import MemoryRepository, is_postgres_url
 from .asr import transcribe_user_turns
 from .attribution import SessionOwner, speech_embeddings
 from .buffer import IdentityObservation, StreamBuffer, TranscriptSegment
@@ -160,7 +160,7 @@ def spool_dir(cfg: EgomemConfig, db: str | Path | None) -> Path:
     robots each keep their own, in the XDG data dir)."""
     if cfg.memory.spool_dir:
         return Path(cfg.memory.spool_dir)
-    if str(db).startswith(("postgresql://", "postgres://")):
+    if is_postgres_url(db):
         return default_db_path().parent / "fleet.sessions"
     return Path(str(db or "egomem") + ".sessions")
 

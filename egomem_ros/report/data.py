@@ -9,6 +9,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..store.models import is_postgres_url
+
 IDENTITY, MEMCHUNK, EVENT = "egomem_msgs/msg/Identity", "egomem_msgs/msg/MemChunk", "egomem_msgs/msg/MemoryEvent"
 STATUS = {0: "nobody", 1: "known", 2: "unknown"}
 OPS = {0: "ADD", 1: "UPDATE", 2: "INVALIDATE", 3: "DELETE"}
@@ -134,7 +136,7 @@ def read_store(db: str | Path, data: ReportData) -> None:
 def load_report_data(bag: Path, db: str | Path) -> ReportData:
     """Raises FileNotFoundError for a missing bag or database file (`db` may be a postgresql:// URL)."""
     bag = Path(bag)
-    if not str(db).startswith(("postgresql://", "postgres://")):
+    if not is_postgres_url(db):
         db = Path(db)
     for path, what in ((bag, "bag"), (db, "memory database")):
         if isinstance(path, Path) and not path.exists():

@@ -74,6 +74,7 @@ class IdentityPoller:
     # -- keys ----------------------------------------------------------------------------------
     def reload(self) -> None:
         """(Re)build the galleries and the s-norm cohort from the store."""
+        self._revision_seen = self.store.revision
         self._keys_seen = self.store.keys_revision()
         self.face_gallery = self._gallery("face", self.face)
         self.voice_gallery = self._gallery("voice", self.voice)
@@ -81,7 +82,12 @@ class IdentityPoller:
 
     def sync(self) -> bool:
         """Reload when anyone changed the keys since (another robot sharing the store enrolled or forgot
-        someone): called every poll, so a fleet's galleries agree within one poll period."""
+        someone): called every poll, so a fleet's galleries agree within one poll period. The store's
+        revision is free to read; the key tables are counted only after some commit."""
+        revision = self.store.revision
+        if revision == self._revision_seen:
+            return False
+        self._revision_seen = revision
         if self.store.keys_revision() == self._keys_seen:
             return False
         self.reload()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,6 +23,7 @@ SEARCH = ("/usr/share/wordnet",)
 class WordNetNouns:
     def __init__(self, root: Path):
         self._data = (root / "data.noun").open("rb")
+        self._read_lock = threading.Lock()   # one file position, and ROS callbacks on several threads
         self._index: dict[str, list[int]] = {}
         with (root / "index.noun").open(encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -37,8 +39,10 @@ class WordNetNouns:
     @lru_cache(maxsize=50_000)
     def synset(self, offset: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
         """(lemmas, hypernym offsets) of the synset at `offset`."""
-        self._data.seek(offset)
-        fields = self._data.readline().decode("utf-8", "replace").split(" | ")[0].split()
+        with self._read_lock:
+            self._data.seek(offset)
+            line = self._data.readline()
+        fields = line.decode("utf-8", "replace").split(" | ")[0].split()
         n_words = int(fields[3], 16)
         lemmas = tuple(fields[4 + 2 * i].lower() for i in range(n_words))
         at = 4 + 2 * n_words

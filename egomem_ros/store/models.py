@@ -15,6 +15,11 @@ FACT_KINDS: tuple[str, ...] = ("fact", "preference", "event", "summary")
 Modality = Literal["face", "voice"]
 
 
+def is_postgres_url(db: object) -> bool:
+    """A `--db` / `store.url` naming a PostgreSQL server rather than a SQLite file."""
+    return str(db).startswith(("postgresql://", "postgres://"))
+
+
 class StoreError(RuntimeError):
     """A store operation that cannot be carried out (unknown user, bad key, ...)."""
 

@@ -12,20 +12,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .models import StoreError, UnknownUserError, User
+from .models import StoreError, UnknownUserError, User, is_postgres_url
 from .pg_schema import ENROLMENT_LOCK, migrate_pg
 from .schema import SchemaTooNewError
 from .sql_store import SqlStore
 
-_USER_COLS = "id, name, placeholder, created_at, last_seen"
-
-
-def is_postgres_url(text: str) -> bool:
-    return str(text).startswith(("postgresql://", "postgres://"))
+__all__ = ["PostgresStore", "is_postgres_url"]
 
 
 class PostgresStore(SqlStore):
     _INSERT_ORDER = "seq"
+
     def __init__(self, url: str, *, clock: Callable[[], float] = time.time, connect_timeout_s: int = 10):
         try:
             import psycopg
@@ -53,7 +50,7 @@ class PostgresStore(SqlStore):
         self._conn.execute("BEGIN")
 
     def lock_user(self, user_id: str) -> User:
-        rows = self._q(f"SELECT {_USER_COLS} FROM users WHERE id=? FOR UPDATE", (user_id,))
+        rows = self._q(f"SELECT {self._USER_COLS} FROM users WHERE id=? FOR UPDATE", (user_id,))
         if not rows:
             raise UnknownUserError(user_id)
         return self._user(rows[0])

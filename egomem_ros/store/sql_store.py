@@ -62,6 +62,7 @@ class SqlStore:
     _conn: Any
     clock: Callable[[], float]
     _INSERT_ORDER = "rowid"    # a column that grows with every insert (facts' ids are random)
+    _USER_COLS = "id, name, placeholder, created_at, last_seen"
 
     def _init_state(self) -> None:
         self._lock = threading.RLock()
@@ -154,7 +155,7 @@ class SqlStore:
         return self.get_user(uid)
 
     def get_user(self, user_id: str) -> User:
-        rows = self._q("SELECT id, name, placeholder, created_at, last_seen FROM users WHERE id=?", (user_id,))
+        rows = self._q(f"SELECT {self._USER_COLS} FROM users WHERE id=?", (user_id,))
         if not rows:
             raise UnknownUserError(user_id)
         return self._user(rows[0])
@@ -165,7 +166,7 @@ class SqlStore:
             return self.get_user(id_or_name)
         except UnknownUserError:
             pass
-        rows = self._q("SELECT id, name, placeholder, created_at, last_seen FROM users WHERE lower(name)=lower(?)",
+        rows = self._q(f"SELECT {self._USER_COLS} FROM users WHERE lower(name)=lower(?)",
                        (id_or_name,))
         if len(rows) > 1:
             ids = ", ".join(r[0] for r in rows)
@@ -175,7 +176,7 @@ class SqlStore:
         return self._user(rows[0])
 
     def list_users(self, include_placeholders: bool = True) -> list[User]:
-        sql = "SELECT id, name, placeholder, created_at, last_seen FROM users"
+        sql = f"SELECT {self._USER_COLS} FROM users"
         if not include_placeholders:
             sql += " WHERE placeholder=0"
         return [self._user(r) for r in self._q(sql + " ORDER BY created_at, id")]
@@ -191,7 +192,7 @@ class SqlStore:
         with self.transaction():
             self.lock_user(user_id)
             self._x("UPDATE users SET last_seen=?, placeholder=0 WHERE id=?",
-                               (self.clock() if ts is None else ts, user_id))
+                (self.clock() if ts is None else ts, user_id))
 
     # -- biometric keys ----------------------------------------------------------------------
     def add_key(self, user_id: str, modality: Modality, model: str, vector: np.ndarray) -> int:
@@ -266,7 +267,7 @@ class SqlStore:
                 raise StoreError(f"fact {fact_id} is already invalid; supersede its replacement instead")
             new = self.add_fact(old.user_id, old.kind, new_text, episode_id=episode_id)
             self._x("UPDATE facts SET invalid_at=?, superseded_by=? WHERE id=?",
-                               (new.valid_from, new.id, fact_id))
+                    (new.valid_from, new.id, fact_id))
             self._log("UPDATE", old.user_id, old.kind, fact_id, f"superseded by {new.id}", episode_id)
         return new
 
@@ -275,7 +276,7 @@ class SqlStore:
             old = self._fact(fact_id)
             self.lock_user(old.user_id)
             self._x("UPDATE facts SET invalid_at=? WHERE id=? AND invalid_at IS NULL",
-                               (self.clock(), fact_id))
+                    (self.clock(), fact_id))
             self._log("INVALIDATE", old.user_id, old.kind, fact_id, "", episode_id)
         return self._fact(fact_id)
 
