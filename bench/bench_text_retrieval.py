@@ -1,7 +1,8 @@
 """Level-2 retrieval: quality per backend on benchmark files, and latency at 500 and 100,000 documents.
 
-Run: .venv/bin/python bench/bench_text_retrieval.py [--sizes 500 100000] [--dense] [--quality FILE ...]
-`--quality` prints pass@1, pass@5 and ms/query per backend (none, lexical, minilm) for each benchmark file,
+Run: .venv/bin/python bench/bench_text_retrieval.py [--sizes 500 100000] [--no-dense] [--quality FILE ...]
+`--quality` prints pass@1, pass@5 and ms/query per backend (none, lexical, minilm at fp32 and at the
+precision `auto` picks on this CPU) for each benchmark file,
 side by side (bench/data/text_retrieval_outside.json is written in everyday words the code's lexicons do
 not hold). Latency: median/p95 ms per query and the ratio to the BM25-relation-only baseline in the same run.
 """
@@ -39,8 +40,8 @@ def build(n_docs: int, seed: int = 0) -> tuple[SqliteStore, str, list[tuple[list
     return store, me, queries
 
 
-def measure(store, me, queries, backend: str) -> dict[str, float]:
-    retriever = TextRetriever(store, make_reranker(backend))
+def measure(store, me, queries, backend: str, precision: str = "auto") -> dict[str, float]:
+    retriever = TextRetriever(store, make_reranker(backend, precision=precision))
     t0 = time.perf_counter()
     retriever.documents(me)
     build_s = time.perf_counter() - t0
@@ -53,22 +54,26 @@ def measure(store, me, queries, backend: str) -> dict[str, float]:
     return {"index_build_s": build_s, "ms_median": statistics.median(times), "ms_p95": times[int(0.95 * len(times))]}
 
 
+BACKENDS = [("none", "fp32"), ("lexical", "fp32"), ("minilm", "fp32"), ("minilm", "auto")]
+
+
 def quality(files: list[str]) -> None:
     from egomem_ros.retrieval.text_bench import evaluate_text_bench, load_text_bench
 
     print("| benchmark | backend | pass@1 | pass@5 | ms/query median |\n|---|---|---|---|---|")
-    for backend in ("none", "lexical", "minilm"):
-        reranker = make_reranker(backend)
+    for backend, precision in BACKENDS:
+        reranker = make_reranker(backend, precision=precision)
+        label = backend + (f" ({getattr(reranker, 'precision', precision)})" if backend == "minilm" else "")
         for f in files:
             r = evaluate_text_bench(load_text_bench(f), reranker)
-            print(f"| {f.split('/')[-1]} | {backend} | {r['pass_at_1']:.3f} | {r['pass_at_5']:.3f} | "
+            print(f"| {f.split('/')[-1]} | {label} | {r['pass_at_1']:.3f} | {r['pass_at_5']:.3f} | "
                   f"{r['ms_per_query_median']:.2f} |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sizes", type=int, nargs="+", default=[500, 100_000])
-    ap.add_argument("--dense", action="store_true", help="also measure the offline MiniLM reranker (500 docs only)")
+    ap.add_argument("--no-dense", action="store_true", help="leave out the MiniLM reranker (the default backend)")
     ap.add_argument("--quality", nargs="*", default=[], help="benchmark JSON files to score per backend")
     args = ap.parse_args()
     if args.quality:
@@ -76,15 +81,16 @@ def main() -> None:
     results = []
     for n in args.sizes:
         store, me, queries = build(n)
-        backends = ["none", "lexical"] + (["minilm"] if args.dense and n <= 1000 else [])
+        backends = BACKENDS if not args.no_dense else BACKENDS[:2]
         base = None
-        for backend in backends:
-            r = measure(store, me, queries, backend)
+        for backend, precision in backends:
+            r = measure(store, me, queries, backend, precision)
             base = base or r["ms_median"]
-            r.update(docs=len(TextRetriever(store, None).documents(me)), backend=backend,
+            label = backend + (f"-{precision}" if backend == "minilm" else "")
+            r.update(docs=len(TextRetriever(store, None).documents(me)), backend=label,
                      ratio_to_bm25_only=r["ms_median"] / base)
             results.append(r)
-            print(f"{r['docs']:>7} docs  {backend:<8} median {r['ms_median']:7.2f} ms  p95 {r['ms_p95']:7.2f} ms  "
+            print(f"{r['docs']:>7} docs  {label:<12} median {r['ms_median']:7.2f} ms  p95 {r['ms_p95']:7.2f} ms  "
                   f"x{r['ratio_to_bm25_only']:.2f} vs BM25-only  (index build {r['index_build_s']:.1f} s)")
     print(json.dumps(results))
 

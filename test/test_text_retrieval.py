@@ -168,3 +168,21 @@ def test_relation_words_outside_the_lexicon_meet_through_wordnet(store):
         got = retriever.retrieve(grace.id, [asked], [])
         assert {d.doc.user_id for d in got} == {who.id}, (asked, [d.doc.name for d in got])
     assert retriever.retrieve(grace.id, ["cousin"], []) == []       # a relation Grace does not have
+
+
+def test_every_sense_of_a_relation_word_that_names_a_person_counts(store):
+    """WordNet files "old man" as an elderly man, a father and a boss: asked as "dad", the father is
+    found; its sense of a plant (wormwood) is not a person and adds nothing."""
+    from egomem_ros.retrieval.wordnet import wordnet_nouns
+
+    wn = wordnet_nouns()
+    if wn is None:
+        pytest.skip("WordNet files not installed (scripts/bootstrap.sh apt-installs wordnet-base)")
+    assert "wormwood" not in wn.related_words("old man")[1]
+    grace, frank, dan = (store.create_user(n) for n in ("Grace", "Frank", "Daniel"))
+    store.add_relation(grace.id, frank.id, "old man")
+    store.add_relation(grace.id, dan.id, "hubby")
+    store.add_fact(frank.id, "fact", "still supports Leeds United")
+    store.add_fact(dan.id, "fact", "is an electrician")
+    got = TextRetriever(store, LexicalReranker()).retrieve(grace.id, ["dad"], [])
+    assert {d.doc.user_id for d in got} == {frank.id}

@@ -9,7 +9,10 @@ from ..config import EgomemConfig, IdentityConfig
 from ..memchunk import make_token_counter
 from ..store.models import MemoryRepository
 from .face import FaceEngine, ProcessFaceEngine, make_face_backend
+from .level2 import Level2Service
 from .poller import IdentityPoller
+from .rerank import make_reranker
+from .text_retrieval import TextRetriever
 from .voice import VoiceEngine, make_voice_backend
 
 
@@ -50,3 +53,12 @@ def make_poller(store: MemoryRepository, cfg: EgomemConfig, *, face: bool = True
     return IdentityPoller(store, make_face_engine(cfg.identity) if face else None,
                           make_voice_engine(cfg.identity) if voice else None, cfg.identity, counter,
                           l1_max_tokens=cfg.memchunk.l1_max_tokens, cohort=load_cohort(cfg.identity.voice.cohort_path))
+
+
+def make_level2(store: MemoryRepository, cfg: EgomemConfig) -> Level2Service:
+    """`<retr>` answering over `store` with the configured rerank backend and MemChunk budget."""
+    r = cfg.retrieval
+    reranker = make_reranker(r.rerank_backend, r.bge_model, precision=r.rerank_precision)
+    counter = make_token_counter(cfg.memchunk.tokenizer, cfg.memchunk.tokenizer_path)
+    return Level2Service(TextRetriever(store, reranker, hop_limit=r.hop_limit), counter,
+                         max_tokens=cfg.memchunk.l2_max_tokens, default_k=r.top_k)

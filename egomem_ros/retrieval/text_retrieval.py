@@ -153,19 +153,30 @@ class TextRetriever:
         self._cache[user_id] = entry
         return entry
 
-    def _nearest_relations(self, ix: _UserIndex, words: Sequence[str]) -> np.ndarray:
-        """Documents of the user's relations that a dense encoder finds nearest to the asked relation
-        ("husband" -> the person stored as "hubby"), within `NEAREST_MARGIN` of the best and above
-        `NEAREST_MIN`; none without a dense reranker."""
+    def _phrase_meanings(self, phrase: str) -> list[str]:
+        """"my <w>" phrases for a relation as said and each meaning the lexicon knows of it."""
+        words = [phrase] + [m.replace("_", " ") for m in word_meanings(phrase, self.lex)
+                            if m in self.lex.inverses or m in self.lex.groups]
+        return [f"my {w}" for w in dict.fromkeys(words)]
+
+    def _relation_similarity(self, ix: _UserIndex, words: Sequence[str]) -> np.ndarray | None:
+        """Per document: how near its relation is to the asked one, as the best cosine between any
+        meaning of one and any meaning of the other ("dad" ~ "old man" through its sense "father";
+        "mum" ~ "mam"); None without a dense reranker."""
         embed = getattr(self.reranker, "embed", None)
         if embed is None or not ix.docs:
-            return np.zeros(0, dtype=np.int64)
-        phrases = sorted({d.relation_phrase for d in ix.docs})
-        keys = embed([p.replace("your ", "my ", 1) for p in phrases])
-        asked = embed([f"my {w.strip()}" for w in words if w.strip()])
-        best = (asked @ keys.T).max(axis=0)
-        chosen = {p for p, b in zip(phrases, best) if b >= max(NEAREST_MIN, best.max() - NEAREST_MARGIN)}
-        return np.array([i for i, d in enumerate(ix.docs) if d.relation_phrase in chosen], dtype=np.int64)
+            return None
+        asked = [m for w in words if w.strip() for m in self._phrase_meanings(w.strip())]
+        if not asked:
+            return None
+        q = embed(asked)
+        by_phrase: dict[tuple[str, ...], float] = {}
+        for d in ix.docs:
+            if d.relation_path not in by_phrase:
+                hops = [self._phrase_meanings(r.replace("_", " ")) for r in d.relation_path]
+                # a path is as near as its last hop ("mother's colleague" is asked as "colleague")
+                by_phrase[d.relation_path] = float((q @ embed(hops[-1]).T).max())
+        return np.array([by_phrase[d.relation_path] for d in ix.docs])
 
     def retrieve(self, user_id: str | None, relation_query: Sequence[str], keyword_query: Sequence[str],
                  k: int = 5) -> list[ScoredDoc]:
@@ -184,8 +195,9 @@ class TextRetriever:
         keywords = ", ".join(w.strip() for w in keyword_query if w.strip())
         if rel_q:
             subset = ix.relations.matching(rel_q)
-            if subset.size == 0:   # words the lexicon does not know, on either side: "hubby", "my old man"
-                subset = self._nearest_relations(ix, relation_query)
+            near = self._relation_similarity(ix, relation_query) if subset.size == 0 else None
+            if near is not None:   # words the lexicon does not know, on either side: "wifey", "mam"
+                subset = np.flatnonzero(near >= max(NEAREST_MIN, near.max() - NEAREST_MARGIN))
             if subset.size == 0:
                 return []
             scores = ix.relations.scores(rel_q, subset)

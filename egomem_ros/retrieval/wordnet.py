@@ -18,6 +18,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 SEARCH = ("/usr/share/wordnet",)
+NOUN_PERSON = 18   # lexicographer file noun.person (lexnames(5WN)): senses that name a person
 
 
 class WordNetNouns:
@@ -37,8 +38,8 @@ class WordNetNouns:
         return self._index.get(word.strip().lower().replace(" ", "_"), [])
 
     @lru_cache(maxsize=50_000)
-    def synset(self, offset: int) -> tuple[tuple[str, ...], tuple[int, ...]]:
-        """(lemmas, hypernym offsets) of the synset at `offset`."""
+    def synset(self, offset: int) -> tuple[tuple[str, ...], tuple[int, ...], int]:
+        """(lemmas, hypernym offsets, lexicographer file number) of the synset at `offset`."""
         with self._read_lock:
             self._data.seek(offset)
             line = self._data.readline()
@@ -48,14 +49,18 @@ class WordNetNouns:
         at = 4 + 2 * n_words
         n_ptrs = int(fields[at])
         ptrs = [fields[at + 1 + 4 * i: at + 5 + 4 * i] for i in range(n_ptrs)]
-        return lemmas, tuple(int(p[1]) for p in ptrs if p[0] in ("@", "@i") and p[2] == "n")
+        hypernyms = tuple(int(p[1]) for p in ptrs if p[0] in ("@", "@i") and p[2] == "n")
+        return lemmas, hypernyms, int(fields[1])
 
-    def related_words(self, word: str, senses: int = 2) -> tuple[list[str], list[str]]:
-        """(synonyms, direct hypernyms) of the first `senses` senses, as words ("married man")."""
+    def related_words(self, word: str) -> tuple[list[str], list[str]]:
+        """(synonyms, direct hypernyms) of every sense of `word` that names a person, as words: "old man"
+        is an elderly man, a father and a boss; its sense of wormwood is left out."""
         synonyms: list[str] = []
         hypernyms: list[str] = []
-        for offset in self.senses(word)[:senses]:
-            lemmas, parents = self.synset(offset)
+        for offset in self.senses(word):
+            lemmas, parents, lexfile = self.synset(offset)
+            if lexfile != NOUN_PERSON:
+                continue
             synonyms += lemmas
             for h in parents:
                 hypernyms += self.synset(h)[0]

@@ -49,12 +49,8 @@ class MemoryNode(LifecycleNode):
 
     # -- lifecycle -----------------------------------------------------------------------------
     def setup(self) -> None:
-        from ..memchunk import make_token_counter
         from ..memory.manager import build_memory_manager
-        from ..retrieval.factory import make_poller
-        from ..retrieval.level2 import Level2Service
-        from ..retrieval.rerank import make_reranker
-        from ..retrieval.text_retrieval import TextRetriever
+        from ..retrieval.factory import make_level2, make_poller
         from ..store import open_store
 
         try:
@@ -63,11 +59,7 @@ class MemoryNode(LifecycleNode):
             self.cfg.identity.face.worker_process = False  # no polling here: keys and galleries only
             self.poller = make_poller(self.store, self.cfg)
             self.manager = build_memory_manager(self.store, self.cfg, poller=self.poller, db_path=db)
-            counter = make_token_counter(self.cfg.memchunk.tokenizer, self.cfg.memchunk.tokenizer_path)
-            reranker = make_reranker(self.cfg.retrieval.rerank_backend, self.cfg.retrieval.bge_model)
-            self.level2 = Level2Service(TextRetriever(self.store, reranker, hop_limit=self.cfg.retrieval.hop_limit),
-                                        counter, max_tokens=self.cfg.memchunk.l2_max_tokens,
-                                        default_k=self.cfg.retrieval.top_k)
+            self.level2 = make_level2(self.store, self.cfg)
         except StoreError as err:
             raise RuntimeError(str(err)) from err
         self.pub_events = self.publisher(MemoryEvent, "memory_events", EVENTS_QOS)
