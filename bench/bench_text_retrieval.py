@@ -41,7 +41,8 @@ def build(n_docs: int, seed: int = 0) -> tuple[SqliteStore, str, list[tuple[list
 
 
 def measure(store, me, queries, backend: str, precision: str = "auto") -> dict[str, float]:
-    retriever = TextRetriever(store, make_reranker(backend, precision=precision))
+    reranker = make_reranker(backend, precision=precision)
+    retriever = TextRetriever(store, reranker)
     t0 = time.perf_counter()
     retriever.documents(me)
     build_s = time.perf_counter() - t0
@@ -51,15 +52,16 @@ def measure(store, me, queries, backend: str, precision: str = "auto") -> dict[s
         retriever.retrieve(me, rq, kq, 5)
         times.append((time.perf_counter() - t) * 1e3)
     times.sort()
-    return {"index_build_s": build_s, "ms_median": statistics.median(times), "ms_p95": times[int(0.95 * len(times))]}
+    return {"precision": getattr(reranker, "precision", "-"), "index_build_s": build_s, "ms_median": statistics.median(times), "ms_p95": times[int(0.95 * len(times))]}
 
 
 BACKENDS = [("none", "fp32"), ("lexical", "fp32"), ("minilm", "fp32"), ("minilm", "auto")]
 
 
-def quality(files: list[str]) -> None:
+def quality(files: list[str]) -> list[dict]:
     from egomem_ros.retrieval.text_bench import evaluate_text_bench, load_text_bench
 
+    rows = []
     print("| benchmark | backend | pass@1 | pass@5 | ms/query median |\n|---|---|---|---|---|")
     for backend, precision in BACKENDS:
         reranker = make_reranker(backend, precision=precision)
@@ -68,6 +70,9 @@ def quality(files: list[str]) -> None:
             r = evaluate_text_bench(load_text_bench(f), reranker)
             print(f"| {f.split('/')[-1]} | {label} | {r['pass_at_1']:.3f} | {r['pass_at_5']:.3f} | "
                   f"{r['ms_per_query_median']:.2f} |")
+            rows.append({"benchmark": f.split("/")[-1], "backend": label, "queries": r["queries"],
+                         **{k: r[k] for k in ("pass_at_1", "pass_at_5", "ms_per_query_median")}})
+    return rows
 
 
 def main() -> None:
@@ -76,8 +81,7 @@ def main() -> None:
     ap.add_argument("--no-dense", action="store_true", help="leave out the MiniLM reranker (the default backend)")
     ap.add_argument("--quality", nargs="*", default=[], help="benchmark JSON files to score per backend")
     args = ap.parse_args()
-    if args.quality:
-        quality(args.quality)
+    rows = quality(args.quality) if args.quality else []
     results = []
     for n in args.sizes:
         store, me, queries = build(n)
@@ -86,13 +90,13 @@ def main() -> None:
         for backend, precision in backends:
             r = measure(store, me, queries, backend, precision)
             base = base or r["ms_median"]
-            label = backend + (f"-{precision}" if backend == "minilm" else "")
+            label = backend + (f" ({r['precision']})" if backend == "minilm" else "")
             r.update(docs=len(TextRetriever(store, None).documents(me)), backend=label,
                      ratio_to_bm25_only=r["ms_median"] / base)
             results.append(r)
             print(f"{r['docs']:>7} docs  {label:<12} median {r['ms_median']:7.2f} ms  p95 {r['ms_p95']:7.2f} ms  "
                   f"x{r['ratio_to_bm25_only']:.2f} vs BM25-only  (index build {r['index_build_s']:.1f} s)")
-    print(json.dumps(results))
+    print(json.dumps({"quality": rows, "latency": results}))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def progress(label: str, quiet: bool):
 @eval_app.command("text")
 def eval_text(file: Annotated[Path, typer.Argument(help="Benchmark JSON (users, edges, queries).")],
               as_json: JsonOption = False,
-              backend: Annotated[str, typer.Option(help="Rerank backend: lexical, minilm, bge, none.")] = "lexical",
+              backend: Annotated[str, typer.Option(help="Rerank backend: minilm (the default), lexical, bge, none.")] = "minilm",
               bge_model: Annotated[str, typer.Option(help="Model name or path for --backend bge.")] = "BAAI/bge-small-en-v1.5",
               k: Annotated[int, typer.Option(help="Top-k cut-off.")] = 5,
               hops: Annotated[int, typer.Option(help="Social-graph hop limit.")] = 1) -> None:

@@ -55,23 +55,32 @@ class ScoredDoc:
     score: float
 
 
+def _canonical_set(lemmas: Sequence[str], lex: RelationLexicon) -> list[str]:
+    """A WordNet synset in the lexicon's words: its canonical relation names when it has any (the set
+    "spouse, partner, mate" is spouse and partner, not the friend the lexicon calls "mate"), else each
+    lemma canonicalised."""
+    exact = [w.replace(" ", "_") for w in lemmas if w.replace(" ", "_") in lex.inverses]
+    return exact or [lex.canonical(w) for w in lemmas]
+
+
 def word_meanings(word: str, lex: RelationLexicon) -> list[str]:
-    """A relation word as the lexicon knows it: its canonical name; else WordNet's synonyms and direct
-    hypernyms of it ("hubby" -> husband, spouse; "lodger" -> tenant; "twin" -> sibling) or of its head
-    noun ("line manager" -> manager -> boss), canonicalised. Unknown words stay as written."""
+    """A relation word as the lexicon knows it: its canonical name; else the synonyms and direct
+    hypernyms of its WordNet senses that name a person ("hubby" -> husband, spouse; "lodger" -> tenant;
+    "old man" -> father, boss) or of its head noun ("line manager" -> manager -> boss), canonicalised.
+    Unknown words stay as written."""
     canon = lex.canonical(word)
     if canon in lex.inverses:
         return [canon]
     wn = wordnet_nouns()
     if wn is None:
         return [canon]
-    synonyms, hypernyms = wn.related_words(word)
+    synonyms, hypernyms = wn.related_synsets(word)
     if not synonyms and len(word.split()) > 1:
         head = word.replace("-", " ").split()[-1]
         if lex.canonical(head) in lex.inverses:
             return [canon, lex.canonical(head)]
-        synonyms, hypernyms = wn.related_words(head)
-    return list(dict.fromkeys([canon] + [lex.canonical(w) for w in synonyms + hypernyms]))
+        synonyms, hypernyms = wn.related_synsets(head)
+    return list(dict.fromkeys([canon] + [w for s in synonyms + hypernyms for w in _canonical_set(s, lex)]))
 
 
 def relation_terms(doc: CandidateDoc, lex: RelationLexicon) -> list[str]:

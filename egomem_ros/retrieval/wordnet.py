@@ -52,20 +52,24 @@ class WordNetNouns:
         hypernyms = tuple(int(p[1]) for p in ptrs if p[0] in ("@", "@i") and p[2] == "n")
         return lemmas, hypernyms, int(fields[1])
 
-    def related_words(self, word: str) -> tuple[list[str], list[str]]:
-        """(synonyms, direct hypernyms) of every sense of `word` that names a person, as words: "old man"
-        is an elderly man, a father and a boss; its sense of wormwood is left out."""
-        synonyms: list[str] = []
-        hypernyms: list[str] = []
+    def related_synsets(self, word: str) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+        """(synonym sets, direct hypernym sets) of every sense of `word` that names a person, as words:
+        "old man" is an elderly man, a father and a boss; its sense of wormwood is left out."""
+        synonyms: list[tuple[str, ...]] = []
+        hypernyms: list[tuple[str, ...]] = []
         for offset in self.senses(word):
             lemmas, parents, lexfile = self.synset(offset)
             if lexfile != NOUN_PERSON:
                 continue
-            synonyms += lemmas
-            for h in parents:
-                hypernyms += self.synset(h)[0]
-        spaced = lambda ws: list(dict.fromkeys(w.replace("_", " ") for w in ws))  # noqa: E731
-        return spaced(synonyms), spaced(hypernyms)
+            synonyms.append(tuple(w.replace("_", " ") for w in lemmas))
+            hypernyms += [tuple(w.replace("_", " ") for w in self.synset(h)[0]) for h in parents]
+        return synonyms, hypernyms
+
+    def related_words(self, word: str) -> tuple[list[str], list[str]]:
+        """`related_synsets`, flattened: (synonyms, direct hypernyms)."""
+        synonyms, hypernyms = self.related_synsets(word)
+        flat = lambda sets: list(dict.fromkeys(w for s in sets for w in s))  # noqa: E731
+        return flat(synonyms), flat(hypernyms)
 
 
 @lru_cache(maxsize=1)
