@@ -36,7 +36,12 @@ def _commands() -> set[tuple[str, ...]]:
         shown = re.findall(r"`egomem ([^`]+)`", text)
         for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
             shown += re.findall(r"^\s*(?:\$ )?(?:\.venv/bin/)?egomem ([^\n]+)", block, re.M)
-        for line in shown:
+        split = []
+        for line in shown:   # "egomem a ... && egomem b ...": two commands
+            first, *rest = re.split(r"&&|;|\|", line)
+            split += [first] + [re.sub(r"^(?:\.venv/bin/)?egomem ", "", r.strip()) for r in rest
+                                if re.match(r"(?:\.venv/bin/)?egomem ", r.strip())]
+        for line in split:
             words = re.findall(r"^(?:[a-z][a-z-]*)(?: [a-z][a-z-]*)?", line)[0].split() if re.match(r"[a-z]", line) else []
             if not words:
                 continue
@@ -71,3 +76,35 @@ def test_documented_options_exist():
     UNKNOWN_OPTIONS.clear()
     _commands()
     assert not UNKNOWN_OPTIONS, "options shown in the docs that the command does not have: " + "; ".join(UNKNOWN_OPTIONS)
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("doc, target", [(d, t) for d, t in _relative_links() if "#" in t] +
+                         [(d, t) for d in DOCS for t in LINK.findall(d.read_text(encoding="utf-8")) if t.startswith("#")],
+                         ids=lambda x: str(x)[-40:])
+def test_link_anchor_is_a_heading(doc, target):
+    path, anchor = target.split("#", 1)
+    page = (doc.parent / path).resolve() if path else doc
+    headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), re.M)
+    assert anchor in {_slug(h) for h in headings}, f"{doc.relative_to(REPO)}: no heading for {target}"
+
+
+def _scripts_shown() -> set[str]:
+    found = set()
+    for doc in DOCS:
+        found |= set(re.findall(r"(?:python|bash) ((?:bench|scripts)/[\w./-]+\.(?:py|sh))", doc.read_text(encoding="utf-8")))
+    return found
+
+
+@pytest.mark.parametrize("script", sorted(_scripts_shown()))
+def test_documented_script_exists(script):
+    assert (REPO / script).is_file(), f"the docs run {script}, which does not exist"
+
+
+def test_results_page_is_what_the_stored_measurements_render():
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_results.py"), "--check"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
