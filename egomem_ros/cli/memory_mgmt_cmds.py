@@ -1,4 +1,5 @@
-"""`egomem make-streams`, `egomem train trigger`, `egomem eval trigger`: the episodic trigger."""
+"""`egomem make-streams`, `egomem train trigger`, `egomem eval trigger`: the episodic trigger;
+`egomem train relations`: the Level-2 relation-word classifier."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -97,6 +98,24 @@ def train_trigger(streams: Annotated[Path, typer.Argument(help="Folder of labell
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     report(summary, False, "trigger tagger trained")
+
+
+@train_app.command("relations")
+def train_relations(out: Annotated[Path, typer.Option("--out", "-o", help="Weights file (.npz).")] = Path(
+        "egomem_ros/data/relation_classifier.npz")) -> None:
+    """Train the relation-word classifier Level-2 runs with the minilm backend, on WordNet's person words
+    under each lexicon relation (needs wordnet-base; ~15 s on 2 cores)."""
+    from ..datagen.relation_train import write_relation_classifier
+    from ..retrieval.rerank import make_reranker
+
+    if not out.parent.is_dir():
+        fail(f"output directory {out.parent} does not exist")
+    try:
+        encoder = make_reranker("minilm", precision="fp32")
+        path = write_relation_classifier(out, encoder.embed)
+    except RuntimeError as err:
+        fail(str(err))
+    console.print(f"wrote {path}")
 
 
 @eval_app.command("trigger")

@@ -13,7 +13,7 @@ so nobody outside A's graph neighbourhood can leak into A's conversation.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 from ..relations import RelationLexicon, relation_lexicon
 from ..store.graph import neighbourhood, social_graph
 from ..store.models import MemoryRepository
+from .relation_classifier import relation_classifier_for
 from .rerank import PostingsIndex, Reranker
 from .wordnet import wordnet_nouns
 
@@ -63,32 +64,40 @@ def _canonical_set(lemmas: Sequence[str], lex: RelationLexicon) -> list[str]:
     return exact or [lex.canonical(w) for w in lemmas]
 
 
-def word_meanings(word: str, lex: RelationLexicon) -> list[str]:
+Classify = Callable[[str], list[str]]
+
+
+def word_meanings(word: str, lex: RelationLexicon, classify: Classify | None = None) -> list[str]:
     """A relation word as the lexicon knows it: its canonical name; else the synonyms and direct
     hypernyms of its WordNet senses that name a person ("hubby" -> husband, spouse; "lodger" -> tenant;
-    "old man" -> father, boss) or of its head noun ("line manager" -> manager -> boss), canonicalised.
+    "old man" -> father, boss) or of its head noun ("line manager" -> manager -> boss), canonicalised,
+    and the relations `classify` (the relation classifier) finds it names ("wifey" -> spouse, partner).
     Unknown words stay as written."""
     canon = lex.canonical(word)
     if canon in lex.inverses:
         return [canon]
+    meanings = [canon]
     wn = wordnet_nouns()
-    if wn is None:
-        return [canon]
-    synonyms, hypernyms = wn.related_synsets(word)
-    if not synonyms and len(word.split()) > 1:
+    if wn is not None:
+        synonyms, hypernyms = wn.related_synsets(word)
         head = word.replace("-", " ").split()[-1]
-        if lex.canonical(head) in lex.inverses:
-            return [canon, lex.canonical(head)]
-        synonyms, hypernyms = wn.related_synsets(head)
-    return list(dict.fromkeys([canon] + [w for s in synonyms + hypernyms for w in _canonical_set(s, lex)]))
+        if not synonyms and len(word.split()) > 1:
+            if lex.canonical(head) in lex.inverses:
+                synonyms, hypernyms = [(head,)], []
+            else:
+                synonyms, hypernyms = wn.related_synsets(head)
+        meanings += [w for s in synonyms + hypernyms for w in _canonical_set(s, lex)]
+    if classify is not None:
+        meanings += classify(word)
+    return list(dict.fromkeys(meanings))
 
 
-def relation_terms(doc: CandidateDoc, lex: RelationLexicon) -> list[str]:
+def relation_terms(doc: CandidateDoc, lex: RelationLexicon, classify: Classify | None = None) -> list[str]:
     """What the relation query is matched against: each relation's meanings, their groups and surface
     forms, and U's name."""
     terms: list[str] = []
     for rel in doc.relation_path:
-        for meaning in word_meanings(rel.replace("_", " "), lex):
+        for meaning in word_meanings(rel.replace("_", " "), lex, classify):
             terms.append(meaning)
             terms.extend(g for g, members in lex.groups.items() if meaning in members)
             terms.extend(f.replace(" ", "_") for f in lex.forms(meaning))
@@ -96,13 +105,13 @@ def relation_terms(doc: CandidateDoc, lex: RelationLexicon) -> list[str]:
     return terms
 
 
-def query_relation_terms(words: Sequence[str], lex: RelationLexicon) -> list[str]:
+def query_relation_terms(words: Sequence[str], lex: RelationLexicon, classify: Classify | None = None) -> list[str]:
     out: list[str] = []
     for w in words:
         w = w.strip()
         if not w:
             continue
-        out.extend(word_meanings(w, lex))
+        out.extend(word_meanings(w, lex, classify))
         out.extend(w.lower().split())
     return out
 
@@ -128,6 +137,8 @@ class TextRetriever:
         self.reranker = reranker
         self.hop_limit = hop_limit
         self.lex = relation_lexicon()
+        classifier = relation_classifier_for(reranker)
+        self.classify: Classify | None = classifier.relations if classifier else None
         self._cache: dict[str, _UserIndex] = {}
 
     def documents(self, user_id: str) -> list[CandidateDoc]:
@@ -155,7 +166,7 @@ class TextRetriever:
         entry = _UserIndex(
             revision=revision,
             docs=docs,
-            relations=PostingsIndex([relation_terms(d, self.lex) for d in docs]),
+            relations=PostingsIndex([relation_terms(d, self.lex, self.classify) for d in docs]),
             keywords=self.reranker.index([d.text for d in docs]) if self.reranker else None,
             recency=np.array([d.since for d in docs], dtype=np.float64),
         )
@@ -164,7 +175,7 @@ class TextRetriever:
 
     def _phrase_meanings(self, phrase: str) -> list[str]:
         """"my <w>" phrases for a relation as said and each meaning the lexicon knows of it."""
-        words = [phrase] + [m.replace("_", " ") for m in word_meanings(phrase, self.lex)
+        words = [phrase] + [m.replace("_", " ") for m in word_meanings(phrase, self.lex, self.classify)
                             if m in self.lex.inverses or m in self.lex.groups]
         return [f"my {w}" for w in dict.fromkeys(words)]
 
@@ -200,7 +211,7 @@ class TextRetriever:
         ix = self._indexed(user_id)
         if not ix.docs:
             return []
-        rel_q = query_relation_terms(relation_query, self.lex)
+        rel_q = query_relation_terms(relation_query, self.lex, self.classify)
         keywords = ", ".join(w.strip() for w in keyword_query if w.strip())
         if rel_q:
             subset = ix.relations.matching(rel_q)

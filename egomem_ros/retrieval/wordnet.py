@@ -15,10 +15,19 @@ import os
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 SEARCH = ("/usr/share/wordnet",)
 NOUN_PERSON = 18   # lexicographer file noun.person (lexnames(5WN)): senses that name a person
+
+
+class Synset(NamedTuple):
+    lemmas: tuple[str, ...]          # lower case, "_" for spaces
+    hypernyms: tuple[int, ...]
+    hyponyms: tuple[int, ...]        # instances ("Jesus" under son) left out
+    lexfile: int
+    names: tuple[bool, ...]          # per lemma: a proper name ("Madonna"), not a word
 
 
 class WordNetNouns:
@@ -38,19 +47,21 @@ class WordNetNouns:
         return self._index.get(word.strip().lower().replace(" ", "_"), [])
 
     @lru_cache(maxsize=50_000)
-    def synset(self, offset: int) -> tuple[tuple[str, ...], tuple[int, ...], int]:
-        """(lemmas, hypernym offsets, lexicographer file number) of the synset at `offset`."""
+    def synset(self, offset: int) -> Synset:
+        """The synset at `offset`: lemmas, hypernym and hyponym offsets, lexicographer file number."""
         with self._read_lock:
             self._data.seek(offset)
             line = self._data.readline()
         fields = line.decode("utf-8", "replace").split(" | ")[0].split()
         n_words = int(fields[3], 16)
-        lemmas = tuple(fields[4 + 2 * i].lower() for i in range(n_words))
+        raw = [fields[4 + 2 * i] for i in range(n_words)]
         at = 4 + 2 * n_words
         n_ptrs = int(fields[at])
         ptrs = [fields[at + 1 + 4 * i: at + 5 + 4 * i] for i in range(n_ptrs)]
         hypernyms = tuple(int(p[1]) for p in ptrs if p[0] in ("@", "@i") and p[2] == "n")
-        return lemmas, hypernyms, int(fields[1])
+        hyponyms = tuple(int(p[1]) for p in ptrs if p[0] == "~" and p[2] == "n")
+        names = tuple(not w.islower() and not (w.isupper() and len(w) <= 3) for w in raw)  # "GP" is a word
+        return Synset(tuple(w.lower() for w in raw), hypernyms, hyponyms, int(fields[1]), names)
 
     def related_synsets(self, word: str) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
         """(synonym sets, direct hypernym sets) of every sense of `word` that names a person, as words:
@@ -58,11 +69,11 @@ class WordNetNouns:
         synonyms: list[tuple[str, ...]] = []
         hypernyms: list[tuple[str, ...]] = []
         for offset in self.senses(word):
-            lemmas, parents, lexfile = self.synset(offset)
-            if lexfile != NOUN_PERSON:
+            ss = self.synset(offset)
+            if ss.lexfile != NOUN_PERSON:
                 continue
-            synonyms.append(tuple(w.replace("_", " ") for w in lemmas))
-            hypernyms += [tuple(w.replace("_", " ") for w in self.synset(h)[0]) for h in parents]
+            synonyms.append(tuple(w.replace("_", " ") for w in ss.lemmas))
+            hypernyms += [tuple(w.replace("_", " ") for w in self.synset(h).lemmas) for h in ss.hypernyms]
         return synonyms, hypernyms
 
     def related_words(self, word: str) -> tuple[list[str], list[str]]:
