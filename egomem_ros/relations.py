@@ -16,13 +16,14 @@ class RelationLexicon:
     groups: dict[str, frozenset[str]]
 
     @staticmethod
-    def _key(word: str) -> str:
+    def normalise(word: str) -> str:
+        """Lower case, one space, no leading "my", "the" or "your": "the Wife" -> "wife"."""
         word = re.sub(r"\s+", " ", word.strip().lower())
-        return word[3:] if word.startswith("my ") else word
+        return re.sub(r"^(?:(?:my|the|your) )+", "", word)
 
     def canonical(self, word: str) -> str:
         """'Mum' -> 'mother', 'my boss' -> 'boss'; unknown words are kept (lower-cased)."""
-        key = self._key(word)
+        key = self.normalise(word)
         return self.form_to_canonical.get(key, key.replace(" ", "_"))
 
     def inverse(self, relation: str) -> str | None:
@@ -42,7 +43,7 @@ def relation_lexicon() -> RelationLexicon:
     for canon, spec in data["relations"].items():
         forms[canon] = canon
         for form in spec.get("forms", []):
-            forms[RelationLexicon._key(form)] = canon
+            forms[RelationLexicon.normalise(form)] = canon
         if spec.get("inverse"):
             inverses[canon] = spec["inverse"]
     groups = {name: frozenset(members) for name, members in data.get("groups", {}).items()}

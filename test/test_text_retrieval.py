@@ -186,3 +186,17 @@ def test_every_sense_of_a_relation_word_that_names_a_person_counts(store):
     store.add_fact(dan.id, "fact", "is an electrician")
     got = TextRetriever(store, LexicalReranker()).retrieve(grace.id, ["dad"], [])
     assert {d.doc.user_id for d in got} == {frank.id}
+
+
+def test_relations_said_with_a_determiner_are_the_relation(store):
+    """People say "the wife" and "my eldest"; the determiner is not part of the relation."""
+    from egomem_ros.relations import relation_lexicon
+
+    lex = relation_lexicon()
+    assert lex.normalise("  The   Wife ") == "wife" and lex.canonical("the wife") == "wife"
+    assert lex.normalise("my the guy next door") == "guy next door"
+    bill, sheila = store.create_user("Bill"), store.create_user("Sheila")
+    store.add_relation(bill.id, sheila.id, "the wife")
+    fact = store.add_fact(sheila.id, "fact", "does aqua aerobics on Wednesdays")
+    got = TextRetriever(store, LexicalReranker()).retrieve(bill.id, ["wife"], [])
+    assert [d.doc.item_id for d in got] == [fact.id]

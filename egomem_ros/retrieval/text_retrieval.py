@@ -73,6 +73,7 @@ def word_meanings(word: str, lex: RelationLexicon, classify: Classify | None = N
     "old man" -> father, boss) or of its head noun ("line manager" -> manager -> boss), canonicalised,
     and the relations `classify` (the relation classifier) finds it names ("wifey" -> spouse, partner).
     Unknown words stay as written."""
+    word = lex.normalise(word)
     canon = lex.canonical(word)
     if canon in lex.inverses:
         return [canon]
