@@ -107,9 +107,7 @@ def test_relation_classifier_trained_on_wordnet_names_words_it_never_saw():
     assert not set(unseen) & set().union(*examples.values())
     encoder = make_reranker("minilm", precision="fp32")
     arrays = train_relation_classifier(encoder.embed, wn=wn)
-    clf = RelationClassifier.__new__(RelationClassifier)
-    clf.labels, clf.weights, clf.bias = [str(x) for x in arrays["labels"]], arrays["weights"], arrays["bias"]
-    clf.embed, clf._cache = encoder.embed, {}
+    clf = RelationClassifier([str(x) for x in arrays["labels"]], arrays["weights"], arrays["bias"], encoder.embed)
     for word, relation in unseen.items():
         assert relation in clf.relations(word)[:2], (word, clf.relations(word))
 

@@ -22,12 +22,20 @@ TEMPLATE = "my {}"
 MIN_PROBABILITY, MARGIN = 0.5, 0.1   # a relation is named when p >= 0.5 and within 0.1 of the best
 
 
+@lru_cache(maxsize=4)
+def load_weights(path: str) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """(labels, weights, bias) of a classifier file, read once per process."""
+    with np.load(path) as z:
+        return (tuple(str(x) for x in z["labels"]), z["weights"].astype(np.float32),
+                z["bias"].astype(np.float32))
+
+
 class RelationClassifier:
-    def __init__(self, path: str | Path, embed: Callable[[Sequence[str]], np.ndarray]):
-        with np.load(path) as z:
-            self.labels = [str(x) for x in z["labels"]]
-            self.weights = z["weights"].astype(np.float32)
-            self.bias = z["bias"].astype(np.float32)
+    def __init__(self, labels: Sequence[str], weights: np.ndarray, bias: np.ndarray,
+                 embed: Callable[[Sequence[str]], np.ndarray]):
+        self.labels = list(labels)
+        self.weights = np.asarray(weights, np.float32)
+        self.bias = np.asarray(bias, np.float32)
         self.embed = embed
         self._cache: dict[str, list[str]] = {}
 
@@ -51,14 +59,9 @@ def shipped_classifier_path() -> Path:
     return Path(str(resources.files("egomem_ros").joinpath("data/relation_classifier.npz")))
 
 
-@lru_cache(maxsize=4)
-def _load(path: str, embed: Callable[[Sequence[str]], np.ndarray]) -> RelationClassifier:
-    return RelationClassifier(path, embed)
-
-
 def relation_classifier_for(reranker: object) -> RelationClassifier | None:
     """The shipped classifier on the reranker's encoder when it is all-MiniLM-L6-v2 (the one it was
-    trained on); None otherwise (lexical, none, bge: said once)."""
+    trained on); None otherwise (lexical, none, bge)."""
     embed = getattr(reranker, "embed", None)
     path = shipped_classifier_path()
     if embed is None or getattr(reranker, "name", "") != "minilm":
@@ -67,4 +70,4 @@ def relation_classifier_for(reranker: object) -> RelationClassifier | None:
         log.warning("relation classifier %s missing: relation words outside the lexicon and WordNet are "
                     "matched by the nearest relation only", path)
         return None
-    return _load(str(path), embed)
+    return RelationClassifier(*load_weights(str(path)), embed)
