@@ -93,7 +93,8 @@ def test_sigint_right_after_speech_writes_the_session(graph, scene):
     idents = graph.collect(Identity, "/identity")
     player = BagPlayer(graph.probe, scene)
     try:
-        wait_until(lambda: player.subscribers("/audio") >= 2, 20, "subscribers")
+        wait_until(lambda: player.subscribers("/audio") >= 2 and player.subscribers("/audio_info") >= 2, 20,
+                   "subscribers")  # AudioInfo is sent once: a node that joins later drops all audio
         player.play(until=10.2, wait_at=list(np.arange(POLL_S, 10.2, POLL_S)), ready=_graph_ready(idents))
     finally:
         player.close()
@@ -175,8 +176,8 @@ def test_graph_on_the_demo_bag_matches_egomem_replay(graph, scene, tmp_path):
     diags = graph.collect(DiagnosticArray, "/diagnostics", 50)
     player = BagPlayer(graph.probe, scene)
     try:
-        wait_until(lambda: player.subscribers(DIALOG_TEXT) >= 2 and player.subscribers("/audio") >= 2, 20,
-                   "subscribers")
+        wait_until(lambda: player.subscribers(DIALOG_TEXT) >= 2 and player.subscribers("/audio") >= 2
+                   and player.subscribers("/audio_info") >= 2, 20, "subscribers")
         end = 56.0  # the scene's last message is at 55.75 s
         player.play(until=end, wait_at=list(np.arange(POLL_S, end + 0.1, POLL_S)), ready=_graph_ready(idents, diags))
     finally:
