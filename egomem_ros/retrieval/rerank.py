@@ -146,7 +146,8 @@ class SentenceTransformerReranker:
         self._cache: dict[str, np.ndarray] = {}
         self._cache_size = cache_size
 
-    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Normalised embeddings of `texts`, not cached (queries: one encoder pass for the batch)."""
         vectors = self.model.encode(list(texts), convert_to_tensor=True, batch_size=64,
                                     show_progress_bar=False).float().cpu().numpy()
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -161,13 +162,14 @@ class SentenceTransformerReranker:
         if missing:
             if len(self._cache) + len(missing) > self._cache_size:
                 self._cache.clear()
-            self._cache.update(zip(missing, self._encode(missing)))
+            self._cache.update(zip(missing, self.encode(missing)))
         return np.stack([self._cache[t] for t in docs]) if docs else np.zeros((0, 1), np.float32)
 
     def score(self, query: str, index: np.ndarray, subset: np.ndarray) -> np.ndarray:
         if not len(subset):
             return np.zeros(0)
-        return index[subset] @ self._encode([query])[0]
+        rows = index if len(subset) == len(index) else index[subset]   # all rows: no 150 MB copy at 10^5
+        return rows @ self.encode([query])[0]
 
 
 def cpu_dense_precision(cpuinfo: str = "/proc/cpuinfo") -> str:

@@ -6,8 +6,12 @@ so nobody outside A's graph neighbourhood can leak into A's conversation.
 
 1. relation words given: documents whose relation field matches (BM25+ over canonical relation names,
    their surface forms, group words and U's name);
-2. keywords given: rerank the matched documents (all documents when no relation words) by similarity
-   to the joined keyword string;
+2. keywords given: rerank by similarity to the joined keyword string. With a lexical reranker only the
+   matched documents are reranked (all documents when no relation words). With a dense one the
+   relation is evidence, not a filter: a document scores its keyword cosine plus RELATION_WEIGHT x (its
+   relation match, 1 for the best, + the cosine of its relation phrase to the asked one). A relation word read
+   wrongly ("bestie" taken for a spouse) then lowers the right person's facts instead of removing them.
+   Documents trailing the best by more than RELATION_WEIGHT are left out;
 3. top K.
 """
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .wordnet import wordnet_nouns
 
 log = logging.getLogger(__name__)
 NEAREST_MIN, NEAREST_MARGIN = 0.45, 0.05   # cosine of "my <relation>" phrases (all-MiniLM-L6-v2)
+RELATION_WEIGHT = 0.5   # dense reranker: keyword cosine + 0.5 x relation evidence (0.3-1.0 score alike)
 
 
 @dataclass(frozen=True)
@@ -70,27 +75,48 @@ Classify = Callable[[str], list[str]]
 def word_meanings(word: str, lex: RelationLexicon, classify: Classify | None = None) -> list[str]:
     """A relation word as the lexicon knows it: its canonical name; else the synonyms and direct
     hypernyms of its WordNet senses that name a person ("hubby" -> husband, spouse; "lodger" -> tenant;
-    "old man" -> father, boss) or of its head noun ("line manager" -> manager -> boss), canonicalised,
-    and the relations `classify` (the relation classifier) finds it names ("wifey" -> spouse, partner).
-    Unknown words stay as written."""
+    "old man" -> father, boss), or of its head ("line manager" -> manager -> boss; "sis-in-law" ->
+    in-law; "in-laws" -> in-law), canonicalised. Only when those name no lexicon relation or group, the
+    relations `classify` (the relation classifier) guesses ("wifey" -> spouse; "mam", a people to
+    WordNet, -> mother): curated senses beat a guess. Unknown words stay as written."""
     word = lex.normalise(word)
     canon = lex.canonical(word)
     if canon in lex.inverses:
         return [canon]
     meanings = [canon]
     wn = wordnet_nouns()
+    found: list[str] = []
     if wn is not None:
-        synonyms, hypernyms = wn.related_synsets(word)
-        head = word.replace("-", " ").split()[-1]
-        if not synonyms and len(word.split()) > 1:
+        for head in heads(word):   # "sis-in-law" -> "in-law", "line manager" -> "manager"
             if lex.canonical(head) in lex.inverses:
-                synonyms, hypernyms = [(head,)], []
-            else:
-                synonyms, hypernyms = wn.related_synsets(head)
-        meanings += [w for s in synonyms + hypernyms for w in _canonical_set(s, lex)]
-    if classify is not None:
+                found = [lex.canonical(head)]
+                break
+            synonyms, hypernyms = wn.related_synsets(head)
+            if synonyms:
+                found = [w for s in synonyms + hypernyms for w in _canonical_set(s, lex)]
+                break
+    meanings += found
+    if classify is not None and not any(m in lex.inverses or m in lex.groups for m in found):
         meanings += classify(word)
     return list(dict.fromkeys(meanings))
+
+
+def heads(word: str) -> list[str]:
+    """The word, then its endings after each space or hyphen, longest first, each also in the
+    singular: a compound's meaning is its head's ("next-door neighbour" -> "door neighbour", "neighbour")."""
+    cuts = [0] + [i + 1 for i, ch in enumerate(word) if ch in " -"]
+    return list(dict.fromkeys(form for c in cuts for form in singulars(word[c:])))
+
+
+def singulars(noun: str) -> list[str]:
+    """`noun` and its singular candidates by WordNet's noun detachment rules (morphy(7WN)): "in-laws" ->
+    "in-law", "grandchildren" -> "grandchild"."""
+    out = [noun]
+    for suffix, base in (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"),
+                         ("men", "man"), ("ies", "y"), ("ren", "")):
+        if noun.endswith(suffix) and len(noun) > len(suffix) + 1:
+            out.append(noun[: len(noun) - len(suffix)] + base)
+    return out
 
 
 def relation_terms(doc: CandidateDoc, lex: RelationLexicon, classify: Classify | None = None) -> list[str]:
@@ -124,6 +150,9 @@ class _UserIndex:
     relations: PostingsIndex
     keywords: Any  # the reranker's index over the document texts
     recency: np.ndarray
+    paths: list[tuple[str, ...]]   # the distinct relation paths
+    path_of: np.ndarray            # per document: its path's position in `paths`
+    path_vectors: list[np.ndarray] | None = None   # embedded relation phrases per path, on first use
 
 
 class TextRetriever:
@@ -164,12 +193,16 @@ class TextRetriever:
         if cached is not None and revision is not None and cached.revision == revision:
             return cached
         docs = self.candidate_documents(user_id)
+        paths = list(dict.fromkeys(d.relation_path for d in docs))
+        position = {p: i for i, p in enumerate(paths)}
         entry = _UserIndex(
             revision=revision,
             docs=docs,
             relations=PostingsIndex([relation_terms(d, self.lex, self.classify) for d in docs]),
             keywords=self.reranker.index([d.text for d in docs]) if self.reranker else None,
             recency=np.array([d.since for d in docs], dtype=np.float64),
+            paths=paths,
+            path_of=np.array([position[d.relation_path] for d in docs], dtype=np.int64),
         )
         self._cache[user_id] = entry
         return entry
@@ -180,24 +213,18 @@ class TextRetriever:
                             if m in self.lex.inverses or m in self.lex.groups]
         return [f"my {w}" for w in dict.fromkeys(words)]
 
-    def _relation_similarity(self, ix: _UserIndex, words: Sequence[str]) -> np.ndarray | None:
-        """Per document: how near its relation is to the asked one, as the best cosine between any
-        meaning of one and any meaning of the other ("dad" ~ "old man" through its sense "father";
-        "mum" ~ "mam"); None without a dense reranker."""
-        embed = getattr(self.reranker, "embed", None)
-        if embed is None or not ix.docs:
-            return None
-        asked = [m for w in words if w.strip() for m in self._phrase_meanings(w.strip())]
-        if not asked:
-            return None
-        q = embed(asked)
-        by_phrase: dict[tuple[str, ...], float] = {}
-        for d in ix.docs:
-            if d.relation_path not in by_phrase:
-                hops = [self._phrase_meanings(r.replace("_", " ")) for r in d.relation_path]
-                # a path is as near as its last hop ("mother's colleague" is asked as "colleague")
-                by_phrase[d.relation_path] = float((q @ embed(hops[-1]).T).max())
-        return np.array([by_phrase[d.relation_path] for d in ix.docs])
+    def _asked_phrases(self, words: Sequence[str]) -> list[str]:
+        return [m for w in words if w.strip() for m in self._phrase_meanings(w.strip())]
+
+    def _relation_similarity(self, ix: _UserIndex, asked: np.ndarray) -> np.ndarray:
+        """Per document: how near its relation is to the asked one (`asked`: embedded
+        `_asked_phrases`), as the best cosine between any meaning of one and any meaning of the other
+        ("dad" ~ "old man" through its sense "father"; "mum" ~ "mam")."""
+        if ix.path_vectors is None:
+            # a path is as near as its last hop ("mother's colleague" is asked as "colleague")
+            ix.path_vectors = [self.reranker.embed(self._phrase_meanings(p[-1].replace("_", " "))) for p in ix.paths]
+        per_path = np.array([float((asked @ v.T).max()) for v in ix.path_vectors])
+        return per_path[ix.path_of]
 
     def retrieve(self, user_id: str | None, relation_query: Sequence[str], keyword_query: Sequence[str],
                  k: int = 5) -> list[ScoredDoc]:
@@ -214,10 +241,14 @@ class TextRetriever:
             return []
         rel_q = query_relation_terms(relation_query, self.lex, self.classify)
         keywords = ", ".join(w.strip() for w in keyword_query if w.strip())
+        if rel_q and keywords and getattr(self.reranker, "encode", None) is not None:
+            return self._relation_and_keywords(ix, rel_q, relation_query, keywords, k)
         if rel_q:
             subset = ix.relations.matching(rel_q)
-            near = self._relation_similarity(ix, relation_query) if subset.size == 0 else None
-            if near is not None:   # words the lexicon does not know, on either side: "wifey", "mam"
+            asked = self._asked_phrases(relation_query)
+            if subset.size == 0 and asked and getattr(self.reranker, "embed", None) is not None:
+                # words the lexicon does not know, on either side: "wifey", "mam"
+                near = self._relation_similarity(ix, self.reranker.embed(asked))
                 subset = np.flatnonzero(near >= max(NEAREST_MIN, near.max() - NEAREST_MARGIN))
             if subset.size == 0:
                 return []
@@ -233,3 +264,28 @@ class TextRetriever:
             similarity = scores
         top = order[:k]
         return [ScoredDoc(ix.docs[subset[i]], float(similarity[i])) for i in top]
+
+    def _relation_and_keywords(self, ix: _UserIndex, rel_q: list[str], relation_query: Sequence[str],
+                               keywords: str, k: int) -> list[ScoredDoc]:
+        """Dense reranker, both query groups: keyword cosine + RELATION_WEIGHT x relation evidence.
+        Relation phrases come from a small vocabulary and are embedded once (cached); the keyword string
+        is encoded per query."""
+        asked = self._asked_phrases(relation_query)
+        near = self._relation_similarity(ix, self.reranker.embed(asked)) if asked else 0.0
+        matched = ix.relations.scores(rel_q, np.arange(len(ix.docs)))
+        matched /= max(float(matched.max()), 1e-9)   # BM25+ of the relation terms, best match 1
+        score = ix.keywords @ self.reranker.encode([keywords])[0] + RELATION_WEIGHT * (matched + near)
+        top = top_k(score, ix.recency, k)
+        # a document trailing the best by a whole relation match is about somebody else
+        top = top[score[top] >= score[top[0]] - RELATION_WEIGHT]
+        return [ScoredDoc(ix.docs[i], float(score[i])) for i in top]
+
+
+def top_k(score: np.ndarray, recency: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k best scores, newest first among equals, without sorting everything."""
+    if len(score) > k:
+        kth = np.partition(score, len(score) - k)[len(score) - k]
+        candidates = np.flatnonzero(score >= kth)
+    else:
+        candidates = np.arange(len(score))
+    return candidates[np.lexsort((-recency[candidates], -score[candidates]))][:k]
