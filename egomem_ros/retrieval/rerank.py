@@ -160,10 +160,22 @@ class SentenceTransformerReranker:
     def index(self, docs: Sequence[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(docs) if t not in self._cache]
         if missing:
-            if len(self._cache) + len(missing) > self._cache_size:
-                self._cache.clear()
-            self._cache.update(zip(missing, self.encode(missing)))
+            self._remember(missing, self.encode(missing))
         return np.stack([self._cache[t] for t in docs]) if docs else np.zeros((0, 1), np.float32)
+
+    def _remember(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        if len(self._cache) + len(texts) > self._cache_size:
+            self._cache.clear()
+        self._cache.update(zip(texts, vectors))
+
+    def encode_query(self, query: str, phrases: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """`query` (not cached) and `phrases` (cached: relation phrases repeat) in one encoder pass:
+        a batch of 4 short texts costs ~1.3x one on 2 cores."""
+        missing = [t for t in dict.fromkeys(phrases) if t not in self._cache]
+        vectors = self.encode([query, *missing])
+        if missing:
+            self._remember(missing, vectors[1:])
+        return vectors[0], self.embed(phrases)
 
     def score(self, query: str, index: np.ndarray, subset: np.ndarray) -> np.ndarray:
         if not len(subset):

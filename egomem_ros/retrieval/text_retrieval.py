@@ -241,7 +241,7 @@ class TextRetriever:
             return []
         rel_q = query_relation_terms(relation_query, self.lex, self.classify)
         keywords = ", ".join(w.strip() for w in keyword_query if w.strip())
-        if rel_q and keywords and getattr(self.reranker, "encode", None) is not None:
+        if rel_q and keywords and getattr(self.reranker, "encode_query", None) is not None:
             return self._relation_and_keywords(ix, rel_q, relation_query, keywords, k)
         if rel_q:
             subset = ix.relations.matching(rel_q)
@@ -268,13 +268,13 @@ class TextRetriever:
     def _relation_and_keywords(self, ix: _UserIndex, rel_q: list[str], relation_query: Sequence[str],
                                keywords: str, k: int) -> list[ScoredDoc]:
         """Dense reranker, both query groups: keyword cosine + RELATION_WEIGHT x relation evidence.
-        Relation phrases come from a small vocabulary and are embedded once (cached); the keyword string
-        is encoded per query."""
+        The keyword string and relation phrases not seen before share one encoder pass."""
         asked = self._asked_phrases(relation_query)
-        near = self._relation_similarity(ix, self.reranker.embed(asked)) if asked else 0.0
+        query, phrases = self.reranker.encode_query(keywords, asked)
+        near = self._relation_similarity(ix, phrases) if asked else 0.0
         matched = ix.relations.scores(rel_q, np.arange(len(ix.docs)))
         matched /= max(float(matched.max()), 1e-9)   # BM25+ of the relation terms, best match 1
-        score = ix.keywords @ self.reranker.encode([keywords])[0] + RELATION_WEIGHT * (matched + near)
+        score = ix.keywords @ query + RELATION_WEIGHT * (matched + near)
         top = top_k(score, ix.recency, k)
         # a document trailing the best by a whole relation match is about somebody else
         top = top[score[top] >= score[top[0]] - RELATION_WEIGHT]
