@@ -32,7 +32,7 @@ from .wordnet import wordnet_nouns
 
 log = logging.getLogger(__name__)
 NEAREST_MIN, NEAREST_MARGIN = 0.45, 0.05   # cosine of "my <relation>" phrases (all-MiniLM-L6-v2)
-RELATION_WEIGHT = 0.5   # dense reranker: keyword cosine + 0.5 x relation evidence (0.3-1.0 score alike)
+RELATION_WEIGHT = 0.5   # dense reranker: keyword cosine + 0.5 x relation evidence (docs/retrieval.md)
 
 
 @dataclass(frozen=True)
@@ -245,8 +245,8 @@ class TextRetriever:
             return self._relation_and_keywords(ix, rel_q, relation_query, keywords, k)
         if rel_q:
             subset = ix.relations.matching(rel_q)
-            asked = self._asked_phrases(relation_query)
-            if subset.size == 0 and asked and getattr(self.reranker, "embed", None) is not None:
+            asked = self._asked_phrases(relation_query) if subset.size == 0 else []
+            if asked and getattr(self.reranker, "embed", None) is not None:
                 # words the lexicon does not know, on either side: "wifey", "mam"
                 near = self._relation_similarity(ix, self.reranker.embed(asked))
                 subset = np.flatnonzero(near >= max(NEAREST_MIN, near.max() - NEAREST_MARGIN))
