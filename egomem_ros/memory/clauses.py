@@ -31,7 +31,8 @@ TRIVIAL = set("be have do get go think know guess mean feel say tell see look th
               "day week today tonight moment one good great nice fine okay ok sure glad happy sorry right true "
               "cool awesome amazing fun crazy wait bad lucky wonderful lovely fantastic excited busy tired "
               "hope wish thank thanks let make love like idea yes no kind sort much many little hear remember "
-              "forget try want need can will would could should might must".split())
+              "forget try want need can will would could should might must morning evening afternoon night "
+              "hello hey hi bye congrats congratulations cheers robot name".split())
 
 
 @dataclass

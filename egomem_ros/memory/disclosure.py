@@ -98,12 +98,14 @@ class DisclosureExtractor:
         sentences = 0
         for doc in self.nlp.pipe(texts):
             last: Candidate | None = None
+            referent: tuple[str, str] | None = None   # ("self"/name, "their dog"): what "he"/"she" is
             for sent in doc.sents:
                 if not any(t.is_alpha for t in sent):
                     continue
                 sentences += 1
                 for clause in split_clauses(sent):
-                    last = self._clause(clause, related, candidates, last)
+                    last = self._clause(clause, related, candidates, last, referent)
+                    referent = _referent(clause) or referent
         budget = max(1, math.ceil(sentences * self.items_per_100_sentences / 100)) if candidates else 0
         kept = _most_informative(candidates, budget)
         for c in kept:
@@ -122,7 +124,7 @@ class DisclosureExtractor:
         return out
 
     def _clause(self, clause: Clause, related: set[str], candidates: list[Candidate],
-                last: Candidate | None) -> Candidate | None:
+                last: Candidate | None, referent: tuple[str, str] | None) -> Candidate | None:
         """Add the clause's item to `candidates`; returns the item a following "his name is X" names."""
         if clause.question or not clause.tokens:
             return last
@@ -133,15 +135,26 @@ class DisclosureExtractor:
                 last.text = f"{head} named {name}{sep}{tail}"
                 last.score += 2
             return last
-        if second_person(clause):
+        if second_person(clause) or _own_name(clause):
             return last
-        about = clause.about
-        if about not in ("self", "own") and about.split()[0] not in related and not _my_named(clause):
+        about, prefix = clause.about, ""
+        subj = clause.subject.lower_ if clause.subject is not None else ""
+        if about == "other" and subj in ("he", "she") and referent is not None:
+            about, prefix = referent        # "we adopted a beagle ... he's two" -> "their beagle is two"
+        elif about == "other" and _mine(clause):
+            about = "own"                   # "it's my left knee again"
+        elif about == "other" and clause.subject is None and clause.head.pos_ in ("NOUN", "PROPN"):
+            about = "own"                   # an answer without a verb: "Charlotte potatoes mostly"
+            if not any(t.pos_ in ("PROPN", "NUM") for t in clause.tokens):
+                return last
+        if about not in ("self", "own") and about.split()[0] not in related and not _my_named(clause) and not prefix:
             return last
         words = content_words(clause)
         if not any(t.pos_ in ("NOUN", "PROPN", "NUM") for t in words) and len(words) < 2:
             return last
-        text = rewrite(clause, drop_subject=about != "own")
+        text = rewrite(clause, drop_subject=about != "own" or bool(prefix))
+        if prefix:
+            text = f"{prefix} {text}"
         if len(text.split()) < 2:
             return last
         c = Candidate(_kind(clause), text, _score(words, text), len(candidates),
@@ -198,6 +211,34 @@ def _naming(clause: Clause) -> str | None:
         oprd = next((c for c in head.children if c.dep_ in ("oprd", "attr", "dobj") and c.pos_ == "PROPN"), None)
         return named(oprd) if oprd is not None else None
     return None
+
+
+def _referent(clause: Clause) -> tuple[str, str] | None:
+    """Whom a later "he" or "she" means: the speaker's own person or animal ("my son Leo", "our dog")
+    as subject, or what the speaker just did something with ("we adopted a beagle")."""
+    subj = clause.subject
+    if subj is not None and clause.about not in ("self", "other"):
+        phrase = " ".join("their" if t.lower_ in ("my", "our") else t.text for t in subj.subtree)
+        return (clause.about, "") if clause.about != "own" else ("self", phrase)
+    if clause.about == "self":
+        obj = next((c for c in clause.head.children if c.dep_ == "dobj" and c.pos_ in ("NOUN", "PROPN")), None)
+        if obj is not None:
+            name = named(obj)
+            words = [t for t in obj.subtree if t.dep_ not in ("relcl", "acl", "prep") and t.i <= obj.i]
+            phrase = " ".join("their" if t.lower_ in ("my", "our", "a", "an", "the") else t.text for t in words)
+            return (name, "") if name and obj.pos_ == "PROPN" else ("self", phrase)
+    return None
+
+
+def _own_name(clause: Clause) -> bool:
+    """"my name is Nadia": the name is the rule patterns' (it names the profile, it is not an item)."""
+    subj = clause.subject
+    return subj is not None and subj.lemma_ == "name" and any(c.lower_ in ("my", "our") for c in subj.children)
+
+
+def _mine(clause: Clause) -> bool:
+    """The speaker's own things stand in the clause, though its subject is "it" or "that"."""
+    return any(t.lower_ in ("my", "our", "me", "us", "mine", "ours") for t in clause.tokens)
 
 
 def _my_named(clause: Clause) -> bool:

@@ -69,6 +69,26 @@ def preference_object(text: str) -> str | None:
     return normalise(text)[m.end():] if m else None
 
 
+SAME_THING = 0.6   # content-word overlap (Jaccard) above which two items say the same thing
+
+
+def same_thing(valid: Sequence[Fact], kind: str, text: str) -> Fact | None:
+    """The existing item of the same kind that the new one says again ("adopted a beagle" and "adopted a
+    beagle named Biscuit"): the new one merges into it, superseding it, so history is kept and Level-1
+    counts it as mentioned once more. Different days of an event differ in their dates' words."""
+    new = stems(text)
+    best, score = None, SAME_THING
+    for f in valid:
+        if f.kind != kind:
+            continue
+        old = stems(f.text)
+        nested = min(len(new), len(old)) >= 2 and (new <= old or old <= new)   # one says more of the other
+        overlap = 1.0 if nested else len(new & old) / max(1, len(new | old))
+        if overlap >= score:
+            best, score = f, overlap
+    return best
+
+
 class RuleUpdateAgent:
     name = "rules"
 
@@ -86,6 +106,11 @@ class RuleUpdateAgent:
             elif kind == "preference" and preference_object(text):
                 obj = preference_object(text)
                 target = next((f for f in valid if f.kind == "preference" and preference_object(f.text) == obj), None)
+            if target is None:
+                target = same_thing(valid, kind, text)
+                if target is not None and stems(text) <= stems(target.text):
+                    ops.append(MemoryOp(op="NOOP", kind=kind, text=text))   # said again, nothing new
+                    continue
             if target is not None:
                 ops.append(MemoryOp(op="UPDATE", kind=kind, text=text, target=target.id))
             else:

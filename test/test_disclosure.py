@@ -1,0 +1,117 @@
+"""The offline extractor on natural speech (spaCy's parser + rules): what it keeps, what it drops, and
+where third-person items go. Examples are the issue's own, not from any benchmark set."""
+from __future__ import annotations
+
+import pytest
+
+from egomem_ros.memory.consolidate import Consolidator, SessionInput
+from egomem_ros.memory.extraction import Turn
+from egomem_ros.memory.update_agent import RuleUpdateAgent
+from egomem_ros.memchunk import ApproxTokenCounter, render_user_profile
+
+disclosure = pytest.importorskip("egomem_ros.memory.disclosure")
+try:
+    disclosure.load_parser()
+except disclosure.ParserUnavailable as err:  # the README's set-up installs it; say so when it is missing
+    pytest.skip(f"spaCy English model not installed: {err}", allow_module_level=True)
+
+MAY_6_2024 = 1_715_000_000.0
+
+
+@pytest.fixture(scope="module")
+def ex():
+    return disclosure.DisclosureExtractor(items_per_100_sentences=100)
+
+
+def items(e):
+    return e.facts + e.preferences + e.events
+
+
+def said(ex, *lines, at=None):
+    return ex.extract([Turn(speaker="user", text=line) for line in lines], at=at)
+
+
+def test_a_chatty_disclosure_becomes_one_third_person_item_with_its_name(ex):
+    e = said(ex, "Oh it's been a crazy week, we finally adopted a beagle, his name is Biscuit.")
+    assert len(items(e)) == 1
+    text = items(e)[0]
+    assert "beagle named Biscuit" in text and not text.lower().startswith(("we", "i ")), text
+    assert "crazy week" not in text
+
+
+@pytest.mark.parametrize("line, words", [
+    ("I signed up for evening Spanish classes, starting Tuesday.", ["signed up", "Spanish classes"]),
+    ("My sister just had twins!", ["their sister", "twins"]),
+    ("I've been a vegetarian for ten years.", ["has been a vegetarian"]),
+    ("We're thinking of going to Lisbon in June, and I can't wait.", ["is thinking of going to Lisbon"]),
+])
+def test_disclosures_in_everyday_phrasing(ex, line, words):
+    got = " | ".join(items(said(ex, line)))
+    assert all(w in got for w in words), got
+
+
+@pytest.mark.parametrize("line", ["Thanks, that's so sweet of you!", "Wow, how was it?", "I'm doing great, thanks! How about you?",
+                                  "Haha, so true.", "I know, right?", "I'm so happy for you!", "Did you go to the match?"])
+def test_small_talk_questions_and_compliments_keep_nothing(ex, line):
+    assert items(said(ex, line)) == []
+
+
+def test_the_robot_s_words_are_not_the_user_s(ex):
+    e = ex.extract([Turn(speaker="robot", text="I adopted a beagle named Biscuit."), Turn(speaker="user", text="Nice.")])
+    assert items(e) == []
+
+
+def test_what_is_said_about_a_named_friend_is_the_friend_s(ex):
+    e = said(ex, "My friend Jack hates football.")
+    assert [(o.name, o.text) for o in e.others] == [("Jack", "hates football")]
+    assert items(e) == []
+    assert [(r.name, r.relation) for r in e.relations] == [("Jack", "friend")]
+
+
+def test_events_carry_the_day_from_the_session_clock_and_none_from_an_unset_clock(ex):
+    assert said(ex, "I left my keys at the gym yesterday.", at=MAY_6_2024).events == [
+        "left their keys at the gym yesterday (on 5 May 2024)"]
+    assert said(ex, "I left my keys at the gym yesterday.", at=100.0).events == ["left their keys at the gym yesterday"]
+
+
+def test_a_move_is_also_where_they_live_now(ex):
+    e = said(ex, "We moved to Leeds last month, the new flat is tiny but I love it.")
+    assert "lives in Leeds" in e.facts
+
+
+def test_the_budget_keeps_the_most_informative_items():
+    ex = disclosure.DisclosureExtractor(items_per_100_sentences=25)
+    lines = ["I had a sandwich.", "I work as a nurse at St Mary's hospital in Leeds.", "I went out.",
+             "I like stuff.", "I bought a red Volvo from my cousin Ravi for 900 pounds.", "I slept a lot.",
+             "I watched TV.", "I did some things."]
+    got = items(ex.extract([Turn(speaker="user", text=" ".join(lines))]))
+    assert len(got) == 2, got
+    assert any("nurse" in g for g in got) and any("Volvo" in g for g in got)
+
+
+def test_a_third_person_item_lands_on_a_placeholder_and_never_in_their_level1(store, ex):
+    c = Consolidator(store, ex, RuleUpdateAgent(), lambda s: None)
+    out = c.process(SessionInput("s1", 0, 10, [Turn(speaker="user", text="Hi robot, my name is Emily. "
+                                                "My friend Jack hates football.")]))
+    emily = out.user_id
+    assert all("football" not in f.text for f in store.facts(emily))
+    jack = next(u for u in store.list_users() if u.name == "Jack")
+    assert jack.placeholder and [f.text for f in store.facts(jack.id)] == ["hates football"]
+    # Jack appears and introduces himself: the placeholder merges, but Emily's words stay out of his Level-1
+    c.identify = lambda s: None
+    c.process(SessionInput("s2", 20, 30, [Turn(speaker="user", text="Hello, I'm Jack. I work as a plumber.")]))
+    jack_id = next(u.id for u in store.list_users() if u.name == "Jack")
+    level1 = render_user_profile(store, jack_id, 512, ApproxTokenCounter()).text
+    assert "plumber" in level1 and "football" not in level1
+
+
+def test_saying_the_same_thing_again_merges_and_keeps_history(store, ex):
+    c = Consolidator(store, ex, RuleUpdateAgent(), lambda s: None)
+    emily = c.process(SessionInput("s1", 0, 10, [Turn(speaker="user", text="I'm Emily. We adopted a beagle.")])).user_id
+    c.identify = lambda s: emily
+    c.process(SessionInput("s2", 20, 30, [Turn(speaker="user", text="We adopted a beagle, his name is Biscuit.")]))
+    c.process(SessionInput("s3", 40, 50, [Turn(speaker="user", text="We adopted a beagle.")]))
+    valid = [f.text for f in store.facts(emily)]
+    assert [t for t in valid if "beagle" in t] == ["adopted a beagle named Biscuit"], valid
+    history = store.facts(emily, include_invalid=True)
+    assert any(f.text == "adopted a beagle" and not f.valid and f.superseded_by for f in history)
