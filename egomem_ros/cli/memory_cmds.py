@@ -1,8 +1,9 @@
-"""`egomem users | show | forget | graph`: inspect and erase long-term memory."""
+"""`egomem users | show | recall | forget | graph`: inspect and erase long-term memory."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -27,40 +28,97 @@ def users(db: DbOption = None, config: ConfigOption = None,
         console.print(table)
 
 
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def profile_json(store, user_id: str, history: bool, level1) -> dict:
+    """A user's memory as `egomem show --json` prints it: every item with its episode and time."""
+    u = store.get_user(user_id)
+    names = {x.id: x.display_name for x in store.list_users()}
+    episodes = store.episodes(u.id)
+    own = {e.id: e for e in episodes}
+    items = []
+    for f in store.facts(u.id, include_invalid=history):
+        items.append({"id": f.id, "kind": f.kind, "text": f.text, "valid_from": f.valid_from,
+                      "episode": f.source_episode, "episode_start": own[f.source_episode].start
+                      if f.source_episode in own else None,
+                      "said_by": "self" if f.source_episode in own or f.source_episode is None else "another person",
+                      "valid": f.valid, "invalid_at": f.invalid_at, "superseded_by": f.superseded_by})
+    return {"id": u.id, "name": u.name, "placeholder": u.placeholder, "created_at": u.created_at,
+            "last_seen": u.last_seen, "items": items,
+            "relations": [{"src": names.get(r.src, r.src), "dst": names.get(r.dst, r.dst), "relation": r.relation,
+                           "episode": r.source_episode} for r in store.relations(u.id)],
+            "episodes": [{"id": e.id, "start": e.start, "end": e.end, "summary": e.summary} for e in episodes],
+            "level1": {"text": level1.text, "tokens": level1.token_count}}
+
+
 def show(user: Annotated[str, typer.Argument(help="User id or exact name.")],
          db: DbOption = None, config: ConfigOption = None,
-         history: Annotated[bool, typer.Option(help="Also list superseded/invalidated items.")] = True) -> None:
-    """Show one user's profile: facts (with history), relations, episodes and the Level-1 MemChunk."""
+         history: Annotated[bool, typer.Option(help="Also list superseded/invalidated items.")] = True,
+         as_json: JsonOption = False) -> None:
+    """Show one user's profile: items with their episode and time (and history), relations, episodes and
+    the Level-1 MemChunk the dialog model gets."""
     cfg = get_config(config)
     with open_store(db, config) as store:
         u = store.find_user(user)
-        names = {x.id: x.display_name for x in store.list_users()}
+        counter = make_token_counter(cfg.memchunk.tokenizer, cfg.memchunk.tokenizer_path)
+        packed = render_user_profile(store, u.id, cfg.memchunk.l1_max_tokens, counter)
+        p = profile_json(store, u.id, history, packed)
+        if as_json:
+            print(json.dumps(p, indent=1))
+            return
         console.print(f"[bold]{u.name or '(no name)'}[/]  id={u.id}  "
                       f"{'placeholder  ' if u.placeholder else ''}created={fmt_ts(u.created_at)}  "
                       f"last_seen={fmt_ts(u.last_seen)}")
         facts = Table(title="Memory items")
-        for col in ("id", "kind", "text", "valid from", "status"):
+        for col in ("id", "kind", "text", "episode", "when", "status"):
             facts.add_column(col)
-        for f in store.facts(u.id, include_invalid=history):
-            status = "valid" if f.valid else (f"superseded by {f.superseded_by}" if f.superseded_by
-                                              else f"invalid since {fmt_ts(f.invalid_at)}")
-            facts.add_row(f.id, f.kind, f.text, fmt_ts(f.valid_from), status)
+        for f in p["items"]:
+            status = "valid" if f["valid"] else (f"superseded by {f['superseded_by']}" if f["superseded_by"]
+                                                 else f"invalid since {fmt_ts(f['invalid_at'])}")
+            episode = f["episode"] or "-"
+            if f["said_by"] != "self":
+                episode += " (said by another person)"
+            facts.add_row(f["id"], f["kind"], f["text"], episode, fmt_ts(f["episode_start"] or f["valid_from"]), status)
         console.print(facts)
         rels = Table(title="Relations")
         rels.add_column("edge")
-        for r in store.relations(u.id):
-            rels.add_row(f"{names.get(r.dst, r.dst)} is {names.get(r.src, r.src)}'s {r.relation}")
+        for r in p["relations"]:
+            rels.add_row(f"{r['dst']} is {r['src']}'s {r['relation']}")
         console.print(rels)
         eps = Table(title="Episodes")
         for col in ("id", "start", "end", "summary"):
             eps.add_column(col)
-        for e in store.episodes(u.id):
-            eps.add_row(e.id, fmt_ts(e.start), fmt_ts(e.end), e.summary)
+        for e in p["episodes"]:
+            eps.add_row(e["id"], fmt_ts(e["start"]), fmt_ts(e["end"]), e["summary"])
         console.print(eps)
-        counter = make_token_counter(cfg.memchunk.tokenizer, cfg.memchunk.tokenizer_path)
-        packed = render_user_profile(store, u.id, cfg.memchunk.l1_max_tokens, counter)
         console.rule(f"Level-1 MemChunk ({packed.token_count} tokens, {counter.name})")
         console.print(packed.text, markup=False, highlight=False)
+
+
+def recall(user: Annotated[str, typer.Argument(help="User id or exact name: who asks.")],
+           keywords: Annotated[Optional[list[str]], typer.Argument(help="Keywords of the <retr> query.")] = None,
+           relation: Annotated[Optional[list[str]], typer.Option("--relation", "-r",
+                                                                 help="Relation words (repeatable).")] = None,
+           db: DbOption = None, config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """The Level-2 MemChunk that `<retr>` with these relation words and keywords gives this user."""
+    from ..retrieval.factory import make_level2
+
+    if not keywords and not relation:
+        fail("give keywords, --relation words, or both")
+    cfg = get_config(config)
+    with open_store(db, config) as store:
+        u = store.find_user(user)
+        result = make_level2(store, cfg).retrieve(u.id, relation or [], keywords or [])
+        if as_json:
+            print(json.dumps({"user": u.id, "name": u.name, "relation": relation or [], "keywords": keywords or [],
+                              "text": result.chunk.text, "tokens": result.chunk.token_count, "message": result.message,
+                              "items": [{"person": d.doc.name, "user_id": d.doc.user_id, "item_id": d.doc.item_id,
+                                         "relation": list(d.doc.relation_path), "text": d.doc.text,
+                                         "score": d.score} for d in result.docs]}, indent=1))
+            return
+        console.rule(f"Level-2 MemChunk for {u.display_name} ({result.chunk.token_count} tokens; {result.message})")
+        console.print(result.chunk.text, markup=False, highlight=False)
 
 
 def forget(user: Annotated[str, typer.Argument(help="User id or exact name.")],
@@ -110,5 +168,5 @@ def graph(out: Annotated[Path, typer.Option("--out", "-o", help="Output file.")]
 
 
 def register(app: typer.Typer) -> None:
-    for fn in (users, show, forget, compact, graph):
+    for fn in (users, show, recall, forget, compact, graph):
         app.command()(fn)

@@ -117,8 +117,12 @@ def run_text(conv: Conversation, store, extractor, agent) -> dict[str, Any]:
     return {**score_conversation(conv, store, level1_texts(store, conv)), "consolidation_s": seconds}
 
 
-def run_replay(conv: Conversation, workdir: Path, cfg, faces: Path, voices: Path, mode: str, *, seed: int = 0) -> dict:
-    """Write the conversation as a bag (`mode`: separate or together), replay it with `cfg`, score it."""
+def run_replay(conv: Conversation, workdir: Path, cfg, faces: Path, voices: Path, mode: str, *, seed: int = 0,
+               keep_bags: bool = False) -> dict:
+    """Write the conversation as a bag (`mode`: separate or together), replay it with `cfg`, score it.
+    The bags (hundreds of MB: camera frames and debug images) are deleted unless `keep_bags`."""
+    import shutil
+
     from ..datagen.conversations import write_conversation_bag
     from ..replay import replay
     from ..store import open_store
@@ -133,6 +137,9 @@ def run_replay(conv: Conversation, workdir: Path, cfg, faces: Path, voices: Path
     with open_store(work / "memory.db") as store:
         result = score_conversation(conv, store, level1_texts(store, conv, cfg.memchunk.l1_max_tokens))
         result["profiles"] = len(store.list_users(include_placeholders=False))
+    if not keep_bags:
+        for bag in (work / "bag", work / "out"):
+            shutil.rmtree(bag, ignore_errors=True)
     return {**result, "mode": mode, "replay_s": seconds, "bag_s": truth["end"] - conv.start(0),
             "sessions_written": summary.sessions_written,
             "speech_min_estimate": speech_s / 60}

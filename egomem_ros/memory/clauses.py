@@ -92,13 +92,22 @@ def who_is(subj) -> str:
     if low in SELF or (words & {"me", "i"} and any(t.dep_ == "cc" for t in subj.subtree)):
         return "self"
     name = named(subj)
-    if name and any(c.lower_ in OWN for c in subj.children if c.dep_ == "poss"):
+    if name and any(c.lower_ in OWN for c in subj.children if c.dep_ == "poss") and _kin_word(subj):
         return name
     if any(c.lower_ in OWN for c in subj.children if c.dep_ == "poss"):
         return "own"
     if subj.pos_ == "PROPN" and subj.text[:1].isupper():
         return name or subj.text
     return "other"
+
+
+def _kin_word(subj) -> bool:
+    """"my friend Jack", "my sister Lena": a relation word names a person ("our red Volvo" does not)."""
+    from ..relations import relation_lexicon
+
+    lex = relation_lexicon()
+    words = [subj] + [c for c in subj.children if c.dep_ in ("compound", "appos", "amod")]
+    return any(lex.canonical(w.lemma_) in lex.inverses or lex.canonical(w.lower_) in lex.inverses for w in words)
 
 
 def named(subj) -> str | None:
@@ -128,15 +137,17 @@ def rewrite(clause: Clause, drop_subject: bool) -> str:
     """The clause as a third-person item: the speaker's subject dropped, first-person words as
     their/them, the first verb agreeing, fillers, contractions and leading conjunctions mended."""
     subject_toks = {t.i for t in clause.subject.subtree} if (drop_subject and clause.subject is not None) else set()
-    with_whom = []
+    with_whom: list[tuple[str, bool]] = []
     if subject_toks:   # "me and my husband Ken got a puppy" -> "got a puppy with their husband Ken"
         for t in clause.subject.subtree:
             if t.dep_ == "conj" and t.lower_ not in SELF:
-                with_whom = [_word(x) for x in t.subtree]
+                with_whom = [(_word(x), False) for x in t.subtree]
     words: list[str] = []
+    glue: list[bool] = []    # written without a space before it, as said ("one-day", "Mary's")
+    prev = None
     agreed = not subject_toks
     for t in clause.tokens:
-        if t.i in subject_toks or t.pos_ == "INTJ" or t.dep_ == "intj":
+        if t.i in subject_toks or t.pos_ == "INTJ" or t.dep_ == "intj" or exclamation(t) or exclamation(t, -1):
             continue
         low = t.lower_
         if low in FILLERS and t.dep_ in ("advmod", "intj", "discourse", "dep", "punct", "prep", "cc") \
@@ -153,14 +164,26 @@ def rewrite(clause: Clause, drop_subject: bool) -> str:
                 w = third_singular(CONTRACTIONS.get(low, low))
         if low == "n't" and words and words[-1] in ("do", "does"):
             words[-1] = "does"
+        glue.append(prev is not None and prev.i == t.i - 1 and not prev.whitespace_ and w == t.text
+                    and words[-1] == prev.text)
         words.append(w)
-    while words and words[0].lower() in LEADING:
-        words.pop(0)
-    while words and words[-1] in LEADING | {".", "!", "?", ","}:
-        words.pop()
+        prev = t
+    pairs = list(zip(words, glue))
+    while pairs and pairs[0][0].lower() in LEADING:
+        pairs.pop(0)
+    while pairs and pairs[-1][0] in LEADING | {".", "!", "?", ","}:
+        pairs.pop()
     if with_whom:
-        words += ["with"] + with_whom
-    return _join(words)
+        pairs += [("with", False)] + with_whom
+    return _join(pairs)
+
+
+def exclamation(t, shift: int = 0) -> bool:
+    """"my" of "oh my god" (shift 0), or its "god" (shift -1): not the speaker's."""
+    i = t.i + shift
+    if i < 0 or i + 1 >= len(t.doc):
+        return False
+    return t.doc[i].lower_ == "my" and t.doc[i + 1].lower_ in ("god", "gosh", "goodness", "lord", "word")
 
 
 def _word(t) -> str:
@@ -172,10 +195,10 @@ def _word(t) -> str:
     return t.text
 
 
-def _join(words: list[str]) -> str:
+def _join(pairs: list[tuple[str, bool]]) -> str:
     text = ""
-    for w in words:
-        if w in (",", ".", "!", "?", ";", ":", "'s", "%") or not text:
+    for w, glued in pairs:
+        if glued or w in (",", ".", "!", "?", ";", ":", "'s", "%") or not text:
             text += w
         else:
             text += " " + w

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from ..memchunk import IDENTITY_WORDS
-from .clauses import Clause, content_words, named, rewrite, second_person, split_clauses
+from .clauses import Clause, content_words, exclamation, named, rewrite, second_person, split_clauses
 from .extraction import SET_CLOCK, Extraction, OtherItem, RuleExtractor, Turn, day_text, looks_english
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,6 @@ class Candidate:
     score: float
     order: int
     about: str = "self"   # "self", or the third person's name
-    topic: str = ""       # the clause's main noun phrase, for the summary
 
 
 class DisclosureExtractor:
@@ -96,7 +95,8 @@ class DisclosureExtractor:
         related = {r.name.split()[0] for r in base.relations}
         candidates: list[Candidate] = []
         sentences = 0
-        for doc in self.nlp.pipe(texts):
+        docs = list(self.nlp.pipe(texts))
+        for doc in docs:
             last: Candidate | None = None
             referent: tuple[str, str] | None = None   # ("self"/name, "their dog"): what "he"/"she" is
             for sent in doc.sents:
@@ -119,7 +119,7 @@ class DisclosureExtractor:
                     out.facts.append(f"lives in {home.group(1)}")
             else:
                 out.others.append(OtherItem(name=c.about, kind=c.kind, text=text))
-        out.summary = _summary(kept, candidates)
+        out.summary = _summary(session_topics(docs), kept)
         out.notes.append(f"{len(candidates)} disclosures in {sentences} user sentences; kept {len(kept)}")
         return out
 
@@ -135,7 +135,7 @@ class DisclosureExtractor:
                 last.text = f"{head} named {name}{sep}{tail}"
                 last.score += 2
             return last
-        if second_person(clause) or _own_name(clause):
+        if second_person(clause) or _own_name(clause) or _imperative(clause):
             return last
         about, prefix = clause.about, ""
         subj = clause.subject.lower_ if clause.subject is not None else ""
@@ -158,7 +158,7 @@ class DisclosureExtractor:
         if len(text.split()) < 2:
             return last
         c = Candidate(_kind(clause), text, _score(words, text), len(candidates),
-                      about if about not in ("self", "own") else "self", _topic(clause))
+                      about if about not in ("self", "own") else "self")
         candidates.append(c)
         return c
 
@@ -230,6 +230,12 @@ def _referent(clause: Clause) -> tuple[str, str] | None:
     return None
 
 
+def _imperative(clause: Clause) -> bool:
+    """"Come here", "let me see the ring": said to someone, not about the speaker."""
+    head = clause.head
+    return clause.subject is None and head.tag_ == "VB" and head.i == next(t.i for t in clause.tokens if not t.is_punct)
+
+
 def _own_name(clause: Clause) -> bool:
     """"my name is Nadia": the name is the rule patterns' (it names the profile, it is not an item)."""
     subj = clause.subject
@@ -238,7 +244,7 @@ def _own_name(clause: Clause) -> bool:
 
 def _mine(clause: Clause) -> bool:
     """The speaker's own things stand in the clause, though its subject is "it" or "that"."""
-    return any(t.lower_ in ("my", "our", "me", "us", "mine", "ours") for t in clause.tokens)
+    return any(t.lower_ in ("my", "our", "me", "us", "mine", "ours") and not exclamation(t) for t in clause.tokens)
 
 
 def _my_named(clause: Clause) -> bool:
@@ -246,27 +252,35 @@ def _my_named(clause: Clause) -> bool:
     return subj is not None and any(c.lower_ in ("my", "our") for c in subj.children if c.dep_ == "poss")
 
 
-def _topic(clause: Clause) -> str:
-    """The clause's object or complement as a noun phrase ("evening Spanish classes")."""
-    subj = {t.i for t in clause.subject.subtree} if clause.subject is not None else set()
-    for chunk in clause.head.doc.noun_chunks:
-        if chunk.root.i in subj or chunk.root.pos_ == "PRON" or chunk.root.i not in {t.i for t in clause.tokens}:
-            continue
-        words = ["their" if t.lower_ in ("my", "our") else t.text for t in chunk
-                 if t.lower_ not in ("your", "this", "that", "these", "those")]
-        if words and chunk.root.lemma_.lower() not in ("thing", "lot", "bit", "time", "way", "stuff"):
-            return " ".join(words)
-    return ""
+NOT_TOPICS = set("thing things lot bit way stuff time times day days week weeks weekend month months year years "
+                 "morning evening night today tonight tomorrow yesterday moment hour hours minute minutes god gosh "
+                 "goodness people guy guys one ones kind sort idea question news monday tuesday wednesday thursday "
+                 "friday saturday sunday mondays tuesdays wednesdays thursdays fridays saturdays sundays".split())
 
 
-def _summary(kept: list[Candidate], candidates: list[Candidate]) -> str:
+def session_topics(docs: list, most: int = 3) -> list[str]:
+    """The session's main topics: the nouns the user came back to most (names count double), each as
+    the noun phrase it was first said in ("evening Spanish classes")."""
+    count: dict[str, float] = {}
+    phrase: dict[str, str] = {}
+    for doc in docs:
+        for chunk in doc.noun_chunks:
+            root = chunk.root
+            key = root.lemma_.lower()
+            if root.pos_ not in ("NOUN", "PROPN") or key in NOT_TOPICS or not root.is_alpha or len(key) < 3:
+                continue
+            count[key] = count.get(key, 0.0) + (2.0 if root.pos_ == "PROPN" else 1.0)
+            if key not in phrase:
+                words = [t for t in chunk if not (t.i == chunk.start and t.pos_ in ("DET", "PRON")) and
+                         t.lower_ not in ("your", "this", "that", "these", "those") and not t.is_punct]
+                phrase[key] = "".join(("their" if t.lower_ in ("my", "our") else t.text) + t.whitespace_
+                                      for t in words).strip()
+    ranked = sorted(count, key=lambda k: -count[k])
+    return [phrase[k] for k in ranked[:most] if phrase[k]]
+
+
+def _summary(topics: list[str], kept: list[Candidate]) -> str:
     """One or two sentences naming the session's main topics."""
-    topics: list[str] = []
-    for c in sorted(kept or candidates, key=lambda c: -c.score):
-        if c.topic and c.topic.lower() not in (t.lower() for t in topics):
-            topics.append(c.topic)
-        if len(topics) == 3:
-            break
     if not topics:
         return "Chatted with the robot; nothing personal to remember."
     listed = topics[0] if len(topics) == 1 else ", ".join(topics[:-1]) + " and " + topics[-1]
