@@ -34,6 +34,7 @@ SETS = {"dev": DATA, "heldout": DATA / "heldout"}
 def totals(rows: list[dict]) -> dict:
     s = lambda k: sum(r[k] for r in rows)  # noqa: E731
     out = {"conversations": len(rows), "questions": s("questions"), "answer_recall": s("answered") / max(1, s("questions")),
+           "answer_recall_with_named": s("answered_with_named") / max(1, s("questions")),
            "items_per_100_sentences": 100 * s("items") / max(1, s("user_sentences")),
            "answers_on_wrong_person": s("answers_on_wrong_person"),
            "absent_from_other": 1 - s("answers_in_other_memory") / max(1, s("questions")),

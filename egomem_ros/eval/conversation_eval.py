@@ -40,6 +40,14 @@ def memory_lines(store, user_id: str) -> list[str]:
     return [f.text for f in store.facts(user_id) if f.kind in ITEM_KINDS] + rels
 
 
+def said_about_others(store, user_id: str) -> list[str]:
+    """What the person said about the people they named, kept on those people ("my friend Jack hates
+    football" is Jack's): the speaker's Level-2 reaches it."""
+    own = {e.id for e in store.episodes(user_id)}
+    return [f.text for u in store.list_users() if u.id != user_id for f in store.facts(u.id)
+            if f.source_episode in own and f.kind in ITEM_KINDS]
+
+
 def person_users(store, conv: Conversation) -> dict[str, str | None]:
     """Each person's profile: the one non-placeholder user with their name."""
     users = store.list_users(include_placeholders=False)
@@ -54,14 +62,16 @@ def score_conversation(conv: Conversation, store, level1: dict[str, str]) -> dic
     """`level1`: each person's Level-1 text (empty when they have no profile)."""
     ids = person_users(store, conv)
     items = {p: memory_lines(store, uid) if uid else [] for p, uid in ids.items()}
+    named = {p: items[p] + said_about_others(store, uid) if uid else [] for p, uid in ids.items()}
     said = {p: " ".join(t.text for s in conv.sessions for t in s.turns if t.speaker == p) for p in conv.people}
     n_sent = sum(sentences(said[p]) for p in conv.people)
-    answered = wrong = in_other = 0
+    answered = wrong = in_other = with_named = 0
     misses = []
     for q in conv.questions:
         other = next(p for p in conv.people if p != q.about)
         ok = holds(q.answer, items[q.about])
         answered += ok
+        with_named += holds(q.answer, named[q.about])
         if not ok:
             misses.append({"question": q.question, "answer": q.answer})
         if holds(q.answer, items[other]):
@@ -77,7 +87,7 @@ def score_conversation(conv: Conversation, store, level1: dict[str, str]) -> dic
             topics_named += any(holds(w, [section]) for w in (conv.topics[k] if k < len(conv.topics) else []))
     n_items = sum(len(v) for v in items.values())
     return {"id": conv.id, "questions": len(conv.questions), "answered": answered,
-            "answer_recall": answered / max(1, len(conv.questions)), "user_sentences": n_sent, "items": n_items,
+            "answer_recall": answered / max(1, len(conv.questions)), "answered_with_named": with_named, "user_sentences": n_sent, "items": n_items,
             "items_per_100_sentences": 100 * n_items / max(1, n_sent), "answers_on_wrong_person": wrong,
             "answers_in_other_memory": in_other, "memorable": len(conv.memorable), "memorable_kept": memorable,
             "profiles_named": sum(v is not None for v in ids.values()), "l1_topics_named": topics_named,

@@ -145,9 +145,16 @@ class DisclosureExtractor:
             about = "own"                   # "it's my left knee again"
         elif about == "other" and clause.subject is None and clause.head.pos_ in ("NOUN", "PROPN"):
             about = "own"                   # an answer without a verb: "Charlotte potatoes mostly"
-            if not any(t.pos_ in ("PROPN", "NUM") for t in clause.tokens):
+            if not _rich(clause):
                 return last
-        if about not in ("self", "own") and about.split()[0] not in related and not _my_named(clause) and not prefix:
+        elif about == "other" and subj in ("it", "that", "this", "there") and clause.head.lemma_ == "be":
+            about = "own"                   # "there's an empty butcher's shop on Beech Road"
+            if not _rich(clause):
+                return last
+        elif about not in ("self", "own", "other") and about.split()[0] not in related and not _my_named(clause) \
+                and not prefix:
+            about = "own"                   # someone they know, by name: "Nadia's got a little Fiat"
+        if about == "other":
             return last
         words = content_words(clause)
         if not any(t.pos_ in ("NOUN", "PROPN", "NUM") for t in words) and len(words) < 2:
@@ -228,6 +235,12 @@ def _referent(clause: Clause) -> tuple[str, str] | None:
             phrase = " ".join("their" if t.lower_ in ("my", "our", "a", "an", "the") else t.text for t in words)
             return (name, "") if name and obj.pos_ == "PROPN" else ("self", phrase)
     return None
+
+
+def _rich(clause: Clause) -> bool:
+    """A name or number, or two nouns: enough to remember without a verb of the speaker's."""
+    words = content_words(clause)
+    return any(t.pos_ in ("PROPN", "NUM") for t in words) or sum(t.pos_ == "NOUN" for t in words) >= 2
 
 
 def _imperative(clause: Clause) -> bool:
