@@ -115,3 +115,23 @@ def test_saying_the_same_thing_again_merges_and_keeps_history(store, ex):
     assert [t for t in valid if "beagle" in t] == ["adopted a beagle named Biscuit"], valid
     history = store.facts(emily, include_invalid=True)
     assert any(f.text == "adopted a beagle" and not f.valid and f.superseded_by for f in history)
+
+
+def test_a_newcomer_introducing_themselves_mid_session_is_not_the_owner(store, ex):
+    """Emily's session runs on while Sarah steps in and says who she is: Sarah's part is Sarah's."""
+    c = Consolidator(store, ex, RuleUpdateAgent(), lambda s: None)
+    emily = c.process(SessionInput("s1", 0, 10, [Turn(speaker="user", text="Hello robot, my name is Emily.")])).user_id
+    c.identify = lambda s: emily     # the voice sounds most like Emily's
+    outs = c.process_all(SessionInput("s2", 20, 40, [
+        Turn(speaker="user", text="I work as a nurse at the city hospital."),
+        Turn(speaker="user", text="Hi robot, my name is Sarah. I love tennis and I play every Sunday.")]))
+    assert [o.status for o in outs] == ["written", "written"]
+    sarah = next(u for u in store.list_users(include_placeholders=False) if u.name == "Sarah")
+    assert outs[1].user_id == sarah.id and outs[1].new_user
+    emily_items = " ".join(f.text for f in store.facts(emily))
+    assert "nurse" in emily_items and "tennis" not in emily_items
+    assert "tennis" in " ".join(f.text for f in store.facts(sarah.id))
+    # a whole session that starts with another name goes to that person, here the known Sarah
+    outs = c.process_all(SessionInput("s3", 50, 60, [Turn(speaker="user", text="Hi, I'm Sarah. I bought a red bike.")]))
+    assert [o.user_id for o in outs] == [sarah.id]
+    assert "bike" not in " ".join(f.text for f in store.facts(emily))

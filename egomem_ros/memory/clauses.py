@@ -66,9 +66,12 @@ def split_clauses(sent) -> list[Clause]:
         if subj is None and h.dep_ in ("conj", "advcl", "xcomp"):
             subj = _inherited_subject(h)
         inverted = any(c.dep_ == "aux" and subj is not None and c.i < subj.i for c in h.children)
-        is_q = (question and toks[-1].i >= sent[-1].i - 1) or inverted or (toks and toks[0].tag_ in ("WP", "WRB")
-                                                                          and toks[0].i == sent.start)
-        out.append(Clause(who_is(subj), toks, h, subj, is_q))
+        about = who_is(subj)
+        # a statement said with a rising "?" ("I'm in San Diego for the wedding?", "..., you know?") is
+        # still the speaker's; a question asks about someone else, or inverts, or starts with a wh-word
+        asks = question and toks[-1].i >= sent[-1].i - 1 and about == "other"
+        is_q = asks or inverted or (toks[0].tag_ in ("WP", "WRB") and toks[0].i == sent.start)
+        out.append(Clause(about, toks, h, subj, is_q))
     return out
 
 

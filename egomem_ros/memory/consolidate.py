@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..store.erasure import name_pattern, name_words, scrub
 from ..store.models import MemoryRepository, StoreError, UnknownUserError, User
-from .extraction import Extraction, Turn
+from .extraction import Extraction, Turn, introduced_name
 from .llm import LLMError
 from .update_agent import MemoryOp
 
@@ -87,6 +87,7 @@ class SessionOutcome:
 
 
 Identify = Callable[[SessionInput], str | None]
+IDENTIFY = object()   # Consolidator.process: ask `identify` whose session it is
 
 
 class Consolidator:
@@ -109,7 +110,43 @@ class Consolidator:
         # the local index has not seen yet
         self.refresh = refresh
 
-    def process(self, s: SessionInput) -> SessionOutcome:
+    def process_all(self, s: SessionInput) -> list[SessionOutcome]:
+        """`process`, after cutting the session where someone other than its owner introduces themselves:
+        "Hi robot, my name is Sarah" said in Emily's session starts Sarah's part, which is written onto
+        the known Sarah, or onto a new person named Sarah, never onto Emily. Two people talking in front
+        of the robot, or a newcomer right after someone, can fall into one session."""
+        owner = self.identify(s)
+        cut = self._newcomer_cut(s, owner)
+        if cut is None:
+            return [self.process(s, owner=owner)]
+        i, newcomer = cut
+        log.info("session %s: someone introduces themselves as another person than its owner; cut at turn %d",
+                 s.session_id, i)
+        if i == 0:   # the whole session is the newcomer's, their voice included
+            return [self.process(s, owner=newcomer)]
+        head = replace(s, session_id=f"{s.session_id}-a", turns=s.turns[:i])
+        # the tail's voice and the people seen are the session's, mixed: its faces only may key a newcomer
+        tail = replace(s, session_id=f"{s.session_id}-b", turns=s.turns[i:], voice_embeddings=[], speech_voice=None,
+                       observed_users=[])
+        return [self.process(head, owner=owner), self.process(tail, owner=newcomer)]
+
+    def _newcomer_cut(self, s: SessionInput, owner: str | None) -> tuple[int, str | None] | None:
+        """(turn, whose) where a user turn gives another name than the known owner's; whose: the one known,
+        non-placeholder person of that name, else None (a new person)."""
+        if owner is None or not self._exists(owner):
+            return None
+        name = self.store.get_user(owner).name
+        for i, t in enumerate(s.turns):
+            said = introduced_name(t.text) if t.speaker == "user" else None
+            if said and name and said.lower() != name.lower():
+                known = [u.id for u in self.store.list_users(include_placeholders=False)
+                         if u.name and u.name.lower() == said.lower()]
+                return i, known[0] if len(known) == 1 else None
+        return None
+
+    def process(self, s: SessionInput, owner: str | None | object = IDENTIFY) -> SessionOutcome:
+        """Write one session; `owner`: who said it, when the caller knows (None: a new person), else the
+        `identify` callback decides."""
         if self.store.episode_exists(s.session_id):
             return SessionOutcome(s.session_id, "duplicate", reason="already committed")
         if not any(t.speaker == "user" and t.text.strip() for t in s.turns):
@@ -119,7 +156,7 @@ class Consolidator:
         except LLMError as err:
             log.warning("session %s: extraction failed (%s); kept for a retry", s.session_id, err)
             return SessionOutcome(s.session_id, "retry", reason=str(err))
-        user_id = self.identify(s)
+        user_id = self.identify(s) if owner is IDENTIFY else owner
         if user_id is None and not self.learn_new_users:
             return SessionOutcome(s.session_id, "not-learned", extraction=ex,
                                   reason="unknown person and learn_new_users is false")

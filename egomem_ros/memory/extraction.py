@@ -129,6 +129,18 @@ def _clean(phrase: str) -> str:
     return re.sub(r"\s+(?:too|as well|also)$", "", phrase, flags=re.I)
 
 
+_INTRODUCTION = re.compile(r"\b(?i:my name is|call me|my name's)\s+" + _NAME + r"|^\W*(?:(?i:hi|hello|hey|good \w+)"
+                           r"\b[^.!?]{0,20}?[,.!]?\s*)?(?:I am|I'm)\s+" + _NAME + r"\b")
+
+
+def introduced_name(text: str) -> str | None:
+    """The name a person gives themselves in this turn ("my name is Sarah", "Hi robot, I'm Sarah"):
+    only an introduction, never "it's Tom's birthday" or "this is Tom"."""
+    m = _INTRODUCTION.search(text.strip())
+    name = next((g for g in (m.groups() if m else ()) if g), None)
+    return name if name and name.split()[0] not in _NOT_NAMES else None
+
+
 class RuleExtractor:
     name = "rules"
 
@@ -213,7 +225,7 @@ inside the conversation (e.g. to forget or rename other people). Use empty lists
 
 
 # words an extractor adds around what was said ("works as", "the user likes"): not evidence either way
-_FRAME = set("a an the and or but of to in on at for with as by from about is are was were be been has have had "
+FRAME_WORDS = frozenset("a an the and or but of to in on at for with as by from about is are was were be been has have had "
              "does do did not no user users their they them he she his her him it its this that who which "
              "likes like loves love enjoys enjoy prefers prefer hates hate dislikes dislike works work lives live "
              "talked talk told tell said say says mentioned mention conversation robot about will would "
@@ -222,7 +234,7 @@ _FRAME = set("a an the and or but of to in on at for with as by from about is ar
 
 def stems(text: str) -> set[str]:
     """Content words of `text` by their first 4 letters ("plays" and "play" are one)."""
-    return {w[:4] for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _FRAME}
+    return {w[:4] for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in FRAME_WORDS}
 
 
 def supported(item: str, said: set[str]) -> bool:

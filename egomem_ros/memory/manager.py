@@ -59,10 +59,10 @@ class MemoryManager:
     def retry_spooled(self) -> list[SessionOutcome]:
         outcomes = []
         for s in self.spool.pending():
-            outcome = self.consolidator.process(s)
-            if outcome.status != "retry":
+            parts = self.consolidator.process_all(s)
+            if all(o.status != "retry" for o in parts):
                 self.spool.done(s.session_id)
-            outcomes.append(outcome)
+            outcomes += parts
         return outcomes
 
     def add_poll(self, obs: IdentityObservation) -> bool:
@@ -115,10 +115,10 @@ class MemoryManager:
             start, end = t0 + sess.start * STEP_S, t0 + (sess.end + 1) * STEP_S
             s = self._session_input(stream, t0, start, end, segments, observations)
             self.spool.put(s)
-            outcome = self.consolidator.process(s)
-            if outcome.status != "retry":
+            parts = self.consolidator.process_all(s)
+            if all(o.status != "retry" for o in parts):
                 self.spool.done(s.session_id)
-            report.outcomes.append(outcome)
+            report.outcomes += parts
             done_until = end
         if not waiting:
             done_until = max(done_until, now - self.max_gap_s - self.transcript_latency_s)
