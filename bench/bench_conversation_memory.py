@@ -75,6 +75,8 @@ def main() -> None:
                                              RuleUpdateAgent()))
                 else:
                     rows.append(run_replay(conv, workdir / name, cfg, SHARED / "faces", SHARED / "speech", mode))
+            if not args.misses:   # the held-out questions stay unread unless asked for
+                rows = [{k: v for k, v in r.items() if k != "misses"} for r in rows]
             results[f"{name}/{mode}"] = {"total": totals(rows), "conversations": rows}
     if args.json:
         print(json.dumps(results, indent=1, default=float))

@@ -88,8 +88,26 @@ def extract_rows(r: dict) -> Rows:
     kinds = ", ".join(f"{k} {_f(v['precision'], 2)}/{_f(v['recall'], 2)}" for k, v in r.items()
                       if isinstance(v, dict) and k != "overall" and v.get("precision") is not None)
     o = r["overall"]
-    return [("rule extractor, hand-written dialogs: precision / recall",
+    return [("offline extractor, hand-written template dialogs: precision / recall",
              f"overall {_f(o['precision'])} / {_f(o['recall'])}; {kinds}")]
+
+
+def conversation_rows(r: dict) -> Rows:
+    rows = []
+    for key, v in r.items():
+        t = v["total"]
+        name, mode = key.split("/")
+        label = {"dev": "dev (tuned on)", "heldout": "held out (never tuned on)"}.get(name, name)
+        time = (f"; {t['consolidation_s']:.1f} s consolidating" if "consolidation_s" in t else
+                f"; replay {t['replay_s_per_10_min_speech']:.0f} s per 10 min of speech" if "replay_s_per_10_min_speech" in t else "")
+        rows.append((f"conversation memory, {label}, {mode} ({t['conversations']} conversations, {t['questions']} questions): "
+                     "answer recall (with what they said about named people); items per 100 user sentences; answers on "
+                     "the wrong person; answers absent from the other's memory; memorable kept; profiles named; "
+                     "Level-1 topics of the last 3 sessions",
+                     f"{_f(t['answer_recall'])} ({_f(t['answer_recall_with_named'])}); {t['items_per_100_sentences']:.1f}; "
+                     f"{t['answers_on_wrong_person']}; {_f(t['absent_from_other'])}; {_f(t['memorable_kept'])}; "
+                     f"{t['profiles_named']}; {t['l1_topics_named']}{time}"))
+    return rows
 
 
 def household_rows(rs: list[dict]) -> Rows:
@@ -129,6 +147,10 @@ MEASUREMENTS = [
     Measurement("household", "Memory", f"{EG} eval household --faces {{data}}/faces --voices {{data}}/speech "
                 "--workdir {work}/household --seed 0 --seed 1 --seed 2 --json", household_rows),
     Measurement("extract", "Memory", f"{EG} eval extract bench/data/extraction_handwritten.json --json", extract_rows),
+    Measurement("conversation_text", "Memory", f"{PY} bench/bench_conversation_memory.py --modes text --json",
+                conversation_rows),
+    Measurement("conversation_replay", "Memory", f"{PY} bench/bench_conversation_memory.py --modes separate together "
+                "--json", conversation_rows, quick=False),
     Measurement("asr", "Memory", f"{PY} bench/bench_asr.py --json", recorded_rows, quick=False),
     Measurement("consolidation", "Memory", f"{PY} bench/bench_consolidation.py --asr --tagger "
                 "egomem_ros/data/trigger_tagger.pt", recorded_rows, quick=False),

@@ -16,8 +16,9 @@ def test_demo_end_to_end(tmp_path):
     assert out.count("new user enrolled") == 2
     assert "known Emily" in out and "Level-1 MemChunk" in out and "works as a nurse" in out
     assert "placeholder" in out and "merged in" in out
-    assert "<retr> ['colleague'] / ['tennis'] -> 2 item(s)" in out
-    assert "Sarah (your colleague): loves tennis" in out
+    assert "<retr> ['colleague'] / ['tennis'] -> " in out
+    assert "Related memory:\n- Sarah (your colleague): loves tennis" in out   # the best match first
+    assert "summary: Talked about" in out and "preference: loves tennis" in out   # the new items and summaries
     assert 'heard: "' in out and "Whisper" in out    # the words come from the audio
     from rosbags.highlevel import AnyReader
 

@@ -83,10 +83,11 @@ def test_the_budget_keeps_the_most_informative_items():
     ex = disclosure.DisclosureExtractor(items_per_100_sentences=25)
     lines = ["I had a sandwich.", "I work as a nurse at St Mary's hospital in Leeds.", "I went out.",
              "I like stuff.", "I bought a red Volvo from my cousin Ravi for 900 pounds.", "I slept a lot.",
-             "I watched TV.", "I did some things."]
+             "I watched TV.", "I did some things.", "I have a sister called Lena in Oslo.", "I sat down.",
+             "I ate lunch.", "I read a book.", "I went home.", "I had tea.", "I looked around.", "I got up."]
     got = items(ex.extract([Turn(speaker="user", text=" ".join(lines))]))
-    assert len(got) == 2, got
-    assert any("nurse" in g for g in got) and any("Volvo" in g for g in got)
+    assert len(got) == 4, got   # 16 sentences at 25 per 100
+    assert all(any(w in g for g in got) for w in ("nurse", "Volvo", "Lena")), got
 
 
 def test_a_third_person_item_lands_on_a_placeholder_and_never_in_their_level1(store, ex):

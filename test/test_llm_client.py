@@ -151,3 +151,24 @@ def test_non_text_content_is_an_llm_error(serve):
     s = serve((200, {"role": "assistant", "content": [{"type": "text", "text": GOOD}]}, 0))
     with pytest.raises(LLMError, match="not text"):
         client(s).chat([{"role": "user", "content": "hi"}])
+
+
+def test_llm_items_take_the_offline_shape_and_path(serve, store):
+    """An LLM answer with items about a named friend and a dated event goes through the same grounding and
+    writing as the offline extractor: the friend's item lands on a placeholder, not on the speaker; an
+    item nobody said is dropped; the conversation's date reaches the prompt."""
+    from egomem_ros.memory.consolidate import Consolidator, SessionInput
+    from egomem_ros.memory.update_agent import RuleUpdateAgent
+
+    answer = json.dumps({"summary": "Talked about a beagle and football.", "name": "Emily", "facts": [],
+                         "preferences": [], "events": ["adopted a beagle named Biscuit (6 May 2024)", "won the lottery"],
+                         "relations": [{"name": "Jack", "relation": "friend"}],
+                         "others": [{"name": "Jack", "kind": "preference", "text": "hates football"}]})
+    s = serve((200, answer, 0))
+    turns = [Turn(speaker="user", text="I'm Emily. We adopted a beagle, his name is Biscuit. My friend Jack hates football.")]
+    c = Consolidator(store, LLMExtractor(client(s)), RuleUpdateAgent(), lambda s: None)
+    out = c.process(SessionInput("s1", 1_715_000_000.0, 1_715_000_060.0, turns))
+    assert "6 May 2024" in s.requests[0]["body"]["messages"][-1]["content"]
+    assert [f.text for f in store.facts(out.user_id)] == ["adopted a beagle named Biscuit (6 May 2024)"]
+    jack = next(u for u in store.list_users() if u.name == "Jack")
+    assert jack.placeholder and [f.text for f in store.facts(jack.id)] == ["hates football"]

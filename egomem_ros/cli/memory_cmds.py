@@ -71,15 +71,15 @@ def show(user: Annotated[str, typer.Argument(help="User id or exact name.")],
                       f"{'placeholder  ' if u.placeholder else ''}created={fmt_ts(u.created_at)}  "
                       f"last_seen={fmt_ts(u.last_seen)}")
         facts = Table(title="Memory items")
-        for col in ("id", "kind", "text", "episode", "when", "status"):
-            facts.add_column(col)
+        for col in ("id", "kind", "text", "episode, when", "status"):
+            facts.add_column(col, ratio=3 if col == "text" else None)
         for f in p["items"]:
             status = "valid" if f["valid"] else (f"superseded by {f['superseded_by']}" if f["superseded_by"]
                                                  else f"invalid since {fmt_ts(f['invalid_at'])}")
             episode = f["episode"] or "-"
             if f["said_by"] != "self":
                 episode += " (said by another person)"
-            facts.add_row(f["id"], f["kind"], f["text"], episode, fmt_ts(f["episode_start"] or f["valid_from"]), status)
+            facts.add_row(f["id"], f["kind"], f["text"], f"{episode}, {fmt_ts(f['episode_start'] or f['valid_from'])}", status)
         console.print(facts)
         rels = Table(title="Relations")
         rels.add_column("edge")

@@ -70,7 +70,8 @@ def split_clauses(sent) -> list[Clause]:
         # a statement said with a rising "?" ("I'm in San Diego for the wedding?", "..., you know?") is
         # still the speaker's; a question asks about someone else, or inverts, or starts with a wh-word
         asks = question and toks[-1].i >= sent[-1].i - 1 and about == "other"
-        is_q = asks or inverted or (toks[0].tag_ in ("WP", "WRB") and toks[0].i == sent.start)
+        first = next((t for t in toks if not t.is_punct), toks[0])
+        is_q = asks or inverted or first.tag_ in ("WP", "WRB", "WDT")
         out.append(Clause(about, toks, h, subj, is_q))
     return out
 
@@ -95,7 +96,7 @@ def who_is(subj) -> str:
     if low in SELF or (words & {"me", "i"} and any(t.dep_ == "cc" for t in subj.subtree)):
         return "self"
     name = named(subj)
-    if name and any(c.lower_ in OWN for c in subj.children if c.dep_ == "poss") and _kin_word(subj):
+    if name and any(c.lower_ in OWN for c in subj.children if c.dep_ == "poss") and kin_word(subj):
         return name
     if any(c.lower_ in OWN for c in subj.children if c.dep_ == "poss"):
         return "own"
@@ -104,7 +105,7 @@ def who_is(subj) -> str:
     return "other"
 
 
-def _kin_word(subj) -> bool:
+def kin_word(subj) -> bool:
     """"my friend Jack", "my sister Lena": a relation word names a person ("our red Volvo" does not)."""
     from ..relations import relation_lexicon
 

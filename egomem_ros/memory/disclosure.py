@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from ..memchunk import IDENTITY_WORDS
-from .clauses import Clause, content_words, exclamation, named, rewrite, second_person, split_clauses
+from .clauses import Clause, content_words, exclamation, kin_word, named, rewrite, second_person, split_clauses
 from .extraction import SET_CLOCK, Extraction, OtherItem, RuleExtractor, Turn, day_text, looks_english
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,9 @@ _RELATIVE = [(re.compile(r"\b(yesterday|last night)\b", re.I), "on {}", -1),
              (re.compile(r"\btomorrow\b", re.I), "on {}", 1),
              (re.compile(r"\blast (week|weekend|month|year|summer|winter|spring|autumn|fall)\b", re.I), "the {} before {}", 0),
              (re.compile(r"\bnext (week|weekend|month|year|summer|winter|spring|autumn|fall)\b", re.I), "the {} after {}", 0)]
+
+
+MIN_ITEMS = 3   # a short visit ("I'm Sarah, I love tennis and I play every Sunday") keeps this many at least
 
 
 class ParserUnavailable(RuntimeError):
@@ -98,7 +101,7 @@ class DisclosureExtractor:
         docs = list(self.nlp.pipe(texts))
         for doc in docs:
             last: Candidate | None = None
-            referent: tuple[str, str] | None = None   # ("self"/name, "their dog"): what "he"/"she" is
+            referent: tuple[str, str, bool] | None = None   # ("self"/name, "their dog", ...): what "he" is
             for sent in doc.sents:
                 if not any(t.is_alpha for t in sent):
                     continue
@@ -106,7 +109,7 @@ class DisclosureExtractor:
                 for clause in split_clauses(sent):
                     last = self._clause(clause, related, candidates, last, referent)
                     referent = _referent(clause) or referent
-        budget = max(1, math.ceil(sentences * self.items_per_100_sentences / 100)) if candidates else 0
+        budget = max(MIN_ITEMS, math.ceil(sentences * self.items_per_100_sentences / 100))
         kept = _most_informative(candidates, budget)
         for c in kept:
             text = _dated(c.text, at) if c.kind == "event" else c.text
@@ -124,7 +127,7 @@ class DisclosureExtractor:
         return out
 
     def _clause(self, clause: Clause, related: set[str], candidates: list[Candidate],
-                last: Candidate | None, referent: tuple[str, str] | None) -> Candidate | None:
+                last: Candidate | None, referent: tuple[str, str, bool] | None) -> Candidate | None:
         """Add the clause's item to `candidates`; returns the item a following "his name is X" names."""
         if clause.question or not clause.tokens:
             return last
@@ -139,12 +142,17 @@ class DisclosureExtractor:
             return last
         about, prefix = clause.about, ""
         subj = clause.subject.lower_ if clause.subject is not None else ""
-        if about == "other" and subj in ("he", "she") and referent is not None:
-            about, prefix = referent        # "we adopted a beagle ... he's two" -> "their beagle is two"
+        if about == "other" and referent is not None and (subj in ("he", "she") or (subj == "they" and referent[2])):
+            about, prefix = referent[:2]    # "we adopted a beagle ... he's two" -> "their beagle is two"
+        elif about == "other" and clause.subject is not None and clause.subject.dep_ == "csubj" \
+                and clause.subject.tag_ == "VBG":
+            about = "own"                   # "making oat lattes on three hours' sleep is not a vibe"
+            if not _rich(clause):
+                return last
         elif about == "other" and _mine(clause):
             about = "own"                   # "it's my left knee again"
-        elif about == "other" and clause.subject is None and clause.head.pos_ in ("NOUN", "PROPN"):
-            about = "own"                   # an answer without a verb: "Charlotte potatoes mostly"
+        elif about == "other" and clause.subject is None and clause.head.tag_ != "VB":
+            about = "own"                   # an answer without a subject: "Abandoned in a car park in Salford"
             if not _rich(clause):
                 return last
         elif about == "other" and subj in ("it", "that", "this", "there") and clause.head.lemma_ == "be":
@@ -157,14 +165,15 @@ class DisclosureExtractor:
         if about == "other":
             return last
         words = content_words(clause)
-        if not any(t.pos_ in ("NOUN", "PROPN", "NUM") for t in words) and len(words) < 2:
-            return last
+        kind = _kind(clause)
+        if not any(t.pos_ in ("NOUN", "PROPN", "NUM") for t in words) and len(words) < (1 if kind == "preference" else 2):
+            return last   # "I love swimming" is enough, "I went out" is not
         text = rewrite(clause, drop_subject=about != "own" or bool(prefix))
         if prefix:
             text = f"{prefix} {text}"
         if len(text.split()) < 2:
             return last
-        c = Candidate(_kind(clause), text, _score(words, text), len(candidates),
+        c = Candidate(kind, text, _score(words, text), len(candidates),
                       about if about not in ("self", "own") else "self")
         candidates.append(c)
         return c
@@ -220,27 +229,30 @@ def _naming(clause: Clause) -> str | None:
     return None
 
 
-def _referent(clause: Clause) -> tuple[str, str] | None:
+def _referent(clause: Clause) -> tuple[str, str, bool] | None:
     """Whom a later "he" or "she" means: the speaker's own person or animal ("my son Leo", "our dog")
-    as subject, or what the speaker just did something with ("we adopted a beagle")."""
+    as subject, or what the speaker just did something with ("we adopted a beagle"). The flag: a later
+    "they" may mean it too (the speaker's own group as subject: "my running club")."""
     subj = clause.subject
     if subj is not None and clause.about not in ("self", "other"):
         phrase = " ".join("their" if t.lower_ in ("my", "our") else t.text for t in subj.subtree)
-        return (clause.about, "") if clause.about != "own" else ("self", phrase)
+        return (clause.about, "", False) if clause.about != "own" else ("self", phrase, subj.tag_ != "PRP")
     if clause.about == "self":
         obj = next((c for c in clause.head.children if c.dep_ == "dobj" and c.pos_ in ("NOUN", "PROPN")), None)
         if obj is not None:
             name = named(obj)
             words = [t for t in obj.subtree if t.dep_ not in ("relcl", "acl", "prep") and t.i <= obj.i]
             phrase = " ".join("their" if t.lower_ in ("my", "our", "a", "an", "the") else t.text for t in words)
-            return (name, "") if name and obj.pos_ == "PROPN" else ("self", phrase)
+            return (name, "", False) if name and obj.pos_ == "PROPN" else ("self", phrase, False)
     return None
 
 
 def _rich(clause: Clause) -> bool:
     """A name or number, or two nouns: enough to remember without a verb of the speaker's."""
     words = content_words(clause)
-    return any(t.pos_ in ("PROPN", "NUM") for t in words) or sum(t.pos_ == "NOUN" for t in words) >= 2
+    nouns = sum(t.pos_ == "NOUN" for t in words)
+    names = sum(t.pos_ in ("PROPN", "NUM") for t in words)
+    return nouns >= 2 or (nouns >= 1 and names >= 1) or names >= 2
 
 
 def _imperative(clause: Clause) -> bool:
@@ -250,9 +262,19 @@ def _imperative(clause: Clause) -> bool:
 
 
 def _own_name(clause: Clause) -> bool:
-    """"my name is Nadia": the name is the rule patterns' (it names the profile, it is not an item)."""
-    subj = clause.subject
-    return subj is not None and subj.lemma_ == "name" and any(c.lower_ in ("my", "our") for c in subj.children)
+    """"my name is Nadia", "I'm Sarah", "Emily is my colleague": names and relations are the rule
+    patterns' (they name the profile and make edges), not items."""
+    subj, head = clause.subject, clause.head
+    if subj is None:
+        return False
+    if subj.lemma_ == "name" and any(c.lower_ in ("my", "our") for c in subj.children):
+        return True
+    if head.lemma_ in ("call", "name") and clause.about == "own" and kin_word(subj):
+        return True   # "my sister is called Ruby"
+    complements = [c for c in head.children if c.dep_ in ("attr", "acomp", "oprd")] if head.lemma_ == "be" else []
+    if clause.about == "self" and any(c.text[:1].isupper() and c.pos_ in ("PROPN", "ADJ", "NOUN") for c in complements):
+        return True   # "I'm Sarah"
+    return any(any(p.lower_ in ("my", "our") for p in c.children) and kin_word(c) for c in complements)
 
 
 def _mine(clause: Clause) -> bool:
@@ -268,7 +290,7 @@ def _my_named(clause: Clause) -> bool:
 NOT_TOPICS = set("thing things lot bit way stuff time times day days week weeks weekend month months year years "
                  "morning evening night today tonight tomorrow yesterday moment hour hours minute minutes god gosh "
                  "goodness people guy guys one ones kind sort idea question news monday tuesday wednesday thursday "
-                 "friday saturday sunday mondays tuesdays wednesdays thursdays fridays saturdays sundays".split())
+                 "friday saturday sunday mondays tuesdays wednesdays thursdays fridays saturdays sundays robot name".split())
 
 
 def session_topics(docs: list, most: int = 3) -> list[str]:

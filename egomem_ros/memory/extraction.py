@@ -113,7 +113,8 @@ _FACT_PATTERNS = [
 _EVENT = re.compile(r"\bI (went|visited|played|watched|met|bought|started|finished|moved|won|lost|cooked|"
                     r"baked|travelled|traveled|ran) ([^.,!?;]+)", re.I)
 _REL_X_IS_MY = re.compile(_NAME + r" is my ([a-z]+(?:[ -][a-z]+)?)")
-_REL_MY_X = re.compile(r"\b(?i:my) ([a-z]+(?:-[a-z]+)?) " + _NAME)
+_REL_MY_X = re.compile(r"\b(?i:my) (?:(?:little|big|older|younger|elder|baby|twin|best|old|dear|new|lovely) )?"
+                       r"([a-z]+(?:-[a-z]+)?),? " + _NAME)
 _REL_MY_X_IS = re.compile(r"\b(?i:my) ([a-z]+(?:-[a-z]+)?)(?:'s name)? is (?:called )?" + _NAME)
 
 
