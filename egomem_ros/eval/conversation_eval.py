@@ -6,7 +6,8 @@ A question about X is answered when one of X's items holds every content word of
 - answers on the wrong person: found in the other person's memory though that person never said them;
 - answers absent from the other person's memory (the goal is >= 98 %);
 - memorable items kept (every keyword in one item), profiles named, and whether each person's
-  Level-1 "Recent conversations" names a topic of each of their last three sessions.
+  Level-1 "Recent conversations" names a topic of each of their last three sessions (of the session's
+  annotated topics, those the person spoke of).
 """
 from __future__ import annotations
 
@@ -90,9 +91,12 @@ def score_conversation(conv: Conversation, store, level1: dict[str, str]) -> dic
     for p in conv.people:
         recent = [k for k, s in enumerate(conv.sessions) if any(t.speaker == p for t in s.turns)][-3:]
         section = level1.get(p, "").split("Recent conversations:")[-1] if "Recent conversations:" in level1.get(p, "") else ""
-        for k in recent:
-            topics_total += 1
-            topics_named += any(holds(w, [section]) for w in (conv.topics[k] if k < len(conv.topics) else []))
+        for k in recent:   # the session's topics that this person spoke of
+            theirs = [w for w in (conv.topics[k] if k < len(conv.topics) else [])
+                      if holds(w, [" ".join(conv.said(k, p))])]
+            if theirs:
+                topics_total += 1
+                topics_named += any(holds(w, [section]) for w in theirs)
     n_items = sum(len(v) for v in items.values())
     return {"id": conv.id, "questions": len(conv.questions), "answered": answered,
             "answer_recall": answered / max(1, len(conv.questions)), "answered_with_named": with_named, "user_sentences": n_sent, "items": n_items,

@@ -293,25 +293,39 @@ NOT_TOPICS = set("thing things lot bit way stuff time times day days week weeks 
                  "friday saturday sunday mondays tuesdays wednesdays thursdays fridays saturdays sundays robot name".split())
 
 
-def session_topics(docs: list, most: int = 3) -> list[str]:
-    """The session's main topics: the nouns the user came back to most (names count double), each as
-    the noun phrase it was first said in ("evening Spanish classes")."""
+def session_topics(docs: list, most: int = 4) -> list[str]:
+    """The session's main topics: the nouns the user came back to most (names and objects weigh more), each
+    as the noun phrase it was first said in ("evening Spanish classes"). Names said to someone ("Morning,
+    Oscar!") are not topics."""
     count: dict[str, float] = {}
     phrase: dict[str, str] = {}
     for doc in docs:
         for chunk in doc.noun_chunks:
             root = chunk.root
             key = root.lemma_.lower()
-            if root.pos_ not in ("NOUN", "PROPN") or key in NOT_TOPICS or not root.is_alpha or len(key) < 3:
+            if root.pos_ not in ("NOUN", "PROPN") or key in NOT_TOPICS or not root.is_alpha or len(key) < 3 \
+                    or _vocative(chunk):
                 continue
-            count[key] = count.get(key, 0.0) + (2.0 if root.pos_ == "PROPN" else 1.0)
+            weight = (1.5 if root.dep_ in ("dobj", "pobj", "attr", "oprd") else 1.0) * (2.0 if root.pos_ == "PROPN" else 1.0)
+            count[key] = count.get(key, 0.0) + weight
             if key not in phrase:
-                words = [t for t in chunk if not (t.i == chunk.start and t.pos_ in ("DET", "PRON")) and
-                         t.lower_ not in ("your", "this", "that", "these", "those") and not t.is_punct]
+                words = [t for t in chunk if not (t.i == chunk.start and t.pos_ in ("DET", "PRON", "CCONJ", "INTJ"))
+                         and t.lower_ not in ("your", "this", "that", "these", "those") and not t.is_punct]
                 phrase[key] = "".join(("their" if t.lower_ in ("my", "our") else t.text) + t.whitespace_
                                       for t in words).strip()
     ranked = sorted(count, key=lambda k: -count[k])
     return [phrase[k] for k in ranked[:most] if phrase[k]]
+
+
+def _vocative(chunk) -> bool:
+    """A name said to the listener at the start or end of a sentence: "Oscar, ...", "..., Hiro!"."""
+    doc, sent = chunk.doc, chunk.sent
+    if chunk.root.pos_ != "PROPN" and chunk.root.dep_ != "npadvmod":
+        return False
+    before = doc[chunk.start - 1].text if chunk.start > sent.start else ""
+    after = doc[chunk.end].text if chunk.end < sent.end else ""
+    return chunk.root.dep_ in ("npadvmod", "intj") or (before in ("", ",") and after in ("", ",", "!", ".", "?")
+                                                       and (chunk.start == sent.start or chunk.end >= sent.end - 1))
 
 
 def _summary(topics: list[str], kept: list[Candidate]) -> str:
