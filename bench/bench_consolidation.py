@@ -19,7 +19,7 @@ import numpy as np
 from egomem_ros.config import EgomemConfig
 from egomem_ros.memory.buffer import StreamBuffer, TranscriptSegment
 from egomem_ros.memory.consolidate import Consolidator, SessionSpool
-from egomem_ros.memory.extraction import RuleExtractor
+from egomem_ros.memory.disclosure import offline_extractor
 from egomem_ros.memory.attribution import SessionOwner
 from egomem_ros.memory.manager import MemoryManager
 from egomem_ros.datagen.synth import StreamSpec, make_stream
@@ -66,7 +66,7 @@ def run(listen, speak, metas, tmp: Path, *, speaker_change: bool, asr: str, tran
         asr_engine = make_asr(asr, workers=asr_workers)
     segmenter = TaggerSegmenter.load(tagger) if tagger else BaselineSegmenter(voice_engine=voice)
     mgr = MemoryManager(store, buf, segmenter,
-                        Consolidator(store, RuleExtractor(), RuleUpdateAgent(), SessionOwner(None)),
+                        Consolidator(store, offline_extractor(), RuleUpdateAgent(), SessionOwner(None)),
                         SessionSpool(tmp / f"spool{time.time_ns()}"), asr_engine)
     t0 = time.perf_counter()
     report = mgr.consolidate(len(listen) / 16000 + 5.0)
