@@ -130,14 +130,14 @@ def _clean(phrase: str) -> str:
     return re.sub(r"\s+(?:too|as well|also)$", "", phrase, flags=re.I)
 
 
-_INTRODUCTION = re.compile(r"\b(?i:my name is|call me|my name's)\s+" + _NAME + r"|^\W*(?:(?i:hi|hello|hey|good \w+)"
-                           r"\b[^.!?]{0,20}?[,.!]?\s*)?(?:I am|I'm)\s+" + _NAME + r"\b")
+_INTRODUCTION = re.compile(r"\b(?i:my name is|call me|my name's)\s+" + _NAME + r"|(?:^|[.!?,]\s)\W*(?:(?i:hi|hello|hey|good \w+)"
+                           r"\b[^.!?]{0,20}?[,.!]?\s*)?(?:I am|I'm)\s+" + _NAME + r"\b(?!['’]s)")
 
 
 def introduced_name(text: str) -> str | None:
     """The name a person gives themselves in this turn ("my name is Sarah", "Hi robot, I'm Sarah"):
     only an introduction, never "it's Tom's birthday" or "this is Tom"."""
-    m = _INTRODUCTION.search(text.strip())
+    m = _INTRODUCTION.search(text.strip()[:80])   # at the start of what they say
     name = next((g for g in (m.groups() if m else ()) if g), None)
     return name if name and name.split()[0] not in _NOT_NAMES else None
 
