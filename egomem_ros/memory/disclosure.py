@@ -159,8 +159,9 @@ class DisclosureExtractor:
             about = "own"                   # "there's an empty butcher's shop on Beech Road"
             if not _rich(clause):
                 return last
-        elif about not in ("self", "own", "other") and about.split()[0] not in related and not _my_named(clause) \
-                and not prefix:
+        if about not in ("self", "own", "other") and about.split()[0] not in related and not _my_named(clause):
+            if subj in ("he", "she", "they"):
+                prefix = about              # "my sister Yuki messaged me. She ..." -> "Yuki wants to visit"
             about = "own"                   # someone they know, by name: "Nadia's got a little Fiat"
         if about == "other":
             return last
@@ -184,7 +185,7 @@ def _kind(clause: Clause) -> str:
     lemmas = {t.lemma_.lower() for t in clause.tokens}
     words = {t.lower_ for t in clause.tokens}
     if head.lemma_.lower() in PREFERENCE_VERBS or lemmas & {"favorite", "favourite"} or \
-            (head.lemma_ == "stand" and "n't" in words | {"not"}):
+            (head.lemma_ == "stand" and words & {"n't", "not"}):
         return "preference"
     if words & FUTURE_WORDS or ("going" in words and "to" in words and head.lemma_ != "go"):
         return "event"
