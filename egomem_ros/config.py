@@ -150,7 +150,7 @@ class MemoryConfig(_Section):
     extractor: Literal["rules", "llm"] = "rules"
     # The offline extractor keeps at most this many items per 100 sentences a person says, the most
     # informative first: memory grows much more slowly than talk.
-    max_items_per_100_sentences: float = Field(35.0, gt=0, le=200)
+    max_items_per_100_sentences: float = Field(30.0, gt=0, le=200)
     update_agent: Literal["rules", "llm"] = "rules"
     # Sessions waiting to be written; empty: next to the database (`<db>.sessions/`).
     spool_dir: str = ""

@@ -59,7 +59,7 @@ def load_parser(package: str = ""):
                             "pip install 'egomem_ros[extract]'")
 
 
-def offline_extractor(items_per_100_sentences: float = 35.0) -> DisclosureExtractor | RuleExtractor:
+def offline_extractor(items_per_100_sentences: float = 30.0) -> DisclosureExtractor | RuleExtractor:
     """The offline default: the parser-based extractor, or the rule patterns alone (said in the log
     and in every extraction's notes) where spaCy's English model is not installed."""
     try:
@@ -83,7 +83,7 @@ class DisclosureExtractor:
 
     name = "rules"
 
-    def __init__(self, nlp=None, *, items_per_100_sentences: float = 35.0):
+    def __init__(self, nlp=None, *, items_per_100_sentences: float = 30.0):
         self.nlp = nlp if nlp is not None else load_parser()
         self.items_per_100_sentences = items_per_100_sentences
         self.rules = RuleExtractor()
