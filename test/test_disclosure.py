@@ -136,3 +136,14 @@ def test_a_newcomer_introducing_themselves_mid_session_is_not_the_owner(store, e
     outs = c.process_all(SessionInput("s3", 50, 60, [Turn(speaker="user", text="Hi, I'm Sarah. I bought a red bike.")]))
     assert [o.user_id for o in outs] == [sarah.id]
     assert "bike" not in " ".join(f.text for f in store.facts(emily))
+
+
+@pytest.mark.parametrize("line, name", [
+    ("Hi robot, my name is Sarah.", "Sarah"), ("Hi, I am Sarah. I love tennis.", "Sarah"),
+    ("I'm there, I'm Sarah, I love tennis", "Sarah"), ("It's Tom's fortieth on Friday.", None),
+    ("This is Tom.", None), ("Hello again, I am back.", None), ("Honestly, I'm English, so tea.", None),
+    ("Yes. I'm Catholic.", None), ("I think I am Sarah", None), ("Honestly, I'm Tom's biggest fan", None)])
+def test_only_an_introduction_names_a_newcomer(line, name):
+    from egomem_ros.memory.extraction import introduced_name
+
+    assert introduced_name(line) == name

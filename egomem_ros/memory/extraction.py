@@ -130,16 +130,27 @@ def _clean(phrase: str) -> str:
     return re.sub(r"\s+(?:too|as well|also)$", "", phrase, flags=re.I)
 
 
-_INTRODUCTION = re.compile(r"\b(?i:my name is|call me|my name's)\s+" + _NAME + r"|(?:^|[.!?,]\s)\W*(?:(?i:hi|hello|hey|good \w+)"
-                           r"\b[^.!?]{0,20}?[,.!]?\s*)?(?:I am|I'm)\s+" + _NAME + r"\b(?!['’]s)")
+_INTRODUCTION = re.compile(r"\b(?i:my name is|call me|my name's)\s+" + _NAME + r"|(^|[.!?,]\s)\W*(?:(?i:hi|hello|hey|good \w+)"
+                           r"\b[^.!?]{0,20}?[,.!]?\s*)?(?:I am|I'm)\s+" + _NAME + r"(?=\s*(?:[,.!?]|$|and\b))")
 
 
 def introduced_name(text: str) -> str | None:
-    """The name a person gives themselves in this turn ("my name is Sarah", "Hi robot, I'm Sarah"):
-    only an introduction, never "it's Tom's birthday" or "this is Tom"."""
-    m = _INTRODUCTION.search(text.strip()[:80])   # at the start of what they say
-    name = next((g for g in (m.groups() if m else ()) if g), None)
-    return name if name and name.split()[0] not in _NOT_NAMES else None
+    """The name a person gives themselves at the start of this turn ("my name is Sarah", "Hi robot, I'm
+    Sarah", "Hi there, I'm Sarah, ..."): only an introduction, never "it's Tom's birthday", "this is Tom"
+    or an adjective WordNet knows ("Honestly, I'm English")."""
+    m = _INTRODUCTION.search(text.strip()[:80])
+    if not m:
+        return None
+    name = m.group(1) or m.group(3)
+    if not name or name.split()[0] in _NOT_NAMES:
+        return None
+    if m.group(1) is None:   # "I'm X": not an adjective WordNet knows ("I'm English"; so also not "Frank")
+        from ..retrieval.wordnet import wordnet_adjectives
+
+        adjectives = wordnet_adjectives()
+        if adjectives is None or name.split()[0].lower() in adjectives:
+            return None
+    return name
 
 
 class RuleExtractor:

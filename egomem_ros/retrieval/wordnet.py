@@ -83,13 +83,29 @@ class WordNetNouns:
         return flat(synonyms), flat(hypernyms)
 
 
+def _wordnet_root() -> Path | None:
+    for root in ([os.environ["EGOMEM_WORDNET_DIR"]] if os.environ.get("EGOMEM_WORDNET_DIR") else []) + list(SEARCH):
+        if (Path(root) / "index.noun").is_file():
+            return Path(root)
+    return None
+
+
+@lru_cache(maxsize=1)
+def wordnet_adjectives() -> frozenset[str] | None:
+    """Every adjective WordNet knows ("english", "tired"), or None without WordNet: "I'm English" is no name."""
+    root = _wordnet_root()
+    if root is None or not (root / "index.adj").is_file():
+        return None
+    with (root / "index.adj").open(encoding="utf-8", errors="replace") as f:
+        return frozenset(line.split(" ", 1)[0] for line in f if not line.startswith(" "))
+
+
 @lru_cache(maxsize=1)
 def wordnet_nouns() -> WordNetNouns | None:
     """The WordNet nouns of this machine (EGOMEM_WORDNET_DIR, else Debian's), or None (said once)."""
-    for root in ([os.environ["EGOMEM_WORDNET_DIR"]] if os.environ.get("EGOMEM_WORDNET_DIR") else []) + list(SEARCH):
-        path = Path(root)
-        if (path / "index.noun").is_file() and (path / "data.noun").is_file():
-            return WordNetNouns(path)
+    root = _wordnet_root()
+    if root is not None and (root / "data.noun").is_file():
+        return WordNetNouns(root)
     log.warning("WordNet not found (apt-get install wordnet-base): relation words outside the lexicon are "
                 "matched as written")
     return None
