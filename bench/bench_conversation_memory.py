@@ -12,7 +12,8 @@ Modes:
 Faces and voices come from ../shared/data (LFW, LibriSpeech); words go on the transcript topic.
 Reported per set: answer recall, items per 100 user sentences, answers on the wrong person, answers
 absent from the other person's memory, memorable items kept, profiles named, Level-1 topics of the
-last three sessions, and consolidation time per 10 minutes of speech.
+last three sessions; in text mode the seconds spent consolidating (the transcripts are given: no ASR),
+in the replay modes the replay's seconds per 10 minutes of speech (identity polls included).
 """
 from __future__ import annotations
 
@@ -41,10 +42,10 @@ def totals(rows: list[dict]) -> dict:
            "memorable_kept": s("memorable_kept") / max(1, s("memorable")),
            "profiles_named": f"{s('profiles_named')}/{2 * len(rows)}",
            "l1_topics_named": f"{s('l1_topics_named')}/{s('l1_topics_total')}"}
-    if all("replay_s" in r for r in rows):
+    if rows and all("replay_s" in r for r in rows):
         out["replay_s_per_10_min_speech"] = 10 * s("replay_s") / max(1e-9, s("speech_min_estimate"))
-    if all("consolidation_s" in r for r in rows):
-        out["consolidation_s"] = s("consolidation_s")
+    if rows and all("consolidation_s" in r for r in rows):
+        out["consolidation_s"] = float(s("consolidation_s"))
     return out
 
 
@@ -64,8 +65,12 @@ def main() -> None:
     cfg = EgomemConfig()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="egomem-conversations-"))
     results: dict = {}
-    for name in args.sets:
-        convs = [c for c in load_conversations(SETS[name]) if not args.only or c.id in args.only]
+    chosen = {name: [c for c in load_conversations(SETS[name]) if not args.only or c.id in args.only] for name in args.sets}
+    if not any(chosen.values()):
+        ap.error(f"--only {' '.join(args.only or [])}: no such conversation in {', '.join(args.sets)}")
+    for name, convs in chosen.items():
+        if not convs:
+            continue
         for mode in args.modes:
             rows = []
             for conv in convs:
@@ -81,10 +86,11 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=1, default=float))
         return
-    keys = list(next(iter(results.values()))["total"]) if results else []
+    keys = list(dict.fromkeys(k for r in results.values() for k in r["total"]))
     print("| set / mode | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys))
     for name, r in results.items():
-        print(f"| {name} | " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r["total"].values()) + " |")
+        cells = [r["total"].get(k, "") for k in keys]
+        print(f"| {name} | " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in cells) + " |")
     if args.misses:
         for name, r in results.items():
             for row in r["conversations"]:

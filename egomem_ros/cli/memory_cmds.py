@@ -104,6 +104,8 @@ def recall(user: Annotated[str, typer.Argument(help="User id or exact name: who 
     """The Level-2 MemChunk that `<retr>` with these relation words and keywords gives this user."""
     from ..retrieval.factory import make_level2
 
+    keywords = [k for k in keywords or [] if k.strip()]
+    relation = [r for r in relation or [] if r.strip()]
     if not keywords and not relation:
         fail("give keywords, --relation words, or both")
     cfg = get_config(config)
