@@ -86,3 +86,28 @@ def test_graph_export(populated, tmp_path):
     assert {n["id"] for n in data["nodes"]} == {emily.id, john.id} and len(data["links"]) == 2
     r = egomem("graph", "--db", db, "--format", "dot", "--out", out)
     assert r.returncode == 2 and "json or graphml" in r.stderr
+
+
+def test_show_json_lists_items_with_their_episode_and_history(populated):
+    db, emily, _ = populated
+    r = egomem("show", "Emily", "--db", db, "--json")
+    assert r.returncode == 0, r.stderr
+    p = json.loads(r.stdout)
+    texts = {i["text"]: i for i in p["items"]}
+    assert texts["works at Acme"]["superseded_by"] == texts["works at Globex"]["id"]
+    assert texts["works at Globex"]["valid"] and set(texts["loves jazz"]) >= {"episode", "episode_start", "valid_from"}
+    assert "works at Globex" in p["level1"]["text"] and "works at Acme" not in p["level1"]["text"]
+
+
+def test_recall_prints_the_level2_chunk_a_retr_gets(populated):
+    db, emily, john = populated
+    s = SqliteStore(db)
+    s.add_fact(john.id, "preference", "loves tennis")
+    s.close()
+    r = egomem("recall", "Emily", "--relation", "colleague", "tennis", "--db", db, "--json")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["items"][0]["person"] == "John" and got["items"][0]["text"] == "loves tennis"
+    assert "John (your colleague): loves tennis" in got["text"]
+    r = egomem("recall", "Emily", "--db", db)
+    assert r.returncode == 2 and "give keywords" in r.stderr and "Traceback" not in r.stderr
