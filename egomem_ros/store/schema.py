@@ -87,19 +87,20 @@ class SchemaTooNewError(RuntimeError):
 
 
 def migrate(conn: sqlite3.Connection) -> int:
-    """Bring the database to SCHEMA_VERSION, each migration in its own transaction."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
-    if current > SCHEMA_VERSION:
-        raise SchemaTooNewError(
-            f"database schema version {current} is newer than this egomem_ros ({SCHEMA_VERSION}); upgrade the package"
-        )
-    for version in range(current + 1, SCHEMA_VERSION + 1):
-        script = MIGRATIONS[version - 1]
+    """Bring the database to SCHEMA_VERSION, each migration in its own transaction. The level is read
+    inside the write lock: nodes started together on a new file (a launch file configures them all at
+    once) migrate it once, and the others find it done."""
+    for version in range(1, SCHEMA_VERSION + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in filter(str.strip, script.split(";")):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {version}")
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            if current > SCHEMA_VERSION:
+                raise SchemaTooNewError(f"database schema version {current} is newer than this egomem_ros "
+                                        f"({SCHEMA_VERSION}); upgrade the package")
+            if current < version:
+                for statement in filter(str.strip, MIGRATIONS[version - 1].split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -30,14 +30,26 @@ class SqliteStore(SqlStore):
         self._init_state()
         try:
             self._conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA busy_timeout=5000")
-            self._conn.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not left in free pages
-            migrate(self._conn)
+            self._setup()
         except (sqlite3.DatabaseError, SchemaTooNewError) as err:
             raise StoreError(f"cannot open memory database {self.path}: {err}") from None
+
+    def _setup(self, attempts: int = 50) -> None:
+        """WAL, pragmas and migrations. Switching a new file to WAL takes its lock without waiting (SQLite
+        does not call the busy handler there): nodes started together on a new file try again."""
+        for attempt in range(attempts):
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=FULL")
+                self._conn.execute("PRAGMA foreign_keys=ON")
+                self._conn.execute("PRAGMA secure_delete=ON")  # deleted rows are zeroed, not left in free pages
+                migrate(self._conn)
+                return
+            except sqlite3.OperationalError as err:
+                if "locked" not in str(err) or attempt == attempts - 1:
+                    raise
+                time.sleep(0.05 + 0.05 * attempt)
 
     def _execute(self, sql: str, args: tuple) -> Any:
         return self._conn.execute(sql, args)
