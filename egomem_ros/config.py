@@ -211,7 +211,9 @@ def resolve_db_path(config: EgomemConfig, override: str | Path | None = None) ->
         return Path(override).expanduser()
     if config.store.db_path:
         return Path(config.store.db_path).expanduser()
-    return default_db_path()
+    path = default_db_path()
+    path.parent.mkdir(parents=True, exist_ok=True)   # the default place is ours to make (a fresh robot has none)
+    return path
 
 
 def _unwrap_ros_layout(data: dict[str, Any]) -> dict[str, Any]:
