@@ -10,13 +10,12 @@ import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
 from launch.events import matches_action
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
-from launch_ros.parameter_descriptions import ParameterValue
 from lifecycle_msgs.msg import Transition
 
 from egomem_ros.ros.graph import LAUNCH_ARGS, node_specs
@@ -28,17 +27,14 @@ def _transition(node, transition_id):
     return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id))
 
 
-def generate_launch_description():
+def _nodes(context):
+    """The nodes, once the arguments are known: an argument left empty sets no parameter, so the params
+    file decides (a launch default never overrides the user's file)."""
     def arg(name):
-        return LaunchConfiguration(name)
+        return LaunchConfiguration(name).perform(context)
 
-    def flag(name):
-        return ParameterValue(LaunchConfiguration(name), value_type=bool)
-
-    declared = [DeclareLaunchArgument(n, default_value=(d or SHIPPED_PARAMS) if n == "params_file" else d,
-                                      description=h) for n, (d, h) in LAUNCH_ARGS.items()]
     actions = []
-    for spec in node_specs(arg, flag):
+    for spec in node_specs(arg):
         node = LifecycleNode(package="egomem_ros", executable=spec.executable, name=spec.name, namespace="",
                              output="screen", parameters=[arg("params_file"), spec.parameters],
                              remappings=spec.remappings)
@@ -47,4 +43,10 @@ def generate_launch_description():
             target_lifecycle_node=node, goal_state="inactive",
             entities=[_transition(node, Transition.TRANSITION_ACTIVATE)]))
         actions += [node, activate, _transition(node, Transition.TRANSITION_CONFIGURE)]
-    return LaunchDescription(declared + actions)
+    return actions
+
+
+def generate_launch_description():
+    declared = [DeclareLaunchArgument(n, default_value=(d or SHIPPED_PARAMS) if n == "params_file" else d,
+                                      description=h) for n, (d, h) in LAUNCH_ARGS.items()]
+    return LaunchDescription(declared + [OpaqueFunction(function=_nodes)])

@@ -20,7 +20,7 @@ def console_scripts() -> set[str]:
 def test_launch_nodes_come_from_the_graph_and_are_console_scripts():
     from egomem_ros.ros.graph import node_specs, plain_args
 
-    specs = node_specs(*plain_args())
+    specs = node_specs(plain_args())
     used = {s.executable for s in specs}
     assert used == {"identity_node", "memory_node", "dialog_node"}
     assert used <= console_scripts(), used - console_scripts()
@@ -81,3 +81,21 @@ def test_parameter_reference_is_generated_from_the_schema():
 
     r = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_ros_docs.py"), "--check"], cwd=REPO)
     assert r.returncode == 0, "docs/ros_parameters.md is stale: run scripts/gen_ros_docs.py"
+
+
+def test_launch_defaults_leave_the_params_file_in_charge():
+    """A params file with dialog.mode: cascaded runs cascaded: an argument left at its default sets no
+    parameter; one the user gives does."""
+    from egomem_ros.ros.graph import command_line, node_specs, plain_args
+
+    specs = {s.name: s for s in node_specs(plain_args())}
+    for spec in specs.values():
+        assert set(spec.parameters) == {"use_sim_time"}, spec.parameters
+    argv = command_line(specs["dialog_node"], "my.yaml")
+    assert [argv[i + 1] for i, a in enumerate(argv) if a == "-p"] == ["use_sim_time:=false"]
+    given = {s.name: s for s in node_specs(plain_args(dialog_mode="cascaded", learn_new_users="false", db_path="/m.db"))}
+    assert given["dialog_node"].parameters["dialog.mode"] == "cascaded"
+    assert given["memory_node"].parameters == {"store.db_path": "/m.db", "identity.learn_new_users": False,
+                                               "use_sim_time": False}
+    robot = (REPO / "launch" / "robot.launch.py").read_text()
+    assert "OpaqueFunction(function=_nodes)" in robot and "perform(context)" in robot

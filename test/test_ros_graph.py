@@ -48,8 +48,8 @@ def graph(tmp_path):
     db = tmp_path / "memory.db"
 
     def start(*names: str) -> dict[str, NodeProcess]:
-        arg, flag = plain_args(db_path=str(db), use_sim_time="true", dialog_text_topic=DIALOG_TEXT)
-        for spec in node_specs(arg, flag):
+        arg = plain_args(db_path=str(db), use_sim_time="true", dialog_text_topic=DIALOG_TEXT)
+        for spec in node_specs(arg):
             if spec.name in names:
                 procs[spec.name] = NodeProcess(command_line(spec, str(params), LOSSLESS_SENSORS),
                                                tmp_path / f"{spec.name}.log", ros.domain_id)

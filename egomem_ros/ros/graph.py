@@ -1,21 +1,25 @@
 """The egomem ROS graph in one place: launch arguments, and each node's parameters and remappings.
 
-`launch/robot.launch.py` turns this into launch actions; the end-to-end test turns it into command lines
-(`command_line`). Neither keeps its own copy. ROS-free: plain data and two small functions.
+`launch/robot.launch.py` turns this into launch actions (once the launch arguments are resolved); the
+end-to-end test turns it into command lines (`command_line`). Neither keeps its own copy. ROS-free:
+plain data and small functions.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-# name -> (default, description). `params_file` defaults to the installed config/egomem.yaml.
+# name -> (default, description). `params_file` defaults to the installed config/egomem.yaml. An empty
+# value of an argument in OVERRIDES leaves the parameter to the params file: a launch default never
+# overrides what the user's file says.
 LAUNCH_ARGS: dict[str, tuple[str, str]] = {
     "params_file": ("", "egomem parameters (ROS layout, validated by the egomem schema); empty: the shipped one"),
-    "db_path": ("", "memory database; empty: $XDG_DATA_HOME/egomem/memory.db"),
-    "learn_new_users": ("true", "enrol people the robot does not know"),
-    "dialog_mode": ("external", "external (your dialog stack) | cascaded (chat LLM) | moshi (full-duplex model)"),
+    "db_path": ("", "memory database; empty: the params file's store.db_path ($XDG_DATA_HOME/egomem/memory.db)"),
+    "learn_new_users": ("", "true | false: enrol people the robot does not know; empty: the params file's"),
+    "dialog_mode": ("", "external (your dialog stack) | cascaded (chat LLM) | moshi (full-duplex model); "
+                        "empty: the params file's (external)"),
     "dialog_checkpoint": ("", "moshi mode: HF repo id (kyutai/moshiko-pytorch-bf16) or a local checkpoint dir"),
-    "device": ("cpu", "cpu | cuda for the dialog model"),
+    "device": ("", "cpu | cuda for the dialog model; empty: the params file's (cpu)"),
     "use_sim_time": ("false", "true when playing bags with --clock"),
     "image_topic": ("/camera/image_raw", "sensor_msgs/Image camera topic"),
     "compressed_image_topic": ("/camera/image_raw/compressed", "sensor_msgs/CompressedImage camera topic"),
@@ -37,19 +41,27 @@ class NodeSpec:
         return self.name
 
 
-def node_specs(arg: Callable[[str], Any], flag: Callable[[str], Any]) -> list[NodeSpec]:
-    """The three lifecycle nodes. `arg(name)` gives a launch argument's value (a substitution in a launch
-    file, a string elsewhere); `flag(name)` the same, typed as a bool."""
+# launch argument -> the parameter it sets, when it is given (not empty)
+OVERRIDES = {"db_path": "store.db_path", "learn_new_users": "identity.learn_new_users", "dialog_mode": "dialog.mode",
+             "device": "dialog.device", "dialog_checkpoint": "dialog.checkpoint"}
+FLAGS = {"learn_new_users", "use_sim_time"}
+
+
+def node_specs(arg: Callable[[str], str]) -> list[NodeSpec]:
+    """The three lifecycle nodes. `arg(name)` gives a launch argument's value as text (what the user
+    gave, or the default)."""
+    def given(*names: str) -> dict[str, Any]:
+        return {OVERRIDES[n]: (arg(n).lower() == "true" if n in FLAGS else arg(n)) for n in names if arg(n) != ""}
+
     sensors = [("image", arg("image_topic")), ("image/compressed", arg("compressed_image_topic")),
                ("audio", arg("audio_topic")), ("audio_info", arg("audio_info_topic"))]
-    common = {"store.db_path": arg("db_path"), "identity.learn_new_users": flag("learn_new_users"),
-              "use_sim_time": flag("use_sim_time")}
+    sim_time = {"use_sim_time": arg("use_sim_time").lower() == "true"}
+    common = given("db_path", "learn_new_users") | sim_time
     dialog_text = ("dialog/text", arg("dialog_text_topic"))
     return [
         NodeSpec("identity_node", dict(common), list(sensors)),
         NodeSpec("memory_node", dict(common), sensors + [("transcript", arg("transcript_topic")), dialog_text]),
-        NodeSpec("dialog_node", {"dialog.mode": arg("dialog_mode"), "dialog.device": arg("device"),
-                                 "dialog.checkpoint": arg("dialog_checkpoint"), "use_sim_time": flag("use_sim_time")},
+        NodeSpec("dialog_node", given("dialog_mode", "device", "dialog_checkpoint") | sim_time,
                  [("audio", arg("audio_topic")), ("audio_info", arg("audio_info_topic")), dialog_text]),
     ]
 
@@ -70,7 +82,7 @@ def command_line(spec: NodeSpec, params_file: str, extra: dict[str, Any] | None 
     return argv
 
 
-def plain_args(**overrides: str) -> tuple[Callable[[str], str], Callable[[str], bool]]:
-    """`arg` and `flag` for `node_specs` from the launch defaults, as plain values."""
+def plain_args(**overrides: str) -> Callable[[str], str]:
+    """`arg` for `node_specs`: the launch defaults with `overrides`, as a launch file would resolve them."""
     values = {name: default for name, (default, _) in LAUNCH_ARGS.items()} | overrides
-    return values.__getitem__, lambda name: values[name].lower() == "true"
+    return values.__getitem__
