@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 from egomem_msgs.msg import AudioFrame, Identity, MemChunk, MemoryEvent
-from egomem_msgs.srv import EnrollUser, ForgetUser, GetProfile, ListUsers, RetrieveText
+from egomem_msgs.srv import EnrollUser, ForgetUser, GetProfile, ListUsers, MergeUsers, RetrieveText
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from ros_harness import Ros, end_context, next_domain, wait_until
 from sensor_msgs.msg import Image
@@ -99,6 +99,13 @@ def test_memory_and_identity_nodes_over_dds(ros, shared_data):
     r = ros.call(RetrieveText, "/memory_node/retrieve_text",
                  RetrieveText.Request(user_id=tony, relation_query=["colleague"], keyword_query=[], k=5))
     assert r.success and r.chunk.level == 2 and list(r.item_ids) == []
+    r = ros.call(RetrieveText, "/memory_node/retrieve_text", RetrieveText.Request(user_id="nobody", keyword_query=["x"]))
+    assert not r.success and "unknown user" in r.message
+    long_id = "x" * 1_000_000
+    prof = ros.call(GetProfile, "/memory_node/get_profile", GetProfile.Request(user_id=long_id))
+    assert not prof.found and len(prof.message) < 200
+    merged = ros.call(MergeUsers, "/memory_node/merge_users", MergeUsers.Request(keep_id="", merge_id=""))
+    assert not merged.success and "two user ids" in merged.message
     events = ros.collect(MemoryEvent, "/memory_events", 100)
     wait_until(lambda: ros.probe.count_subscribers("/memory_events") >= 2, 10, "memory_events subscribers")
     assert ros.call(ForgetUser, "/memory_node/forget_user", ForgetUser.Request(user_id=tony)).success

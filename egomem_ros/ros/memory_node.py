@@ -184,6 +184,12 @@ class MemoryNode(LifecycleNode):
                                           {**self._stats, "spooled sessions": pending}))
 
     def _retrieve(self, req, resp):
+        if req.user_id:
+            try:
+                self.store.get_user(req.user_id)
+            except KeyError as err:
+                resp.success, resp.message = False, str(err)
+                return resp
         res = self.level2.retrieve(req.user_id, list(req.relation_query), list(req.keyword_query), req.k or None)
         fill(resp.chunk, F.memchunk_fields(res.chunk, now_s(self)))
         resp.success, resp.message = True, res.message

@@ -24,9 +24,14 @@ class StoreError(RuntimeError):
     """A store operation that cannot be carried out (unknown user, bad key, ...)."""
 
 
+def shown(text: str, most: int = 64) -> str:
+    """Input quoted in a message, cut short: a 1 MB id must not make a 1 MB answer."""
+    return repr(text) if len(text) <= most else f"{text[:most]!r}... ({len(text)} characters)"
+
+
 class UnknownUserError(StoreError, KeyError):
     def __init__(self, user_id: str):
-        super().__init__(f"unknown user: {user_id!r}")
+        super().__init__(f"unknown user: {shown(user_id)}")
         self.user_id = user_id
 
     def __str__(self) -> str:  # KeyError would quote the whole message

@@ -350,6 +350,8 @@ class SqlStore:
     # -- merge and erase ---------------------------------------------------------------------
     def merge_users(self, keep_id: str, merge_id: str) -> None:
         """Fold `merge_id` (typically a placeholder) into `keep_id`: keys, facts, episodes and edges move."""
+        if not keep_id or not merge_id:
+            raise StoreError("merging needs two user ids (keep_id and merge_id)")
         if keep_id == merge_id:
             raise StoreError("cannot merge a user into itself")
         with self.transaction():
