@@ -222,6 +222,8 @@ def test_dialog_node_external_prompt_and_retr_over_dds(ros):
     l1.publish(MemChunk(level=1, user_id="fghij", text="User: Sam", version=2))
     wait_until(lambda: "Sam" in prompts[-1].data, 10, "Sam's prompt")
     assert "John" not in prompts[-1].data   # another person's Level-2 memory is dropped
+    # it reads dialog/text (the robot stack's <retr>) and never publishes on it
+    assert ros.probe.count_publishers("/dialog/text") == 0
 
 
 def test_dialog_node_moshi_mode_streams_audio_and_follows_memchunks(tmp_path):

@@ -125,6 +125,14 @@ def test_a_signal_stops_every_node_cleanly(graph, sig):
         procs.pop(name).left_graph(graph.probe)
 
 
+def test_the_shutdown_transition_ends_the_process(graph):
+    """`shutdown` from a launch file or change_state finishes the node and ends its process (exit 0), as a
+    signal does; nothing waits for a signal afterwards."""
+    procs = graph.start("dialog_node")
+    graph.transition("dialog_node", "shutdown")
+    assert procs["dialog_node"].wait(10) == 0, procs["dialog_node"].output()[-2000:]
+
+
 def _bag_chunks(out_bag: Path, topic: str) -> list[tuple[float, str]]:
     from rosbags.highlevel import AnyReader
 

@@ -57,7 +57,6 @@ class DialogNode(LifecycleNode):
         self.parser = RetrStreamParser()
         self.group = ReentrantCallbackGroup()
         self.retrieve = self.client(RetrieveText, self.cfg.dialog.retrieve_service, callback_group=self.group)
-        self.pub_text = self.publisher(String, "dialog/text", 10)
         try:
             getattr(self, f"_setup_{self.cfg.dialog.mode}")()
         except DialogSetupError as err:
@@ -99,6 +98,7 @@ class DialogNode(LifecycleNode):
         self.runner = EngineRunner(self.engine, self._on_step, queue_frames=self.cfg.dialog.queue_frames)
         self.out_rate = SAMPLE_RATE
         self.pub_audio = self.publisher(AudioFrame, "dialog/audio_out", 10)
+        self.pub_text = self.publisher(String, "dialog/text", 10)   # the monologue; other modes only read it
         self._reported = (0, 0)
         self.runner.start()
 

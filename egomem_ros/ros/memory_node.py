@@ -67,6 +67,7 @@ class MemoryNode(LifecycleNode):
         self.pub_diag = self.publisher(DiagnosticArray, "/diagnostics", 10)
         self._stats = {"consolidations": 0, "consolidated until t": 0.0, "sessions written": 0, "sessions retried": 0,
                        "polls read until t": 0.0}
+        self._diag_at = -float("inf")   # when the last status went out
         self.get_logger().info(f"memory at {self.store.path}; segmenter {self.cfg.memory.segmenter}, "
                                f"extractor {self.cfg.memory.extractor}, ASR {self.cfg.memory.asr}")
 
@@ -89,7 +90,7 @@ class MemoryNode(LifecycleNode):
         self.service(ForgetUser, "~/forget_user", self._forget, callback_group=work)
         self.service(MergeUsers, "~/merge_users", self._merge, callback_group=work)
         self._timer = self.timer(self.cfg.memory.consolidation_period_s, self._consolidate, callback_group=work)
-        self.timer(1.0, self._diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+        self.timer(1.0, self._diagnostics_tick, callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info("memory active: buffering, consolidating every "
                                f"{self.cfg.memory.consolidation_period_s:.0f} s")
 
@@ -177,7 +178,13 @@ class MemoryNode(LifecycleNode):
             f"{sum(o.status == 'written' for o in report.outcomes)} written, {report.waiting} still open")
         self._diagnostics()
 
+    def _diagnostics_tick(self) -> None:
+        """The 1 Hz status, unless a poll or a consolidation has just published one (about 1 Hz in all)."""
+        if now_s(self) - self._diag_at >= 0.9:
+            self._diagnostics()
+
     def _diagnostics(self) -> None:
+        self._diag_at = now_s(self)
         pending = len(list(self.manager.spool.folder.glob("*.json"))) if self.manager is not None else 0
         self.pub_diag.publish(diagnostics(self, "memory", pending == 0,
                                           f"{pending} sessions waiting to be written" if pending else "ok",

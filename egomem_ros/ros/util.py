@@ -55,8 +55,9 @@ def now_s(node: Node) -> float:
 
 
 def spin(node: "LifecycleNode", threads: int = 4) -> int:
-    """Spin `node` until SIGINT or SIGTERM, then stop it the lifecycle way: on_shutdown runs (the memory
-    node writes what it buffered) before the node is destroyed. Returns the process exit code.
+    """Spin `node` until SIGINT or SIGTERM, or until its `shutdown` transition, then stop it the lifecycle
+    way: on_shutdown runs (the memory node writes what it buffered) before the node is destroyed. Returns
+    the process exit code.
 
     rclpy's own signal handlers are off (`rclpy.init(signal_handler_options=NO)` in `run`): they shut the
     context down under the executor, and the lifecycle never sees the signal. A second signal while
@@ -80,7 +81,8 @@ def spin(node: "LifecycleNode", threads: int = 4) -> int:
     spinner = threading.Thread(target=executor.spin, name="executor", daemon=True)
     spinner.start()
     try:
-        while spinner.is_alive() and not stop.wait(0.2):
+        # a `shutdown` transition (from a launch file or `change_state`) ends the process too
+        while spinner.is_alive() and not stop.wait(0.2) and node.lifecycle_state() != "finalized":
             pass
         executor.shutdown(timeout_sec=10.0)  # callbacks in flight finish first
         spinner.join(timeout=5.0)  # a thread left inside rclpy's C++ at exit aborts the interpreter
