@@ -8,6 +8,9 @@ Outputs are plain field dictionaries (see `msg_fields.py`).
 """
 from __future__ import annotations
 
+import threading
+from collections import deque
+
 import numpy as np
 
 from .retrieval.media import MediaError, load_image
@@ -108,6 +111,34 @@ def audio_msg_to_pcm(msg, info: tuple[int, int, str] | None) -> tuple[np.ndarray
 
 def audio_info_of(msg) -> tuple[int, int, str]:
     return int(msg.channels), int(msg.sample_rate), msg.sample_format
+
+
+class AudioFormat:
+    """The microphone's format (from AudioInfo) and the chunks that came before it. A latched AudioInfo
+    reaches a new subscriber only after discovery, so the first chunks often come first: they are held
+    (up to `hold` of them) and decoded when the format is known, never dropped."""
+
+    def __init__(self, hold: int = 100):
+        self.info: tuple[int, int, str] | None = None
+        self._early: deque = deque(maxlen=hold)
+        self._lock = threading.Lock()   # sensor callbacks run on several threads
+
+    def set(self, msg) -> list:
+        """Take an AudioInfo; returns the held chunks, to be handled now in their order."""
+        with self._lock:
+            self.info = audio_info_of(msg)
+            early = list(self._early)
+            self._early.clear()
+        return early
+
+    def decode(self, msg) -> tuple[np.ndarray, int] | None:
+        """(samples x channels, rate), or None while the chunk waits for the AudioInfo."""
+        if not (hasattr(msg, "sample_rate") and hasattr(msg, "channels")):
+            with self._lock:
+                if self.info is None:
+                    self._early.append(msg)
+                    return None
+        return audio_msg_to_pcm(msg, self.info)
 
 
 def stamp_to_sec(stamp) -> float:

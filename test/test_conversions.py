@@ -109,3 +109,19 @@ def test_one_decoder_for_every_audio_message():
     frame = _roundtrip("egomem_msgs/msg/AudioFrame", {"sample_rate": 8000, "channels": 1, "data": s16})
     pcm, rate = audio_msg_to_pcm(frame, None)   # carries its own format
     assert pcm.shape == (8, 1) and rate == 8000
+
+
+def test_audio_before_its_audio_info_is_held_not_dropped():
+    """A latched AudioInfo reaches a new subscriber after discovery: the chunks that came first wait."""
+    from types import SimpleNamespace
+
+    from egomem_ros.msg_conversions import AudioFormat
+
+    fmt = AudioFormat(hold=2)
+    chunk = lambda v: SimpleNamespace(audio=SimpleNamespace(data=np.full(4, v, np.int16).view(np.uint8)))  # noqa: E731
+    assert fmt.decode(chunk(1)) is None and fmt.decode(chunk(2)) is None and fmt.decode(chunk(3)) is None
+    early = fmt.set(SimpleNamespace(channels=1, sample_rate=16000, sample_format="S16LE"))
+    assert len(early) == 2   # bounded: the oldest went
+    pcm, rate = fmt.decode(early[0])
+    assert rate == 16000 and pcm.shape[0] == 4 and pcm[0, 0] > 0
+    assert fmt.decode(chunk(4)) is not None

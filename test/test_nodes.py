@@ -90,7 +90,7 @@ def test_memory_and_identity_nodes_over_dds(ros, shared_data):
 
     got = wait_until(known, 30, "a known identity", poll=0.5)
     assert got[0].user_id == tony and got[0].name == "Tony"
-    assert identity._audio_info == (1, 16000, "S16LE")  # a volatile AudioInfo publisher is heard
+    assert identity.audio_format.info == (1, 16000, "S16LE")  # a volatile AudioInfo publisher is heard
     wait_until(lambda: l1, 10, "the Level-1 chunk")
     assert l1[-1].level == 1 and "Tony" in l1[-1].text
 
@@ -204,7 +204,7 @@ def test_latched_audio_info_is_heard_too(ros):
     pub.publish(_audio_info())
     node = ros.add(IdentityNode())
     assert node.start_up()
-    wait_until(lambda: node._audio_info, 10, "the latched AudioInfo")
+    wait_until(lambda: node.audio_format.info, 10, "the latched AudioInfo")
 
 
 def test_dialog_node_external_prompt_and_retr_over_dds(ros):

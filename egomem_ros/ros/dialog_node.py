@@ -26,7 +26,7 @@ from ..dialog.prompt import PromptComposer
 from ..memchunk import LEVEL2
 from ..memchunk import MemChunk as Chunk
 from ..msg_fields import audio_frame_fields
-from ..msg_conversions import audio_info_of, audio_msg_to_pcm
+from ..msg_conversions import AudioFormat
 from ..retrieval.media import MediaError
 from ..retrieval.retr_protocol import RetrQuery, RetrStreamParser
 from .lifecycle import LifecycleNode
@@ -46,7 +46,7 @@ class DialogNode(LifecycleNode):
     def __init__(self) -> None:
         super().__init__("dialog_node", ("dialog.", "memchunk."), live=DIALOG_LIVE)
         self.engine = self.runner = self.cascaded = None
-        self._audio_info: tuple[int, int, str] | None = None
+        self.audio_format = AudioFormat()
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -170,12 +170,14 @@ class DialogNode(LifecycleNode):
 
     # -- moshi ----------------------------------------------------------------------------------------
     def _on_audio_info(self, msg) -> None:
-        self._audio_info = audio_info_of(msg)
+        for early in self.audio_format.set(msg):
+            self._on_audio(early)
 
     def _on_audio(self, msg) -> None:
         try:
-            pcm, rate = audio_msg_to_pcm(msg, self._audio_info)
-            self.runner.push_audio(pcm, rate)
+            got = self.audio_format.decode(msg)
+            if got is not None:
+                self.runner.push_audio(*got)
         except MediaError as err:
             self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
 

@@ -22,7 +22,7 @@ from std_msgs.msg import Bool
 from visualization_msgs.msg import Marker, MarkerArray
 
 from .. import msg_fields as F
-from ..msg_conversions import audio_info_of, audio_msg_to_pcm, compressed_to_rgb, image_to_rgb, stamp_to_sec
+from ..msg_conversions import AudioFormat, compressed_to_rgb, image_to_rgb, stamp_to_sec
 from ..retrieval.factory import make_poller
 from ..retrieval.media import MediaError
 from ..store import StoreError, open_store
@@ -50,7 +50,7 @@ class IdentityNode(LifecycleNode):
     def __init__(self) -> None:
         super().__init__("identity_node", ("store.", "identity.", "memchunk."), live=IDENTITY_LIVE)
         self.store = self.poller = None
-        self._audio_info: tuple[int, int, str] | None = None
+        self.audio_format = AudioFormat()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def setup(self) -> None:
@@ -122,17 +122,19 @@ class IdentityNode(LifecycleNode):
         self.poller.add_frame(stamp_to_sec(msg.header.stamp), rgb)
 
     def _on_audio_info(self, msg) -> None:
-        self._audio_info = audio_info_of(msg)
+        for early in self.audio_format.set(msg):
+            self._on_audio(early)
 
     def _on_audio(self, msg) -> None:
         """AudioDataStamped or egomem AudioFrame."""
         try:
-            pcm, rate = audio_msg_to_pcm(msg, self._audio_info)
+            got = self.audio_format.decode(msg)
         except MediaError as err:
             self._stats["rejected_audio"] += 1
             self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
             return
-        self.poller.add_audio(stamp_to_sec(msg.header.stamp), pcm, rate)
+        if got is not None:
+            self.poller.add_audio(stamp_to_sec(msg.header.stamp), *got)
 
     def _on_memory_event(self, msg: MemoryEvent) -> None:
         """Keys or users changed in the shared store (enrolment, merge, forget): re-read them."""

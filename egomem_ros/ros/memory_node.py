@@ -20,7 +20,7 @@ from std_msgs.msg import String
 from .. import msg_fields as F
 from ..config import resolve_db
 from ..memory.buffer import IdentityObservation, TranscriptSegment
-from ..msg_conversions import audio_frame_to_pcm, audio_info_of, audio_msg_to_pcm, image_to_rgb, stamp_to_sec
+from ..msg_conversions import AudioFormat, audio_frame_to_pcm, image_to_rgb, stamp_to_sec
 from ..retrieval.media import MediaError
 from ..store import StoreError
 from .lifecycle import LifecycleNode
@@ -44,7 +44,7 @@ class MemoryNode(LifecycleNode):
     def __init__(self) -> None:
         super().__init__("memory_node", ("store.", "identity.", "memchunk.", "retrieval.", "memory."),
                          live=MEMORY_LIVE)
-        self._audio_info = None
+        self.audio_format = AudioFormat()
         self._consolidating = threading.Lock()  # the timer and shutdown never consolidate at once
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -116,12 +116,15 @@ class MemoryNode(LifecycleNode):
 
     # -- inputs --------------------------------------------------------------------------------
     def _on_audio_info(self, msg) -> None:
-        self._audio_info = audio_info_of(msg)
+        for early in self.audio_format.set(msg):
+            self._on_audio(early)
 
     def _on_audio(self, msg) -> None:
         """AudioDataStamped or egomem AudioFrame into the memory buffer."""
         try:
-            self.manager.buffer.add_listen(stamp_to_sec(msg.header.stamp), *audio_msg_to_pcm(msg, self._audio_info))
+            got = self.audio_format.decode(msg)
+            if got is not None:
+                self.manager.buffer.add_listen(stamp_to_sec(msg.header.stamp), *got)
         except MediaError as err:
             self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
 
