@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from ..eval.datasets import AUDIO_EXT, IMAGE_EXT, identity_files
 from ..scene import TRANSCRIPT, SceneBag
-from .household import FRAME_S, SR, _empty, _face_frame, _Voices
+from .household import FRAME_S, SR, RecordedVoices, empty_room, face_frame
 
 Mode = Literal["separate", "together"]
 GAP_S = 9.0          # an empty room between visits: longer than memory.session_end_s
@@ -122,11 +122,11 @@ def write_conversation_bag(conv: Conversation, out: Path, faces_dir: Path, voice
     from ..retrieval.media import load_image
 
     face_img = {p: [load_image(f) for f in faces[face]] for p, (face, _) in cast.items()}
-    speech = _Voices(voices, rng)
+    speech = RecordedVoices(voices, rng)
     t = conv.start(0)
     out.mkdir(parents=True, exist_ok=True)
     with SceneBag(out / "bag") as bag:
-        _empty(bag, t, t + GAP_S, nrng)
+        empty_room(bag, t, t + GAP_S, nrng)
         t += GAP_S
         for k, _ in enumerate(conv.sessions):
             if mode == "separate":
@@ -136,7 +136,7 @@ def write_conversation_bag(conv: Conversation, out: Path, faces_dir: Path, voice
             for scene in filter(None, scenes):
                 in_view = sorted({p for p, _ in scene}) if mode == "separate" else list(conv.people)
                 t = _scene(bag, t, scene, in_view, face_img, {p: v for p, (_, v) in cast.items()}, speech, nrng)
-                _empty(bag, t, t + GAP_S, nrng)
+                empty_room(bag, t, t + GAP_S, nrng)
                 t += GAP_S
     return {"cast": {p: {"face": f, "voice": v} for p, (f, v) in cast.items()}, "end": t, "mode": mode}
 
@@ -153,7 +153,7 @@ def _in_order(conv: Conversation, k: int) -> list[tuple[str, str]]:
 
 
 def _scene(bag: SceneBag, t: float, lines: list[tuple[str, str]], in_view: list[str], face_img: dict,
-           voice_of: dict[str, str], speech: _Voices, nrng: np.random.Generator) -> float:
+           voice_of: dict[str, str], speech: RecordedVoices, nrng: np.random.Generator) -> float:
     """The people `in_view` before the camera while each line is said in its speaker's voice."""
     pause = np.zeros(int(0.6 * SR), np.float32)
     parts, said, at = [], [], 0.0
@@ -169,7 +169,7 @@ def _scene(bag: SceneBag, t: float, lines: list[tuple[str, str]], in_view: list[
     for k in range(int(len(listen) / SR / FRAME_S)):
         tk = t + k * FRAME_S
         shown = [(face_img[p][(k // 4 + j) % len(face_img[p])], sizes[j]) for j, p in enumerate(in_view)]
-        bag.image(tk + 0.25, _face_frame(shown, nrng), compressed=True)
+        bag.image(tk + 0.25, face_frame(shown, nrng), compressed=True)
         bag.audio(tk, listen[int(k * FRAME_S * SR):int((k + 1) * FRAME_S * SR)])
     for end, line in said:
         bag.text(TRANSCRIPT, t + end + 0.3, line)

@@ -112,7 +112,7 @@ def plan_day(faces: dict[str, list[Path]], voices: dict[str, list[Path]], seed: 
     return people, visits, {"seed": seed, "tv_voice": tv_voice, "people": truth}
 
 
-def _face_frame(faces: list[tuple[np.ndarray, int]], rng: np.random.Generator) -> np.ndarray:
+def face_frame(faces: list[tuple[np.ndarray, int]], rng: np.random.Generator) -> np.ndarray:
     """A 640x480 frame with the given (face image, side) pairs side by side, lit and placed randomly."""
     from PIL import Image
 
@@ -126,7 +126,7 @@ def _face_frame(faces: list[tuple[np.ndarray, int]], rng: np.random.Generator) -
     return canvas
 
 
-class _Voices:
+class RecordedVoices:
     """Utterances from each speaker's recordings (whole recordings or excerpts, as long as the line needs)."""
 
     def __init__(self, voices: dict[str, list[Path]], rng: random.Random):
@@ -159,7 +159,7 @@ def write_household(out: Path, faces_dir: Path, voices_dir: Path, *, seed: int =
     people, visits, truth = plan_day(faces, voices, seed)
     who = {p.key: p for p in people}
     rng, nrng = random.Random(seed + 1), np.random.default_rng(seed)
-    speech = _Voices(voices, rng)
+    speech = RecordedVoices(voices, rng)
     face_img = {p.key: [load_image(f) for f in faces[p.face]] for p in people}
     # every scene's audio first, so the gaps can share out what is left of the day
     tracks: list[tuple[Visit, np.ndarray, np.ndarray, list[tuple[float, str]]]] = []
@@ -173,7 +173,7 @@ def write_household(out: Path, faces_dir: Path, voices_dir: Path, *, seed: int =
     out.mkdir(parents=True, exist_ok=True)
     t = gap_s / 2
     with SceneBag(out / "bag") as bag:
-        _empty(bag, 0.0, t, nrng)
+        empty_room(bag, 0.0, t, nrng)
         for i, (v, listen, speak, said) in enumerate(progress(tracks) if progress else tracks):
             v.start, v.end = t, t + len(listen) / SR
             frames = [face_img[v.speaker]] if v.speaker else []
@@ -183,7 +183,7 @@ def write_household(out: Path, faces_dir: Path, voices_dir: Path, *, seed: int =
             for k in range(int(len(listen) / SR / FRAME_S)):
                 tk = t + k * FRAME_S
                 shown = [(imgs[(k // 4 + j) % len(imgs)], sizes[j]) for j, imgs in enumerate(frames)]
-                bag.image(tk + 0.25, _face_frame(shown, nrng) if shown else _room(nrng), compressed=True)
+                bag.image(tk + 0.25, face_frame(shown, nrng) if shown else _room(nrng), compressed=True)
                 bag.audio(tk, listen[int(k * FRAME_S * SR):int((k + 1) * FRAME_S * SR)])
                 chunk = speak[int(k * FRAME_S * SR):int((k + 1) * FRAME_S * SR)]
                 if np.any(chunk):
@@ -192,16 +192,16 @@ def write_household(out: Path, faces_dir: Path, voices_dir: Path, *, seed: int =
                 bag.text(TRANSCRIPT, t + end + 0.3, line)
             t = v.end
             if i + 1 < len(tracks) and not tracks[i + 1][0].back_to_back:
-                _empty(bag, t, t + gap_s, nrng)
+                empty_room(bag, t, t + gap_s, nrng)
                 t += gap_s
-        _empty(bag, t, t + gap_s / 2, nrng)
+        empty_room(bag, t, t + gap_s / 2, nrng)
     truth["visits"] = [asdict(v) for v in visits]
     truth["duration_s"] = t + gap_s / 2
     (out / "truth.json").write_text(json.dumps(truth, indent=1), encoding="utf-8")
     return truth
 
 
-def _scene_audio(v: Visit, who: dict[str, Person], speech: _Voices, tv_voice: str, tmp: Path,
+def _scene_audio(v: Visit, who: dict[str, Person], speech: RecordedVoices, tv_voice: str, tmp: Path,
                  nrng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[tuple[float, str]]]:
     """Listen and speak channels of one scene, and (end time, line) for each user line."""
     parts_l, parts_s, said, t = [], [], [], 0.0
@@ -233,7 +233,7 @@ def _room(nrng: np.random.Generator) -> np.ndarray:
     return np.full((480, 640, 3), int(nrng.integers(50, 90)), np.uint8)
 
 
-def _empty(bag: SceneBag, t0: float, t1: float, nrng: np.random.Generator) -> None:
+def empty_room(bag: SceneBag, t0: float, t1: float, nrng: np.random.Generator) -> None:
     """An empty room: background frames and the microphone's noise floor."""
     t = t0
     while t < t1 - 1e-6:
