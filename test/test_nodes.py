@@ -3,7 +3,9 @@ parameters. Inputs are real faces and speech from ../shared/data. Node processes
 graph against `egomem replay` are in test_ros_graph.py."""
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -314,3 +316,19 @@ def test_sensor_qos_is_best_effort_unless_overridden(tmp_path):
         assert [q.reliability for q in qos["/audio"]] == [R.BEST_EFFORT]
     finally:
         ros.close()
+
+
+def test_a_mistyped_command_line_parameter_beside_a_params_file_is_an_error(tmp_path):
+    """rcl drops `-p identity.poll_period_s:=abc` when a params file gives a float: the node says so and
+    exits 2 instead of running with the file's value."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    exe = Path(sys.executable).parent / "identity_node"
+    r = subprocess.run([str(exe), "--ros-args", "--params-file", str(REPO / "config" / "egomem.yaml"),
+                        "-p", f"store.db_path:={tmp_path / 'm.db'}", "-p", "identity.poll_period_s:=abc"],
+                       capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "ROS_DOMAIN_ID": str(next_domain()), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"})
+    assert r.returncode == 2 and "identity.poll_period_s" in r.stderr + r.stdout, r.stderr[-2000:]

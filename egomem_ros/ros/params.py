@@ -10,7 +10,7 @@ next configure and are refused while the node is configured.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import annotated_types as at
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
@@ -67,6 +67,27 @@ def unknown_overrides(node: Node) -> list[str]:
     known = set(flatten(EgomemConfig()))
     return sorted(name for name in node._parameter_overrides  # noqa: SLF001 - rclpy keeps them only here
                   if name not in known and name not in ROS_PARAMETERS and not name.startswith(ROS_PARAMETER_PREFIXES))
+
+
+def check_command_line(argv: Sequence[str]) -> None:
+    """Validate the `-p key:=value` of the command line against the schema. With `--params-file`, rcl
+    silently drops a `-p` value whose type differs from the file's (`-p identity.poll_period_s:=abc`
+    runs with the file's 2.0): raises ConfigError naming the key instead."""
+    import yaml
+
+    known = flatten(EgomemConfig())
+    ros = list(argv)[list(argv).index("--ros-args") + 1:] if "--ros-args" in argv else []
+    given = {}
+    for flag, arg in zip(ros, ros[1:]):
+        if flag in ("-p", "--param") and ":=" in arg:
+            name, text = arg.split(":=", 1)
+            if name in known:
+                try:
+                    given[name] = _coerce(yaml.safe_load(text), known[name])
+                except yaml.YAMLError:
+                    given[name] = text
+    if given:
+        unflatten(known | given)   # ConfigError names the key and what is wrong
 
 
 def _coerce(value: Any, default: Any) -> Any:

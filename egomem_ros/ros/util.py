@@ -106,6 +106,9 @@ def run(node_factory: Callable[[], "LifecycleNode"], args: list[str] | None = No
 
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
+        from .params import check_command_line
+
+        check_command_line(sys.argv if args is None else args)
         node = node_factory()
     except ConfigError as err:
         rclpy.logging.get_logger("egomem").fatal(str(err))
