@@ -36,7 +36,7 @@ _RELATIVE = [(re.compile(r"\b(yesterday|last night)\b", re.I), "on {}", -1),
              (re.compile(r"\bnext (week|weekend|month|year|summer|winter|spring|autumn|fall)\b", re.I), "the {} after {}", 0)]
 
 
-MIN_ITEMS = 3   # a short visit ("I'm Sarah, I love tennis and I play every Sunday") keeps this many at least
+MIN_ITEMS = 1   # a short session keeps its best item at least
 
 
 class ParserUnavailable(RuntimeError):
@@ -174,7 +174,7 @@ class DisclosureExtractor:
             text = f"{prefix} {text}"
         if len(text.split()) < 2:
             return last
-        c = Candidate(kind, text, _score(words, text), len(candidates),
+        c = Candidate(kind, text, _score(words, text, kind), len(candidates),
                       about if about not in ("self", "own") else "self")
         candidates.append(c)
         return c
@@ -195,10 +195,15 @@ def _kind(clause: Clause) -> str:
     return "fact"
 
 
-def _score(words: list, text: str) -> float:
-    """How much there is to remember: names and numbers most, then nouns, then verbs."""
+CALENDAR = set("monday tuesday wednesday thursday friday saturday sunday january february march april may june "
+               "july august september october november december".split())
+
+
+def _score(words: list, text: str, kind: str) -> float:
+    """How much there is to remember: names and numbers most (a weekday or month is no name), then nouns,
+    then verbs; what someone likes a little more."""
     weight = {"PROPN": 2.0, "NUM": 1.5, "NOUN": 1.0, "VERB": 0.5, "ADJ": 0.3}
-    score = sum(weight[t.pos_] for t in words)
+    score = sum(0.5 if t.lower_ in CALENDAR else weight[t.pos_] for t in words) + (0.5 if kind == "preference" else 0.0)
     if {t.lemma_.lower() for t in words} & IDENTITY_WORDS:
         score += 1.5
     n = len(text.split())
