@@ -97,7 +97,7 @@ def conversation_rows(r: dict) -> Rows:
     for key, v in r.items():
         t = v["total"]
         name, mode = key.split("/")
-        label = {"dev": "dev (tuned on)", "heldout": "held out (another author's; read by no choice but the budget, see what did not work)"}.get(name, name)
+        label = {"dev": "dev (tuned on)", "heldout": "held out (another author's; only the item budget was set after its first run)"}.get(name, name)
         time = (f"; {t['consolidation_s']:.1f} s consolidating" if "consolidation_s" in t else
                 f"; replay {t['replay_s_per_10_min_speech']:.0f} s per 10 min of speech" if "replay_s_per_10_min_speech" in t else "")
         rows.append((f"conversation memory, {label}, {mode} ({t['conversations']} conversations, {t['questions']} questions): "
