@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..datagen.conversations import Conversation
-from ..memory.extraction import FRAME_WORDS, Turn
+from ..memory.extraction import Turn, content_stems
 
 ITEM_KINDS = ("fact", "preference", "event")
 
@@ -26,20 +26,12 @@ def sentences(text: str) -> int:
     return len([s for s in re.split(r"[.!?]+", text) if re.search(r"[A-Za-z]", s)])
 
 
-def words(text: str) -> set[str]:
-    """Content words by their Snowball stem ("hiking" and "hike" are one; "Windermere" and "windowsill" two)."""
-    from snowballstemmer import stemmer
-
-    stem = stemmer("english").stemWord
-    return {stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in FRAME_WORDS}
-
-
 def holds(answer: str, items: list[str]) -> bool:
     """One item holds every content word of the answer."""
-    want = words(answer)
+    want = content_stems(answer)
     if not want:
         return any(answer.lower() in t.lower() for t in items)
-    return any(want <= words(t) for t in items)
+    return any(want <= content_stems(t) for t in items)
 
 
 def memory_lines(store, user_id: str) -> list[str]:

@@ -249,6 +249,14 @@ def stems(text: str) -> set[str]:
     return {w[:4] for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in FRAME_WORDS}
 
 
+def content_stems(text: str) -> set[str]:
+    """Content words by their Snowball stem ("hiking" and "hike" are one; "tennis" and "tenerife" two)."""
+    from snowballstemmer import stemmer
+
+    stem = stemmer("english").stemWord
+    return {stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in FRAME_WORDS}
+
+
 def supported(item: str, said: set[str]) -> bool:
     """At least half of the item's content words are among `said` (an item with none passes)."""
     words = stems(item)

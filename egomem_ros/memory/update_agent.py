@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..store.models import Fact
-from .extraction import Extraction, stems, supported
+from .extraction import Extraction, content_stems, stems, supported
 from .llm import ChatClient, LLMError
 
 log = logging.getLogger(__name__)
@@ -76,14 +76,16 @@ def same_thing(valid: Sequence[Fact], kind: str, text: str) -> Fact | None:
     """The existing item of the same kind that the new one says again ("adopted a beagle" and "adopted a
     beagle named Biscuit"): the new one merges into it, superseding it, so history is kept and Level-1
     counts it as mentioned once more. Different days of an event differ in their dates' words."""
-    new = stems(text)
+    new = content_stems(text)
     best, score = None, SAME_THING
     for f in valid:
         if f.kind != kind:
             continue
-        old = stems(f.text)
-        nested = min(len(new), len(old)) >= 2 and (new <= old or old <= new)   # one says more of the other
-        overlap = 1.0 if nested else len(new & old) / max(1, len(new | old))
+        old = content_stems(f.text)
+        if len(new & old) < 2:   # one shared word ("loves tennis", "loves tenerife") is not the same thing
+            continue
+        nested = new <= old or old <= new   # one says more of the other
+        overlap = 1.0 if nested else len(new & old) / len(new | old)
         if overlap >= score:
             best, score = f, overlap
     return best
@@ -108,7 +110,7 @@ class RuleUpdateAgent:
                 target = next((f for f in valid if f.kind == "preference" and preference_object(f.text) == obj), None)
             if target is None:
                 target = same_thing(valid, kind, text)
-                if target is not None and stems(text) <= stems(target.text):
+                if target is not None and content_stems(text) <= content_stems(target.text):
                     ops.append(MemoryOp(op="NOOP", kind=kind, text=text))   # said again, nothing new
                     continue
             if target is not None:
