@@ -295,8 +295,7 @@ def _my_named(clause: Clause) -> bool:
 
 NOT_TOPICS = set("thing things lot bit way stuff time times day days week weeks weekend month months year years "
                  "morning evening night today tonight tomorrow yesterday moment hour hours minute minutes god gosh "
-                 "goodness people guy guys one ones kind sort idea question news monday tuesday wednesday thursday "
-                 "friday saturday sunday mondays tuesdays wednesdays thursdays fridays saturdays sundays robot name".split())
+                 "goodness people guy guys one ones kind sort idea question news robot name".split()) | CALENDAR
 
 
 def session_topics(docs: list, most: int = 4) -> list[str]:
