@@ -90,6 +90,11 @@ def test_the_budget_keeps_the_most_informative_items():
     assert all(any(w in g for g in got) for w in ("nurse", "Volvo", "Lena")), got
 
 
+def test_a_short_visit_keeps_each_thing_said(ex):
+    e = ex.extract([Turn(speaker="user", text="Hi, my name is Priya. I work as a nurse. I love chess.")])
+    assert e.name == "Priya" and any("nurse" in f for f in e.facts) and any("chess" in p for p in e.preferences), e
+
+
 def test_a_third_person_item_lands_on_a_placeholder_and_never_in_their_level1(store, ex):
     c = Consolidator(store, ex, RuleUpdateAgent(), lambda s: None)
     out = c.process(SessionInput("s1", 0, 10, [Turn(speaker="user", text="Hi robot, my name is Emily. "

@@ -36,7 +36,7 @@ _RELATIVE = [(re.compile(r"\b(yesterday|last night)\b", re.I), "on {}", -1),
              (re.compile(r"\bnext (week|weekend|month|year|summer|winter|spring|autumn|fall)\b", re.I), "the {} after {}", 0)]
 
 
-MIN_ITEMS = 1   # a short session keeps its best item at least
+MIN_ITEMS = 3   # a short visit ("I work as a nurse. I love chess.") is dense: the budget is for long, chatty talk
 
 
 class ParserUnavailable(RuntimeError):
