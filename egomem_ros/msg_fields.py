@@ -32,6 +32,7 @@ def audio_frame_fields(pcm: np.ndarray, sample_rate: int, t: float, frame_id: st
 
 
 def identity_fields(event, frame_id: str = "") -> dict[str, Any]:
+    face, voice = event.learnable_face, event.learnable_voice
     return {
         "header": header(event.stamp, frame_id),
         "status": IDENTITY_STATUS[event.status],
@@ -43,10 +44,10 @@ def identity_fields(event, frame_id: str = "") -> dict[str, Any]:
         "face_distance": float(event.face_distance),
         "voice_score": float(event.voice_score),
         # embeddings travel only for a person memory management may enrol
-        "face_model": event.face.model if event.learnable and event.face is not None else "",
-        "face_embedding": event.face.embedding.astype(np.float32) if event.learnable and event.face is not None else [],
-        "voice_model": event.voice.model if event.learnable and event.voice is not None else "",
-        "voice_embedding": event.voice.embedding.astype(np.float32) if event.learnable and event.voice is not None else [],
+        "face_model": face.model if face else "",
+        "face_embedding": face.embedding.astype(np.float32) if face else [],
+        "voice_model": voice.model if voice else "",
+        "voice_embedding": voice.embedding.astype(np.float32) if voice else [],
     }
 
 

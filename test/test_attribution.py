@@ -7,7 +7,8 @@ from egomem_ros.memory.buffer import IdentityObservation, StreamBuffer
 from egomem_ros.memory.consolidate import Consolidator, SessionInput, SessionOutcome
 from egomem_ros.memory.extraction import RuleExtractor, Turn
 from egomem_ros.memory.manager import MemoryManager
-from egomem_ros.memory.trigger import snap_to_turn, voice_changes
+from egomem_ros.memory.speaker_change import voice_changes
+from egomem_ros.memory.trigger import snap_to_turn
 from egomem_ros.memory.update_agent import RuleUpdateAgent
 from egomem_ros.retrieval.poller import speaking_face
 

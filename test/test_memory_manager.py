@@ -1,5 +1,6 @@
 """The memory process end to end without ROS: buffered stream -> sessions -> profiles."""
 import logging
+import re
 import shutil
 
 import numpy as np
@@ -56,7 +57,9 @@ def test_manager_turns_a_stream_into_profiles(store, tmp_path):
             buf.add_speak(t0 + i / 16000, speak[i:i + 8000], 16000)
     for k, m in enumerate(meta):  # an external ASR node's transcripts, one per user turn
         users = [t["text"] for t in m["turns"] if t["speaker"] == "user"]
-        users[0] = f"Hello, my name is {['Alice', 'Bruno', 'Chen'][k]}. " + users[0]
+        name = ['Alice', 'Bruno', 'Chen'][k]   # one name per session: two names are two people
+        users = [re.sub(r"(my name is|I am|I'm) [A-Z]\w+", rf"\1 {name}", text) for text in users]
+        users[0] = f"Hello, my name is {name}. " + users[0]
         span = (m["end_s"] - m["start_s"]) / len(users)
         for j, text in enumerate(users):
             buf.add_transcript(TranscriptSegment(t0 + m["start_s"] + j * span, t0 + m["start_s"] + (j + 0.5) * span, text))

@@ -40,8 +40,10 @@ def user_speech(listen: np.ndarray, speak: np.ndarray | None, *, frame_s: float 
     return listen[keep]
 
 
-def speech_embeddings(voice_engine, listen: np.ndarray, speak: np.ndarray | None) -> tuple[np.ndarray | None, list[np.ndarray]]:
-    """(embedding of all the user's speech in a session, up to 3 embeddings of its parts for new keys)."""
+def speech_embeddings(voice_engine, listen: np.ndarray, speak: np.ndarray | None, *, parts: bool = True
+                      ) -> tuple[np.ndarray | None, list[np.ndarray]]:
+    """(embedding of all the user's speech in a session, up to 3 embeddings of its parts for new keys;
+    none with `parts=False`)."""
     if voice_engine is None:
         return None, []
     from ..retrieval.media import MediaError
@@ -54,17 +56,17 @@ def speech_embeddings(voice_engine, listen: np.ndarray, speak: np.ndarray | None
     except MediaError as err:
         log.warning("session speech not embedded: %s", err)
         return None, []
-    if whole is None:
-        return None, []
-    parts = []
+    if whole is None or not parts:
+        return (None if whole is None else whole.embedding), []
+    keys = []
     for chunk in np.array_split(pcm, MAX_VOICE_PARTS) if len(pcm) > MAX_VOICE_PARTS * 2 * SR else [pcm]:
         try:
             obs = voice_engine.observe(chunk, SR)
         except MediaError:
             obs = None
         if obs is not None:
-            parts.append(obs.embedding)
-    return whole.embedding, parts or [whole.embedding]
+            keys.append(obs.embedding)
+    return whole.embedding, keys or [whole.embedding]
 
 
 class SessionOwner:

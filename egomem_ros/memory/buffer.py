@@ -43,11 +43,10 @@ class IdentityObservation:
 def observation_of(event) -> IdentityObservation:
     """What memory management keeps of a poll: the same as the Identity message carries (embeddings only
     for a learnable unknown person), so replay and the ROS nodes decide from the same evidence."""
-    learnable = event.learnable
+    face, voice = event.learnable_face, event.learnable_voice
     return IdentityObservation(
         event.stamp, event.user_id if event.status == "known" else "",
-        event.face.embedding if learnable and event.face is not None else None,
-        event.voice.embedding if learnable and event.voice is not None else None,
+        face.embedding if face else None, voice.embedding if voice else None,
         track=event.user_id if event.status != "nobody" else "",
         face_seen=event.face is not None, voiced=event.voice is not None)
 

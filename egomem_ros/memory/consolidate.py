@@ -182,7 +182,7 @@ class Consolidator:
                     return SessionOutcome(s.session_id, "duplicate", reason="committed by another process")
                 if user_id is None:
                     self.store.lock_enrolment()         # one enrolment at a time, across robots
-                    user_id = self._enrolled_meanwhile(s)
+                    user_id = self._enrolled_meanwhile(s, ex.name)
                 new_user = user_id is None
                 if new_user:
                     user_id = self._new_user(s, ex, events, keys)
@@ -217,12 +217,18 @@ class Consolidator:
         facts = self.store.facts(user_id)
         return [f.id for f in facts], self.agent.decide(facts, ex)
 
-    def _enrolled_meanwhile(self, s: SessionInput) -> str | None:
-        """A person another process enrolled after this session was identified: read the keys again."""
+    def _enrolled_meanwhile(self, s: SessionInput, name: str | None) -> str | None:
+        """A person another process enrolled after this session was identified: read the keys again
+        (never someone with another name than the one the speaker gave)."""
         if self.refresh is None:
             return None
         self.refresh()
-        return self.identify(s)
+        found = self.identify(s)
+        known = self.store.get_user(found).name if found is not None and self._exists(found) else None
+        if found is not None and name and known and known.lower() != name.lower():
+            log.info("session %s: the speaker says they are %s, not %s; a new person", s.session_id, name, known)
+            return None
+        return found
 
     def _new_user(self, s: SessionInput, ex: Extraction, events: list, keys: list) -> str:
         user = self.store.create_user(ex.name, episode_id=s.session_id)

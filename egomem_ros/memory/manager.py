@@ -13,6 +13,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..config import EgomemConfig, default_db_path
 from ..store.models import MemoryRepository, is_postgres_url
 from .asr import transcribe_user_turns
@@ -21,10 +23,12 @@ from .buffer import IdentityObservation, StreamBuffer, TranscriptSegment
 from .consolidate import Consolidator, SessionInput, SessionOutcome, SessionSpool
 from .extraction import Turn
 from .sessions import STEP_S, sessions_from_labels
+from .speaker_change import TimedTurn, split_by_voice
 from .trigger import Segmenter
 
 log = logging.getLogger(__name__)
 POLL_SLACK_S = 0.5
+SR = 16_000
 
 
 @dataclass
@@ -39,7 +43,7 @@ class ConsolidationReport:
 class MemoryManager:
     def __init__(self, store: MemoryRepository, buffer: StreamBuffer, segmenter: Segmenter, consolidator: Consolidator,
                  spool: SessionSpool, asr=None, *, max_gap_s: float = 2.0, transcript_latency_s: float = 3.0,
-                 session_end_s: float = 5.0, voice_engine=None):
+                 session_end_s: float = 5.0, voice_engine=None, turn_change_cosine: float | None = None):
         self.store, self.buffer, self.segmenter = store, buffer, segmenter
         self.consolidator, self.spool, self.asr = consolidator, spool, asr
         self.max_gap_s = max_gap_s
@@ -47,6 +51,9 @@ class MemoryManager:
         self.transcript_latency_s = transcript_latency_s
         self.session_end_s = session_end_s
         self.voice_engine = voice_engine   # embeds each session's speech: whose voice it is
+        # a user turn whose voice is this far from the turns before it starts another speaker's part
+        self.turn_change_cosine = (getattr(getattr(voice_engine, "backend", None), "turn_change_cosine", 0.0)
+                                   if turn_change_cosine is None else turn_change_cosine)
         self.processed_until: float | None = None
         self._ended_at = -float("inf")     # the last session end that was consolidated
 
@@ -113,12 +120,16 @@ class MemoryManager:
                 waiting = True
                 break
             start, end = t0 + sess.start * STEP_S, t0 + (sess.end + 1) * STEP_S
-            s = self._session_input(stream, t0, start, end, segments, observations)
-            self.spool.put(s)
-            parts = self.consolidator.process_all(s)
-            if all(o.status != "retry" for o in parts):
-                self.spool.done(s.session_id)
-            report.outcomes += parts
+            after = [t0 + later.start * STEP_S for later in sessions if later.start > sess.end]
+            # a transcript comes a little after its speech; one stamped after the next session began is its
+            until = min([end + self.transcript_latency_s, *after[:1]])
+            for s in self._session_inputs(stream, t0, start, end, [g for g in segments if start <= g.end < until],
+                                          observations):
+                self.spool.put(s)
+                parts = self.consolidator.process_all(s)
+                if all(o.status != "retry" for o in parts):
+                    self.spool.done(s.session_id)
+                report.outcomes += parts
             done_until = end
         if not waiting:
             done_until = max(done_until, now - self.max_gap_s - self.transcript_latency_s)
@@ -131,18 +142,45 @@ class MemoryManager:
         (end of a bag, node shutdown, a signal). Nothing is left waiting."""
         return self.consolidate(now + self.max_gap_s + self.transcript_latency_s + 1.0)
 
-    def _session_input(self, stream, t0: float, start: float, end: float, segments: list[TranscriptSegment],
-                       observations: list[IdentityObservation]) -> SessionInput:
-        inside = [g for g in segments if start <= g.end <= end + self.transcript_latency_s]
-        turns = [Turn(speaker="robot" if g.speaker == "robot" else "user", text=g.text) for g in inside]
-        a, b = int((start - t0) * 16000), int((end - t0) * 16000)
+    def _session_inputs(self, stream, t0: float, start: float, end: float, segments: list[TranscriptSegment],
+                        observations: list[IdentityObservation]) -> list[SessionInput]:
+        """The session [start, end) as spoolable inputs: one per speaker when two people took turns in it."""
+        a, b = int((start - t0) * SR), int((end - t0) * SR)
         listen, speak = stream.listen[a:b], None if stream.speak is None else stream.speak[a:b]
+        timed = self._timed_turns(start, end, segments, listen, speak)
+        cosine = self.turn_change_cosine if self.voice_engine is not None else 0.0
+        parts = split_by_voice(timed, lambda t_a, t_b: self._voice(stream, t0, t_a, t_b), cosine)
+        if len(parts) > 1:
+            log.info("session %.1f-%.1f s: the speaker changes; %d parts, one speaker each", start, end, len(parts))
+        bounds = [start] + [p[0].start for p in parts[1:]] + [end]
+        return [self._session_input(stream, t0, bounds[k], bounds[k + 1], [t.turn for t in part], observations)
+                for k, part in enumerate(parts or [[]])]
+
+    def _timed_turns(self, start: float, end: float, segments: list[TranscriptSegment], listen, speak) -> list[TimedTurn]:
+        """The session's turns (`segments`: its transcripts) in time order, each with the span of audio it
+        was said in."""
+        timed, prev = [], start
+        for g in segments:   # a transcript is stamped when its utterance ends: it began after the one before
+            timed.append(TimedTurn(max(prev, start), max(g.end, prev), Turn(speaker="robot" if g.speaker == "robot" else "user", text=g.text)))
+            prev = max(prev, g.end)
         if not self.buffer.external_asr and self.asr is not None:
             # no ASR node publishes transcripts: what the microphone heard, turn by turn, in time order
-            heard = transcribe_user_turns(self.asr, listen, speak)
-            timed = [(start + t_a, Turn(speaker="user", text=text)) for t_a, _, text in heard]
-            timed += [(g.start, Turn(speaker="robot" if g.speaker == "robot" else "user", text=g.text)) for g in inside]
-            turns = [turn for _, turn in sorted(timed, key=lambda pair: pair[0])]
+            timed += [TimedTurn(start + t_a, start + t_b, Turn(speaker="user", text=text))
+                      for t_a, t_b, text in transcribe_user_turns(self.asr, listen, speak)]
+            timed.sort(key=lambda t: t.start)
+        return timed
+
+    def _voice(self, stream, t0: float, start: float, end: float) -> np.ndarray | None:
+        """The user's voice between `start` and `end` (the robot's own speaking time cut out)."""
+        a, b = int((start - t0) * SR), int((end - t0) * SR)
+        whole, _ = speech_embeddings(self.voice_engine, stream.listen[a:b],
+                                     None if stream.speak is None else stream.speak[a:b], parts=False)
+        return whole
+
+    def _session_input(self, stream, t0: float, start: float, end: float, turns: list[Turn],
+                       observations: list[IdentityObservation]) -> SessionInput:
+        a, b = int((start - t0) * SR), int((end - t0) * SR)
+        listen, speak = stream.listen[a:b], None if stream.speak is None else stream.speak[a:b]
         # a poll looks at the newest camera frame: the polls stamped inside the session saw who was there
         obs = [o for o in observations if start <= o.stamp <= end + POLL_SLACK_S]
         speech_voice, voice_parts = speech_embeddings(self.voice_engine, listen, speak)

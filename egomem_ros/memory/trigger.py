@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from .sessions import STEP_S, Session, Stream, labels_from_sessions
+from .speaker_change import voice_changes
 
 log = logging.getLogger(__name__)
 SR = 16_000
@@ -128,21 +129,6 @@ class BaselineSegmenter:
                     log.warning("speaker embedding failed on a turn: %s", err)
             out.append((a + s, a + e, emb))
         return out
-
-
-def voice_changes(turns: Sequence[tuple[int, int, np.ndarray | None]], threshold: float) -> list[int]:
-    """Cut where a user turn sounds unlike the session so far (its running voice centroid): one short,
-    noisy turn compared with the previous one alone split sessions too often."""
-    cuts: list[int] = []
-    centroid = None
-    for s, _, emb in turns:
-        if emb is None:
-            continue
-        if centroid is not None and float(emb @ (centroid / np.linalg.norm(centroid))) < threshold:
-            cuts.append(s)
-            centroid = None
-        centroid = emb if centroid is None else centroid + emb
-    return cuts
 
 
 def snap_to_turn(cut: int, turns: Sequence[tuple[int, int, np.ndarray | None]], lag: int) -> int:

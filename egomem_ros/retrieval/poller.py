@@ -46,6 +46,17 @@ class IdentityEvent:
     voice_score: float = math.nan
     learnable: bool = False          # an unknown person that memory management may enrol
     timings_ms: dict[str, float] = field(default_factory=dict)
+    face_alone: bool = True          # no other unknown face in view: this face is the unknown person's
+
+    @property
+    def learnable_face(self) -> FaceObservation | None:
+        """The face memory management may key a new person with: never one of two strangers in view
+        (which of them is talking, the camera alone cannot tell)."""
+        return self.face if self.learnable and self.face_alone else None
+
+    @property
+    def learnable_voice(self) -> VoiceObservation | None:
+        return self.voice if self.learnable else None
 
 
 @dataclass(frozen=True)
@@ -215,7 +226,8 @@ class IdentityPoller:
             stamp=now, status=status, user_id=stable, name=name,
             confidence=decision.confidence if key == stable else 0.0, observed=decision,
             face=face_obs, voice=voice_obs, face_distance=face_dist, voice_score=voice_score,
-            learnable=status == UNKNOWN and self.cfg.learn_new_users, timings_ms=t)
+            learnable=status == UNKNOWN and self.cfg.learn_new_users, timings_ms=t,
+            face_alone=face_alone(face_obs, faces))
         return PollResult(event, chunk)
 
     def _score_faces(self, start: float, now: float, t: dict[str, float]) -> list[tuple]:
@@ -321,6 +333,15 @@ class IdentityPoller:
             self.store.touch_user(user_id, now)
         t["render"] = (time.perf_counter() - t0) * 1e3
         return chunk
+
+
+def face_alone(face: FaceObservation | None, faces: list[tuple]) -> bool:
+    """`face` is the only face in view that no known person has (every other one was embedded and
+    matched someone): then it is the unknown person's own."""
+    if face is None:
+        return False
+    others = [conf for obs, conf, _ in faces if obs is not face]
+    return face.faces_in_frame <= len(faces) and all(max(conf.values(), default=0.0) >= 0.5 for conf in others)
 
 
 def speaking_face(faces: list[tuple], voice_conf: dict[str, float] | None) -> tuple:

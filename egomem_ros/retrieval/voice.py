@@ -32,6 +32,8 @@ class VoiceBackend(Protocol):
     # EER-calibrated thresholds on cosine and on s-normalised scores (see docs/identity.md).
     default_threshold_cosine: float
     default_threshold_snorm: float
+    # the cosine a user turn needs to its session's turns before it to be the same speaker (memory/speaker_change.py)
+    turn_change_cosine: float
 
     def embed(self, pcm16k: np.ndarray) -> np.ndarray: ...
 
@@ -42,6 +44,7 @@ class ResemblyzerBackend:
     # Calibrated at the EER of `egomem eval speaker` on the LibriSpeech part of the shared test data.
     default_threshold_cosine = 0.80
     default_threshold_snorm = 2.0
+    turn_change_cosine = 0.65   # measured on 1.5 s clips (memory/speaker_change.py)
 
     def __init__(self, device: str = "cpu"):
         from resemblyzer import VoiceEncoder
@@ -67,6 +70,7 @@ class WavLMSVBackend:
 
     default_threshold_cosine = 0.86  # the microsoft/wavlm-base-plus-sv model card's operating point
     default_threshold_snorm = 2.0
+    turn_change_cosine = 0.0   # not measured (no weights offline): sessions are not cut at voice changes
 
     def __init__(self, model: str = "microsoft/wavlm-base-plus-sv", device: str = "cpu"):
         import torch
@@ -97,6 +101,7 @@ class SpeechBrainBackend:
 
     default_threshold_cosine = 0.25  # SpeechBrain's own verification default
     default_threshold_snorm = 2.0
+    turn_change_cosine = 0.0   # not measured (no weights offline): sessions are not cut at voice changes
     dim = 192
 
     def __init__(self, source: str = "speechbrain/spkrec-ecapa-voxceleb", device: str = "cpu"):
