@@ -79,6 +79,7 @@ setup(
             "identity_node = egomem_ros.ros.identity_node:main",
             "memory_node = egomem_ros.ros.memory_node:main",
             "dialog_node = egomem_ros.ros.dialog_node:main",
+            "wait_active = egomem_ros.ros.wait_active:main",
         ],
     },
 )

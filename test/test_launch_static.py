@@ -31,6 +31,9 @@ def test_launch_nodes_come_from_the_graph_and_are_console_scripts():
     assert "from egomem_ros.ros.graph import LAUNCH_ARGS, node_specs" in robot  # no copy of the graph
     replay = (REPO / "launch" / "replay.launch.py").read_text()
     assert "robot.launch.py" in replay and '"use_sim_time": "true"' in replay
+    # bag play starts when `wait_active` (a console script) has seen every node of the graph active
+    assert 'executable="wait_active"' in replay and "OnProcessExit(target_action=waiter" in replay
+    assert "node_specs(plain_args())" in replay and "wait_active" in console_scripts()
 
 
 def declared_prefixes() -> set[str]:
