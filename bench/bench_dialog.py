@@ -51,7 +51,7 @@ SIZES = {  # name: LM kwargs overrides of moshi's 7B config
 
 def build_lm(size: str, device: str, dtype: torch.dtype) -> torch.nn.Module:
     torch.manual_seed(0)
-    cfg = dict(loaders._lm_kwargs) if size == "7b" else mc.lm_config(**SIZES[size])
+    cfg = dict(loaders._lm_kwargs)  # noqa: SLF001 - moshi keeps the 7B config private if size == "7b" else mc.lm_config(**SIZES[size])
     return loaders.get_moshi_lm(None, lm_kwargs=cfg, device=device, dtype=dtype)
 
 
@@ -172,7 +172,7 @@ def measure_switch(lm, bank: MemoryBank, device: str, repeats: int) -> dict[str,
         out.update({f"{name}_L{level}_{steps}_ms": statistics.median(t) * 1e3 for name, t in times.items()})
         if device.startswith("cuda"):  # one whole forward as a CUDA graph too: the graphed reference
             with torch.no_grad():
-                graph, replays = cuda_graph_of(lambda: lm.forward_text(tokens)), []
+                graph, replays = cuda_graph_of(lambda tokens=tokens: lm.forward_text(tokens)), []
             for _ in range(repeats):
                 sync(device)
                 t0 = time.perf_counter()
@@ -204,8 +204,8 @@ def build_engine(device: str, size: str | None = None, dtype: torch.dtype = torc
         models = mc.load_models(mc.write_tiny_checkpoint(Path(tmp)), device=device)
     if size is not None:
         lm = build_lm(size, device, dtype)
-        mimi = loaders.get_mimi(None, loaders._mimi_config if size == "7b" else mc.mimi_config(bins=lm.card),
-                                device=device)
+        mimi_cfg = loaders._mimi_config if size == "7b" else mc.mimi_config(bins=lm.card)  # noqa: SLF001 - moshi keeps it private
+        mimi = loaders.get_mimi(None, mimi_cfg, device=device)
         mimi.set_num_codebooks(lm.dep_q)
         models = replace(models, lm=lm, mimi=mimi)
     engine = DialogEngine(models)

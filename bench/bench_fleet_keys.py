@@ -49,7 +49,7 @@ def main() -> None:
         import pgserver
         import psycopg
     except ImportError:
-        raise SystemExit("needs `pip install pgserver` (PostgreSQL with pgvector in a wheel) and psycopg")
+        raise SystemExit("needs `pip install pgserver` (PostgreSQL with pgvector in a wheel) and psycopg") from None
     cfg = IdentityConfig()
     base = base_embeddings()
     rows = []
@@ -81,7 +81,7 @@ def main() -> None:
                 build_s = time.perf_counter() - t0
                 conn.execute("SET hnsw.ef_search = 100")
                 pg_hnsw_t, pg_hnsw_top = pg_search(conn, queries)
-                recall = lambda top: float(np.mean([a == b for a, b in zip(top, exact)]))  # noqa: E731
+                recall = lambda top, exact=exact: float(np.mean([a == b for a, b in zip(top, exact)]))  # noqa: E731
                 rows.append((n, summary(local_t), recall(local_top), "exact" if not gallery.uses_ann else "HNSW",
                              summary(pg_exact_t), recall(pg_exact_top), summary(pg_hnsw_t), recall(pg_hnsw_top), build_s))
     print(f"# {args.queries} queries per size, 256-d keys, one process and a local server on the same 2 cores")

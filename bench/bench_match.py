@@ -53,7 +53,7 @@ def run(size: int, base: np.ndarray, queries: int, snorm: AdaptiveSNorm, efs: li
             g.add(np.arange(size), users, keys)
             build = time.perf_counter() - t0
         if ef is not None:
-            g._hnsw.set_ef(ef)  # query-time breadth: the recall/latency trade-off, same index
+            g._hnsw.set_ef(ef)  # noqa: SLF001 - query-time breadth: the recall/latency trade-off, same index
         times, top = [], []
         for i in range(queries):
             t = time.perf_counter()
@@ -71,7 +71,8 @@ def run(size: int, base: np.ndarray, queries: int, snorm: AdaptiveSNorm, efs: li
              "true_identity_at_1": float(np.mean(np.array(top) == picks))}
         r["speedup_vs_exact"] = out[0]["median_ms"] / r["median_ms"] if out else 1.0
         out.append(r)
-        print(f"{size:>8} keys {mode:<5} ef {ef or '-':>4} dim {r['ann_dim'] or '-':>4} build {build:7.1f} s  match+s-norm median {r['median_ms']:7.2f} ms  "
+        print(f"{size:>8} keys {mode:<5} ef {ef or '-':>4} dim {r['ann_dim'] or '-':>4} build {build:7.1f} s  "
+              f"match+s-norm median {r['median_ms']:7.2f} ms  "
               f"p95 {r['p95_ms']:7.2f} ms  recall@1 vs exact {r['recall_at_1_vs_exact']:.3f}  "
               f"true id@1 {r['true_identity_at_1']:.3f}", flush=True)
     return out

@@ -45,7 +45,7 @@ def main() -> None:
             open_s(chromium, blank, tmp)  # warm the disk cache
             b, r = open_s(chromium, blank, tmp), open_s(chromium, report, tmp)
             opened = f"{r - b:.2f} s (report {r:.2f} s, empty page {b:.2f} s)"
-    print(f"| hours | polls | sessions | render s | size MB | browser open (minus an empty page) |")
+    print("| hours | polls | sessions | render s | size MB | browser open (minus an empty page) |")
     print("|---|---|---|---|---|---|")
     print(f"| {args.hours:g} | {len(data.polls)} | {len(data.sessions)} | {render_s:.1f} | "
           f"{len(page.encode()) / 1e6:.2f} | {opened} |")

@@ -52,7 +52,8 @@ def measure(store, me, queries, backend: str, precision: str = "auto") -> dict[s
         retriever.retrieve(me, rq, kq, 5)
         times.append((time.perf_counter() - t) * 1e3)
     times.sort()
-    return {"precision": getattr(reranker, "precision", "-"), "index_build_s": build_s, "ms_median": statistics.median(times), "ms_p95": times[int(0.95 * len(times))]}
+    return {"precision": getattr(reranker, "precision", "-"), "index_build_s": build_s,
+            "ms_median": statistics.median(times), "ms_p95": times[int(0.95 * len(times))]}
 
 
 BACKENDS = [("none", "fp32"), ("lexical", "fp32"), ("minilm", "fp32"), ("minilm", "auto")]

@@ -97,9 +97,11 @@ def conversation_rows(r: dict) -> Rows:
     for key, v in r.items():
         t = v["total"]
         name, mode = key.split("/")
-        label = {"dev": "dev (tuned on)", "heldout": "held out (another author's; only the item budget was set after its first run)"}.get(name, name)
+        label = {"dev": "dev (tuned on)",
+                 "heldout": "held out (another author's; only the item budget was set after its first run)"}.get(name, name)
         time = (f"; {t['consolidation_s']:.1f} s consolidating" if "consolidation_s" in t else
-                f"; replay {t['replay_s_per_10_min_speech']:.0f} s per 10 min of speech" if "replay_s_per_10_min_speech" in t else "")
+                f"; replay {t['replay_s_per_10_min_speech']:.0f} s per 10 min of speech"
+                if "replay_s_per_10_min_speech" in t else "")
         rows.append((f"conversation memory, {label}, {mode} ({t['conversations']} conversations, {t['questions']} questions): "
                      "answer recall (with what they said about named people); items per 100 user sentences; answers on "
                      "the wrong person; answers absent from the other's memory; memorable kept; profiles named; "
@@ -116,8 +118,10 @@ def household_rows(rs: list[dict]) -> Rows:
     return [
         (f"household day, real faces and voices (seeds {seeds}): people with one profile",
          col(lambda r: f"{r['people_with_one_profile']}/{r['people']}")),
-        ("household day: facts on the wrong person; stray profiles", col(lambda r: f"{r['facts_on_wrong_person']}; {r['stray_profiles']}")),
-        ("household day: fact recall; relations", col(lambda r: f"{_f(r['fact_recall'])}; {r['relations_right']}/{r['relations']}")),
+        ("household day: facts on the wrong person; stray profiles",
+         col(lambda r: f"{r['facts_on_wrong_person']}; {r['stray_profiles']}")),
+        ("household day: fact recall; relations",
+         col(lambda r: f"{_f(r['fact_recall'])}; {r['relations_right']}/{r['relations']}")),
         ("household day: returns recognised; polls to known (max)",
          col(lambda r: f"{r['returns_recognised']}/{r['returns']}; {r['polls_to_known_max']}")),
         ("household day: s from session end to profile (max); replay s of the 10-min bag",

@@ -21,6 +21,9 @@ if [ "${EGOMEM_PG:-1}" = 1 ] && [ -z "${EGOMEM_PG_URL:-}" ]; then
   eval "$pg_env"
   if [ -n "${EGOMEM_PG_DIR:-}" ]; then trap 'bash scripts/pg_throwaway.sh stop "$EGOMEM_PG_DIR"' EXIT; fi
 fi
+# lint first (pyproject.toml [tool.ruff]): a finding fails the run, as a failing test does
+echo "[test] ruff check"
+.venv/bin/ruff check egomem_ros test bench scripts launch
 set +e
 .venv/bin/python -m pytest -q -ra "$@"
 rc=$?

@@ -156,6 +156,12 @@ def test_no_profile_for_nothing_to_remember_or_nobody_in_view(store):
     assert store.list_users() == []
 
 
+def test_a_voice_confirms_its_owner_only_when_it_sounds_like_nobody_else():
+    assert OWNER.voice_confirms(sess(speech=voice(ann=0.95, bob=0.1)), "ann")
+    assert not OWNER.voice_confirms(sess(speech=voice(ann=0.95, bob=0.9)), "ann")   # two alike voices: no new key
+    assert not OWNER.voice_confirms(sess(speech=voice(ann=0.7)), "ann")
+
+
 def test_a_known_voice_learns_from_a_session_it_clearly_owned(store):
     ann = store.create_user("Ann")
     v = np.random.default_rng(0).normal(size=256).astype(np.float32)

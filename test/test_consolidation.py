@@ -47,7 +47,8 @@ def test_new_user_gets_profile_keys_relations_and_placeholder(store):
     assert {f.text for f in store.facts(emily.id)} >= {"works as a nurse", "loves tennis"}
     anna = next(u for u in store.list_users() if u.name == "Anna")
     assert anna.placeholder
-    assert {(r.src, r.dst, r.relation) for r in store.relations()} == {(emily.id, anna.id, "mother"), (anna.id, emily.id, "child")}
+    assert {(r.src, r.dst, r.relation) for r in store.relations()} == {(emily.id, anna.id, "mother"),
+                                                                      (anna.id, emily.id, "child")}
     assert store.episode_exists("s1") and all(a.episode_id in (None, "s1") for a in store.audit(emily.id))
     assert any(e.item_kind == "relation" for e in out.events)
 
@@ -164,7 +165,7 @@ def test_killed_mid_consolidation_loses_nothing_and_reprocesses(tmp_path):
     rng = random.Random(3)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     start, total = 0, 0
-    for run in range(8):
+    for _ in range(8):
         proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(db), str(spool_dir), str(start), str(start + 1000)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         first = proc.stdout.readline()

@@ -18,7 +18,8 @@ SMALL = {
     "sessions": [
         {"date": "2024-05-06", "turns": [
             {"speaker": "Rosa", "text": "Oh it's been a crazy week. We finally adopted a beagle, his name is Biscuit."},
-            {"speaker": "Arjun", "text": "No way, that's lovely! I signed up for evening pottery classes at the community centre."},
+            {"speaker": "Arjun",
+             "text": "No way, that's lovely! I signed up for evening pottery classes at the community centre."},
             {"speaker": "Rosa", "text": "Pottery, how fun. How was your weekend?"},
             {"speaker": "Arjun", "text": "Busy, honestly. I drove my daughter Meera to her violin exam in Leeds."}]},
         {"date": "2024-05-20", "turns": [
@@ -27,8 +28,10 @@ SMALL = {
     "questions": [
         {"about": "Rosa", "question": "What breed is Rosa's dog?", "answer": "beagle", "session": 0, "turn": 0},
         {"about": "Rosa", "question": "What is the name of Rosa's dog?", "answer": "Biscuit", "session": 0, "turn": 0},
-        {"about": "Arjun", "question": "What classes did Arjun sign up for?", "answer": "pottery classes", "session": 0, "turn": 1},
-        {"about": "Arjun", "question": "Which instrument does Arjun's daughter play?", "answer": "violin", "session": 0, "turn": 3},
+        {"about": "Arjun", "question": "What classes did Arjun sign up for?", "answer": "pottery classes",
+         "session": 0, "turn": 1},
+        {"about": "Arjun", "question": "Which instrument does Arjun's daughter play?", "answer": "violin",
+         "session": 0, "turn": 3},
         {"about": "Rosa", "question": "What did Biscuit chew?", "answer": "running shoes", "session": 1, "turn": 1}],
 }
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image as PILImage
 
-from egomem_ros.msg_conversions import audio_frame_to_pcm, audio_to_pcm, compressed_to_rgb, image_to_rgb, sec_to_stamp, stamp_to_sec
+from egomem_ros.msg_conversions import (audio_frame_to_pcm, audio_to_pcm, compressed_to_rgb, image_to_rgb, sec_to_stamp,
+                                        stamp_to_sec)
 from egomem_ros.retrieval.media import MediaError, clean_audio
 from egomem_ros.ros_types import make, typestore
 

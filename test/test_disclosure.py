@@ -50,7 +50,8 @@ def test_disclosures_in_everyday_phrasing(ex, line, words):
     assert all(w in got for w in words), got
 
 
-@pytest.mark.parametrize("line", ["Thanks, that's so sweet of you!", "Wow, how was it?", "I'm doing great, thanks! How about you?",
+@pytest.mark.parametrize("line", ["Thanks, that's so sweet of you!", "Wow, how was it?",
+                                  "I'm doing great, thanks! How about you?",
                                   "Haha, so true.", "I know, right?", "I'm so happy for you!", "Did you go to the match?"])
 def test_small_talk_questions_and_compliments_keep_nothing(ex, line):
     assert items(said(ex, line)) == []

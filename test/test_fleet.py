@@ -17,7 +17,7 @@ def test_four_robots_writing_at_once_make_one_user_per_person_and_write_every_se
     robots = [subprocess.Popen([sys.executable, str(WORKER), pg_url, str(r), str(start_at)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(4)]
     results = [p.communicate(timeout=120) for p in robots]
-    for p, (out, err) in zip(robots, results):
+    for p, (_, err) in zip(robots, results):
         assert p.returncode == 0, err[-3000:]
     statuses = [line.split()[1] for out, _ in results for line in out.splitlines()]
     assert statuses.count("written") == 4 * 3 * 3, statuses

@@ -176,8 +176,8 @@ def test_forget_cli_says_when_a_reader_holds_the_bytes_and_compact_finishes(tmp_
     import sys
 
     db, spool, zeb, *_ , secrets = _populated_for_erasure(tmp_path)
-    run = lambda *a: subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", *map(str, a)],
-                                    capture_output=True, text=True)
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", *map(str, a)], capture_output=True, text=True)
     reader = sqlite3.connect(db)
     reader.execute("BEGIN")
     reader.execute("SELECT * FROM facts").fetchall()
@@ -199,7 +199,9 @@ def test_what_one_person_says_does_not_reach_another_persons_level1():
     emily, sarah = store.create_user("Emily"), store.create_user("Sarah")
     store.add_episode(sarah.id, 0, 5, "user: Emily is my mother.", "", episode_id="es")
     store.add_relation(sarah.id, emily.id, "mother", episode_id="es")
-    chunk = lambda uid: render_user_profile(store, uid, 400, ApproxTokenCounter()).text
+
+    def chunk(uid):
+        return render_user_profile(store, uid, 400, ApproxTokenCounter()).text
     assert "Emily is their mother" in chunk(sarah.id)
     assert "Sarah" not in chunk(emily.id)                        # Sarah's word alone does not change Emily's
     store.add_episode(emily.id, 10, 15, "user: Sarah is my child.", "", episode_id="ee")

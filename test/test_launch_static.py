@@ -36,6 +36,11 @@ def test_launch_nodes_come_from_the_graph_and_are_console_scripts():
     assert "node_specs(plain_args())" in replay and "wait_active" in console_scripts()
 
 
+def flat_keys(d: dict, prefix: str = "") -> list[str]:
+    return [key for k, v in d.items()
+            for key in (flat_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else [prefix + k])]
+
+
 def declared_prefixes() -> set[str]:
     prefixes = set()
     for path in (REPO / "egomem_ros" / "ros").glob("*_node.py"):
@@ -51,13 +56,7 @@ def test_every_yaml_parameter_is_declared_by_a_node():
     for path in (REPO / "config").glob("egomem*.yaml"):
         data = yaml.safe_load(path.read_text())
         for node, block in data.items():
-            keys = set()
-
-            def walk(prefix, d):
-                for k, v in d.items():
-                    walk(f"{prefix}{k}.", v) if isinstance(v, dict) else keys.add(prefix + k)
-
-            walk("", block["ros__parameters"])
+            keys = set(flat_keys(block["ros__parameters"]))
             assert keys <= declared, f"{path.name} {node}: undeclared {sorted(keys - declared)}"
 
 

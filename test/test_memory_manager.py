@@ -40,7 +40,8 @@ def test_stream_shorter_than_a_step_and_silence(store, tmp_path):
     assert mgr.consolidate(0.0).outcomes == []
     buf.add_listen(0.0, np.full(160000, 1e-4, np.float32), 16000)   # 10 s of near-silence
     report = mgr.consolidate(10.0)
-    assert report.sessions_found == 0 and report.outcomes == [] and mgr.processed_until == pytest.approx(5.0)  # 10 s - max gap - ASR latency
+    # 10 s - max gap - ASR latency
+    assert report.sessions_found == 0 and report.outcomes == [] and mgr.processed_until == pytest.approx(5.0)
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")

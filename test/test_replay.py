@@ -91,8 +91,9 @@ def test_replay_identifies_people_and_writes_memory(scene):
 
 def test_replay_cli_errors(tmp_path, scene):
     root, _, _ = scene
-    run = lambda *a: subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", "replay", *map(str, a)],
-                                    capture_output=True, text=True)
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", "replay", *map(str, a)],
+                              capture_output=True, text=True)
     r = run(tmp_path / "nope", "--out", tmp_path / "o")
     assert r.returncode == 2 and "bag not found" in r.stderr
     r = run(root / "in_bag", "--out", tmp_path / "o", "--topics", "/no/such/topic")

@@ -44,7 +44,7 @@ def test_bge_loader_on_tiny_random_checkpoint(tiny_bge):
 def test_bge_missing_model_fails_fast_offline(tmp_path):
     from egomem_ros.retrieval.rerank import make_reranker
 
-    with pytest.raises(Exception):
+    with pytest.raises(OSError):
         make_reranker("bge", str(tmp_path / "not-a-model"))
 
 

@@ -114,8 +114,8 @@ def test_bench_store_round_trip():
 
 def test_cli_eval_text(tmp_path):
     out = tmp_path / "b.json"
-    run = lambda *a: subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", *map(str, a)],
-                                    capture_output=True, text=True)
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", *map(str, a)], capture_output=True, text=True)
     r = run("make-bench", "text", "--users", "5", "--seed", "2", "--out", out)
     assert r.returncode == 0, r.stderr
     r = run("eval", "text", out, "--json")

@@ -187,7 +187,8 @@ def test_train_trigger_retune_cli_needs_a_checkpoint(streams, tmp_path):
 
 
 def test_stream_features_are_relative_to_the_noise_floor():
-    from egomem_ros.memory.step_features import ENERGY, FEATURES, LISTEN_FEATURES, SPEAK_FLOOR, stream_features, user_turns, user_voiced
+    from egomem_ros.memory.step_features import (ENERGY, FEATURES, LISTEN_FEATURES, SPEAK_FLOOR, stream_features, user_turns,
+                                                 user_voiced)
 
     rng = np.random.default_rng(0)
     n = 100

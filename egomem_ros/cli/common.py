@@ -19,8 +19,10 @@ from ..store import open_store as open_memory
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)
 
-DbOption = Annotated[Optional[str], typer.Option("--db", help="Memory: a SQLite file or a postgresql:// URL (default: store.url, else store.db_path, else the XDG data dir).")]
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="egomem YAML config (ROS parameter layout or plain).")]
+DbOption = Annotated[Optional[str], typer.Option(
+    "--db", help="Memory: a SQLite file or a postgresql:// URL (default: store.url, else store.db_path, else the XDG data dir).")]
+ConfigOption = Annotated[Optional[Path], typer.Option(
+    "--config", "-c", help="egomem YAML config (ROS parameter layout or plain).")]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -10,7 +10,8 @@ import typer
 from .common import console
 
 
-def demo(workdir: Annotated[Optional[Path], typer.Option(help="Keep the demo's files here (default: a temp dir).")] = None) -> None:
+def demo(workdir: Annotated[Optional[Path], typer.Option(
+        help="Keep the demo's files here (default: a temp dir).")] = None) -> None:
     """Run the Emily/John scene end to end and print what the memory does."""
     from ..demo import run_demo
 

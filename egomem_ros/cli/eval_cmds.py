@@ -113,8 +113,10 @@ def eval_face(directory: Annotated[Path, typer.Argument(help="DIR/<identity>/<im
 def eval_speaker(directory: Annotated[Path, typer.Argument(help="DIR/<speaker>/<audio files>.")],
                  as_json: JsonOption = False,
                  enroll: Annotated[int, typer.Option(help="Utterances enrolled per speaker.")] = 3,
-                 cohort: Annotated[Optional[Path], typer.Option(help="Imposter cohort DIR/<speaker>/<audio> (default: leave-one-out).")] = None,
-                 only: Annotated[Optional[str], typer.Option(help="Only speakers matching this glob, e.g. 'librispeech_*'.")] = None,
+                 cohort: Annotated[Optional[Path], typer.Option(
+                     help="Imposter cohort DIR/<speaker>/<audio> (default: leave-one-out).")] = None,
+                 only: Annotated[Optional[str], typer.Option(
+                     help="Only speakers matching this glob, e.g. 'librispeech_*'.")] = None,
                  top_n: Annotated[int, typer.Option(help="Cohort top-N for adaptive s-norm.")] = 200,
                  backend: Annotated[str, typer.Option(help="Voice backend.")] = "resemblyzer",
                  vad: Annotated[bool, typer.Option(help="silero-vad before embedding.")] = True,
@@ -144,7 +146,8 @@ def eval_household(faces: Annotated[Path, typer.Option(help="Faces: DIR/<identit
                    workdir: Annotated[Path, typer.Option(help="Where each day's bag, output bag and memory go.")],
                    seed: Annotated[list[int], typer.Option(help="Seed of a day (repeatable: one day per seed).")] = [0],  # noqa: B006
                    minutes: Annotated[float, typer.Option(help="Length of a day.")] = 10.0,
-                   config: Annotated[Optional[Path], typer.Option("--config", "-c", help="egomem YAML config (default: the shipped one).")] = None,
+                   config: Annotated[Optional[Path], typer.Option(
+                       "--config", "-c", help="egomem YAML config (default: the shipped one).")] = None,
                    as_json: JsonOption = False) -> None:
     """A household day from real faces and voices, replayed and scored: profiles per person, facts on the
     wrong person, fact recall, relations, and how soon returning people are recognised."""
@@ -163,7 +166,7 @@ def eval_household(faces: Annotated[Path, typer.Option(help="Faces: DIR/<identit
         try:
             rows.append(run_household(faces, voices, workdir, cfg, seed=s, minutes=minutes,
                                       progress=None if as_json else
-                                      (lambda it, total: track(it, total=total, description=f"day {s}",
+                                      (lambda it, total, s=s: track(it, total=total, description=f"day {s}",
                                                                console=err_console))))
         except (FileNotFoundError, ValueError) as err:
             fail(str(err))

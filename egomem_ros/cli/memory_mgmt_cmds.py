@@ -169,7 +169,8 @@ def register(app: typer.Typer) -> None:
 def eval_extract(file: Annotated[Path, typer.Argument(help="JSON list of dialogs with expected items.")],
                  as_json: JsonOption = False,
                  extractor: Annotated[str, typer.Option(help="rules or llm.")] = "rules",
-                 config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Config with memory.llm.")] = None) -> None:
+                 config: Annotated[Optional[Path], typer.Option(
+                     "--config", "-c", help="Config with memory.llm.")] = None) -> None:
     """Memory extraction precision/recall per kind (name, facts, preferences, events, relations)."""
     from pydantic import ValidationError
 

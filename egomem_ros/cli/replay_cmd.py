@@ -15,9 +15,12 @@ from .common import ConfigOption, console, err_console, fail, get_config
 def replay(bag: Annotated[Path, typer.Argument(help="ROS 2 bag (directory or .mcap/.db3).")],
            out: Annotated[Path, typer.Option("--out", "-o", help="Output bag (mcap) to create.")],
            topics: Annotated[Optional[list[str]], typer.Option("--topics", help="Only these input topics (repeatable).")] = None,
-           db: Annotated[Optional[str], typer.Option("--db", help="An existing memory (file or postgresql:// URL) to replay against (default: a new OUT.db).")] = None,
-           dialog_text: Annotated[str, typer.Option(help="Topic with the dialog model's text (for <retr>).")] = "/egomem/dialog/text",
-           speak: Annotated[str, typer.Option("--speak-topic", help="Audio topic with the robot's own voice (the speak channel).")] = "/egomem/dialog/audio_out",
+           db: Annotated[Optional[str], typer.Option(
+               "--db", help="An existing memory (file or postgresql:// URL) to replay against (default: a new OUT.db).")] = None,
+           dialog_text: Annotated[str, typer.Option(
+               help="Topic with the dialog model's text (for <retr>).")] = "/egomem/dialog/text",
+           speak: Annotated[str, typer.Option(
+               "--speak-topic", help="Audio topic with the robot's own voice (the speak channel).")] = "/egomem/dialog/audio_out",
            report: Annotated[Optional[Path], typer.Option("--report", help="Also write the replay report (HTML) here.")] = None,
            config: ConfigOption = None, quiet: Annotated[bool, typer.Option(help="Only the summary.")] = False) -> None:
     """Run identity -> memory (-> Level-2 for <retr> text) over a bag and write an output bag."""

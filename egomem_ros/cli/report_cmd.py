@@ -9,7 +9,8 @@ import typer
 from .common import console, fail
 
 
-def report(bag: Annotated[Path, typer.Option("--bag", help="Output bag of `egomem replay`, or `ros2 bag record` of the nodes' topics.")],
+def report(bag: Annotated[Path, typer.Option(
+        "--bag", help="Output bag of `egomem replay`, or `ros2 bag record` of the nodes' topics.")],
            db: Annotated[str, typer.Option("--db", help="The memory the run wrote (file or postgresql:// URL).")],
            out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")]) -> None:
     """Identity timeline, sessions and what they wrote, MemChunks and the social graph, in one HTML file."""

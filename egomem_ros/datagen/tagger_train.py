@@ -127,9 +127,13 @@ def _batch(data, cfg: TrainConfig, rng: random.Random, device: str):
     return x, y, groups
 
 
-def tune_decode(segmenter: TaggerSegmenter, data, grid=np.arange(0.0, 0.96, 0.05), lookaheads=(1, 2, 3),
+COSINE_GRID = tuple(np.arange(0.0, 0.96, 0.05))
+CONTRAST_GRID = tuple(np.arange(0.02, 0.21, 0.02))
+
+
+def tune_decode(segmenter: TaggerSegmenter, data, grid=COSINE_GRID, lookaheads=(1, 2, 3),
                 pitch_jumps=(math.inf, 0.3, 0.25, 0.2, 0.15),
-                contrasts=np.arange(0.02, 0.21, 0.02), min_sides=(1, 2, 3)) -> tuple[DecodeConfig, dict]:
+                contrasts=CONTRAST_GRID, min_sides=(1, 2, 3)) -> tuple[DecodeConfig, dict]:
     """The voice split with the best span F1@5 on `data`: a cosine cut (`grid`, with each pitch jump)
     or a contrast cut (`contrasts`, cosine cut off), with each look-ahead, then the contrast cut by binary
     segmentation with each fewest turns a side (`min_sides`). Among the thresholds of one sweep that tie,
@@ -160,9 +164,10 @@ def tune_decode(segmenter: TaggerSegmenter, data, grid=np.arange(0.0, 0.96, 0.05
     return cfg, {"f1@5": float(f1), **{k: v for k, v in asdict(cfg).items() if k.startswith("voice_")}}
 
 
-def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig = TaggerConfig(),
-                 train_cfg: TrainConfig = TrainConfig(), progress=None, device: str = "cpu") -> dict:
+def train_tagger(stream_dirs: list[Path], out: Path, *, model_cfg: TaggerConfig | None = None,
+                 train_cfg: TrainConfig | None = None, progress=None, device: str = "cpu") -> dict:
     """Train on stream folders with labels; save a checkpoint that `TaggerSegmenter.load` reads."""
+    model_cfg, train_cfg = model_cfg or TaggerConfig(), train_cfg or TrainConfig()
     torch.manual_seed(train_cfg.seed)
     train_dirs, val_dirs, rng = _training_split(stream_dirs, train_cfg)
     data = load_training_data(train_dirs)

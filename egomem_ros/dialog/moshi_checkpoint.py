@@ -43,7 +43,7 @@ class MoshiModels:
 def lm_config(dim: int = 64, num_layers: int = 2, num_heads: int = 4, text_card: int = 256, card: int = 64,
               context: int = 3000, depformer_dim: int = 32, depformer_layers: int = 1) -> dict[str, Any]:
     """moshi's 7B LM kwargs (`loaders._lm_kwargs`), resized; the defaults make a ~0.1M-parameter toy."""
-    cfg = copy.deepcopy(loaders._lm_kwargs)
+    cfg = copy.deepcopy(loaders._lm_kwargs)  # noqa: SLF001 - moshi's only copy of the 7B config
     cfg.update(dim=dim, num_layers=num_layers, num_heads=num_heads, text_card=text_card, card=card,
                context=context, depformer_dim=depformer_dim, depformer_num_layers=depformer_layers,
                depformer_num_heads=max(1, depformer_dim // 16),
@@ -53,7 +53,7 @@ def lm_config(dim: int = 64, num_layers: int = 2, num_heads: int = 4, text_card:
 
 def mimi_config(dimension: int = 32, n_filters: int = 4, bins: int = 64, layers: int = 1) -> dict[str, Any]:
     """moshi's Mimi config (`loaders._mimi_config`), resized. Frame size and rate stay 1920 @ 24 kHz."""
-    cfg = copy.deepcopy(loaders._mimi_config)
+    cfg = copy.deepcopy(loaders._mimi_config)  # noqa: SLF001 - moshi's only copy of Mimi's config
     cfg["seanet"].update(dimension=dimension, n_filters=n_filters)
     cfg["quantizer"].update(dimension=max(8, dimension // 2), n_q=16, bins=bins, input_dimension=dimension,
                             output_dimension=dimension)
@@ -116,7 +116,7 @@ def write_random_checkpoint(directory: Path, lm_cfg: dict[str, Any], mimi_cfg: d
 
 def lm_config_of(info: loaders.CheckpointInfo) -> dict[str, Any]:
     """The LM kwargs a checkpoint was built with (moshi's 7B defaults for legacy repos)."""
-    return copy.deepcopy(info.raw_config) if info.raw_config else copy.deepcopy(loaders._lm_kwargs)
+    return copy.deepcopy(info.raw_config) if info.raw_config else copy.deepcopy(loaders._lm_kwargs)  # noqa: SLF001 - as above
 
 
 _TINY_CORPUS = (

@@ -83,14 +83,14 @@ def streaming_modules(module: nn.Module) -> list[StreamingModule]:
 def detached_streaming(modules: Sequence[StreamingModule]) -> Iterator[None]:
     """Run `modules` outside their streaming state (the dialog's ring caches stay untouched). The list
     comes from `streaming_modules`, once: walking a 7B model's modules on every switch costs ~1 ms."""
-    saved = [(m, m._streaming_state) for m in modules]
+    saved = [(m, m._streaming_state) for m in modules]  # noqa: SLF001 - moshi's streaming state
     for m, _ in saved:
-        m._streaming_state = None
+        m._streaming_state = None  # noqa: SLF001 - moshi's streaming state
     try:
         yield
     finally:
         for m, state in saved:
-            m._streaming_state = state
+            m._streaming_state = state  # noqa: SLF001 - moshi's streaming state
 
 
 class MemoryBank:
@@ -261,7 +261,7 @@ class MemoryBank:
             for t in range(steps):
                 self.lm.forward_text(tokens[:, :, t:t + 1])
             for layer, (keys, values) in zip(self.layers, self._slots(level)):
-                cache = layer._streaming_state.kv_cache.cache  # type: ignore[union-attr]
+                cache = layer._streaming_state.kv_cache.cache  # type: ignore[union-attr]  # noqa: SLF001 - moshi's KV cache
                 keys.copy_(cache[0][:, :, :steps])
                 values.copy_(cache[1][:, :, :steps])
 

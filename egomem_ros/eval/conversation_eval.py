@@ -91,7 +91,8 @@ def score_conversation(conv: Conversation, store, level1: dict[str, str]) -> dic
                 topics_named += any(holds(w, [section]) for w in theirs)
     n_items = sum(len(v) for v in items.values())
     return {"id": conv.id, "questions": len(conv.questions), "answered": answered,
-            "answer_recall": answered / max(1, len(conv.questions)), "answered_with_named": with_named, "user_sentences": n_sent, "items": n_items,
+            "answer_recall": answered / max(1, len(conv.questions)), "answered_with_named": with_named,
+            "user_sentences": n_sent, "items": n_items,
             "items_per_100_sentences": 100 * n_items / max(1, n_sent), "answers_on_wrong_person": wrong,
             "answers_in_other_memory": in_other, "memorable": len(conv.memorable), "memorable_kept": memorable,
             "profiles_named": sum(v is not None for v in ids.values()), "l1_topics_named": topics_named,

@@ -42,8 +42,8 @@ class ProofConfig:
     seed: int = 0
 
 
-def run_proof(workdir: Path, cfg: ProofConfig = ProofConfig(), progress=None) -> dict[str, Any]:
-    workdir = Path(workdir)
+def run_proof(workdir: Path, cfg: ProofConfig | None = None, progress=None) -> dict[str, Any]:
+    workdir, cfg = Path(workdir), cfg or ProofConfig()
     t0 = time.perf_counter()
     common = dict(n_level2=0, connected=(0, 0), turns=(1, 1), self_question_rate=1.0)
     train = make_transcripts(n_profiles=cfg.train_profiles, n_level1=cfg.train_dialogs, seed=cfg.seed * 2 + 1, **common)

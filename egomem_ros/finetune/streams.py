@@ -202,7 +202,7 @@ def plan_streams(dialogs: Sequence[Dialog], cfg: StreamConfig, seed: int, repeat
     """Group the dialogs into streams (`dialogs_per_stream`, shuffled, every dialog `repeats` times)."""
     rng = random.Random(seed)
     jobs: list[tuple[str, dict]] = []
-    for r in range(repeats):
+    for _ in range(repeats):
         order = [d.id for d in dialogs]
         rng.shuffle(order)
         while order:

@@ -114,9 +114,11 @@ class SessionOwner:
         return Counter({top[0][0]: top[0][1]})
 
     def voice_confirms(self, s, user_id: str, confidence: float = 0.85) -> bool:
-        """The session's speech is clearly `user_id`'s voice (its voice and the faces no poll recognised
-        may then become their keys)."""
-        return self._voice_confidences(s.speech_voice).get(user_id, 0.0) >= confidence
+        """The session's speech is clearly `user_id`'s voice and nobody else's (its voice and the faces no
+        poll recognised may then become their keys). Two people whose voices sound alike both match: a
+        key learnt then would make the one sound more like the other with every session."""
+        conf = self._voice_confidences(s.speech_voice)
+        return conf.get(user_id, 0.0) >= confidence and all(c < KNOWN_VOICE for u, c in conf.items() if u != user_id)
 
     def foreign_faces(self, faces: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The faces that are no known user's (the keys a new person may get: never a known bystander's)."""

@@ -98,7 +98,8 @@ _NOT_NAMES = set("I Im Not So Just Very Really Sorry Fine Good Okay Ok Here Ther
                  "The A An Hello Hi Yes No Thanks Thank Well".split())
 _SENT = re.compile(r"[^.!?]+[.!?]?")
 _PREF = re.compile(r"\bI (really |absolutely |kind of |also )?(like|love|enjoy|adore|prefer|hate|dislike|"
-                   r"can't stand|cannot stand|don't like|do not like) ([^.,!?;]+?)(?=\s+(?:and|but|or|because)\s+I\b|[.,!?;]|$)", re.I)
+                   r"can't stand|cannot stand|don't like|do not like) "
+                   r"([^.,!?;]+?)(?=\s+(?:and|but|or|because)\s+I\b|[.,!?;]|$)", re.I)
 _FACT_PATTERNS = [
     (re.compile(r"\bI work (?:as|at|for|in) ([^.,!?;]+)", re.I), lambda m: f"works {m.group(0).split(' ', 2)[2]}"),
     (re.compile(r"\bI(?: am|'m) (?:a|an) ([a-z][a-z ]+?)(?= (?:at|in|for)\b|[.,!?;]|$)", re.I),

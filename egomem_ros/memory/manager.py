@@ -161,7 +161,8 @@ class MemoryManager:
         was said in."""
         timed, prev = [], start
         for g in segments:   # a transcript is stamped when its utterance ends: it began after the one before
-            timed.append(TimedTurn(max(prev, start), max(g.end, prev), Turn(speaker="robot" if g.speaker == "robot" else "user", text=g.text)))
+            speaker = "robot" if g.speaker == "robot" else "user"
+            timed.append(TimedTurn(max(prev, start), max(g.end, prev), Turn(speaker=speaker, text=g.text)))
             prev = max(prev, g.end)
         if not self.buffer.external_asr and self.asr is not None:
             # no ASR node publishes transcripts: what the microphone heard, turn by turn, in time order

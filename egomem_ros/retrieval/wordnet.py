@@ -46,7 +46,7 @@ class WordNetNouns:
     def senses(self, word: str) -> list[int]:
         return self._index.get(word.strip().lower().replace(" ", "_"), [])
 
-    @lru_cache(maxsize=50_000)
+    @lru_cache(maxsize=50_000)  # noqa: B019 - one WordNet per process, kept for its life
     def synset(self, offset: int) -> Synset:
         """The synset at `offset`: lemmas, hypernym and hyponym offsets, lexicographer file number."""
         with self._read_lock:

@@ -2,8 +2,9 @@
 
 configure: open the store, load the models. activate: services (RetrieveText, GetProfile, ListUsers,
 EnrollUser, ForgetUser, MergeUsers), buffering (audio, the robot's voice and text, transcripts, identity),
-consolidation when a session ends and at the latest every `consolidation_period_s`; MemoryEvent on every write. deactivate / cleanup undo that in order; shutdown (also on
-SIGINT / SIGTERM) first writes everything buffered, the session still going on included.
+consolidation when a session ends and at the latest every `consolidation_period_s`; MemoryEvent on every write.
+deactivate / cleanup undo that in order; shutdown (also on SIGINT / SIGTERM) first writes everything buffered,
+the session still going on included.
 All decisions are made by the ROS-free `MemoryManager`, `Level2Service` and store.
 """
 from __future__ import annotations
