@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .hri import face_id, voice_id
 from .memchunk import MemChunk
 from .msg_conversions import sec_to_stamp
 
@@ -67,15 +68,15 @@ def candidate_matches(event, previous_person: str) -> list[dict[str, Any]]:
     out = []
     person = event.user_id if event.status == "known" else ""
     if previous_person and previous_person != person:
-        for kind, prefix in ((IDS_FACE, "f"), (IDS_VOICE, "v")):
-            out.append({"id1": prefix + previous_person, "id1_type": kind, "id2": previous_person, "id2_type": IDS_PERSON,
-                        "confidence": 0.0})
+        for kind, feature in ((IDS_FACE, face_id), (IDS_VOICE, voice_id)):
+            out.append({"id1": feature(previous_person), "id1_type": kind, "id2": previous_person,
+                        "id2_type": IDS_PERSON, "confidence": 0.0})
     if person:
         if event.face is not None:
-            out.append({"id1": "f" + person, "id1_type": IDS_FACE, "id2": person, "id2_type": IDS_PERSON,
+            out.append({"id1": face_id(person), "id1_type": IDS_FACE, "id2": person, "id2_type": IDS_PERSON,
                         "confidence": float(event.confidence)})
         if event.voice is not None:
-            out.append({"id1": "v" + person, "id1_type": IDS_VOICE, "id2": person, "id2_type": IDS_PERSON,
+            out.append({"id1": voice_id(person), "id1_type": IDS_VOICE, "id2": person, "id2_type": IDS_PERSON,
                         "confidence": float(event.confidence)})
     return out
 

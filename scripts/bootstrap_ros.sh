@@ -31,7 +31,8 @@ fi
 site=$("$PYBIN" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 inc=$("$PYBIN" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 npinc=$("$PYBIN" -c 'import numpy; print(numpy.get_include())')
-grep -rlZ "/opt/python/cp311-cp311/" "$VENV/share" --include='*.cmake' 2>/dev/null | xargs -0r sed -i \
+# (none left on a re-run: grep finds nothing, which is no error)
+{ grep -rlZ "/opt/python/cp311-cp311/" "$VENV/share" --include='*.cmake' 2>/dev/null || true; } | xargs -0r sed -i \
   -e "s#/opt/python/cp311-cp311/include/python3\.11#$inc#g" \
   -e "s#/opt/python/cp311-cp311/lib/python3\.11/site-packages/numpy/_core/include#$npinc#g"
 # ament_index_python needs AMENT_PREFIX_PATH; the venv is the prefix unless the caller says otherwise.

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from egomem_msgs.msg import AudioFrame, Identity, MemChunk, MemoryEvent
 from egomem_msgs.srv import EnrollUser, ForgetUser, GetProfile, ListUsers, MergeUsers, RetrieveText
+from hri_msgs.msg import IdsList, IdsMatch, NormalizedRegionOfInterest2D
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from ros_harness import Ros, end_context, next_domain, wait_until
 from sensor_msgs.msg import Image
@@ -75,6 +76,11 @@ def test_memory_and_identity_nodes_over_dds(ros, shared_data):
     identity = ros.add(IdentityNode())
     ros.transition("identity_node", "configure", "activate")
     idents = ros.collect(Identity, "/identity")
+    # a ROS4HRI client (REP-155): tracked faces and persons, their matches, and the persons known
+    faces_tracked = ros.collect(IdsList, "/humans/faces/tracked")
+    persons_tracked = ros.collect(IdsList, "/humans/persons/tracked")
+    persons_known = ros.collect(IdsList, "/humans/persons/known", LATCHED_QOS)
+    matches = ros.collect(IdsMatch, "/humans/candidate_matches")
     l1 = ros.collect(MemChunk, "/memchunk/level1", LATCHED_QOS)
     info_pub = ros.probe.create_publisher(type(_audio_info()), "/audio_info", 10)  # volatile, like most drivers
     image_pub = ros.probe.create_publisher(Image, "/image", 10)
@@ -92,6 +98,15 @@ def test_memory_and_identity_nodes_over_dds(ros, shared_data):
 
     got = wait_until(known, 30, "a known identity", poll=0.5)
     assert got[0].user_id == tony and got[0].name == "Tony"
+    wait_until(lambda: any(f"f{tony}" in m.ids for m in faces_tracked) and any(tony in m.ids for m in persons_tracked),
+               10, "Tony's face and person tracked")
+    assert any(m.id1 == f"f{tony}" and m.id2 == tony and m.confidence > 0.5 for m in matches)
+    assert wait_until(lambda: persons_known, 10, "the persons known")[-1].ids == [tony]
+    rois = ros.collect(NormalizedRegionOfInterest2D, f"/humans/faces/f{tony}/roi")
+    face_of = ros.collect(String, f"/humans/persons/{tony}/face_id", LATCHED_QOS)
+    roi = wait_until(lambda: known() and rois and rois[-1], 30, "the face's region", poll=0.5)
+    assert 0.0 <= roi.xmin < roi.xmax <= 1.0 and 0.0 <= roi.ymin < roi.ymax <= 1.0 and roi.c > 0.5
+    assert wait_until(lambda: face_of, 10, "Tony's face id")[-1].data == f"f{tony}"
     assert identity.audio_format.info == (1, 16000, "S16LE")  # a volatile AudioInfo publisher is heard
     wait_until(lambda: l1, 10, "the Level-1 chunk")
     assert l1[-1].level == 1 and "Tony" in l1[-1].text

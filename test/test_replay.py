@@ -89,6 +89,32 @@ def test_replay_identifies_people_and_writes_memory(scene):
     assert {(r.src, r.dst, r.relation) for r in store.relations()} >= {(ids["Colin"], ids["Tony"], "colleague")}
 
 
+def test_a_newcomer_cut_off_by_the_end_of_the_bag_is_never_written_onto_the_known_person(tmp_path, scene, shared_data):
+    """Tony (known) talks, a stranger steps in right after him and introduces herself, and the recording
+    stops while she is still there: the flush never gives her words to Tony."""
+    import shutil
+
+    from egomem_ros.replay import replay
+    from egomem_ros.store import SqliteStore
+
+    _, db0, ids = scene
+    db = tmp_path / "memory.db"
+    shutil.copy(db0, db)
+    rng = np.random.default_rng(1)
+    with SceneBag(tmp_path / "in_bag") as bag:
+        _segment(bag, shared_data, 0.0, 10, "Tony_Blair", "librispeech_1688", 4, rng)
+        bag.text("/asr/transcript", 9.0, "Hello again, I love tennis.")
+        _segment(bag, shared_data, 10.0, 8, "Laura_Bush", "librispeech_2414", 1, rng)   # no gap: back to back
+        bag.text("/asr/transcript", 17.5, "Hi, I am Sarah. I love chess.")
+    cfg = config_from_mapping({"memory": {"consolidation_period_s": 30.0, "asr": "none"}})
+    replay(tmp_path / "in_bag", tmp_path / "out_bag", cfg, db=db)
+    with SqliteStore(db) as store:
+        assert not any("chess" in f.text for f in store.facts(ids["Tony"])), store.facts(ids["Tony"])
+        assert store.get_user(ids["Tony"]).name == "Tony"
+        sarah = [u for u in store.list_users(include_placeholders=False) if any("chess" in f.text for f in store.facts(u.id))]
+        assert all(u.name == "Sarah" for u in sarah), sarah
+
+
 def test_replay_cli_errors(tmp_path, scene):
     root, _, _ = scene
     def run(*a):

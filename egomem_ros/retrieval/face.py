@@ -45,6 +45,7 @@ class FaceObservation:
     embedding: np.ndarray
     faces_in_frame: int
     model: str
+    frame_size: tuple[int, int] = (0, 0)   # (height, width) of the frame the box is in
 
 
 class FaceBackend(Protocol):
@@ -194,7 +195,7 @@ class FaceEngine:
             if not np.all(np.isfinite(emb)):
                 log.warning("face embedding has NaN/inf values; face ignored")
                 continue
-            out.append(FaceObservation(box, emb, len(boxes), self.backend.model_name))
+            out.append(FaceObservation(box, emb, len(boxes), self.backend.model_name, rgb.shape[:2]))
         return out
 
     def distances(self, query: np.ndarray, keys: np.ndarray) -> np.ndarray:

@@ -7,8 +7,8 @@ Subscribes (sensor-data QoS, remap to your robot's topics):
 Publishes:
   identity (egomem_msgs/Identity) every poll; memchunk/level1 (egomem_msgs/MemChunk, latched) on a switch;
   ~/debug_image (sensor_msgs/Image), markers (visualization_msgs/MarkerArray), /diagnostics at 1 Hz;
-  with hri_msgs: /humans/candidate_matches (IdsMatch), /humans/voices/tracked (IdsList) and
-  /humans/voices/<id>/is_speaking (std_msgs/Bool).
+  with hri_msgs: ROS4HRI's /humans/faces|voices|persons/... and /humans/candidate_matches (REP-155,
+  see `ros/hri_publisher.py`); person ids are the memory's user ids.
 A lifecycle node: configure loads the models, activate starts polling, cleanup releases the models.
 All decisions are made by `egomem_ros.retrieval.poller.IdentityPoller`.
 """
@@ -18,7 +18,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from egomem_msgs.msg import AudioFrame, Identity, MemChunk, MemoryEvent
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from sensor_msgs.msg import CompressedImage, Image
-from std_msgs.msg import Bool
 from visualization_msgs.msg import Marker, MarkerArray
 
 from .. import msg_fields as F
@@ -27,13 +26,10 @@ from ..retrieval.factory import make_poller
 from ..retrieval.media import MediaError
 from ..store import StoreError, open_store
 from ..config import resolve_db
+from .hri_publisher import HriPublisher
 from .lifecycle import LifecycleNode
 from .util import EVENTS_QOS, LATCHED_QOS, diagnostics, fill, now_s, run
 
-try:  # optional: ROS4HRI
-    from hri_msgs.msg import IdsList, IdsMatch
-except ImportError:  # pragma: no cover - depends on the robot
-    IdsList = IdsMatch = None
 try:  # optional: ros-drivers/audio_common
     from audio_common_msgs.msg import AudioDataStamped, AudioInfo
 except ImportError:  # pragma: no cover
@@ -61,17 +57,15 @@ class IdentityNode(LifecycleNode):
             raise RuntimeError(str(err)) from err
         self.poller = make_poller(self.store, self.cfg)
         self._last_frame = None
-        self._last_person = ""
+        self._known_sent = False
         self._reload_pending = False
-        self._voices: dict[str, object] = {}
         self._stats = {"polls": 0, "rejected_frames": 0, "rejected_audio": 0, "last_poll_ms": 0.0}
         self.pub_identity = self.publisher(Identity, "identity", 10)
         self.pub_l1 = self.publisher(MemChunk, "memchunk/level1", LATCHED_QOS)
         self.pub_debug = self.publisher(Image, "~/debug_image", 2)
         self.pub_markers = self.publisher(MarkerArray, "markers", 2)
         self.pub_diag = self.publisher(DiagnosticArray, "/diagnostics", 10)
-        self.pub_matches = self.publisher(IdsMatch, "/humans/candidate_matches", 10) if IdsMatch else None
-        self.pub_voices = self.publisher(IdsList, "/humans/voices/tracked", 10) if IdsList else None
+        self.hri = HriPublisher(self)
         self.get_logger().info(f"identity_node: memory {self.store.path}, face {self.poller.face.model}, "
                                f"voice {self.poller.voice.model}, poll every {self.cfg.identity.poll_period_s} s")
 
@@ -95,9 +89,8 @@ class IdentityNode(LifecycleNode):
         self.get_logger().info(f"parameters applied: {changes}")
 
     def teardown(self) -> None:
-        for voice_pub in getattr(self, "_voices", {}).values():
-            self.destroy_publisher(voice_pub)
-        self._voices = {}
+        if getattr(self, "hri", None) is not None:
+            self.hri.close()
         if self.poller is not None:
             self.poller.close()
         if self.store is not None:
@@ -140,15 +133,19 @@ class IdentityNode(LifecycleNode):
         """Keys or users changed in the shared store (enrolment, merge, forget): re-read them."""
         if msg.item_kind in ("user", "key"):
             self._reload_pending = True  # one new profile sends several events: re-read once, at the next poll
+        if msg.item_kind == "user" and msg.item_id and msg.item_id != msg.user_id:
+            self.hri.alias(msg.item_id, msg.user_id)   # a merge: item_id now goes by user_id
             if msg.op == MemoryEvent.DELETE:
                 self.poller.forget(msg.user_id)
 
     # -- polling -------------------------------------------------------------------------------
     def _poll(self) -> None:
-        if self._reload_pending:
-            self._reload_pending = False
-            self.poller.reload()
         t = now_s(self)
+        if self._reload_pending or not self._known_sent:
+            if self._reload_pending:
+                self.poller.reload()
+            self._reload_pending, self._known_sent = False, True
+            self.hri.known([u.id for u in self.store.list_users(include_placeholders=False)], t)
         res = self.poller.poll(t)
         ev = res.event
         self._stats["polls"] += 1
@@ -161,21 +158,7 @@ class IdentityNode(LifecycleNode):
                                       {"markers": Marker}))
         if self._last_frame is not None and self.pub_debug.get_subscription_count():
             self.pub_debug.publish(fill(Image(), F.image_fields(F.draw_debug(self._last_frame, ev), t, "camera")))
-        self._publish_hri(ev, t)
-
-    def _publish_hri(self, ev, t: float) -> None:
-        if self.pub_matches is None:
-            return
-        for match in F.candidate_matches(ev, self._last_person):
-            self.pub_matches.publish(fill(IdsMatch(), match))
-        person = ev.user_id if ev.status == "known" else ""
-        voice_id = "v" + person if person and ev.voice is not None else ""
-        self.pub_voices.publish(fill(IdsList(), {"header": F.header(t), "ids": [voice_id] if voice_id else []}))
-        for vid in set(self._voices) | ({voice_id} if voice_id else set()):
-            if vid not in self._voices:
-                self._voices[vid] = self.create_publisher(Bool, f"/humans/voices/{vid}/is_speaking", 10)
-            self._voices[vid].publish(Bool(data=vid == voice_id))
-        self._last_person = person
+        self.hri.publish(ev, t)
 
     def _diagnostics(self) -> None:
         s = self._stats

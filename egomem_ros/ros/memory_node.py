@@ -260,14 +260,14 @@ class MemoryNode(LifecycleNode):
             resp.success, resp.message = False, str(err)
             return resp
         self.poller.reload()
-        self._event("UPDATE", req.keep_id, "user", f"{req.merge_id} merged in")
+        self._event("UPDATE", req.keep_id, "user", f"{req.merge_id} merged in", item_id=req.merge_id)
         resp.success, resp.message = True, "merged"
         return resp
 
-    def _event(self, op: str, user_id: str, kind: str, text: str) -> None:
+    def _event(self, op: str, user_id: str, kind: str, text: str, item_id: str = "") -> None:
         from ..memory.consolidate import MemoryEventRecord
 
-        rec = MemoryEventRecord(op, user_id, kind, user_id, text, "")
+        rec = MemoryEventRecord(op, user_id, kind, item_id or user_id, text, "")
         self.pub_events.publish(fill(MemoryEvent(), F.memory_event_fields(rec, now_s(self))))
 
 
