@@ -14,9 +14,10 @@ from platformdirs import user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .store.models import is_postgres_url
+from .errors import EgomemError
 
 
-class ConfigError(ValueError):
+class ConfigError(EgomemError, ValueError):
     """A configuration file or value that cannot be used."""
 
 

@@ -54,5 +54,8 @@ def normalised_box(face) -> tuple[float, float, float, float]:
     if not (h and w):
         return 0.0, 0.0, 0.0, 0.0
     b = face.box
-    clip = lambda v: min(1.0, max(0.0, float(v)))  # noqa: E731 - a one-line clamp
-    return clip(b.left / w), clip(b.top / h), clip(b.right / w), clip(b.bottom / h)
+    return _unit(b.left / w), _unit(b.top / h), _unit(b.right / w), _unit(b.bottom / h)
+
+
+def _unit(v: float) -> float:
+    return min(1.0, max(0.0, float(v)))

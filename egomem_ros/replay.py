@@ -24,6 +24,7 @@ from .config import EgomemConfig
 from .memory.buffer import TranscriptSegment, observation_of
 from .msg_conversions import audio_info_of, audio_msg_to_pcm, compressed_to_rgb, image_to_rgb
 from .retrieval.media import MediaError
+from .errors import EgomemError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ TEXT_TYPES = {"hri_msgs/msg/LiveSpeech", "std_msgs/msg/String"}
 SPEAK_TOPIC = "/egomem/dialog/audio_out"  # the dialog node's voice output
 
 
-class ReplayError(RuntimeError):
+class ReplayError(EgomemError, RuntimeError):
     pass
 
 

@@ -289,6 +289,22 @@ def test_dialog_node_moshi_mode_without_checkpoint_fails_configure(tmp_path):
         ros.close()
 
 
+@pytest.mark.parametrize("node_name", ["identity_node", "memory_node"])
+def test_a_store_that_cannot_open_fails_configure_and_says_why(tmp_path, node_name):
+    """A StoreError (an EgomemError) is caught once by the lifecycle base, without re-wrapping."""
+    import importlib
+
+    (tmp_path / "file").write_text("not a folder")
+    ros = Ros({"store.db_path": str(tmp_path / "file" / "memory.db")})
+    try:
+        module = importlib.import_module(f"egomem_ros.ros.{node_name}")
+        node = ros.add(getattr(module, "IdentityNode" if node_name == "identity_node" else "MemoryNode")())
+        assert node.trigger_configure().name == "FAILURE"
+        assert node.lifecycle_state() == "unconfigured"
+    finally:
+        ros.close()
+
+
 def test_dialog_node_cascaded_mode_answers_a_transcript(tmp_path):
     from test_llm_client import ScriptedServer
 

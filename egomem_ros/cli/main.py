@@ -5,8 +5,7 @@ import sys
 
 import typer
 
-from ..config import ConfigError
-from ..store import StoreError
+from ..errors import EgomemError
 
 from . import (demo_cmd, dialog_cmds, eval_cmds, finetune_cmds, identity_cmds, memory_cmds, memory_mgmt_cmds,
                replay_cmd, report_cmd)
@@ -30,7 +29,7 @@ def main() -> None:
     its pipeline is the user's to fix, so it is said in one line (exit 2), not as a traceback."""
     try:
         app()
-    except (FileNotFoundError, ConfigError, StoreError) as err:
+    except (FileNotFoundError, EgomemError) as err:
         err_console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
         sys.exit(2)
 

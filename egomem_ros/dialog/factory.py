@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from ..config import EgomemConfig
 from ..retrieval.retr_protocol import RetrieveFn
+from ..errors import EgomemError
 
 
-class DialogSetupError(RuntimeError):
+class DialogSetupError(EgomemError, RuntimeError):
     """The configured dialog mode cannot start; the message says what to change."""
 
 

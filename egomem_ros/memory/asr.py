@@ -20,11 +20,12 @@ from typing import Protocol
 import numpy as np
 
 from ..procs import init_worker
+from ..errors import EgomemError
 
 log = logging.getLogger(__name__)
 
 
-class ASRUnavailable(RuntimeError):
+class ASRUnavailable(EgomemError, RuntimeError):
     pass
 
 

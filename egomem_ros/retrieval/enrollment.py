@@ -12,11 +12,12 @@ from ..store.models import MemoryRepository, User
 from .face import FaceEngine
 from .media import MediaError, load_image
 from .voice import VoiceEngine
+from ..errors import EgomemError
 
 log = logging.getLogger(__name__)
 
 
-class EnrollmentError(ValueError):
+class EnrollmentError(EgomemError, ValueError):
     pass
 
 

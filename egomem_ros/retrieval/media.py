@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import EgomemError
+
 log = logging.getLogger(__name__)
 
 
-class MediaError(ValueError):
+class MediaError(EgomemError, ValueError):
     """An image or audio clip that cannot be used (corrupt, empty, NaN, wrong layout...)."""
 
 

@@ -51,16 +51,12 @@ class DialogNode(LifecycleNode):
     # -- lifecycle ------------------------------------------------------------------------------------
     def setup(self) -> None:
         """The mode's model and publishers; a moshi checkpoint is loaded here (DialogSetupError: FAILURE)."""
-        from ..dialog.factory import DialogSetupError
 
         self.composer = PromptComposer()
         self.parser = RetrStreamParser()
         self.group = ReentrantCallbackGroup()
         self.retrieve = self.client(RetrieveText, self.cfg.dialog.retrieve_service, callback_group=self.group)
-        try:
-            getattr(self, f"_setup_{self.cfg.dialog.mode}")()
-        except DialogSetupError as err:
-            raise RuntimeError(str(err)) from err
+        getattr(self, f"_setup_{self.cfg.dialog.mode}")()
 
     def start(self) -> None:
         for topic in ("memchunk/level1", "memchunk/level2"):

@@ -24,7 +24,7 @@ from .. import msg_fields as F
 from ..msg_conversions import AudioFormat, compressed_to_rgb, image_to_rgb, stamp_to_sec
 from ..retrieval.factory import make_poller
 from ..retrieval.media import MediaError
-from ..store import StoreError, open_store
+from ..store import open_store
 from ..config import resolve_db
 from .hri_publisher import HriPublisher
 from .lifecycle import LifecycleNode
@@ -51,10 +51,7 @@ class IdentityNode(LifecycleNode):
     # -- lifecycle -----------------------------------------------------------------------------
     def setup(self) -> None:
         """Open the store and load the face and voice models (the slow part: configure, not activate)."""
-        try:
-            self.store = open_store(resolve_db(self.cfg), clock=lambda: now_s(self))
-        except StoreError as err:
-            raise RuntimeError(str(err)) from err
+        self.store = open_store(resolve_db(self.cfg), clock=lambda: now_s(self))
         self.poller = make_poller(self.store, self.cfg)
         self._last_frame = None
         self._known_sent = False

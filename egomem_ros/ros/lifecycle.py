@@ -14,7 +14,8 @@ from rclpy.lifecycle import LifecycleNode as RclpyLifecycleNode
 from rclpy.lifecycle import LifecyclePublisher, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
-from ..config import ConfigError, EgomemConfig
+from ..config import EgomemConfig
+from ..errors import EgomemError
 from .params import SchemaParameters
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
@@ -146,7 +147,7 @@ class LifecycleNode(RclpyLifecycleNode):
         try:
             self.cfg = self.params.current()
             self.setup()
-        except (ConfigError, ValueError, RuntimeError, ImportError, OSError) as err:
+        except (EgomemError, ImportError, OSError, RuntimeError) as err:   # ours, a missing package or file, a model
             self.get_logger().error(f"configure failed: {err}")
             self._release_all(self._configured)
             self.teardown()

@@ -54,15 +54,12 @@ class MemoryNode(LifecycleNode):
         from ..retrieval.factory import make_level2, make_poller
         from ..store import open_store
 
-        try:
-            db = resolve_db(self.cfg)
-            self.store = open_store(db, clock=lambda: now_s(self))
-            self.cfg.identity.face.worker_process = False  # no polling here: keys and galleries only
-            self.poller = make_poller(self.store, self.cfg)
-            self.manager = build_memory_manager(self.store, self.cfg, poller=self.poller, db_path=db)
-            self.level2 = make_level2(self.store, self.cfg)
-        except StoreError as err:
-            raise RuntimeError(str(err)) from err
+        db = resolve_db(self.cfg)
+        self.store = open_store(db, clock=lambda: now_s(self))
+        self.cfg.identity.face.worker_process = False  # no polling here: keys and galleries only
+        self.poller = make_poller(self.store, self.cfg)
+        self.manager = build_memory_manager(self.store, self.cfg, poller=self.poller, db_path=db)
+        self.level2 = make_level2(self.store, self.cfg)
         self.pub_events = self.publisher(MemoryEvent, "memory_events", EVENTS_QOS)
         self.pub_l2 = self.publisher(MemChunk, "memchunk/level2", LATCHED_QOS)
         self.pub_diag = self.publisher(DiagnosticArray, "/diagnostics", 10)

@@ -10,6 +10,8 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from ..errors import EgomemError
+
 FactKind = Literal["fact", "preference", "event", "summary"]
 FACT_KINDS: tuple[str, ...] = ("fact", "preference", "event", "summary")
 Modality = Literal["face", "voice"]
@@ -20,7 +22,7 @@ def is_postgres_url(db: object) -> bool:
     return str(db).startswith(("postgresql://", "postgres://"))
 
 
-class StoreError(RuntimeError):
+class StoreError(EgomemError, RuntimeError):
     """A store operation that cannot be carried out (unknown user, bad key, ...)."""
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from ..errors import EgomemError
+
 MIGRATIONS: list[str] = [
     # 1: initial schema
     """
@@ -82,7 +84,7 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SchemaTooNewError(RuntimeError):
+class SchemaTooNewError(EgomemError, RuntimeError):
     pass
 
 
