@@ -15,6 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .identity_keys import IdentityKeys
+
 log = logging.getLogger(__name__)
 SR = 16_000
 MAX_VOICE_PARTS = 3
@@ -72,7 +74,7 @@ def speech_embeddings(voice_engine, listen: np.ndarray, speak: np.ndarray | None
 class SessionOwner:
     """`owner(session) -> user id | None` (None: a new person), from the session's voice and the polls."""
 
-    def __init__(self, poller) -> None:
+    def __init__(self, poller: IdentityKeys | None) -> None:
         self.poller = poller
 
     def __call__(self, s) -> str | None:
@@ -141,7 +143,7 @@ class SessionOwner:
         return conf
 
     def _face_keys(self, user_id: str) -> int:
-        g = getattr(self.poller, "face_gallery", None) if self.poller is not None else None
+        g = self.poller.face_gallery if self.poller is not None else None
         return 0 if g is None else g.key_count(user_id)
 
     def _voice_keys(self, user_id: str) -> int:

@@ -22,6 +22,7 @@ from .attribution import SessionOwner, speech_embeddings
 from .buffer import IdentityObservation, StreamBuffer, TranscriptSegment
 from .consolidate import Consolidator, SessionInput, SessionOutcome, SessionSpool
 from .extraction import Turn
+from .identity_keys import IdentityKeys
 from .sessions import STEP_S, sessions_from_labels
 from .speaker_change import TimedTurn, split_by_voice
 from .trigger import Segmenter
@@ -213,8 +214,8 @@ def forget_person(store: MemoryRepository, spool: SessionSpool, user_id: str) ->
     return erased
 
 
-def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=None, db_path: str | Path | None = None,
-                         segmenter=None, asr=None) -> MemoryManager:
+def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller: IdentityKeys | None = None,
+                         db_path: str | Path | None = None, segmenter=None, asr=None) -> MemoryManager:
     """Wire the configured extractor, update agent, segmenter and ASR around `store`."""
     from .asr import make_asr
     from .disclosure import offline_extractor
@@ -238,13 +239,13 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
             tagger = TaggerSegmenter.load(m.trigger_checkpoint or None,
                                           voice_split_contrast=m.trigger_voice_split_contrast
                                           if m.trigger_voice_split_contrast >= 0 else None)
-            fallback = (BaselineSegmenter(voice_engine=getattr(poller, "voice", None))
+            fallback = (BaselineSegmenter(voice_engine=poller.voice if poller else None)
                         if m.segmenter_fallback == "baseline" else None)
             segmenter = FallbackSegmenter(tagger, fallback)
         else:
             from .trigger import BaselineSegmenter
 
-            segmenter = BaselineSegmenter(voice_engine=getattr(poller, "voice", None))
+            segmenter = BaselineSegmenter(voice_engine=poller.voice if poller else None)
     face_model = poller.face.model if poller is not None and poller.face is not None else ""
     voice_model = poller.voice.model if poller is not None and poller.voice is not None else ""
     owner = SessionOwner(poller)
@@ -257,7 +258,7 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller=N
     return MemoryManager(store, StreamBuffer(m.buffer_s), segmenter, consolidator, SessionSpool(spool_dir(cfg, db_path)),
                          asr if asr is not None else make_asr(m.asr, m.asr_model, m.asr_workers),
                          max_gap_s=m.max_gap_s, session_end_s=m.session_end_s,
-                         voice_engine=getattr(poller, "voice", None))
+                         voice_engine=poller.voice if poller else None)
 
 
 def session_id(start: float, end: float, turns: list[Turn]) -> str:
