@@ -263,16 +263,16 @@ def test_dialog_node_moshi_mode_streams_audio_and_follows_memchunks(tmp_path):
         wait_until(lambda: mic.get_subscription_count(), 10, "the dialog node's audio subscription")
         pcm = (3000 * np.sin(np.arange(16_000 * 0.5) * 0.05)).astype(np.int16)  # 0.5 s at 16 kHz
         mic.publish(fill(AudioFrame(), {"sample_rate": 16000, "channels": 1, "data": pcm}))
-        wait_until(lambda: node.runner.stats.frames_stepped == 6, 30, "6 frames stepped")  # 0.5 s = 6 x 80 ms
+        wait_until(lambda: node.mode.runner.stats.frames_stepped == 6, 30, "6 frames stepped")  # 0.5 s = 6 x 80 ms
         wait_until(lambda: out, 10, "robot audio")
         assert out[-1].sample_rate == 24000 and len(out[-1].data) == 1920
-        node.engine.apply_pending_chunks()
-        assert node.engine.bank.active[1] and "Carol" in node.engine.last_update[2].text
+        node.mode.engine.apply_pending_chunks()
+        assert node.mode.engine.bank.active[1] and "Carol" in node.mode.engine.last_update[2].text
         l1.publish(MemChunk(level=1, user_id="u2", text="User: Bob", version=2))
         wait_until(lambda: "Bob" in node.composer.render(), 10, "Bob's chunk")
-        node.engine.apply_pending_chunks()
-        assert node.engine.last_update[2].text == ""  # Alice's Level-2 memory is not left for Bob
-        assert node.engine.last_update[1].text == "User: Bob"
+        node.mode.engine.apply_pending_chunks()
+        assert node.mode.engine.last_update[2].text == ""  # Alice's Level-2 memory is not left for Bob
+        assert node.mode.engine.last_update[1].text == "User: Bob"
     finally:
         ros.close()
 
