@@ -19,7 +19,8 @@ from std_msgs.msg import String
 
 from egomem_ros import msg_fields as F
 from egomem_ros.config import ConfigError
-from egomem_ros.ros.util import LATCHED_QOS, fill
+from egomem_ros.ros.qos import LATCHED_QOS
+from egomem_ros.ros.util import fill
 
 BASE = {"identity.face.worker_process": False, "memory.asr": "none"}
 

@@ -17,7 +17,7 @@ from ros_harness import BagPlayer, NodeProcess, Ros, wait_until
 
 from egomem_ros.demo import DEMO_CONFIG, build_scene
 from egomem_ros.ros.graph import command_line, node_specs, plain_args
-from egomem_ros.ros.util import LATCHED_QOS
+from egomem_ros.ros.qos import LATCHED_QOS
 from egomem_ros.scene import DIALOG_TEXT
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,

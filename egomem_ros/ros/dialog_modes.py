@@ -16,7 +16,8 @@ from ..memchunk import LEVEL2
 from ..memchunk import MemChunk as Chunk
 from ..msg_fields import audio_frame_fields
 from ..retrieval.media import MediaError
-from .util import LATCHED_QOS, fill, now_s
+from .qos import LATCHED_QOS
+from .util import fill, now_s
 
 if TYPE_CHECKING:
     from .dialog_node import DialogNode

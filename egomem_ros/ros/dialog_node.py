@@ -28,7 +28,8 @@ from ..msg_conversions import AudioFormat
 from ..retrieval.retr_protocol import RetrQuery, RetrStreamParser
 from .dialog_modes import MODES
 from .lifecycle import LifecycleNode
-from .util import LATCHED_QOS, run
+from .qos import LATCHED_QOS
+from .runner import run
 
 
 # Parameters applied while the node runs; every other one takes effect at the next configure.

@@ -12,7 +12,8 @@ from std_msgs.msg import Bool, String
 
 from .. import msg_fields as F
 from ..hri import HriView, hri_view
-from .util import LATCHED_QOS, fill
+from .qos import LATCHED_QOS
+from .util import fill
 
 try:  # optional: ROS4HRI
     from hri_msgs.msg import IdsList, IdsMatch, NormalizedRegionOfInterest2D

@@ -28,7 +28,9 @@ from ..store import open_store
 from ..config import resolve_db
 from .hri_publisher import HriPublisher
 from .lifecycle import LifecycleNode
-from .util import EVENTS_QOS, LATCHED_QOS, diagnostics, fill, now_s, run
+from .qos import EVENTS_QOS, LATCHED_QOS
+from .runner import run
+from .util import diagnostics, fill, now_s
 
 try:  # optional: ros-drivers/audio_common
     from audio_common_msgs.msg import AudioDataStamped, AudioInfo

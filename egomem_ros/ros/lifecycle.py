@@ -17,6 +17,7 @@ from rclpy.parameter import Parameter
 from ..config import EgomemConfig
 from ..errors import EgomemError
 from .params import SchemaParameters
+from .qos import LATCHED_QOS, SENSOR_QOS
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 
@@ -79,7 +80,6 @@ class LifecycleNode(RclpyLifecycleNode):
         `-p qos_overrides./camera/image_raw.subscription.reliability:=reliable` (and `.depth`, `.history`)."""
         from rclpy.qos_overriding_options import QoSOverridingOptions
 
-        from .util import SENSOR_QOS
 
         # a copy: rclpy writes the overrides into the profile it is given, and SENSOR_QOS is shared
         return self.subscription(msg_type, topic, callback, copy.copy(SENSOR_QOS), callback_group=callback_group,
@@ -92,7 +92,6 @@ class LifecycleNode(RclpyLifecycleNode):
         with fixed durability would be incompatible with half of the drivers, and drop all audio."""
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
-        from .util import LATCHED_QOS
 
         self.subscription(msg_type, topic, callback,
                           QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,

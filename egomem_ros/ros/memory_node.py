@@ -25,7 +25,9 @@ from ..msg_conversions import AudioFormat, audio_frame_to_pcm, image_to_rgb, sta
 from ..retrieval.media import MediaError
 from ..store import StoreError
 from .lifecycle import LifecycleNode
-from .util import EVENTS_QOS, LATCHED_QOS, diagnostics, fill, now_s, run
+from .qos import EVENTS_QOS, LATCHED_QOS
+from .runner import run
+from .util import diagnostics, fill, now_s
 
 PROFILE_ITEMS = {"facts": Fact, "relations": Relation}
 # Parameters applied while the node runs; every other one takes effect at the next configure.
