@@ -92,7 +92,7 @@ def test_a_transcript_stamped_after_the_next_session_began_is_written_once(store
 
 def test_two_real_voices_taking_turns_are_cut_apart(shared_data: Path, store, tmp_path):
     """Two LibriSpeech speakers alternating in one session, the resemblyzer voices the robot runs with."""
-    from egomem_ros.eval.datasets import AUDIO_EXT, identity_files
+    from egomem_ros.identity_dirs import AUDIO_EXT, identity_files
     from egomem_ros.retrieval.media import load_audio
     from egomem_ros.retrieval.voice import VoiceEngine, make_voice_backend
 

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from ..eval.datasets import AUDIO_EXT, IMAGE_EXT, identity_files
+from ..identity_dirs import AUDIO_EXT, IMAGE_EXT, identity_files
 from ..scene import TRANSCRIPT, SceneBag
 from .household import FRAME_S, SR, RecordedVoices, empty_room, face_frame
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..eval.datasets import AUDIO_EXT, IMAGE_EXT, identity_files
+from ..identity_dirs import AUDIO_EXT, IMAGE_EXT, identity_files
 from ..scene import SPEAK_AUDIO, TRANSCRIPT, SceneBag
 
 SR = 16_000

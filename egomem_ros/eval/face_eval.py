@@ -11,7 +11,8 @@ import numpy as np
 
 from ..retrieval.face import FaceEngine
 from ..retrieval.media import load_image
-from .datasets import IMAGE_EXT, embed_files, identity_files
+from ..identity_dirs import IMAGE_EXT, identity_files
+from .datasets import embed_files
 from .metrics import kfold_verification_accuracy
 
 Progress = Callable[[Iterable], Iterable]

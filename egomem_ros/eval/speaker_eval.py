@@ -11,7 +11,8 @@ import numpy as np
 
 from ..retrieval.snorm import AdaptiveSNorm, l2_normalise
 from ..retrieval.voice import VoiceEngine
-from .datasets import AUDIO_EXT, embed_files, identity_files
+from ..identity_dirs import AUDIO_EXT, identity_files
+from .datasets import embed_files
 from .metrics import eer
 
 Progress = Callable[[Iterable], Iterable]
