@@ -10,8 +10,6 @@ such a model would emit.
 """
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .config import config_from_mapping
+from .espeak import espeak_wav
 from .replay import replay
 from .retrieval.media import load_audio
 from .scene import DIALOG_TEXT, SceneBag
@@ -48,14 +47,6 @@ def sample_faces() -> dict[str, np.ndarray]:
     return {"A": hopper, "B": data.astronaut()}
 
 
-def speak(text: str, voice: str, out: Path) -> Path:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng); the demo needs it for voices")
-    subprocess.run([exe, "-v", voice, "-s", "150", "-w", str(out), text], check=True, capture_output=True)
-    return out
-
-
 def frame(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A 640x480 camera-like frame: the face moved, scaled and lit differently each time."""
     from PIL import Image
@@ -78,7 +69,7 @@ def _speech(pcm: np.ndarray, seconds: float) -> np.ndarray:
 def build_scene(path: Path, workdir: Path, rng: np.random.Generator) -> None:
     """A: 0-10 s, nobody, B: 18-28 s, nobody, A again: 36-46 s asking about her colleagues."""
     faces = sample_faces()
-    audio = {k: load_audio(speak(text, VOICES[k[0]], workdir / f"{k}.wav")) for k, text in LINES.items()}
+    audio = {k: load_audio(espeak_wav(text, workdir / f"{k}.wav", VOICES[k[0]])) for k, text in LINES.items()}
     plan = [(0.0, "A", "A"), (18.0, "B", "B"), (36.0, "A", "A2")]
     with SceneBag(path) as bag:
         t = 0.0

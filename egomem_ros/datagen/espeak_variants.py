@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import random
 import re
-import shutil
 import subprocess
 from pathlib import Path
+
+from ..espeak import espeak_exe
 
 SYNTHETIC_PREFIX = "rv"  # variant names of generated voices; never held out as a validation voice
 KLATT_TRAIN_SOURCES = (2, 3, 4)  # espeak-ng `klatt N` voicing sources a generated variant may use
@@ -53,13 +54,6 @@ def random_variant(name: str, rng: random.Random, klatt: bool = False) -> str:
     if klatt:
         lines.append(f"klatt {rng.choice(KLATT_TRAIN_SOURCES)}")
     return "\n".join(lines) + "\n"
-
-
-def espeak_exe() -> str:
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
-    return exe
 
 
 def system_data_dir() -> Path:
@@ -115,5 +109,5 @@ def unknown_voices(voices: list[str]) -> list[str]:
     return [voice for voice in dict.fromkeys(voices) if not known(voice)]
 
 
-__all__ = ["KLATT_TRAIN_SOURCES", "SYNTHETIC_PREFIX", "data_path_with", "espeak_exe", "is_synthetic", "random_variant",
+__all__ = ["KLATT_TRAIN_SOURCES", "SYNTHETIC_PREFIX", "data_path_with", "is_synthetic", "random_variant",
            "system_data_dir", "unknown_voices"]

@@ -14,7 +14,6 @@ import functools
 import json
 import math
 import random
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -22,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..espeak import espeak_exe, espeak_wav
 from ..memory.sessions import STEP_S, Session, labels_from_sessions, write_labels
-from .espeak_variants import SYNTHETIC_PREFIX, data_path_with, espeak_exe, random_variant, unknown_voices
+from .espeak_variants import SYNTHETIC_PREFIX, data_path_with, random_variant, unknown_voices
 
 SR = 16_000
 ROBOT_VOICE = "en-gb-x-rp+m7"
@@ -102,10 +102,8 @@ def tts(text: str, voice: Voice, rng: random.Random, tmp: Path, sample_rate: int
     """espeak-ng speech at `sample_rate` (16 kHz for the trigger, 24 kHz for Mimi)."""
     from ..retrieval.media import load_audio
 
-    out = tmp / f"u{rng.randrange(10**9)}.wav"
-    path = [f"--path={voice.data_path}"] if voice.data_path else []
-    subprocess.run([espeak_exe(), *path, "-v", voice.name, "-s", str(voice.speed), "-p", str(voice.pitch),
-                    "-w", str(out), text], check=True, capture_output=True)
+    out = espeak_wav(text, tmp / f"u{rng.randrange(10**9)}.wav", voice.name, speed=voice.speed, pitch=voice.pitch,
+                     data_path=voice.data_path)
     pcm = load_audio(out, round(sample_rate / voice.warp))  # played at sample_rate: warp times higher
     out.unlink(missing_ok=True)
     return _trim(pcm, 1e-3) * voice.gain  # espeak's leading/trailing silence
