@@ -1,16 +1,19 @@
-"""Shared CLI plumbing: config and store opening with errors a user can act on."""
+"""Shared CLI plumbing: config and store opening with errors a user can act on, progress bars and the
+`--json`-or-table report of the evaluation commands."""
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, NoReturn, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import track
 
 from ..config import ConfigError, EgomemConfig, load_config, resolve_db
 from ..store import SqlStore, StoreError
@@ -71,3 +74,24 @@ def fmt_ts(ts: float | None) -> str:
 
 def is_interactive() -> bool:
     return sys.stdin.isatty()
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+
+
+def report(result: dict[str, Any], as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, default=float))
+        return
+    console.rule(title)
+    for key, value in result.items():
+        if isinstance(value, list):
+            console.print(f"{key}: {len(value)} item(s)")
+        else:
+            console.print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+def progress(label: str, quiet: bool):
+    def wrap(items):
+        return items if quiet else track(items, description=label, console=err_console)
+    return wrap

@@ -1,4 +1,4 @@
-"""`egomem demo`: the paper's Emily/John story, run on a temporary store."""
+"""`egomem demo`: the paper's Emily/Sarah story, run on a temporary store."""
 from __future__ import annotations
 
 import tempfile
@@ -12,7 +12,7 @@ from .common import console
 
 def demo(workdir: Annotated[Optional[Path], typer.Option(
         help="Keep the demo's files here (default: a temp dir).")] = None) -> None:
-    """Run the Emily/John scene end to end and print what the memory does."""
+    """Run the Emily/Sarah scene end to end and print what the memory does."""
     from ..demo import run_demo
 
     if workdir is not None:

@@ -1,4 +1,4 @@
-"""`egomem eval ...` and `egomem make-bench ...`: the paper's metrics on any directory or file of the
+"""`egomem eval ...`: each component measured with the paper's metrics, on any directory or file of the
 documented layout."""
 from __future__ import annotations
 
@@ -9,30 +9,10 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.progress import track
 
-from .common import console, err_console, fail
+from .common import JsonOption, console, err_console, fail, get_config, progress, report
+
 
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a component with the paper's metrics.")
-make_bench_app = typer.Typer(no_args_is_help=True, help="Generate synthetic benchmark files.")
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
-
-
-def report(result: dict[str, Any], as_json: bool, title: str) -> None:
-    if as_json:
-        print(json.dumps(result, indent=2, default=float))
-        return
-    console.rule(title)
-    for key, value in result.items():
-        if isinstance(value, list):
-            console.print(f"{key}: {len(value)} item(s)")
-        else:
-            console.print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
-
-
-def progress(label: str, quiet: bool):
-    def wrap(items):
-        return items if quiet else track(items, description=label, console=err_console)
-    return wrap
 
 
 @eval_app.command("text")
@@ -63,30 +43,6 @@ def eval_text(file: Annotated[Path, typer.Argument(help="Benchmark JSON (users, 
         fail(f"cannot load rerank backend {backend!r}: {err}")
     result = evaluate_text_bench(bench, reranker, k=k, hop_limit=hops, progress=progress("queries", as_json))
     report(result, as_json, f"text retrieval ({file.name}, {result['backend']})")
-
-
-@make_bench_app.command("text")
-def make_bench_text(out: Annotated[Path, typer.Option("--out", "-o", help="Output JSON file.")],
-                    users: Annotated[int, typer.Option("--users", help="Main users (each with 3-5 connections).")] = 40,
-                    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-                    queries_per_user: Annotated[int, typer.Option(help="Queries per main user.")] = 5) -> None:
-    """Synthetic Level-2 benchmark sized like the paper's (≈500 tuples, ≈200 queries at 40 users)."""
-    from ..retrieval.text_bench import generate_text_bench, write_bench
-
-    if users < 1:
-        fail("--users must be at least 1")
-    if not out.parent.is_dir():
-        fail(f"output directory {out.parent} does not exist")
-    data = generate_text_bench(users, seed=seed, queries_per_user=queries_per_user)
-    write_bench(data, out)
-    n_facts = sum(len(u["facts"]) for u in data["users"])
-    console.print(f"wrote {out}: {len(data['users'])} users, {len(data['edges'])} edges, "
-                  f"{n_facts} facts, {len(data['queries'])} queries")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(eval_app, name="eval")
-    app.add_typer(make_bench_app, name="make-bench")
 
 
 @eval_app.command("face")
@@ -152,7 +108,6 @@ def eval_household(faces: Annotated[Path, typer.Option(help="Faces: DIR/<identit
     """A household day from real faces and voices, replayed and scored: profiles per person, facts on the
     wrong person, fact recall, relations, and how soon returning people are recognised."""
     from ..eval.household_eval import run_household
-    from .common import get_config
 
     for d, what in ((faces, "--faces"), (voices, "--voices")):
         if not d.is_dir():
@@ -193,3 +148,117 @@ def household_table(rows: list[dict[str, Any]]) -> None:
             console.print(f"[red]seed {r['seed']}: wrong person[/] {w}")
         if r["not_recognised"]:
             console.print(f"[yellow]seed {r['seed']}: not recognised on return[/] {', '.join(r['not_recognised'])}")
+
+
+@eval_app.command("trigger")
+def eval_trigger(directory: Annotated[Path, typer.Argument(help="Stream folder, or a folder of them.")],
+                 as_json: JsonOption = False,
+                 segmenter: Annotated[str, typer.Option(help="baseline or tagger.")] = "baseline",
+                 checkpoint: Annotated[Optional[Path], typer.Option(
+                     help="Tagger checkpoint (.pt); default: the one shipped in the package.")] = None,
+                 speaker_change: Annotated[bool, typer.Option(help="Baseline: split on voice changes.")] = True,
+                 voice_contrast: Annotated[Optional[float], typer.Option(
+                     help="Tagger: the voice contrast that cuts a region (default: the checkpoint's, tuned on "
+                          "espeak-ng voices; real speakers need more, see docs/results.md).")] = None,
+                 rttm_gap: Annotated[float, typer.Option(help="RTTM truth: max gap (s) inside one session.")] = 3.0) -> None:
+    """Episodic trigger: Jaccard and span_match@0/5/10 P/R/F1, seconds per 8192 steps."""
+    from ..eval.trigger_eval import evaluate_trigger
+
+    if not directory.exists():
+        fail(f"not found: {directory}")
+    try:
+        seg = _segmenter(segmenter, checkpoint, speaker_change, voice_contrast)
+        result = evaluate_trigger(directory, seg, progress=progress("streams", as_json), rttm_max_gap_s=rttm_gap)
+    except (FileNotFoundError, ValueError) as err:
+        fail(str(err))
+    report(result, as_json, f"episodic trigger ({result['segmenter']})")
+
+
+def _segmenter(kind: str, checkpoint: Path | None, speaker_change: bool, voice_contrast: float | None = None):
+    if kind == "baseline":
+        from ..memory.trigger import BaselineSegmenter
+
+        voice = None
+        if speaker_change:
+            from ..config import EgomemConfig
+            from ..retrieval.factory import make_voice_engine
+
+            voice = make_voice_engine(EgomemConfig().identity)
+        return BaselineSegmenter(voice_engine=voice)
+    if kind == "tagger":
+        from ..memory.tagger import TaggerSegmenter
+
+        return TaggerSegmenter.load(checkpoint, voice_split_contrast=voice_contrast)
+    fail(f"--segmenter must be baseline or tagger, not {kind!r}")
+
+
+@eval_app.command("extract")
+def eval_extract(file: Annotated[Path, typer.Argument(help="JSON list of dialogs with expected items.")],
+                 as_json: JsonOption = False,
+                 extractor: Annotated[str, typer.Option(help="rules or llm.")] = "rules",
+                 config: Annotated[Optional[Path], typer.Option(
+                     "--config", "-c", help="Config with memory.llm.")] = None) -> None:
+    """Memory extraction precision/recall per kind (name, facts, preferences, events, relations)."""
+    from pydantic import ValidationError
+
+    from ..config import format_validation_error
+    from ..eval.extract_eval import evaluate_extraction
+    from ..memory.disclosure import offline_extractor
+    from ..memory.extraction import LLMExtractor
+    from ..memory.llm import LLMError
+
+    if not file.is_file():
+        fail(f"not found: {file}")
+    if extractor == "rules":
+        ext = offline_extractor()
+    elif extractor == "llm":
+        from ..memory.llm import client_from_section
+
+        ext = LLMExtractor(client_from_section(get_config(config).memory.llm))
+    else:
+        fail(f"--extractor must be rules or llm, not {extractor!r}")
+    try:
+        result = evaluate_extraction(file, ext, progress=progress("dialogs", as_json))
+    except ValidationError as err:
+        fail(f"{file}: {format_validation_error(err, 'extraction benchmark')}")
+    except LLMError as err:
+        fail(f"LLM extractor failed: {err}")
+    report(result, as_json, f"memory extraction ({ext.name})")
+
+
+@eval_app.command("dialog-memory")
+def eval_dialog_memory(data: Annotated[list[Path], typer.Argument(help="Held-out stream folder(s).")],
+                       checkpoint: Annotated[str, typer.Option(help="Fine-tuned checkpoint (train dialog's OUT/checkpoint).")],
+                       l1_steps: Annotated[int, typer.Option(help="Level-1 region steps.")] = 512,
+                       l2_steps: Annotated[int, typer.Option(help="Level-2 region steps.")] = 256,
+                       device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+                       as_json: JsonOption = False) -> None:
+    """Fact accuracy with the user's L1 chunk vs a blank and a swapped chunk."""
+    from ..dialog.pinned_memory import RegionLayout
+    from ..finetune.dataset import ChunkEncoder, SampleSet
+    from ..finetune.evaluate import fact_accuracy
+    from ..memchunk import SentencePieceTokenCounter
+
+    models = load_checkpoint(checkpoint, device)
+    layout = RegionLayout(l1_steps, l2_steps)
+    try:
+        samples = SampleSet(data, ("l1",))
+        counter = SentencePieceTokenCounter(models.info.tokenizer, processor=models.tokenizer)
+        result = fact_accuracy(models.lm, samples, ChunkEncoder(models.tokenizer, counter, layout), layout,
+                               progress=progress("turns", as_json))
+    except (FileNotFoundError, ValueError) as err:
+        fail(str(err))
+    report(result, as_json, "answers from the MemChunk")
+
+
+def load_checkpoint(source: str, device: str):
+    from ..dialog.factory import DialogSetupError, load_dialog_models
+
+    try:
+        return load_dialog_models(source, device, "fp32")
+    except DialogSetupError as err:
+        fail(str(err))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")

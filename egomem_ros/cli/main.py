@@ -6,9 +6,7 @@ import sys
 import typer
 
 from ..errors import EgomemError
-
-from . import (demo_cmd, dialog_cmds, eval_cmds, finetune_cmds, identity_cmds, memory_cmds, memory_mgmt_cmds,
-               replay_cmd, report_cmd)
+from . import demo_cmd, dialog_cmds, eval_cmds, identity_cmds, make_cmds, memory_cmds, replay_cmd, report_cmd, train_cmds
 from .common import err_console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -18,8 +16,8 @@ demo_cmd.register(app)
 dialog_cmds.register(app)
 eval_cmds.register(app)
 identity_cmds.register(app)
-memory_mgmt_cmds.register(app)
-finetune_cmds.register(app)
+make_cmds.register(app)
+train_cmds.register(app)
 replay_cmd.register(app)
 report_cmd.register(app)
 
