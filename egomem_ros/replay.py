@@ -24,19 +24,12 @@ from .config import EgomemConfig
 from .memory.buffer import TranscriptSegment, observation_of
 from .msg_conversions import audio_info_of, audio_msg_to_pcm, compressed_to_rgb, image_to_rgb
 from .retrieval.media import MediaError
+from .ros.graph import OUTPUT_TOPICS
 from .errors import EgomemError
 
 log = logging.getLogger(__name__)
 
-OUT = {
-    "identity": ("/egomem/identity", "egomem_msgs/msg/Identity"),
-    "l1": ("/egomem/memchunk/level1", "egomem_msgs/msg/MemChunk"),
-    "l2": ("/egomem/memchunk/level2", "egomem_msgs/msg/MemChunk"),
-    "events": ("/egomem/memory_events", "egomem_msgs/msg/MemoryEvent"),
-    "debug": ("/egomem/identity_node/debug_image", "sensor_msgs/msg/Image"),
-    "markers": ("/egomem/markers", "visualization_msgs/msg/MarkerArray"),
-    "matches": ("/humans/candidate_matches", "hri_msgs/msg/IdsMatch"),
-}
+OUT = OUTPUT_TOPICS   # the nodes' own topic names and types
 IMAGE_TYPES = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"}
 AUDIO_TYPES = {"audio_common_msgs/msg/AudioDataStamped", "audio_common_msgs/msg/AudioData", "egomem_msgs/msg/AudioFrame"}
 TEXT_TYPES = {"hri_msgs/msg/LiveSpeech", "std_msgs/msg/String"}

@@ -70,10 +70,10 @@ def test_replay_identifies_people_and_writes_memory(scene):
     assert summary.sessions_written == 2 and summary.users_created == 0
     with AnyReader([root / "out_bag"], default_typestore=typestore()) as reader:
         topics = {c.topic for c in reader.connections}
-        assert {"/egomem/identity", "/egomem/memchunk/level1", "/egomem/memory_events", "/humans/candidate_matches",
-                "/egomem/identity_node/debug_image", "/egomem/markers", "/camera/image_raw", "/audio"} <= topics
+        assert {"/identity", "/memchunk/level1", "/memory_events", "/humans/candidate_matches",
+                "/identity_node/debug_image", "/markers", "/camera/image_raw", "/audio"} <= topics
         who = []
-        for conn, t, raw in reader.messages([c for c in reader.connections if c.topic == "/egomem/identity"]):
+        for conn, t, raw in reader.messages([c for c in reader.connections if c.topic == "/identity"]):
             msg = reader.deserialize(raw, conn.msgtype)
             who.append((t * 1e-9, msg.user_id if msg.status == 1 else msg.status))
     tony = [u for t, u in who if 3.0 <= t <= 14.0]
@@ -150,7 +150,7 @@ def test_truncated_mcap_is_replayed_up_to_the_cut(tmp_path):
     assert "cut short" in " ".join(r.stdout.split())
     with AnyReader([tmp_path / "out"], default_typestore=typestore()) as reader:
         images = sum(c.msgcount for c in reader.connections if c.topic == "/camera/image_raw")
-        polls = sum(c.msgcount for c in reader.connections if c.topic == "/egomem/identity")
+        polls = sum(c.msgcount for c in reader.connections if c.topic == "/identity")
     assert 5 <= images < 24 and polls >= 2
     assert not list(tmp_path.glob(".out.recovered*"))               # the recovered copy is removed
 

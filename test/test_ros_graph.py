@@ -16,7 +16,7 @@ from egomem_msgs.msg import Identity, MemChunk
 from ros_harness import BagPlayer, NodeProcess, Ros, wait_until
 
 from egomem_ros.demo import DEMO_CONFIG, build_scene
-from egomem_ros.ros.graph import command_line, node_specs, plain_args
+from egomem_ros.ros.graph import OUTPUT_TOPICS, command_line, node_specs, plain_args
 from egomem_ros.ros.qos import LATCHED_QOS
 from egomem_ros.scene import DIALOG_TEXT
 
@@ -150,7 +150,7 @@ def _identities(out_bag: Path) -> list[tuple[float, str]]:
     from rosbags.highlevel import AnyReader
 
     with AnyReader([out_bag]) as reader:
-        conns = [c for c in reader.connections if c.topic == "/egomem/identity"]
+        conns = [c for c in reader.connections if c.topic == "/identity"]
         return [(round(t * 1e-9, 1), _who(reader.deserialize(raw, c.msgtype)))
                 for c, t, raw in reader.messages(connections=conns)]
 
@@ -191,9 +191,18 @@ def test_graph_on_the_demo_bag_matches_egomem_replay(graph, scene, tmp_path):
     finally:
         player.close()
     wait_until(lambda: l2, 20, "the Level-2 answer")
+    published = {name: set(types) for name, types in graph.probe.get_topic_names_and_types()}
     graph.transition("memory_node", "shutdown")  # writes what is still buffered
 
     summary = replay(scene, tmp_path / "out_bag", config_from_mapping(DEMO_CONFIG), db=tmp_path / "replay.db")
+    # the same topics on both transports: what replay writes, the running graph publishes, with the same types
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([tmp_path / "out_bag"]) as reader:
+        written = {c.topic: c.msgtype for c in reader.connections if c.topic in {t for t, _ in OUTPUT_TOPICS.values()}}
+    assert set(written) == {t for t, _ in OUTPUT_TOPICS.values()}
+    missing = {t: m for t, m in written.items() if m not in published.get(t, set())}
+    assert not missing, f"replay writes {missing}, which the graph does not publish ({sorted(published)})"
     ros_memory, ros_names = _memory(graph.db)
     replay_memory, replay_names = _memory(tmp_path / "replay.db")
     assert ros_memory == replay_memory
@@ -209,11 +218,11 @@ def test_graph_on_the_demo_bag_matches_egomem_replay(graph, scene, tmp_path):
         assert who in near, f"t={t}: replay {who}, graph {near}; graph polls: " + ", ".join(
             f"{m.header.stamp.sec}:{_who(m)}/f{int(m.face_present)}v{int(m.voice_present)}" for m in idents)
     # MemChunks: Level-1 for the known user, and the Level-2 answer, word for word
-    replay_l1 = [(t, x) for t, x in _bag_chunks(tmp_path / "out_bag", "/egomem/memchunk/level1") if x]
+    replay_l1 = [(t, x) for t, x in _bag_chunks(tmp_path / "out_bag", "/memchunk/level1") if x]
     ros_l1 = [(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, m.text) for m in l1 if m.text]
     assert [_named(x, ros_names) for _, x in ros_l1] == [_named(x, replay_names) for _, x in replay_l1]
     for (t_ros, _), (t_replay, _) in zip(ros_l1, replay_l1):
         assert abs(t_ros - t_replay) <= POLL_S + 1e-3
-    replay_l2 = _bag_chunks(tmp_path / "out_bag", "/egomem/memchunk/level2")
+    replay_l2 = _bag_chunks(tmp_path / "out_bag", "/memchunk/level2")
     assert [_named(m.text, ros_names) for m in l2] == [_named(x, replay_names) for _, x in replay_l2]
     assert "Sarah (your colleague): loves tennis" in l2[-1].text

@@ -94,13 +94,14 @@ def _stamp(msg) -> float:
 def read_bag(bag: Path, data: ReportData) -> None:
     from rosbags.highlevel import AnyReader
 
+    from ..ros.graph import OUTPUT_TOPICS
     from ..ros_types import typestore
 
     with AnyReader([Path(bag)], default_typestore=typestore()) as reader:
         ours = {IDENTITY, MEMCHUNK, EVENT}
+        outputs = {topic for topic, _ in OUTPUT_TOPICS.values()}
         data.input_messages = sum(c.msgcount for c in reader.connections
-                                  if c.msgtype not in ours and not c.topic.startswith("/egomem/")
-                                  and c.topic != "/humans/candidate_matches")
+                                  if c.msgtype not in ours and c.topic not in outputs)
         conns = [c for c in reader.connections if c.msgtype in ours]
         for conn, _, raw in reader.messages(connections=conns):
             msg = reader.deserialize(raw, conn.msgtype)

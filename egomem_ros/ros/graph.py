@@ -30,6 +30,20 @@ LAUNCH_ARGS: dict[str, tuple[str, str]] = {
 }
 
 
+# What the nodes publish that replay writes too, under the same names and types, so that one rviz config
+# (config/egomem.rviz) and one Foxglove layout serve a live robot and a replayed bag. The node names are
+# relative (`identity`, `markers`, `~/debug_image`); in the default namespace they resolve to these.
+OUTPUT_TOPICS: dict[str, tuple[str, str]] = {
+    "identity": ("/identity", "egomem_msgs/msg/Identity"),
+    "l1": ("/memchunk/level1", "egomem_msgs/msg/MemChunk"),
+    "l2": ("/memchunk/level2", "egomem_msgs/msg/MemChunk"),
+    "events": ("/memory_events", "egomem_msgs/msg/MemoryEvent"),
+    "debug": ("/identity_node/debug_image", "sensor_msgs/msg/Image"),
+    "markers": ("/markers", "visualization_msgs/msg/MarkerArray"),
+    "matches": ("/humans/candidate_matches", "hri_msgs/msg/IdsMatch"),
+}
+
+
 @dataclass
 class NodeSpec:
     name: str
