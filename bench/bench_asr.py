@@ -27,7 +27,7 @@ import numpy as np
 from egomem_ros.demo import VOICES as DEMO_VOICES
 from egomem_ros.memory.asr import make_asr
 from egomem_ros.memory.extraction import RuleExtractor, Turn
-from egomem_ros.datagen.synth import _USER, VOICES, Voice, _fill, tts
+from egomem_ros.tools.datagen.synth import _USER, VOICES, Voice, _fill, tts
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DIGITS = "zero one two three four five six seven eight nine".split()

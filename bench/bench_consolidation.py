@@ -22,7 +22,7 @@ from egomem_ros.memory.consolidate import Consolidator, SessionSpool
 from egomem_ros.memory.disclosure import offline_extractor
 from egomem_ros.memory.attribution import SessionOwner
 from egomem_ros.memory.manager import MemoryManager
-from egomem_ros.datagen.synth import StreamSpec, make_stream
+from egomem_ros.tools.datagen.synth import StreamSpec, make_stream
 from egomem_ros.memory.update_agent import RuleUpdateAgent
 from egomem_ros.store import SqliteStore
 

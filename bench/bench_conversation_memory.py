@@ -25,8 +25,8 @@ from pathlib import Path
 from common import SHARED
 
 from egomem_ros.config import EgomemConfig
-from egomem_ros.datagen.conversations import load_conversations
-from egomem_ros.eval.conversation_eval import run_replay, run_text
+from egomem_ros.tools.datagen.conversations import load_conversations
+from egomem_ros.tools.eval.conversation_eval import run_replay, run_text
 
 DATA = Path(__file__).resolve().parent / "data" / "conversations"
 SETS = {"dev": DATA, "heldout": DATA / "heldout"}

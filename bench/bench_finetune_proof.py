@@ -11,7 +11,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from egomem_ros.finetune.proof import ProofConfig, run_proof
+from egomem_ros.tools.finetune.proof import ProofConfig, run_proof
 
 
 def main() -> None:

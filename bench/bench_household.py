@@ -18,7 +18,7 @@ from pathlib import Path
 from common import SHARED
 
 from egomem_ros.config import config_from_mapping
-from egomem_ros.eval.household_eval import METRICS, run_household
+from egomem_ros.tools.eval.household_eval import METRICS, run_household
 
 VARIANTS = {
     "shipped": {},

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from egomem_ros.datagen.report_data import synthetic_day
+from egomem_ros.tools.datagen.report_data import synthetic_day
 from egomem_ros.report.render import render_html
 
 

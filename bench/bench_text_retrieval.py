@@ -15,7 +15,7 @@ import statistics
 import time
 
 from egomem_ros.retrieval.rerank import make_reranker
-from egomem_ros.retrieval.text_bench import TOPICS, DAYS, PETS, RELATIONS, Tick
+from egomem_ros.tools.text_bench import TOPICS, DAYS, PETS, RELATIONS, Tick
 from egomem_ros.retrieval.text_retrieval import TextRetriever
 from egomem_ros.store import SqliteStore
 
@@ -60,7 +60,7 @@ BACKENDS = [("none", "fp32"), ("lexical", "fp32"), ("minilm", "fp32"), ("minilm"
 
 
 def quality(files: list[str]) -> list[dict]:
-    from egomem_ros.retrieval.text_bench import evaluate_text_bench, load_text_bench
+    from egomem_ros.tools.text_bench import evaluate_text_bench, load_text_bench
 
     rows = []
     print("| benchmark | backend | pass@1 | pass@5 | ms/query median |\n|---|---|---|---|---|")

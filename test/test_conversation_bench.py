@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from egomem_ros.config import EgomemConfig
-from egomem_ros.datagen.conversations import Conversation, load_conversations
+from egomem_ros.tools.datagen.conversations import Conversation, load_conversations
 
 pytest.importorskip("spacy")
 
@@ -51,7 +51,7 @@ def test_a_question_pointing_at_the_wrong_person_is_refused():
 
 
 def test_two_people_together_in_front_of_the_robot(shared_data, tmp_path):
-    from egomem_ros.eval.conversation_eval import run_replay
+    from egomem_ros.tools.eval.conversation_eval import run_replay
 
     r = run_replay(Conversation.model_validate(SMALL), tmp_path, EgomemConfig(), shared_data / "faces",
                    shared_data / "speech", "together")

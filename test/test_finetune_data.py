@@ -10,12 +10,12 @@ import pytest
 
 from egomem_ros.dialog import moshi_checkpoint as mc
 from egomem_ros.dialog.pinned_memory import RegionLayout
-from egomem_ros.finetune.chunks import ChunkTexts
-from egomem_ros.finetune.dataset import ChunkEncoder, SampleSet
-from egomem_ros.finetune.schema import Dialog, Profile, Transcripts, Turn, clean_transcripts, load_transcripts
-from egomem_ros.finetune.shards import MANIFEST, iter_streams
-from egomem_ros.finetune.streams import StreamConfig, encode_words, make_streams, word_tones_tts
-from egomem_ros.finetune.transcripts import TEMPLATE_NOTE, make_transcripts
+from egomem_ros.tools.finetune.chunks import ChunkTexts
+from egomem_ros.tools.finetune.dataset import ChunkEncoder, SampleSet
+from egomem_ros.tools.finetune.schema import Dialog, Profile, Transcripts, Turn, clean_transcripts, load_transcripts
+from egomem_ros.tools.finetune.shards import MANIFEST, iter_streams
+from egomem_ros.tools.finetune.streams import StreamConfig, encode_words, make_streams, word_tones_tts
+from egomem_ros.tools.finetune.transcripts import TEMPLATE_NOTE, make_transcripts
 from egomem_ros.memchunk import LEVEL1, SentencePieceTokenCounter, truncate_lines
 from egomem_ros.retrieval.level2 import NOTHING_FOUND
 from egomem_ros.retrieval.retr_protocol import RetrStreamParser

@@ -6,7 +6,7 @@ import torch
 
 from egomem_ros.dialog import moshi_checkpoint as mc
 from egomem_ros.dialog.pinned_memory import MemoryBank, RegionLayout
-from egomem_ros.finetune.region_forward import batch_regions, forward_with_regions, regions_in_front
+from egomem_ros.tools.finetune.region_forward import batch_regions, forward_with_regions, regions_in_front
 from egomem_ros.memchunk import LEVEL1, LEVEL2
 
 LAYOUT = RegionLayout(l1_steps=40, l2_steps=16)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from egomem_ros.finetune.masks import (L1, L2_QUERY, L2_RESPONSE, mask_array, samples_for, trigger_labels)
+from egomem_ros.tools.finetune.masks import (L1, L2_QUERY, L2_RESPONSE, mask_array, samples_for, trigger_labels)
 
 
 def _turn(audio_start, user_end, query, has_query, text_start, end, l2_before, l2):

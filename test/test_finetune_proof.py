@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from egomem_ros.finetune.proof import ProofConfig, run_proof
+from egomem_ros.tools.finetune.proof import ProofConfig, run_proof
 
 
 @pytest.mark.heavy

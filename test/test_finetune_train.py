@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 from egomem_ros.cli.main import app
 from egomem_ros.dialog import moshi_checkpoint as mc
 from egomem_ros.dialog.pinned_memory import RegionLayout
-from egomem_ros.finetune.region_forward import batch_regions, forward_with_regions
-from egomem_ros.finetune.streams import StreamConfig, make_streams, word_tones_tts
-from egomem_ros.finetune.trainer import METRICS, STATE, DialogTrainer, TrainConfig, lr_at
-from egomem_ros.finetune.transcripts import make_transcripts
+from egomem_ros.tools.finetune.region_forward import batch_regions, forward_with_regions
+from egomem_ros.tools.finetune.streams import StreamConfig, make_streams, word_tones_tts
+from egomem_ros.tools.finetune.trainer import METRICS, STATE, DialogTrainer, TrainConfig, lr_at
+from egomem_ros.tools.finetune.transcripts import make_transcripts
 
 LAYOUT = RegionLayout(l1_steps=96, l2_steps=48)
 

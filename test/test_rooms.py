@@ -5,7 +5,7 @@ import subprocess
 import sys
 import textwrap
 
-TOOLING = ("egomem_ros.datagen", "egomem_ros.eval", "egomem_ros.finetune", "egomem_ros.retrieval.text_bench")
+TOOLING = ("egomem_ros.tools",)
 
 PROBE = textwrap.dedent("""
     import sys, tempfile

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from egomem_ros.memory.sessions import load_stream, sessions_from_labels
-from egomem_ros.datagen.synth import SR, make_streams, recorded_turn, speech_speakers
+from egomem_ros.tools.datagen.synth import SR, make_streams, recorded_turn, speech_speakers
 
 
 def test_streams_of_real_speakers(shared_data, tmp_path):
@@ -56,7 +56,7 @@ def test_bad_speech_folders_are_refused(shared_data, tmp_path):
 def test_turn_jitter_varies_a_voice_from_turn_to_turn(tmp_path):
     """Off, a user's turns are espeak-ng's one voice (the streams stay as they were made); on, pitch, speed,
     level and tilt move from turn to turn, within the stated ranges."""
-    from egomem_ros.datagen.synth import StreamSpec, Voice, jittered_turn, make_stream, tts
+    from egomem_ros.tools.datagen.synth import StreamSpec, Voice, jittered_turn, make_stream, tts
 
     voice = Voice("en-us+m3", 160, 50, 0.6)
     plain = tts("I really like chess.", voice, random.Random(1), tmp_path)

@@ -8,7 +8,7 @@ import pytest
 from egomem_ros.memchunk import ApproxTokenCounter
 from egomem_ros.retrieval.level2 import NOTHING_FOUND, Level2Service
 from egomem_ros.retrieval.rerank import LexicalReranker, expand_terms
-from egomem_ros.retrieval.text_bench import build_store, evaluate_text_bench, generate_text_bench, load_text_bench, TextBench
+from egomem_ros.tools.text_bench import build_store, evaluate_text_bench, generate_text_bench, load_text_bench, TextBench
 from egomem_ros.retrieval.text_retrieval import TextRetriever, word_meanings
 
 HANDWRITTEN = Path(__file__).resolve().parent.parent / "bench" / "data" / "text_retrieval_handwritten.json"

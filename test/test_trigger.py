@@ -51,7 +51,7 @@ def test_labels_csv_and_rttm(tmp_path):
 def streams(tmp_path_factory):
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng not installed")
-    from egomem_ros.datagen.synth import make_streams
+    from egomem_ros.tools.datagen.synth import make_streams
 
     root = tmp_path_factory.mktemp("streams")
     make_streams(root / "train", 2, seed=5, split="train", workers=2)
@@ -65,7 +65,7 @@ def test_synthesised_stream_folder(streams):
     truth = sessions_from_labels(s.labels)
     assert len(truth) == len(meta["sessions"]) >= 2 and s.speak is not None and len(s.speak) == len(s.listen)
     test_meta = json.loads((streams / "test" / "stream_0000" / "meta.json").read_text())
-    from egomem_ros.datagen.synth import VOICES
+    from egomem_ros.tools.datagen.synth import VOICES
 
     assert {x["voice"] for x in test_meta["sessions"]} <= set(VOICES["test"])
     assert not set(VOICES["test"]) & set(VOICES["train"])
@@ -85,7 +85,7 @@ def test_tagger_trains_tunes_saves_and_loads(streams, tmp_path):
     import torch
 
     from egomem_ros.memory.tagger import TaggerConfig, TaggerSegmenter
-    from egomem_ros.datagen.tagger_train import TrainConfig, train_tagger
+    from egomem_ros.tools.datagen.tagger_train import TrainConfig, train_tagger
 
     ckpt = tmp_path / "tagger.pt"
     seen_mid_run = []
@@ -114,7 +114,7 @@ def test_tagger_trains_tunes_saves_and_loads(streams, tmp_path):
 
     assert len(seg.label(Stream(tmp_path, np.zeros(600, np.float32), None, None))) == 0      # under one step
     # after a decoder change: the same held-out voices tune the saved weights again, without training
-    from egomem_ros.datagen.tagger_train import retune_tagger
+    from egomem_ros.tools.datagen.tagger_train import retune_tagger
 
     saved = torch.load(ckpt, weights_only=False)
     saved["decode"]["voice_split_cosine"] = 0.123
@@ -137,7 +137,7 @@ def test_tagger_trains_tunes_saves_and_loads(streams, tmp_path):
 def test_validation_holds_out_whole_voices(tmp_path):
     import random
 
-    from egomem_ros.datagen.tagger_train import split_by_voice
+    from egomem_ros.tools.datagen.tagger_train import split_by_voice
 
     dirs = []
     for i in range(20):
@@ -248,7 +248,7 @@ def test_step_pitch_follows_f0_and_stays_off_in_noise():
 def test_supervised_contrastive_loss_prefers_grouped_voices():
     import torch
 
-    from egomem_ros.datagen.tagger_train import session_ids, supervised_contrastive
+    from egomem_ros.tools.datagen.tagger_train import session_ids, supervised_contrastive
 
     ids = torch.tensor([0, 0, 0, 1, 1, 1])
     a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
@@ -450,7 +450,7 @@ def test_pair_sums_match_the_direct_mean_cosines():
 
 def test_tune_decode_picks_the_contrast_cut_when_no_cosine_cut_fits():
     from egomem_ros.memory.tagger import DecodeConfig
-    from egomem_ros.datagen.tagger_train import tune_decode
+    from egomem_ros.tools.datagen.tagger_train import tune_decode
 
     close = np.array([[1, 0, 0]] * 2 + [[0.97, np.sqrt(1 - 0.97 ** 2), 0]] * 2, np.float32)   # two steady voices
     streams = []
@@ -476,7 +476,7 @@ def test_tune_decode_picks_the_contrast_cut_when_no_cosine_cut_fits():
 
 @needs_espeak
 def test_noise_kinds_are_unit_scale_and_splits_disjoint():
-    from egomem_ros.datagen.synth import NOISES, noise
+    from egomem_ros.tools.datagen.synth import NOISES, noise
 
     rng = np.random.default_rng(0)
     for kind in NOISES["train"] + NOISES["test"]:
@@ -492,7 +492,7 @@ def test_voice_warp_scales_the_voice_and_is_off_by_default(tmp_path):
     import torch
 
     from egomem_ros.memory.step_features import VOICED_STRENGTH, frame_pitch
-    from egomem_ros.datagen.synth import StreamSpec, Voice, make_stream, tts
+    from egomem_ros.tools.datagen.synth import StreamSpec, Voice, make_stream, tts
 
     def median_f0(pcm):
         frames = torch.from_numpy(pcm[:len(pcm) // 512 * 512].reshape(-1, 512) * np.hanning(512).astype(np.float32))
@@ -514,8 +514,8 @@ def test_voice_warp_scales_the_voice_and_is_off_by_default(tmp_path):
 def test_random_voices_are_new_espeak_variants_for_training_only(tmp_path):
     import random
 
-    from egomem_ros.datagen.espeak_variants import data_path_with, is_synthetic, random_variant
-    from egomem_ros.datagen.synth import StreamSpec, Voice, make_stream, make_streams, tts
+    from egomem_ros.tools.datagen.espeak_variants import data_path_with, is_synthetic, random_variant
+    from egomem_ros.tools.datagen.synth import StreamSpec, Voice, make_stream, make_streams, tts
 
     texts = [random_variant(f"rv{i}", random.Random(i)) for i in range(2)]
     assert texts[0] == random_variant("rv0", random.Random(0)) and texts[0] != texts[1]
@@ -543,8 +543,8 @@ def test_klatt_voices_use_only_the_training_sources(tmp_path):
     import random
     import re
 
-    from egomem_ros.datagen.espeak_variants import KLATT_TRAIN_SOURCES, random_variant
-    from egomem_ros.datagen.synth import StreamSpec, make_stream, make_streams
+    from egomem_ros.tools.datagen.espeak_variants import KLATT_TRAIN_SOURCES, random_variant
+    from egomem_ros.tools.datagen.synth import StreamSpec, make_stream, make_streams
 
     assert not {1, 5, 6} & set(KLATT_TRAIN_SOURCES)
     plain, klatt = random_variant("rv0", random.Random(4)), random_variant("rv0", random.Random(4), klatt=True)
@@ -563,7 +563,7 @@ def test_klatt_voices_use_only_the_training_sources(tmp_path):
 def test_streams_can_be_made_of_chosen_voices(tmp_path):
     """A validation set of voices neither training nor the test split uses: the users come from the
     list; a variant espeak-ng does not have (it would silently speak the base voice) is refused."""
-    from egomem_ros.datagen.synth import VOICES, StreamSpec, make_stream, make_streams
+    from egomem_ros.tools.datagen.synth import VOICES, StreamSpec, make_stream, make_streams
 
     chosen = ("en-us+m7", "en+adam")
     assert not set(chosen) & set(VOICES["train"] + VOICES["test"])
@@ -582,8 +582,8 @@ def test_every_voice_we_synthesize_is_spoken_as_named():
     import subprocess
 
     from egomem_ros.demo import VOICES as DEMO_VOICES
-    from egomem_ros.datagen.espeak_variants import unknown_voices
-    from egomem_ros.datagen.synth import FINETUNE_VOICES, ROBOT_VOICE, VOICES
+    from egomem_ros.tools.datagen.espeak_variants import unknown_voices
+    from egomem_ros.tools.datagen.synth import FINETUNE_VOICES, ROBOT_VOICE, VOICES
 
     def speech(voice: str) -> bytes:
         return subprocess.run(["espeak-ng", "-v", voice, "--stdout", "one two"], capture_output=True).stdout
@@ -597,7 +597,7 @@ def test_every_voice_we_synthesize_is_spoken_as_named():
 def test_validation_never_holds_out_generated_voices(tmp_path):
     import random
 
-    from egomem_ros.datagen.tagger_train import split_by_voice
+    from egomem_ros.tools.datagen.tagger_train import split_by_voice
 
     def stream(name: str, voices: list[str]):
         d = tmp_path / name

@@ -27,7 +27,7 @@ def eval_text(file: Annotated[Path, typer.Argument(help="Benchmark JSON (users, 
 
     from ..config import format_validation_error
     from ..retrieval.rerank import make_reranker
-    from ..retrieval.text_bench import evaluate_text_bench, load_text_bench
+    from ..tools.text_bench import evaluate_text_bench, load_text_bench
 
     if not file.is_file():
         fail(f"benchmark file not found: {file}")
@@ -52,7 +52,7 @@ def eval_face(directory: Annotated[Path, typer.Argument(help="DIR/<identity>/<im
               upsample: Annotated[int, typer.Option(min=0, max=3, help="dlib HOG upsampling (0-3).")] = 0,
               seed: Annotated[int, typer.Option(help="Seed for the different-identity pairs and folds.")] = 0) -> None:
     """Face verification accuracy, LFW protocol (10-fold cross-validated threshold)."""
-    from ..eval.face_eval import evaluate_faces
+    from ..tools.eval.face_eval import evaluate_faces
     from ..retrieval.face import FaceEngine, make_face_backend
 
     if not directory.is_dir():
@@ -78,7 +78,7 @@ def eval_speaker(directory: Annotated[Path, typer.Argument(help="DIR/<speaker>/<
                  vad: Annotated[bool, typer.Option(help="silero-vad before embedding.")] = True,
                  min_voiced: Annotated[float, typer.Option(help="Minimum voiced seconds per utterance.")] = 0.1) -> None:
     """Speaker pass@1 and EER, raw cosine vs adaptive s-norm."""
-    from ..eval.speaker_eval import evaluate_speakers
+    from ..tools.eval.speaker_eval import evaluate_speakers
     from ..retrieval.voice import VoiceEngine, make_voice_backend
 
     if not directory.is_dir():
@@ -107,7 +107,7 @@ def eval_household(faces: Annotated[Path, typer.Option(help="Faces: DIR/<identit
                    as_json: JsonOption = False) -> None:
     """A household day from real faces and voices, replayed and scored: profiles per person, facts on the
     wrong person, fact recall, relations, and how soon returning people are recognised."""
-    from ..eval.household_eval import run_household
+    from ..tools.eval.household_eval import run_household
 
     for d, what in ((faces, "--faces"), (voices, "--voices")):
         if not d.is_dir():
@@ -134,7 +134,7 @@ def eval_household(faces: Annotated[Path, typer.Option(help="Faces: DIR/<identit
 def household_table(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
-    from ..eval.household_eval import METRICS
+    from ..tools.eval.household_eval import METRICS
 
     table = Table(title="household day")
     table.add_column("metric")
@@ -162,7 +162,7 @@ def eval_trigger(directory: Annotated[Path, typer.Argument(help="Stream folder, 
                           "espeak-ng voices; real speakers need more, see docs/results.md).")] = None,
                  rttm_gap: Annotated[float, typer.Option(help="RTTM truth: max gap (s) inside one session.")] = 3.0) -> None:
     """Episodic trigger: Jaccard and span_match@0/5/10 P/R/F1, seconds per 8192 steps."""
-    from ..eval.trigger_eval import evaluate_trigger
+    from ..tools.eval.trigger_eval import evaluate_trigger
 
     if not directory.exists():
         fail(f"not found: {directory}")
@@ -202,7 +202,7 @@ def eval_extract(file: Annotated[Path, typer.Argument(help="JSON list of dialogs
     from pydantic import ValidationError
 
     from ..config import format_validation_error
-    from ..eval.extract_eval import evaluate_extraction
+    from ..tools.eval.extract_eval import evaluate_extraction
     from ..memory.disclosure import offline_extractor
     from ..memory.extraction import LLMExtractor
     from ..memory.llm import LLMError
@@ -235,8 +235,8 @@ def eval_dialog_memory(data: Annotated[list[Path], typer.Argument(help="Held-out
                        as_json: JsonOption = False) -> None:
     """Fact accuracy with the user's L1 chunk vs a blank and a swapped chunk."""
     from ..dialog.pinned_memory import RegionLayout
-    from ..finetune.dataset import ChunkEncoder, SampleSet
-    from ..finetune.evaluate import fact_accuracy
+    from ..tools.finetune.dataset import ChunkEncoder, SampleSet
+    from ..tools.finetune.evaluate import fact_accuracy
     from ..memchunk import SentencePieceTokenCounter
 
     models = load_checkpoint(checkpoint, device)

@@ -35,7 +35,7 @@ def make_bench_text(out: Annotated[Path, typer.Option("--out", "-o", help="Outpu
                     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
                     queries_per_user: Annotated[int, typer.Option(help="Queries per main user.")] = 5) -> None:
     """Synthetic Level-2 benchmark sized like the paper's (≈500 tuples, ≈200 queries at 40 users)."""
-    from ..retrieval.text_bench import generate_text_bench, write_bench
+    from ..tools.text_bench import generate_text_bench, write_bench
 
     if users < 1:
         fail("--users must be at least 1")
@@ -59,8 +59,8 @@ def make_transcripts(out: Annotated[Path, typer.Option("--out", "-o", help="Tran
                      llm: Annotated[bool, typer.Option(help="Write dialogs with the LLM of memory.llm in the config.")] = False,
                      config: ConfigOption = None) -> None:
     """Synthetic profiles, relation graphs and Level-1 / Level-2 dialogs (templates, or an LLM)."""
-    from ..finetune.schema import save_transcripts
-    from ..finetune.transcripts import make_transcripts as build
+    from ..tools.finetune.schema import save_transcripts
+    from ..tools.finetune.transcripts import make_transcripts as build
     from ..memory.llm import LLMError, client_from_section
 
     client = client_from_section(get_config(config).memory.llm) if llm else None
@@ -91,9 +91,9 @@ def make_data_streams(transcripts: Annotated[Path, typer.Argument(help="Transcri
                  device: Annotated[str, typer.Option(help="Device for Mimi.")] = "cpu") -> None:
     """TTS (espeak-ng), noise/echo/interruptions, Mimi tokens and MemChunk texts -> safetensors shards."""
     from ..dialog.pinned_memory import RegionLayout
-    from ..finetune.schema import load_transcripts
-    from ..finetune.streams import StreamConfig
-    from ..finetune.streams import make_streams as build
+    from ..tools.finetune.schema import load_transcripts
+    from ..tools.finetune.streams import StreamConfig
+    from ..tools.finetune.streams import make_streams as build
 
     try:
         data = load_transcripts(transcripts)
@@ -141,7 +141,7 @@ def make_streams(out: Annotated[Path, typer.Option("--out", "-o", help="Folder f
                           "this (1: pitch +-15, speed +-20 wpm, level x1.5, tilt +-0.8).")] = 0.0,
                  workers: Annotated[int, typer.Option(help="Parallel processes.")] = 2) -> None:
     """Synthesize dialog streams (espeak-ng voices, robot voice, noise, echo, interruptions)."""
-    from ..datagen.synth import make_streams as synth
+    from ..tools.datagen.synth import make_streams as synth
 
     if count < 1:
         fail("--count must be at least 1")

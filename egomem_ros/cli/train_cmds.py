@@ -34,7 +34,7 @@ def train_trigger(streams: Annotated[Path, typer.Argument(help="Folder of labell
     settings on held-out voices."""
     from ..memory.sessions import stream_dirs
     from ..memory.tagger import TaggerConfig
-    from ..datagen.tagger_train import TrainConfig, retune_tagger, train_tagger
+    from ..tools.datagen.tagger_train import TrainConfig, retune_tagger, train_tagger
 
     if not 0.0 <= val_fraction < 1.0:
         fail("--val-fraction must be in [0, 1)")
@@ -62,7 +62,7 @@ def train_relations(out: Annotated[Path, typer.Option("--out", "-o", help="Weigh
         "egomem_ros/data/relation_classifier.npz")) -> None:
     """Train the relation-word classifier Level-2 runs with the minilm backend, on WordNet's person words
     under each lexicon relation (needs wordnet-base; ~15 s on 2 cores)."""
-    from ..datagen.relation_train import write_relation_classifier
+    from ..tools.datagen.relation_train import write_relation_classifier
     from ..retrieval.rerank import make_reranker
 
     if not out.parent.is_dir():
@@ -97,8 +97,8 @@ def train_dialog(data: Annotated[list[Path], typer.Argument(help="Stream folder(
                  device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu") -> None:
     """Fine-tune the dialog LM on masked samples; resumes from OUT if it holds a state; exports OUT/checkpoint."""
     from ..dialog.factory import DialogSetupError
-    from ..finetune.loss import LossWeights
-    from ..finetune.trainer import DialogTrainer, TrainConfig
+    from ..tools.finetune.loss import LossWeights
+    from ..tools.finetune.trainer import DialogTrainer, TrainConfig
 
     if amp not in ("auto", "bf16", "none"):
         fail(f"--amp must be auto, bf16 or none, not {amp!r}")

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..dialog.pinned_memory import RegionLayout
-from ..memchunk import LEVEL1, LEVEL2, TokenCounter, truncate_lines
+from ...dialog.pinned_memory import RegionLayout
+from ...memchunk import LEVEL1, LEVEL2, TokenCounter, truncate_lines
 from .masks import TASKS, Sample, mask_array, samples_for
 from .shards import Stream, iter_streams
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..memory.sessions import labels_from_sessions
+from ...memory.sessions import labels_from_sessions
 
 L1, L2_QUERY, L2_RESPONSE = "l1", "l2_query", "l2_response"
 TASKS = (L1, L2_QUERY, L2_RESPONSE)

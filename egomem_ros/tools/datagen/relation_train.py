@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..relations import RelationLexicon, relation_lexicon
-from ..retrieval.relation_classifier import TEMPLATE
-from ..retrieval.wordnet import NOUN_PERSON, WordNetNouns, wordnet_nouns
+from ...relations import RelationLexicon, relation_lexicon
+from ...retrieval.relation_classifier import TEMPLATE
+from ...retrieval.wordnet import NOUN_PERSON, WordNetNouns, wordnet_nouns
 
 DEPTH = 2      # hyponym levels under a relation's own senses (deeper reaches job titles and saints)
 SENSES = 2     # a relation word's most frequent person senses

@@ -1,7 +1,7 @@
 """Report data shaped like a long household recording, to size and test the replay report without one."""
 from __future__ import annotations
 
-from ..report.data import Chunk, Poll, ReportData, SessionSpan, Write
+from ...report.data import Chunk, Poll, ReportData, SessionSpan, Write
 
 
 def synthetic_day(hours: float, people: int) -> ReportData:

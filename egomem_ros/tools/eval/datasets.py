@@ -16,7 +16,7 @@ def embed_files(files: dict[str, list[Path]], observe, *, empty: str, progress=N
     import logging
     import time
 
-    from ..retrieval.media import MediaError
+    from ...retrieval.media import MediaError
 
     flat = [f for fs in files.values() for f in fs]
     out: dict[Path, np.ndarray] = {}

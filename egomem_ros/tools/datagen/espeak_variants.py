@@ -16,7 +16,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from ..espeak import espeak_exe
+from ...espeak import espeak_exe
 
 SYNTHETIC_PREFIX = "rv"  # variant names of generated voices; never held out as a validation voice
 KLATT_TRAIN_SOURCES = (2, 3, 4)  # espeak-ng `klatt N` voicing sources a generated variant may use

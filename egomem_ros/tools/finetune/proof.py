@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..dialog import moshi_checkpoint as mc
-from ..dialog.pinned_memory import RegionLayout
-from ..memchunk import ApproxTokenCounter
-from ..retrieval.text_bench import NAMES
+from ...dialog import moshi_checkpoint as mc
+from ...dialog.pinned_memory import RegionLayout
+from ...memchunk import ApproxTokenCounter
+from ..text_bench import NAMES
 from .chunks import ChunkTexts
 from .dataset import SampleSet
 from .evaluate import fact_accuracy

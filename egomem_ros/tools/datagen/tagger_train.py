@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..memory.sessions import NONE, START, load_stream, prf, sessions_from_labels, span_match
-from ..memory.step_features import FEATURES, stream_features, user_voiced
-from ..memory.tagger import DecodeConfig, TaggerConfig, TaggerSegmenter, TriggerTagger, decode
+from ...memory.sessions import NONE, START, load_stream, prf, sessions_from_labels, span_match
+from ...memory.step_features import FEATURES, stream_features, user_voiced
+from ...memory.tagger import DecodeConfig, TaggerConfig, TaggerSegmenter, TriggerTagger, decode
 from .espeak_variants import is_synthetic
 
 log = logging.getLogger(__name__)

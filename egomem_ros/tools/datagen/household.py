@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..identity_dirs import AUDIO_EXT, IMAGE_EXT, identity_files
-from ..scene import SPEAK_AUDIO, TRANSCRIPT, SceneBag
+from ...identity_dirs import AUDIO_EXT, IMAGE_EXT, identity_files
+from ...scene import SPEAK_AUDIO, TRANSCRIPT, SceneBag
 
 SR = 16_000
 FRAME_S = 0.5
@@ -152,7 +152,7 @@ def write_household(out: Path, faces_dir: Path, voices_dir: Path, *, seed: int =
     """Write OUT/bag (mcap) and OUT/truth.json; returns the truth."""
     import tempfile
 
-    from ..retrieval.media import load_image
+    from ...retrieval.media import load_image
 
     faces = identity_files(faces_dir, IMAGE_EXT)
     voices = identity_files(voices_dir, AUDIO_EXT)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..datagen.conversations import Conversation
-from ..memory.extraction import Turn, content_stems
+from ...memory.extraction import Turn, content_stems
 
 ITEM_KINDS = ("fact", "preference", "event")
 
@@ -100,7 +100,7 @@ def score_conversation(conv: Conversation, store, level1: dict[str, str]) -> dic
 
 
 def level1_texts(store, conv: Conversation, max_tokens: int = 512) -> dict[str, str]:
-    from ..memchunk import ApproxTokenCounter, render_user_profile
+    from ...memchunk import ApproxTokenCounter, render_user_profile
 
     return {p: render_user_profile(store, uid, max_tokens, ApproxTokenCounter()).text
             for p, uid in person_users(store, conv).items() if uid}
@@ -110,7 +110,7 @@ def run_text(conv: Conversation, store, extractor, agent) -> dict[str, Any]:
     """The memory process alone on the conversation's words: each person's part of each session is one
     session of theirs, owned by who said it (no faces, voices or segmentation: the extractor and the
     update agent under test)."""
-    from ..memory.consolidate import Consolidator, SessionInput
+    from ...memory.consolidate import Consolidator, SessionInput
 
     owner: dict[str, str] = {}
     current = [""]
@@ -139,8 +139,8 @@ def run_replay(conv: Conversation, workdir: Path, cfg, faces: Path, voices: Path
     import shutil
 
     from ..datagen.conversations import write_conversation_bag
-    from ..replay import replay
-    from ..store import open_store
+    from ...replay import replay
+    from ...store import open_store
 
     work = Path(workdir) / f"{conv.id}-{mode}"
     truth = write_conversation_bag(conv, work, faces, voices, mode, seed=seed)

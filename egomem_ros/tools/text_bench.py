@@ -22,8 +22,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..store import SqliteStore
-from .rerank import Reranker
-from .text_retrieval import TextRetriever
+from ..retrieval.rerank import Reranker
+from ..retrieval.text_retrieval import TextRetriever
 
 
 class _Strict(BaseModel):

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from ..dialog.moshi_checkpoint import MoshiModels, lm_config_of, load_models, write_checkpoint
-from ..dialog.pinned_memory import RegionLayout
-from ..memchunk import SentencePieceTokenCounter
+from ...dialog.moshi_checkpoint import MoshiModels, lm_config_of, load_models, write_checkpoint
+from ...dialog.pinned_memory import RegionLayout
+from ...memchunk import SentencePieceTokenCounter
 from .dataset import ChunkEncoder, SampleSet
 from .loss import LossWeights, masked_loss
 from .masks import TASKS

@@ -35,7 +35,7 @@ METRICS: list[tuple[str, Callable[[dict], str]]] = [
 
 def identity_polls(bag: Path) -> list[tuple[float, str, str]]:
     """(stamp, status, user id) of every identity poll in `bag` (found by message type, as the report does)."""
-    from ..report.data import ReportData, read_bag
+    from ...report.data import ReportData, read_bag
 
     data = ReportData()
     read_bag(bag, data)
@@ -137,8 +137,8 @@ def run_household(faces: Path, voices: Path, workdir: Path, cfg, *, seed: int = 
     import time
 
     from ..datagen.household import write_household
-    from ..replay import replay
-    from ..store import SqliteStore
+    from ...replay import replay
+    from ...store import SqliteStore
 
     day = Path(workdir) / f"seed{seed}"
     if day.exists():

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 
 from pydantic import BaseModel
 
-from ..retrieval.text_bench import DAYS, NAMES, PETS, RELATIONS, TOPICS
+from ..text_bench import DAYS, NAMES, PETS, RELATIONS, TOPICS
 from .schema import Dialog, Edge, Graph, Profile, Transcripts, Turn
 
 log = logging.getLogger(__name__)

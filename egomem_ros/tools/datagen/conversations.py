@@ -19,8 +19,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from ..identity_dirs import AUDIO_EXT, IMAGE_EXT, identity_files
-from ..scene import TRANSCRIPT, SceneBag
+from ...identity_dirs import AUDIO_EXT, IMAGE_EXT, identity_files
+from ...scene import TRANSCRIPT, SceneBag
 from .household import FRAME_S, SR, RecordedVoices, empty_room, face_frame
 
 Mode = Literal["separate", "together"]
@@ -119,7 +119,7 @@ def write_conversation_bag(conv: Conversation, out: Path, faces_dir: Path, voice
     rng, nrng = random.Random(seed), np.random.default_rng(seed)
     by_audio = sorted(voices, key=lambda v: -sum(p.stat().st_size for p in voices[v]))[:2]
     cast = dict(zip(conv.people, zip(rng.sample(sorted(faces), 2), by_audio)))
-    from ..retrieval.media import load_image
+    from ...retrieval.media import load_image
 
     face_img = {p: [load_image(f) for f in faces[face]] for p, (face, _) in cast.items()}
     speech = RecordedVoices(voices, rng)

@@ -21,10 +21,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from ..memory.extraction import ExtractedItems, Extraction, Turn
-from ..memory.update_agent import normalise
-from ..relations import relation_lexicon
-from ..retrieval.rerank import _stemmer
+from ...memory.extraction import ExtractedItems, Extraction, Turn
+from ...memory.update_agent import normalise
+from ...relations import relation_lexicon
+from ...retrieval.rerank import _stemmer
 
 KINDS = ("name", "facts", "preferences", "events", "relations")
 _PARAPHRASE = [(r"\b(really |also )?(likes|loves|enjoys|adores|prefers)\b", "like"),

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..espeak import espeak_exe, espeak_wav
-from ..memory.sessions import STEP_S, Session, labels_from_sessions, write_labels
+from ...espeak import espeak_exe, espeak_wav
+from ...memory.sessions import STEP_S, Session, labels_from_sessions, write_labels
 from .espeak_variants import SYNTHETIC_PREFIX, data_path_with, random_variant, unknown_voices
 
 SR = 16_000
@@ -100,7 +100,7 @@ class Voice:
 
 def tts(text: str, voice: Voice, rng: random.Random, tmp: Path, sample_rate: int = SR) -> np.ndarray:
     """espeak-ng speech at `sample_rate` (16 kHz for the trigger, 24 kHz for Mimi)."""
-    from ..retrieval.media import load_audio
+    from ...retrieval.media import load_audio
 
     out = espeak_wav(text, tmp / f"u{rng.randrange(10**9)}.wav", voice.name, speed=voice.speed, pitch=voice.pitch,
                      data_path=voice.data_path)
@@ -200,7 +200,7 @@ def recorded_turn(files: Sequence[str], rng: random.Random, gain: float, min_s: 
 def _recording(path: str, sample_rate: int) -> np.ndarray:
     """A recording decoded once per process (every turn draws from the same few files), silence trimmed
     (2% of its peak: recordings have a noise floor); read-only, since the cache shares it."""
-    from ..retrieval.media import load_audio
+    from ...retrieval.media import load_audio
 
     try:
         pcm = load_audio(path, sample_rate)

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from ..retrieval.snorm import AdaptiveSNorm, l2_normalise
-from ..retrieval.voice import VoiceEngine
-from ..identity_dirs import AUDIO_EXT, identity_files
+from ...retrieval.snorm import AdaptiveSNorm, l2_normalise
+from ...retrieval.voice import VoiceEngine
+from ...identity_dirs import AUDIO_EXT, identity_files
 from .datasets import embed_files
 from .metrics import eer
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..memory.sessions import jaccard, load_stream, prf, sessions_from_labels, span_match, stream_dirs
+from ...memory.sessions import jaccard, load_stream, prf, sessions_from_labels, span_match, stream_dirs
 
 TOLERANCES = (0, 5, 10)
 

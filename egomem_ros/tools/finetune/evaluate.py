@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..dialog.pinned_memory import RegionLayout
+from ...dialog.pinned_memory import RegionLayout
 from .dataset import ChunkEncoder, SampleSet
 from .masks import L1
 from .region_forward import batch_regions, forward_with_regions

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from ..retrieval.face import FaceEngine
-from ..retrieval.media import load_image
-from ..identity_dirs import IMAGE_EXT, identity_files
+from ...retrieval.face import FaceEngine
+from ...retrieval.media import load_image
+from ...identity_dirs import IMAGE_EXT, identity_files
 from .datasets import embed_files
 from .metrics import kfold_verification_accuracy
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator, Sequence
 import torch
 from moshi.models.lm import LMModel, LMOutput
 
-from ..dialog.pinned_attention import PinnedAttention, RegionSequence, install_pinned_attention
-from ..dialog.pinned_memory import RegionLayout, default_horizon, region_tokens
-from ..memchunk import LEVEL1, LEVEL2
+from ...dialog.pinned_attention import PinnedAttention, RegionSequence, install_pinned_attention
+from ...dialog.pinned_memory import RegionLayout, default_horizon, region_tokens
+from ...memchunk import LEVEL1, LEVEL2
 
 
 def attention_layers(lm: LMModel) -> list[PinnedAttention]:

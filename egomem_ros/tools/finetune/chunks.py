@@ -6,13 +6,13 @@ turn's ground-truth query (paper §4.1). Both are cut to their region by the run
 """
 from __future__ import annotations
 
-from ..dialog.pinned_memory import RegionLayout
-from ..memchunk import TokenCounter, render_user_profile
-from ..retrieval.level2 import Level2Service
-from ..retrieval.rerank import make_reranker
-from ..retrieval.text_bench import Tick
-from ..retrieval.text_retrieval import TextRetriever
-from ..store import SqliteStore
+from ...dialog.pinned_memory import RegionLayout
+from ...memchunk import TokenCounter, render_user_profile
+from ...retrieval.level2 import Level2Service
+from ...retrieval.rerank import make_reranker
+from ..text_bench import Tick
+from ...retrieval.text_retrieval import TextRetriever
+from ...store import SqliteStore
 from .schema import Transcripts, Turn
 
 

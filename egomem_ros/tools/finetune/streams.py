@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from ..dialog.pinned_memory import RegionLayout
+from ...dialog.pinned_memory import RegionLayout
 from ..datagen.synth import FINETUNE_NOISES as NOISES
 from ..datagen.synth import FINETUNE_VOICES as VOICES
 from ..datagen.synth import ROBOT_VOICE, Voice, microphone_mix, tts
-from ..retrieval.retr_protocol import RetrQuery
+from ...retrieval.retr_protocol import RetrQuery
 from .chunks import ChunkTexts
 from .masks import trigger_labels
 from .schema import Dialog
@@ -216,7 +216,7 @@ def make_streams(data, models, out: Path, cfg: StreamConfig, *, seed: int = 0, r
                  per_shard: int = 64, rerank: str = "lexical", tts_fn: TtsFn | None = None,
                  progress=None) -> dict[str, Any]:
     """Transcripts (`schema.Transcripts`) + a loaded checkpoint (`MoshiModels`) -> shards under `out`."""
-    from ..memchunk import SentencePieceTokenCounter
+    from ...memchunk import SentencePieceTokenCounter
     from .shards import Stream, write_streams
 
     if cfg.split not in VOICES:
