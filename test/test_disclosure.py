@@ -153,3 +153,26 @@ def test_only_an_introduction_names_a_newcomer(line, name):
     from egomem_ros.memory.extraction import introduced_name
 
     assert introduced_name(line) == name
+
+
+def test_a_person_talking_turn_by_turn_shares_one_budget_for_the_hour(store):
+    """Two people taking turns make every turn a session; what one person says within the hour keeps
+    at most the rate's items (and at least 3), not 3 per turn."""
+    from egomem_ros.memory.item_budget import recent_talk
+
+    c = Consolidator(store, disclosure.DisclosureExtractor(), RuleUpdateAgent(), lambda s: None)   # 30 per 100
+    first = c.process(SessionInput("t0", 0, 10, [Turn(speaker="user",
+                                                      text="Hi, my name is Priya. I work as a nurse. I love chess.")]))
+    priya = first.user_id
+    assert recent_talk(store, priya, 11) == (2, 3)            # a short first visit keeps both of its items
+    c.identify = lambda s: priya
+    turns = ["I bought a red Volvo from my cousin Ravi.", "I adopted a beagle named Biscuit.",
+             "I play the violin in an orchestra.", "I grew tomatoes in my greenhouse.", "I ran the Leeds half marathon.",
+             "I baked a lemon cake for Ravi."]
+    for k, line in enumerate(turns):
+        c.process(SessionInput(f"t{k + 1}", 20 + 10 * k, 25 + 10 * k, [Turn(speaker="user", text=line)]))
+    kept, said = recent_talk(store, priya, 100)
+    assert said == 9 and kept == 3                            # max(3, ceil(9 x 30 / 100)) for the hour
+    # an hour later the budget is new
+    c.process(SessionInput("later", 5000, 5010, [Turn(speaker="user", text="I moved to Bristol last month.")]))
+    assert any("Bristol" in f.text for f in store.facts(priya))

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..store.erasure import name_pattern, name_words, scrub
 from ..store.models import MemoryRepository, StoreError, UnknownUserError, User
+from .item_budget import recent_talk, within_budget
 from .extraction import Extraction, Turn, introduced_name
 from .llm import LLMError
 from .update_agent import MemoryOp
@@ -165,6 +166,8 @@ class Consolidator:
             return SessionOutcome(s.session_id, "not-learned", extraction=ex, reason=f"unknown speaker, {why}: no profile")
         if user_id is not None and not self._exists(user_id):
             return SessionOutcome(s.session_id, "forgotten", reason=f"user {user_id} was forgotten: the session is dropped")
+        if user_id is not None:   # what the person said within the hour shares one item budget
+            ex = within_budget(ex, *recent_talk(self.store, user_id, s.start))
         ops: list[MemoryOp] | None = None
         seen: list[str] = []
         if user_id is not None:

@@ -23,6 +23,7 @@ from functools import lru_cache
 
 from ..memchunk import IDENTITY_WORDS
 from .clauses import Clause, content_words, exclamation, kin_word, named, rewrite, second_person, split_clauses
+from .item_budget import FLOOR
 from .extraction import SET_CLOCK, Extraction, OtherItem, RuleExtractor, Turn, day_text, looks_english
 from ..errors import EgomemError
 
@@ -37,7 +38,7 @@ _RELATIVE = [(re.compile(r"\b(yesterday|last night)\b", re.I), "on {}", -1),
              (re.compile(r"\bnext (week|weekend|month|year|summer|winter|spring|autumn|fall)\b", re.I), "the {} after {}", 0)]
 
 
-MIN_ITEMS = 3   # a short visit ("I work as a nurse. I love chess.") is dense: the budget is for long, chatty talk
+MIN_ITEMS = FLOOR   # a session's cap; the person's budget over the hour (item_budget.py) trims further
 
 
 class ParserUnavailable(EgomemError, RuntimeError):
@@ -125,6 +126,9 @@ class DisclosureExtractor:
                 out.others.append(OtherItem(name=c.about, kind=c.kind, text=text))
         out.summary = _summary(session_topics(docs), kept)
         out.notes.append(f"{len(candidates)} disclosures in {sentences} user sentences; kept {len(kept)}")
+        out.ranked = [_dated(c.text, at) if c.kind == "event" else c.text
+                      for c in sorted(kept, key=lambda c: -c.score) if c.about == "self"]
+        out.sentences, out.items_per_100 = sentences, self.items_per_100_sentences
         return out
 
     def _clause(self, clause: Clause, related: set[str], candidates: list[Candidate],

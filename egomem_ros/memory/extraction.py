@@ -65,6 +65,11 @@ class Extraction(ExtractedItems):
     model_config = ConfigDict(extra="forbid")
     source: Literal["rules", "llm"]
     notes: list[str] = Field(default_factory=list)
+    # for the person's item budget (memory/item_budget.py): the items best first, the user sentences heard,
+    # and the rate they were kept at (0: no budget, as from an LLM)
+    ranked: list[str] = Field(default_factory=list)
+    sentences: int = 0
+    items_per_100: float = 0.0
 
     @property
     def empty(self) -> bool:
