@@ -125,8 +125,9 @@ def run_demo(workdir: Path, console: Console) -> None:
             table.add_row(u.display_name, u.id, "; ".join(f.text for f in store.facts(u.id)), rels)
         console.print(table)
         out = export_graph(graph, workdir / "social_graph.json", "json")
+    queries = "1 <retr> query" if summary.l2_queries == 1 else f"{summary.l2_queries} <retr> queries"
     console.print(f"{summary.polls} polls, {summary.switches} identity switches, {summary.sessions_written} sessions "
-                  f"written, {summary.users_created} users enrolled, {summary.l2_queries} <retr> queries")
+                  f"written, {summary.users_created} users enrolled, {queries}")
     from .report import write_report
 
     report = write_report(Path(summary.out), db, workdir / "report.html")

@@ -332,6 +332,7 @@ def _consolidate(manager, t, summary, emit, say, final: bool = False) -> None:
             name = manager.store.get_user(o.user_id).display_name
             writes = "; ".join(f"{r.op} {r.item_kind}: {r.text}" for r in o.events if r.item_kind not in ("key", "summary"))
             say("memory", f"session {o.session_id} ({o.extraction.source} extractor): "
-                          f"{'new user enrolled' if o.new_user else 'known user'} {name} ({o.user_id}); {writes}"
-                          f"\n  heard: \"{o.heard}\""
+                          f"{'new user enrolled' if o.new_user else 'known user'} {name} ({o.user_id})"
+                          + (f"; {writes}" if writes else "; nothing new to remember")
+                          + f"\n  heard: \"{o.heard}\""
                           + (f"\n  summary: {o.extraction.summary}" if o.extraction.summary else ""))
