@@ -98,7 +98,8 @@ def conversation_rows(r: dict) -> Rows:
         t = v["total"]
         name, mode = key.split("/")
         label = {"dev": "dev (tuned on)",
-                 "heldout": "held out (another author's; only the item budget was set after its first run)"}.get(name, name)
+                 "heldout": "held out (another author's; the item budget, and that it is the person's over the hour, "
+                            "were set after held-out runs)"}.get(name, name)
         time = (f"; {t['consolidation_s']:.1f} s consolidating" if "consolidation_s" in t else
                 f"; replay {t['replay_s_per_10_min_speech']:.0f} s per 10 min of speech"
                 if "replay_s_per_10_min_speech" in t else "")
