@@ -22,10 +22,10 @@ def whisper() -> WhisperASR:
 
 @espeak
 def test_whisper_hears_espeak_speech_with_word_times(whisper, tmp_path):
-    from egomem_ros.demo import speak
+    from egomem_ros.espeak import espeak_wav
     from egomem_ros.retrieval.media import load_audio
 
-    pcm = load_audio(speak("My name is Emily and I work as a nurse.", "en-us+f4", tmp_path / "a.wav"))
+    pcm = load_audio(espeak_wav("My name is Emily and I work as a nurse.", tmp_path / "a.wav", "en-us+f4"))
     padded = np.concatenate([np.zeros(16000, np.float32), pcm])  # 1 s of silence first
     words = whisper.transcribe_words(padded)
     text = " ".join(w.text for w in words).lower()
