@@ -1,26 +1,32 @@
 """What an identity poll says in ROS4HRI's terms (REP-155), ROS-free: the ids and regions that ROS4HRI
 tools (hri_rviz, a person manager, pyhri) read from `/humans/...`.
 
-- A face id is "f" + the poll's track (the user id of a known person, the temporary id of a stranger),
-  a voice id "v" + the track; so the ids that `/humans/candidate_matches` names are the ids that
-  `/humans/faces/tracked` and `/humans/voices/tracked` list.
+- A face id is "f" + the poll's track (the user id of a known person, the temporary id of a stranger,
+  with "-" as "_" so that it can name a topic), a voice id "v" + the track; so the ids that
+  `/humans/candidate_matches` names are the ids that `/humans/faces/tracked` and `/humans/voices/tracked` list.
 - A person id is the memory's user id: stable across runs and robots, the same one `egomem show` prints.
 - A face's region is normalised to [0, 1] by the size of the frame it was found in.
 The identity node turns an `HriView` into messages; the pure logic is tested without ROS.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 KNOWN, UNKNOWN = "known", "unknown"
 
 
 def face_id(track: str) -> str:
-    return "f" + track
+    return "f" + _token(track)
 
 
 def voice_id(track: str) -> str:
-    return "v" + track
+    return "v" + _token(track)
+
+
+def _token(track: str) -> str:
+    """A ROS topic name token: a stranger's "tmp-abcde" becomes "tmp_abcde" (`/humans/faces/<id>/roi`)."""
+    return re.sub(r"\W", "_", track)
 
 
 @dataclass(frozen=True)

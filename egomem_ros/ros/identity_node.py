@@ -132,10 +132,10 @@ class IdentityNode(LifecycleNode):
         """Keys or users changed in the shared store (enrolment, merge, forget): re-read them."""
         if msg.item_kind in ("user", "key"):
             self._reload_pending = True  # one new profile sends several events: re-read once, at the next poll
-        if msg.item_kind == "user" and msg.item_id and msg.item_id != msg.user_id:
-            self.hri.alias(msg.item_id, msg.user_id)   # a merge: item_id now goes by user_id
             if msg.op == MemoryEvent.DELETE:
                 self.poller.forget(msg.user_id)
+        if msg.item_kind == "user" and msg.op == MemoryEvent.UPDATE and msg.item_id and msg.item_id != msg.user_id:
+            self.hri.alias(msg.item_id, msg.user_id)   # a merge: item_id now goes by user_id
 
     # -- polling -------------------------------------------------------------------------------
     def _poll(self) -> None:
