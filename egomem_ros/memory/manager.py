@@ -18,7 +18,7 @@ import numpy as np
 from ..config import EgomemConfig, default_db_path
 from ..store.models import MemoryRepository, is_postgres_url
 from .asr import transcribe_user_turns
-from .attribution import SessionOwner, speech_embeddings
+from .attribution import SR, SessionOwner, speech_embeddings
 from .buffer import IdentityObservation, StreamBuffer, TranscriptSegment
 from .consolidate import Consolidator, SessionInput, SessionOutcome, SessionSpool
 from .extraction import Turn
@@ -29,7 +29,6 @@ from .trigger import Segmenter
 
 log = logging.getLogger(__name__)
 POLL_SLACK_S = 0.5
-SR = 16_000
 
 
 @dataclass

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..datagen.conversations import Conversation
+from ...memory.item_budget import ITEM_KINDS
 from ...memory.extraction import Turn, content_stems
 
-ITEM_KINDS = ("fact", "preference", "event")
 
 
 def sentences(text: str) -> int:
