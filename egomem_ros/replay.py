@@ -17,12 +17,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from . import msg_fields as F
 from .config import EgomemConfig
-from .memory.buffer import TranscriptSegment, observation_of
-from .msg_conversions import audio_info_of, audio_msg_to_pcm, compressed_to_rgb, image_to_rgb
+from .msg_conversions import audio_info_of, audio_msg_to_pcm, compressed_to_rgb, image_to_rgb, stamp_to_sec
 from .retrieval.media import MediaError
 from .ros.graph import OUTPUT_TOPICS
 from .errors import EgomemError
@@ -91,20 +87,15 @@ def pick_topics(connections, wanted: Sequence[str] | None, dialog_text_topic: st
 def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: str | Path | None = None, topics: Sequence[str] | None = None,
            dialog_text_topic: str = "/egomem/dialog/text", speak_topic: str = SPEAK_TOPIC, progress: Callable | None = None,
            on_event: Callable[[str, str], None] | None = None) -> ReplaySummary:
-    from rosbags.rosbag2 import StoragePlugin, Writer
-
-    from .memory.manager import build_memory_manager
-    from .retrieval.factory import make_level2, make_poller
-    from .retrieval.retr_protocol import RetrStreamParser
-    from .ros_types import make, typestore
-    from .store import StoreError, is_postgres_url, open_store
+    from .pipeline import Pipeline
+    from .ros_types import typestore
+    from .store import StoreError, is_postgres_url
 
     bag, out = Path(bag), Path(out)
     if not bag.exists():
         raise ReplayError(f"bag not found: {bag}")
     if out.exists():
         raise ReplayError(f"output exists: {out} (remove it or choose another --out)")
-    say = on_event or (lambda kind, text: None)
     ts = typestore()
     summary = ReplaySummary(out=str(out))
     db_path = db or out.with_suffix(".db")
@@ -115,127 +106,205 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: str | Path | None = N
             reader = _open_bag(bag, ts, out, summary, stack)  # before the store: an unreadable bag creates nothing
             stack.callback(reader.close)
             chosen = pick_topics(reader.connections, topics, dialog_text_topic, speak_topic)
-            wanted = set(chosen.images + chosen.audio + chosen.audio_info + chosen.transcripts + chosen.dialog_text
-                         + chosen.speak)
-            conns = []
-            for c in reader.connections:
-                if c.topic not in wanted:
-                    continue
-                if c.msgtype not in ts.fielddefs and c.msgtype not in reader.typestore.fielddefs:
-                    summary.skipped_topics.append(f"{c.topic} (unknown type {c.msgtype})")
-                    continue
-                conns.append(c)
+            conns = _replayable(reader, chosen, ts, summary)
             try:
-                store = open_store(db_path, clock=lambda: now[0])
+                pipe = Pipeline(cfg, db_path, clock=lambda: now[0])
             except StoreError as err:
                 raise ReplayError(str(err)) from None
-            stack.callback(_quietly, store.close)
-            poller = make_poller(store, cfg)
-            stack.callback(_quietly, poller.close)
-            manager = build_memory_manager(store, cfg, poller=poller, db_path=db_path)
-            stack.callback(_quietly, manager.close)
-            level2 = make_level2(store, cfg)
-            parser = RetrStreamParser()
-            audio_info: tuple[int, int, str] | None = None
-            last_frame: np.ndarray | None = None
-            last_person, current_user = "", ""
-            next_poll: float | None = None
-            next_consolidation = 0.0
-            writer = Writer(out, version=8, storage_plugin=StoragePlugin.MCAP)
-            writer.open()
-            wconn = {c.topic: writer.add_connection(c.topic, c.msgtype, typestore=reader.typestore) for c in conns}
-            oconn = {k: writer.add_connection(t, m, typestore=ts) for k, (t, m) in OUT.items()}
-
-            def emit(key: str, fields: dict, t: float) -> None:
-                topic, msgtype = OUT[key]
-                writer.write(oconn[key], int(t * 1e9), ts.serialize_cdr(make(msgtype, fields), msgtype))
-
-            total = sum(c.msgcount for c in conns)
+            stack.callback(pipe.close)
+            run = _Run(pipe, cfg, chosen, _OutputBag(out, reader, conns, ts), summary, on_event, now)
             messages = _bag_messages(reader.messages(connections=conns))
-            iterator = progress(messages, total) if progress else messages
-            t = 0.0
-            failure: Exception | None = None
-            try:
-                for conn, stamp_ns, raw in iterator:
-                    summary.messages += 1
-                    if stamp_ns < 0:  # a sqlite3 bag can hold them; no output bag can (mcap times are unsigned)
-                        summary.rejected[f"{conn.topic}: negative timestamp"] += 1
-                        continue
-                    t = stamp_ns * 1e-9
-                    # the nodes' timers, in bag time: each runs at its due time, before later messages arrive
-                    if next_poll is None:
-                        next_poll, next_consolidation = t + cfg.identity.poll_period_s, t + cfg.memory.consolidation_period_s
-                    while min(next_poll, next_consolidation) <= t:
-                        if next_poll <= next_consolidation:
-                            now[0] = next_poll
-                            last_person, current_user, ended = _poll(poller, next_poll, manager, summary, emit,
-                                                                     last_frame, last_person, say)
-                            if ended:  # write a session as soon as it ends
-                                _consolidate(manager, next_poll, summary, emit, say)
-                            next_poll += cfg.identity.poll_period_s
-                        else:
-                            now[0] = next_consolidation
-                            _consolidate(manager, next_consolidation, summary, emit, say)
-                            next_consolidation += cfg.memory.consolidation_period_s
-                    now[0] = t
-                    writer.write(wconn[conn.topic], stamp_ns, raw)
-                    try:
-                        msg = reader.deserialize(raw, conn.msgtype)
-                    except Exception as err:  # noqa: BLE001
-                        summary.rejected[f"{conn.topic}: undecodable"] += 1
-                        log.warning("%s: cannot decode a message: %s", conn.topic, err)
-                        continue
-                    try:
-                        if conn.topic in chosen.images:
-                            rgb = compressed_to_rgb(msg) if conn.msgtype.endswith("CompressedImage") else image_to_rgb(msg)
-                            poller.add_frame(t, rgb)
-                            last_frame = rgb
-                        elif conn.topic in chosen.audio_info:
-                            audio_info = audio_info_of(msg)
-                        elif conn.topic in chosen.audio:
-                            pcm, rate = audio_msg_to_pcm(msg, audio_info)
-                            poller.add_audio(t, pcm, rate)
-                            manager.buffer.add_listen(t, pcm, rate)
-                        elif conn.topic in chosen.speak:
-                            manager.buffer.add_speak(t, *audio_msg_to_pcm(msg, audio_info))
-                        elif conn.topic in chosen.transcripts:
-                            text = msg.final if hasattr(msg, "final") else msg.data
-                            if text.strip():
-                                manager.buffer.add_transcript(TranscriptSegment(t, t, text))  # stamped at its end
-                        elif conn.topic in chosen.dialog_text:
-                            for q in parser.feed(msg.final if hasattr(msg, "final") else msg.data):
-                                res = level2.retrieve(current_user, q.relation_query, q.keyword_query)
-                                summary.l2_queries += 1
-                                emit("l2", F.memchunk_fields(res.chunk, t), t)
-                                say("l2", f"<retr> {list(q.relation_query)} / {list(q.keyword_query)} -> {res.message}\n"
-                                          f"{res.chunk.text}")
-                    except MediaError as err:
-                        summary.rejected[f"{conn.topic}: {str(err).split(':')[0]}"] += 1
-                        log.warning("%s: %s", conn.topic, err)
-            except BagStopped as err:  # a truncated or corrupt bag: keep what was read
-                summary.truncated = f"stopped after {summary.messages} messages: {err.__cause__ or err}"
-                log.error("bag %s: %s", bag, summary.truncated)
-            except (StoreError, sqlite3.Error, OSError) as err:  # the memory or the disk, not the bag
-                failure = err
-            if failure is None:
-                try:
-                    _consolidate(manager, t, summary, emit, say, final=True)
-                    summary.sessions_waiting = len(list(manager.spool.folder.glob("*.json")))
-                except (StoreError, sqlite3.Error, OSError) as err:
-                    failure = err
-            try:
-                writer.close()     # the output so far is a complete bag, whatever stopped the replay
-            except OSError as err:
-                failure = failure or err
+            total = sum(c.msgcount for c in conns)
+            failure = run.play(progress(messages, total) if progress else messages, reader, bag)
             if failure is not None:
-                raise ReplayError(f"replay stopped after {summary.messages} messages at t={t:.1f} s: the memory database "
-                                  f"{db_path} or the disk failed: {failure}. The bag is fine; what was replayed until "
-                                  f"then is in {out}") from None
+                raise ReplayError(f"replay stopped after {summary.messages} messages at t={run.t:.1f} s: the memory "
+                                  f"database {db_path} or the disk failed: {failure}. The bag is fine; what was "
+                                  f"replayed until then is in {out}") from None
     except BaseException:
         if created and not summary.polls:  # failed before anything was remembered: leave no empty memory
             _remove_memory(db_path)
         raise
     return summary
+
+
+def header_time(msg) -> float:
+    """A message's header stamp in seconds; 0.0 without a header or for an unstamped one."""
+    header = getattr(msg, "header", None)
+    return stamp_to_sec(header.stamp) if header is not None else 0.0
+
+
+def _replayable(reader, chosen: ReplayTopics, ts, summary: ReplaySummary) -> list:
+    """The connections of the chosen topics whose message types can be decoded."""
+    wanted = set(chosen.images + chosen.audio + chosen.audio_info + chosen.transcripts + chosen.dialog_text + chosen.speak)
+    conns = []
+    for c in reader.connections:
+        if c.topic not in wanted:
+            continue
+        if c.msgtype not in ts.fielddefs and c.msgtype not in reader.typestore.fielddefs:
+            summary.skipped_topics.append(f"{c.topic} (unknown type {c.msgtype})")
+            continue
+        conns.append(c)
+    return conns
+
+
+class _OutputBag:
+    """The mcap output: the replayed input topics as recorded, and egomem's outputs under the nodes' names."""
+
+    def __init__(self, out: Path, reader, conns: list, ts) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+
+        self.ts = ts
+        self.writer = Writer(out, version=8, storage_plugin=StoragePlugin.MCAP)
+        self.writer.open()
+        self.inputs = {c.topic: self.writer.add_connection(c.topic, c.msgtype, typestore=reader.typestore) for c in conns}
+        self.outputs = {k: self.writer.add_connection(t, m, typestore=ts) for k, (t, m) in OUT.items()}
+
+    def copy(self, topic: str, stamp_ns: int, raw: bytes) -> None:
+        self.writer.write(self.inputs[topic], stamp_ns, raw)
+
+    def emit(self, messages: list, t: float) -> None:
+        from .ros_types import make
+
+        for key, fields in messages:
+            msgtype = OUT[key][1]
+            self.writer.write(self.outputs[key], int(t * 1e9), self.ts.serialize_cdr(make(msgtype, fields), msgtype))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class _Run:
+    """One replay: bag messages into the pipeline, with the nodes' timers run in bag time."""
+
+    def __init__(self, pipe, cfg: EgomemConfig, chosen: ReplayTopics, output: _OutputBag, summary: ReplaySummary,
+                 on_event: Callable[[str, str], None] | None, now: list[float]) -> None:
+        from .retrieval.retr_protocol import RetrStreamParser
+
+        self.pipe, self.cfg, self.chosen, self.output, self.summary, self.now = pipe, cfg, chosen, output, summary, now
+        self.say = on_event or (lambda kind, text: None)
+        self.parser = RetrStreamParser()
+        self.audio_info: tuple[int, int, str] | None = None
+        self.current_user = ""
+        self.next_poll: float | None = None
+        self.next_consolidation = 0.0
+        self.t = 0.0
+
+    def play(self, messages: Iterator, reader, bag: Path) -> Exception | None:
+        """Every message, then the final consolidation; returns the store's or the disk's failure, if any.
+        The output is a complete bag whatever stopped the replay."""
+        from .store import StoreError
+
+        failure: Exception | None = None
+        try:
+            for conn, stamp_ns, raw in messages:
+                self.summary.messages += 1
+                if stamp_ns < 0:  # a sqlite3 bag can hold them; no output bag can (mcap times are unsigned)
+                    self.summary.rejected[f"{conn.topic}: negative timestamp"] += 1
+                    continue
+                self.t = stamp_ns * 1e-9
+                self._timers(self.t)
+                self.now[0] = self.t
+                self.output.copy(conn.topic, stamp_ns, raw)
+                try:
+                    msg = reader.deserialize(raw, conn.msgtype)
+                except Exception as err:  # noqa: BLE001
+                    self.summary.rejected[f"{conn.topic}: undecodable"] += 1
+                    log.warning("%s: cannot decode a message: %s", conn.topic, err)
+                    continue
+                try:
+                    self._message(conn.topic, conn.msgtype, msg)
+                except MediaError as err:
+                    self.summary.rejected[f"{conn.topic}: {str(err).split(':')[0]}"] += 1
+                    log.warning("%s: %s", conn.topic, err)
+        except BagStopped as err:  # a truncated or corrupt bag: keep what was read
+            self.summary.truncated = f"stopped after {self.summary.messages} messages: {err.__cause__ or err}"
+            log.error("bag %s: %s", bag, self.summary.truncated)
+        except (StoreError, sqlite3.Error, OSError) as err:  # the memory or the disk, not the bag
+            failure = err
+        if failure is None:
+            try:
+                self._consolidate(self.t, final=True)
+                self.summary.sessions_waiting = self.pipe.memory.waiting_sessions()
+            except (StoreError, sqlite3.Error, OSError) as err:
+                failure = err
+        try:
+            self.output.close()
+        except OSError as err:
+            failure = failure or err
+        return failure
+
+    def _timers(self, t: float) -> None:
+        """The nodes' timers, in bag time: each runs at its due time, before later messages arrive."""
+        cfg = self.cfg
+        if self.next_poll is None:
+            self.next_poll, self.next_consolidation = t + cfg.identity.poll_period_s, t + cfg.memory.consolidation_period_s
+        while min(self.next_poll, self.next_consolidation) <= t:
+            if self.next_poll <= self.next_consolidation:
+                self.now[0] = self.next_poll
+                self._poll(self.next_poll)
+                self.next_poll += cfg.identity.poll_period_s
+            else:
+                self.now[0] = self.next_consolidation
+                self._consolidate(self.next_consolidation)
+                self.next_consolidation += cfg.memory.consolidation_period_s
+
+    def _message(self, topic: str, msgtype: str, msg) -> None:
+        chosen, pipe, t = self.chosen, self.pipe, self.t
+        # camera and microphone data are placed by their header stamps, as the nodes place them (a bag
+        # recorded on a robot logs when a message arrived, which bunches the chunks a busy machine was late
+        # with); the timers run on the bag's clock
+        stamp = header_time(msg) or t
+        if topic in chosen.images:
+            pipe.identity.add_frame(stamp, compressed_to_rgb(msg) if msgtype.endswith("CompressedImage") else image_to_rgb(msg))
+        elif topic in chosen.audio_info:
+            self.audio_info = audio_info_of(msg)
+        elif topic in chosen.audio:
+            pcm, rate = audio_msg_to_pcm(msg, self.audio_info)
+            pipe.identity.add_audio(stamp, pcm, rate)
+            pipe.memory.add_listen(stamp, pcm, rate)
+        elif topic in chosen.speak:
+            pipe.memory.add_speak(stamp, *audio_msg_to_pcm(msg, self.audio_info))
+        elif topic in chosen.transcripts:
+            pipe.memory.add_transcript(t, msg.final if hasattr(msg, "final") else msg.data)
+        elif topic in chosen.dialog_text:
+            for q in self.parser.feed(msg.final if hasattr(msg, "final") else msg.data):
+                res, messages = pipe.memory.retrieve(t, self.current_user, list(q.relation_query), list(q.keyword_query))
+                self.summary.l2_queries += 1
+                self.output.emit(messages, t)
+                self.say("l2", f"<retr> {list(q.relation_query)} / {list(q.keyword_query)} -> {res.message}\n"
+                               f"{res.chunk.text}")
+
+    def _poll(self, t: float) -> None:
+        step, consolidation = self.pipe.poll(t)
+        ev = step.event
+        self.summary.polls += 1
+        self.summary.identities[ev.status] += 1
+        self.output.emit(step.messages, t)
+        if step.chunk is not None:
+            self.summary.switches += 1
+            self.say("identity", f"t={t:.1f}s {ev.status} {ev.name or ev.user_id or ''} (confidence {ev.confidence:.2f})")
+            if step.chunk.text:
+                self.say("l1", step.chunk.text)
+        self.current_user = ev.user_id if ev.status == "known" else ""
+        if consolidation is not None:  # a session is written as soon as it ends
+            self._written(consolidation, t)
+
+    def _consolidate(self, t: float, final: bool = False) -> None:
+        self._written(self.pipe.memory.consolidate(t, final=final), t)
+
+    def _written(self, step, t: float) -> None:
+        self.output.emit(step.messages, t)
+        for o in step.written:
+            self.summary.sessions_written += 1
+            self.summary.users_created += int(o.new_user)
+            self.summary.events += len(o.events)
+            name = self.pipe.store.get_user(o.user_id).display_name
+            writes = "; ".join(f"{r.op} {r.item_kind}: {r.text}" for r in o.events if r.item_kind not in ("key", "summary"))
+            self.say("memory", f"session {o.session_id} ({o.extraction.source} extractor): "
+                               f"{'new user enrolled' if o.new_user else 'known user'} {name} ({o.user_id})"
+                               + (f"; {writes}" if writes else "; nothing new to remember")
+                               + f"\n  heard: \"{o.heard}\""
+                               + (f"\n  summary: {o.extraction.summary}" if o.extraction.summary else ""))
 
 
 class BagStopped(RuntimeError):
@@ -288,51 +357,3 @@ def _remove_memory(db_path: Path) -> None:
         Path(f"{db_path}.sessions").rmdir()  # only when empty: a waiting session is never deleted here
     except OSError:
         pass
-
-
-def _quietly(close: Callable[[], None]) -> None:
-    """Closing after a failure must not hide the failure (a malformed database fails to close, too)."""
-    try:
-        close()
-    except Exception as err:  # noqa: BLE001
-        log.warning("while closing: %s", err)
-
-
-def _poll(poller, t, manager, summary, emit, frame, last_person, say):
-    res = poller.poll(t)
-    ev = res.event
-    summary.polls += 1
-    summary.identities[ev.status] += 1
-    emit("identity", F.identity_fields(ev, "camera"), t)
-    for m in F.candidate_matches(ev, last_person):
-        emit("matches", m, t)
-    emit("markers", {"markers": [F.name_marker(ev, "base_link")]}, t)
-    if frame is not None:
-        emit("debug", F.image_fields(F.draw_debug(frame, ev), t, "camera"), t)
-    ended = manager.add_poll(observation_of(ev))
-    if res.chunk is not None:
-        summary.switches += 1
-        emit("l1", F.memchunk_fields(res.chunk, t), t)
-        say("identity", f"t={t:.1f}s {ev.status} {ev.name or ev.user_id or ''} (confidence {ev.confidence:.2f})")
-        if res.chunk.text:
-            say("l1", res.chunk.text)
-    person = ev.user_id if ev.status == "known" else ""
-    return person, person, ended
-
-
-def _consolidate(manager, t, summary, emit, say, final: bool = False) -> None:
-    report = manager.flush(t) if final else manager.consolidate(t)
-    for o in report.outcomes:
-        if o.status == "written":
-            summary.sessions_written += 1
-            summary.users_created += int(o.new_user)
-            for rec in o.events:
-                summary.events += 1
-                emit("events", F.memory_event_fields(rec, t), t)
-            name = manager.store.get_user(o.user_id).display_name
-            writes = "; ".join(f"{r.op} {r.item_kind}: {r.text}" for r in o.events if r.item_kind not in ("key", "summary"))
-            say("memory", f"session {o.session_id} ({o.extraction.source} extractor): "
-                          f"{'new user enrolled' if o.new_user else 'known user'} {name} ({o.user_id})"
-                          + (f"; {writes}" if writes else "; nothing new to remember")
-                          + f"\n  heard: \"{o.heard}\""
-                          + (f"\n  summary: {o.extraction.summary}" if o.extraction.summary else ""))

@@ -231,3 +231,108 @@ class BagPlayer:
 
     def close(self) -> None:
         self.reader.close()
+
+
+class LivePlayer:
+    """Plays a bag in real time as a robot's drivers publish it: header stamps restamped to wall time with
+    jitter, sensor-data QoS (best effort), camera frames and audio chunks lost at random and in bursts, and
+    the microphone in `audio_chunk_s` chunks (audio_capture sends 20-100 ms). Other topics (AudioInfo, text)
+    go out reliable, as their drivers send them. `lost` counts what was dropped, per topic. With `record`,
+    what was sent is also written to that bag (log time: when it was sent), as `ros2 bag record` on the
+    robot would keep it: the recording `egomem replay` must remember the same from."""
+
+    def __init__(self, node: Node, bag: Path, rng, *, jitter_s: float = 0.01, frame_loss: float = 0.05,
+                 audio_loss: float = 0.01, burst: int = 3, audio_chunk_s: float = 0.1,
+                 camera_topics: tuple[str, ...] = ("/camera/image_raw", "/camera/image_raw/compressed"),
+                 audio_topic: str = "/audio", record: Path | None = None) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+        from rosbags.highlevel import AnyReader
+
+        self.node, self.rng, self.jitter_s, self.burst, self.chunk_s = node, rng, jitter_s, burst, audio_chunk_s
+        self.loss = {t: frame_loss for t in camera_topics} | {audio_topic: audio_loss}
+        self.audio_topic = audio_topic
+        self.reader = AnyReader([Path(bag)])
+        self.reader.open()
+        self.types = {c.topic: c.msgtype for c in self.reader.connections}
+        # sensor-data QoS (best effort); the microphone's writer keeps more than 5 chunks, as the nodes' reader
+        # does, so that chunks sent in a burst (a driver that fell behind) are not overwritten on the way
+        audio_qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.BEST_EFFORT)
+        self.pubs = {t: node.create_publisher(message_class(m), t, (audio_qos if t == audio_topic else qos_profile_sensor_data)
+                                              if t in self.loss else 200)
+                     for t, m in self.types.items()}
+        self.lost: dict[str, int] = {t: 0 for t in self.loss}
+        self.sent: dict[str, int] = {t: 0 for t in self.types}
+        self._burst_left: dict[str, int] = {t: 0 for t in self.loss}
+        self.writer = None
+        if record is not None:
+            from rosbags.rosbag2 import StoragePlugin, Writer
+
+            self.writer = Writer(Path(record), version=8, storage_plugin=StoragePlugin.MCAP)
+            self.writer.open()
+            self.recorded = {c.topic: self.writer.add_connection(c.topic, c.msgtype, typestore=self.reader.typestore)
+                             for c in self.reader.connections}
+
+    def subscribers(self, topic: str) -> int:
+        return self.pubs[topic].get_subscription_count()
+
+    def _drop(self, topic: str) -> bool:
+        """Half of the loss as single messages, half as bursts of `burst` messages."""
+        p = self.loss.get(topic, 0.0)
+        if self._burst_left.get(topic, 0) > 0:
+            self._burst_left[topic] -= 1
+            return True
+        u = self.rng.random()
+        if u < p / 2:
+            return True
+        if u < p / 2 + p / (2 * self.burst):
+            self._burst_left[topic] = self.burst - 1
+            return True
+        return False
+
+    def play(self, until: float = float("inf")) -> float:
+        """Publish every message at its bag time from now on; returns the wall time of bag time 0."""
+        from builtin_interfaces.msg import Time
+        from rclpy.serialization import deserialize_message, serialize_message
+
+        events = []   # (bag time, topic, message): the recording's chunks cut as a microphone driver sends them
+        for conn, stamp_ns, raw in self.reader.messages():
+            t = stamp_ns * 1e-9
+            if t > until:
+                break
+            cls = message_class(conn.msgtype)
+            msg = deserialize_message(bytes(raw), cls)
+            if conn.topic != self.audio_topic:
+                events.append((t, conn.topic, msg))
+                continue
+            data, step = bytes(msg.audio.data), int(self.chunk_s * 16_000) * 2
+            for i in range(0, len(data), step):
+                part = cls()
+                part.header.frame_id = msg.header.frame_id
+                part.audio.data = data[i:i + step]
+                events.append((t + i / 2 / 16_000, conn.topic, part))
+        events.sort(key=lambda e: e[0])
+        start = time.time() + 0.2
+        for at, topic, m in events:
+            delay = start + at - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            if self._drop(topic):
+                self.lost[topic] += 1
+                continue
+            if hasattr(m, "header"):
+                wall = start + at + float(self.rng.normal(0.0, self.jitter_s))
+                sec = int(wall)
+                m.header.stamp = Time(sec=sec, nanosec=int((wall - sec) * 1e9))
+            self.pubs[topic].publish(m)
+            if self.writer is not None:
+                self.writer.write(self.recorded[topic], time.time_ns(), serialize_message(m))
+            self.sent[topic] += 1
+        return start
+
+    def close(self) -> None:
+        for pub in self.pubs.values():
+            self.node.destroy_publisher(pub)
+        self.reader.close()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from egomem_msgs.msg import Identity, MemChunk
-from ros_harness import BagPlayer, NodeProcess, Ros, wait_until
+from ros_harness import BagPlayer, LivePlayer, NodeProcess, Ros, wait_until
 
 from egomem_ros.demo import DEMO_CONFIG, build_scene
 from egomem_ros.ros.graph import OUTPUT_TOPICS, command_line, node_specs, plain_args
@@ -47,11 +47,12 @@ def graph(tmp_path):
     params.write_text(yaml.safe_dump({"/**": {"ros__parameters": DEMO_CONFIG}}))
     db = tmp_path / "memory.db"
 
-    def start(*names: str) -> dict[str, NodeProcess]:
-        arg = plain_args(db_path=str(db), use_sim_time="true", dialog_text_topic=DIALOG_TEXT)
+    def start(*names: str, live: bool = False) -> dict[str, NodeProcess]:
+        """`live`: wall time and the sensor topics' default QoS, as on a robot; otherwise sim time, lossless."""
+        arg = plain_args(db_path=str(db), use_sim_time="false" if live else "true", dialog_text_topic=DIALOG_TEXT)
         for spec in node_specs(arg):
             if spec.name in names:
-                procs[spec.name] = NodeProcess(command_line(spec, str(params), LOSSLESS_SENSORS),
+                procs[spec.name] = NodeProcess(command_line(spec, str(params), {} if live else LOSSLESS_SENSORS),
                                                tmp_path / f"{spec.name}.log", ros.domain_id)
         wait_until(lambda: set(names) <= set(ros.probe.get_node_names()), 60, f"{names} in the graph")
         for name in names:
@@ -226,3 +227,45 @@ def test_graph_on_the_demo_bag_matches_egomem_replay(graph, scene, tmp_path):
     replay_l2 = _bag_chunks(tmp_path / "out_bag", "/memchunk/level2")
     assert [_named(m.text, ros_names) for m in l2] == [_named(x, replay_names) for _, x in replay_l2]
     assert "Sarah (your colleague): loves tennis" in l2[-1].text
+
+
+def test_live_on_a_robot_remembers_what_replay_remembers(graph, scene, tmp_path):
+    """The demo's recording played in real time as a robot's drivers send it: wall-time stamps with 10 ms
+    jitter, sensor-data QoS at its defaults, 5 % of camera frames and 1 % of the 0.1 s audio chunks lost
+    (half in bursts of 3). What the robot was sent is recorded, as `ros2 bag record` would keep it. The
+    live memory (users, facts, relations, episodes) and its Level-1 and Level-2 texts are those of
+    `egomem replay` on that recording; the people and their relations are those of the lossless scene."""
+    from egomem_ros.config import config_from_mapping
+    from egomem_ros.replay import replay
+
+    graph.start("identity_node", "memory_node", "dialog_node", live=True)
+    l1 = graph.collect(MemChunk, "/memchunk/level1", LATCHED_QOS)
+    l2 = graph.collect(MemChunk, "/memchunk/level2", LATCHED_QOS)
+    diags = graph.collect(DiagnosticArray, "/diagnostics", 50)
+    recorded = tmp_path / "recorded"
+    player = LivePlayer(graph.probe, scene, np.random.default_rng(7), record=recorded)
+    try:
+        wait_until(lambda: player.subscribers(DIALOG_TEXT) >= 2 and player.subscribers("/audio") >= 2
+                   and player.subscribers("/audio_info") >= 2, 20, "subscribers")
+        player.play()
+    finally:
+        player.close()
+    wait_until(lambda: l2, 30, "the Level-2 answer")
+    graph.transition("memory_node", "shutdown")  # writes what is still buffered
+    assert player.lost["/audio"] and player.lost["/camera/image_raw"], player.lost  # the loss did happen
+
+    cfg = config_from_mapping(DEMO_CONFIG)
+    replay(recorded, tmp_path / "out_bag", cfg, db=tmp_path / "replay.db")
+    replay(scene, tmp_path / "lossless_bag", cfg, db=tmp_path / "lossless.db")
+    live_memory, live_names = _memory(graph.db)
+    replay_memory, replay_names = _memory(tmp_path / "replay.db")
+    status = [{kv.key: kv.value for kv in st.values} for d in diags for st in d.status if st.name == "egomem: memory"]
+    logs = f"sent {player.sent}, lost {player.lost}; memory node: {status[-1:]}\n" + "\n".join(
+        p.output()[-4000:] for p in graph.procs.values())
+    assert live_memory == replay_memory, logs
+    lossless, _ = _memory(tmp_path / "lossless.db")
+    assert (live_memory["users"], live_memory["relations"]) == (lossless["users"], lossless["relations"])
+    replay_l1 = [x for _, x in _bag_chunks(tmp_path / "out_bag", "/memchunk/level1") if x]
+    assert [_named(m.text, live_names) for m in l1 if m.text] == [_named(x, replay_names) for x in replay_l1]
+    replay_l2 = _bag_chunks(tmp_path / "out_bag", "/memchunk/level2")
+    assert [_named(m.text, live_names) for m in l2] == [_named(x, replay_names) for _, x in replay_l2]

@@ -143,7 +143,10 @@ def transcribe_user_turns(asr: ASR, listen: np.ndarray, speak: np.ndarray | None
     spans = [(max(0.0, s * HOP / SR - pad), (e + 1) * HOP / SR + pad) for s, e in steps]
     words_of = getattr(asr, "transcribe_words", None)
     if words_of is not None:
-        words = words_of(listen)
+        # from the first turn's start to the last one's end: the turns sit on the stream's grid, so the
+        # recogniser hears the same samples however the session's window began (a live node and a replay)
+        first, last = int(round(spans[0][0] * SR)), int(round(spans[-1][1] * SR))
+        words = [Word(w.start + first / SR, w.end + first / SR, w.text) for w in words_of(listen[first:last])]
         texts = [" ".join(w.text for w in words if a <= (w.start + w.end) / 2 < b) for a, b in spans]
     else:
         clips = [listen[int(a * SR):int(b * SR)] for a, b in spans]

@@ -9,6 +9,8 @@ int16, so each channel costs 32 kB per second: the default 15 minutes (`capacity
 from __future__ import annotations
 
 import collections
+import logging
+import math
 import threading
 from dataclasses import dataclass
 
@@ -18,6 +20,7 @@ from ..retrieval.media import MediaError, clean_audio
 from .sessions import Stream
 
 SR = 16_000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,13 +54,58 @@ def observation_of(event) -> IdentityObservation:
         face_seen=event.face is not None, voiced=event.voice is not None)
 
 
+class AudioTimeline:
+    """Where each chunk of one microphone stream goes. A driver stamps its chunks with a jittery wall clock,
+    but the samples themselves are continuous: a chunk whose stamp is within `tolerance_s` of the previous
+    chunk's end goes right after it, and one whose stamp says that whole chunks were lost goes as many
+    chunk lengths later (their gap stays silence). So the stream keeps one sample grid from its first
+    sample (`origin`), and the same recording gives the same samples at the same grid positions however
+    it was stamped. Any other stamp (a clock jump, a new driver) re-anchors the stream there."""
+
+    def __init__(self, tolerance_s: float = 0.05) -> None:
+        self.tolerance_s = tolerance_s
+        self.origin: float | None = None
+        self._end: float | None = None   # where the next continuous chunk starts
+        self.lost_s = 0.0                 # audio lost on the way (whole chunks), for the diagnostics
+        self.reanchored = 0               # stamps that fit no chunk grid (clock jumps, a restarted driver)
+
+    def place(self, stamp: float, samples: int, rate: int = SR) -> float:
+        length = samples / rate
+        at = stamp
+        if self._end is not None:
+            gap = stamp - self._end
+            lost = max(0, round(gap / length)) if length > 0 else 0
+            if abs(gap - lost * length) <= self.tolerance_s:
+                at = self._end + lost * length
+                self.lost_s += lost * length
+                if lost:
+                    log.debug("audio: %.2f s lost before t=%.2f (whole chunks)", lost * length, at)
+            else:
+                log.warning("audio: a chunk stamped %.3f s off the stream's grid at t=%.2f: re-anchored", gap, stamp)
+                self.origin = None   # re-anchored: a new grid from here
+                self.reanchored += 1
+        if self.origin is None:
+            self.origin = at
+        self._end = at + length
+        return at
+
+    def on_grid(self, t: float, step_s: float) -> float:
+        """`t` moved back onto the stream's grid of `step_s` (the segmenter's steps), so that every window
+        cut from the stream starts at the same sample of the recording, whatever the clock said."""
+        if self.origin is None:
+            return t
+        return self.origin + math.floor((t - self.origin) / step_s + 1e-6) * step_s
+
+
 class _AudioRing:
     def __init__(self, capacity_s: float):
         self.capacity = int(capacity_s * SR)
         self.chunks: collections.deque[tuple[float, np.ndarray]] = collections.deque()
         self.samples = 0
+        self.timeline = AudioTimeline()
 
     def add(self, stamp: float, pcm16k: np.ndarray) -> None:
+        stamp = self.timeline.place(stamp, len(pcm16k))
         self.chunks.append((stamp, (np.clip(pcm16k, -1, 1) * 32767).astype(np.int16)))
         self.samples += len(pcm16k)
         while self.samples > self.capacity and self.chunks:
@@ -114,6 +162,17 @@ class StreamBuffer:
     @property
     def start(self) -> float | None:
         return self._listen.start
+
+    def audio_stats(self) -> dict[str, float]:
+        """What the microphone stream lost on the way, for the diagnostics."""
+        with self._lock:
+            line = self._listen.timeline
+            return {"audio lost (s)": round(line.lost_s, 2), "audio re-anchored": line.reanchored}
+
+    def on_grid(self, t: float, step_s: float) -> float:
+        """`t` on the listen channel's sample grid (see `AudioTimeline.on_grid`)."""
+        with self._lock:
+            return self._listen.timeline.on_grid(t, step_s)
 
     def observations(self, since: float) -> list[IdentityObservation]:
         with self._lock:

@@ -102,6 +102,8 @@ class MemoryManager:
         report.outcomes += retried
         report.retried = len(retried)
         t0 = self.processed_until if self.processed_until is not None else self.buffer.start
+        if t0 is not None:  # windows start on the stream's own grid: the same recording, the same samples
+            t0 = self.buffer.on_grid(t0, STEP_S)
         if t0 is None or now - t0 < STEP_S:
             log.info("consolidation: less than one 80 ms step buffered; nothing to do")
             return report
@@ -145,7 +147,7 @@ class MemoryManager:
     def _session_inputs(self, stream, t0: float, start: float, end: float, segments: list[TranscriptSegment],
                         observations: list[IdentityObservation]) -> list[SessionInput]:
         """The session [start, end) as spoolable inputs: one per speaker when two people took turns in it."""
-        a, b = int((start - t0) * SR), int((end - t0) * SR)
+        a, b = _sample(start - t0), _sample(end - t0)
         listen, speak = stream.listen[a:b], None if stream.speak is None else stream.speak[a:b]
         timed = self._timed_turns(start, end, segments, listen, speak)
         cosine = self.turn_change_cosine if self.voice_engine is not None else 0.0
@@ -173,14 +175,14 @@ class MemoryManager:
 
     def _voice(self, stream, t0: float, start: float, end: float) -> np.ndarray | None:
         """The user's voice between `start` and `end` (the robot's own speaking time cut out)."""
-        a, b = int((start - t0) * SR), int((end - t0) * SR)
+        a, b = _sample(start - t0), _sample(end - t0)
         whole, _ = speech_embeddings(self.voice_engine, stream.listen[a:b],
                                      None if stream.speak is None else stream.speak[a:b], parts=False)
         return whole
 
     def _session_input(self, stream, t0: float, start: float, end: float, turns: list[Turn],
                        observations: list[IdentityObservation]) -> SessionInput:
-        a, b = int((start - t0) * SR), int((end - t0) * SR)
+        a, b = _sample(start - t0), _sample(end - t0)
         listen, speak = stream.listen[a:b], None if stream.speak is None else stream.speak[a:b]
         # a poll looks at the newest camera frame: the polls stamped inside the session saw who was there
         obs = [o for o in observations if start <= o.stamp <= end + POLL_SLACK_S]
@@ -192,6 +194,11 @@ class MemoryManager:
             observed_users=[o.user_id for o in obs if o.user_id], speech_voice=speech_voice,
             # no poll at all (no identity process): nobody can say no one was there
             face_seen=any(o.face_seen or o.face is not None for o in obs) or not observations)
+
+
+def _sample(offset_s: float) -> int:
+    """The sample at `offset_s` (rounded: 0.08 * 16000 must be sample 1280, not 1279)."""
+    return int(round(offset_s * SR))
 
 
 def spool_dir(cfg: EgomemConfig, db: str | Path | None) -> Path:

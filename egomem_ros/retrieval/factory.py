@@ -48,9 +48,11 @@ def load_cohort(path: str) -> np.ndarray | None:
     return cohort.astype(np.float32)
 
 
-def make_poller(store: MemoryRepository, cfg: EgomemConfig, *, face: bool = True, voice: bool = True) -> IdentityPoller:
+def make_poller(store: MemoryRepository, cfg: EgomemConfig, *, face: bool = True, voice: bool = True,
+                face_worker_process: bool | None = None) -> IdentityPoller:
+    """`face_worker_process` overrides the config (False: keys and galleries only, no polling)."""
     counter = make_token_counter(cfg.memchunk.tokenizer, cfg.memchunk.tokenizer_path)
-    return IdentityPoller(store, make_face_engine(cfg.identity) if face else None,
+    return IdentityPoller(store, make_face_engine(cfg.identity, worker_process=face_worker_process) if face else None,
                           make_voice_engine(cfg.identity) if voice else None, cfg.identity, counter,
                           l1_max_tokens=cfg.memchunk.l1_max_tokens, cohort=load_cohort(cfg.identity.voice.cohort_path))
 

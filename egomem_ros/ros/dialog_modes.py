@@ -16,7 +16,7 @@ from ..memchunk import LEVEL2
 from ..memchunk import MemChunk as Chunk
 from ..msg_fields import audio_frame_fields
 from ..retrieval.media import MediaError
-from .qos import LATCHED_QOS
+from .qos import AUDIO_QOS, LATCHED_QOS
 from .util import fill, now_s
 
 if TYPE_CHECKING:
@@ -108,11 +108,14 @@ class MoshiMode:
         self.runner.start()
 
     def start(self) -> None:
+        from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+
         node = self.node
-        node.sensor_subscription(AudioFrame, "audio_frame", self._on_audio, callback_group=node.group)
+        audio = MutuallyExclusiveCallbackGroup()   # the model hears the chunks in order
+        node.sensor_subscription(AudioFrame, "audio_frame", self._on_audio, callback_group=audio, qos=AUDIO_QOS)
         if AudioDataStamped is not None:
-            node.sensor_subscription(AudioDataStamped, "audio", self._on_audio, callback_group=node.group)
-            node.info_subscription(AudioInfo, "audio_info", self._on_audio_info, callback_group=node.group)
+            node.sensor_subscription(AudioDataStamped, "audio", self._on_audio, callback_group=audio, qos=AUDIO_QOS)
+            node.info_subscription(AudioInfo, "audio_info", self._on_audio_info, callback_group=audio)
         node.timer(10.0, self._report, callback_group=node.group)
 
     def on_chunk(self, chunk: Chunk, l2_dropped: bool) -> None:

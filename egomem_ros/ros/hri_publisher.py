@@ -2,7 +2,8 @@
 
 Per poll: `/humans/faces/tracked`, `/humans/voices/tracked`, `/humans/persons/tracked` (hri_msgs/IdsList),
 `/humans/faces/<id>/roi` (hri_msgs/NormalizedRegionOfInterest2D), `/humans/voices/<id>/is_speaking`
-(std_msgs/Bool) and `/humans/candidate_matches` (hri_msgs/IdsMatch). Latched: `/humans/persons/known`
+(std_msgs/Bool). `/humans/candidate_matches` (hri_msgs/IdsMatch) is one of the
+pipeline's outputs; the node publishes it through `matches`. Latched: `/humans/persons/known`
 (every enrolled person), `/humans/persons/<id>/face_id`, `voice_id` and, after a merge, `alias` (the id
 the person now goes by). Without hri_msgs installed, nothing is published and the node says so once.
 """
@@ -27,7 +28,7 @@ class HriPublisher:
         self.available = IdsList is not None
         self._pubs: dict[tuple[str, str], object] = {}
         self._last = HriView()
-        self._last_person = ""
+        self.IdsMatch = IdsMatch
         if not self.available:
             node.get_logger().warning("hri_msgs is not installed: no /humans/... (ROS4HRI) output")
             return
@@ -40,8 +41,6 @@ class HriPublisher:
         if not self.available:
             return
         view = hri_view(event)
-        for match in F.candidate_matches(event, self._last_person):
-            self.matches.publish(fill(IdsMatch(), match))
         head = F.header(t, self.frame_id)
         for kind, ids in (("faces", list(view.faces)), ("voices", view.voices), ("persons", view.persons)):
             self.tracked[kind].publish(fill(IdsList(), {"header": head, "ids": ids}))
@@ -56,7 +55,7 @@ class HriPublisher:
         for person, vid in view.person_voice.items():
             if self._last.person_voice.get(person) != vid:
                 self._topic(String, f"/humans/persons/{person}/voice_id", LATCHED_QOS).publish(String(data=vid))
-        self._last, self._last_person = view, view.persons[0] if view.persons else ""
+        self._last = view
 
     def known(self, person_ids: list[str], t: float) -> None:
         """Every person the memory knows, whether in view or not."""
@@ -72,7 +71,7 @@ class HriPublisher:
         for pub in self._pubs.values():
             self.node.destroy_publisher(pub)
         self._pubs.clear()
-        self._last, self._last_person = HriView(), ""
+        self._last = HriView()
 
     def _topic(self, msg_type, topic: str, qos=10):
         key = (msg_type.__name__, topic)

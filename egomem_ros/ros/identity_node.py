@@ -10,27 +10,27 @@ Publishes:
   with hri_msgs: ROS4HRI's /humans/faces|voices|persons/... and /humans/candidate_matches (REP-155,
   see `ros/hri_publisher.py`); person ids are the memory's user ids.
 A lifecycle node: configure loads the models, activate starts polling, cleanup releases the models.
-All decisions are made by `egomem_ros.retrieval.poller.IdentityPoller`.
+All decisions are made by the pipeline's identity half (`egomem_ros.pipeline.IdentityCore`): this module
+only moves messages to and from it.
 """
 from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray
 from egomem_msgs.msg import AudioFrame, Identity, MemChunk, MemoryEvent
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from sensor_msgs.msg import CompressedImage, Image
 from visualization_msgs.msg import Marker, MarkerArray
 
-from .. import msg_fields as F
+from ..config import resolve_db
 from ..msg_conversions import AudioFormat, compressed_to_rgb, image_to_rgb, stamp_to_sec
-from ..retrieval.factory import make_poller
+from ..pipeline import IdentityCore
 from ..retrieval.media import MediaError
 from ..store import open_store
-from ..config import resolve_db
 from .hri_publisher import HriPublisher
 from .lifecycle import LifecycleNode
-from .qos import EVENTS_QOS, LATCHED_QOS
+from .qos import AUDIO_QOS, EVENTS_QOS, LATCHED_QOS
 from .runner import run
-from .util import diagnostics, fill, now_s
+from .util import Outbox, diagnostics, now_s
 
 try:  # optional: ros-drivers/audio_common
     from audio_common_msgs.msg import AudioDataStamped, AudioInfo
@@ -47,36 +47,40 @@ IDENTITY_LIVE = ("identity.poll_period_s", "identity.window_s", "identity.face_w
 class IdentityNode(LifecycleNode):
     def __init__(self) -> None:
         super().__init__("identity_node", ("store.", "identity.", "memchunk."), live=IDENTITY_LIVE)
-        self.store = self.poller = None
+        self.store = self.core = None
         self.audio_format = AudioFormat()
 
     # -- lifecycle -----------------------------------------------------------------------------
     def setup(self) -> None:
         """Open the store and load the face and voice models (the slow part: configure, not activate)."""
         self.store = open_store(resolve_db(self.cfg), clock=lambda: now_s(self))
-        self.poller = make_poller(self.store, self.cfg)
-        self._last_frame = None
+        self.core = IdentityCore(self.store, self.cfg)
+        self.poller = self.core.poller
         self._known_sent = False
         self._reload_pending = False
         self._stats = {"polls": 0, "rejected_frames": 0, "rejected_audio": 0, "last_poll_ms": 0.0}
-        self.pub_identity = self.publisher(Identity, "identity", 10)
-        self.pub_l1 = self.publisher(MemChunk, "memchunk/level1", LATCHED_QOS)
-        self.pub_debug = self.publisher(Image, "~/debug_image", 2)
-        self.pub_markers = self.publisher(MarkerArray, "markers", 2)
+        self.out = Outbox()
+        self.out.add("identity", self.publisher(Identity, "identity", 10), Identity)
+        self.out.add("l1", self.publisher(MemChunk, "memchunk/level1", LATCHED_QOS), MemChunk)
+        self.out.add("debug", self.publisher(Image, "~/debug_image", 2), Image)
+        self.out.add("markers", self.publisher(MarkerArray, "markers", 2), MarkerArray, {"markers": Marker})
         self.pub_diag = self.publisher(DiagnosticArray, "/diagnostics", 10)
         self.hri = HriPublisher(self)
+        if self.hri.available:
+            self.out.add("matches", self.hri.matches, self.hri.IdsMatch)
         self.get_logger().info(f"identity_node: memory {self.store.path}, face {self.poller.face.model}, "
                                f"voice {self.poller.voice.model}, poll every {self.cfg.identity.poll_period_s} s")
 
     def start(self) -> None:
-        sensors = ReentrantCallbackGroup()        # buffering only: never blocked by inference
+        # buffering only, never blocked by inference; each stream one message at a time, in order
+        camera, audio = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         self._inference = MutuallyExclusiveCallbackGroup()
-        self.sensor_subscription(Image, "image", self._on_image, callback_group=sensors)
-        self.sensor_subscription(CompressedImage, "image/compressed", self._on_compressed, callback_group=sensors)
-        self.sensor_subscription(AudioFrame, "audio_frame", self._on_audio, callback_group=sensors)
+        self.sensor_subscription(Image, "image", self._on_image, callback_group=camera)
+        self.sensor_subscription(CompressedImage, "image/compressed", self._on_compressed, callback_group=camera)
+        self.sensor_subscription(AudioFrame, "audio_frame", self._on_audio, callback_group=audio, qos=AUDIO_QOS)
         if AudioDataStamped is not None:
-            self.sensor_subscription(AudioDataStamped, "audio", self._on_audio, callback_group=sensors)
-            self.info_subscription(AudioInfo, "audio_info", self._on_audio_info, callback_group=sensors)
+            self.sensor_subscription(AudioDataStamped, "audio", self._on_audio, callback_group=audio, qos=AUDIO_QOS)
+            self.info_subscription(AudioInfo, "audio_info", self._on_audio_info, callback_group=audio)
         self.subscription(MemoryEvent, "memory_events", self._on_memory_event, EVENTS_QOS,
                           callback_group=self._inference)
         self._poll_timer = self.timer(self.cfg.identity.poll_period_s, self._poll, callback_group=self._inference)
@@ -90,11 +94,11 @@ class IdentityNode(LifecycleNode):
     def teardown(self) -> None:
         if getattr(self, "hri", None) is not None:
             self.hri.close()
-        if self.poller is not None:
-            self.poller.close()
+        if self.core is not None:
+            self.core.close()
         if self.store is not None:
             self.store.close()
-        self.store = self.poller = None
+        self.store = self.core = self.poller = None
 
     # -- sensors -------------------------------------------------------------------------------
     def _on_image(self, msg: Image) -> None:
@@ -110,8 +114,7 @@ class IdentityNode(LifecycleNode):
             self._stats["rejected_frames"] += 1
             self.get_logger().warning(f"frame rejected: {err}", throttle_duration_sec=5.0)
             return
-        self._last_frame = rgb
-        self.poller.add_frame(stamp_to_sec(msg.header.stamp), rgb)
+        self.core.add_frame(stamp_to_sec(msg.header.stamp), rgb)
 
     def _on_audio_info(self, msg) -> None:
         for early in self.audio_format.set(msg):
@@ -126,7 +129,7 @@ class IdentityNode(LifecycleNode):
             self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
             return
         if got is not None:
-            self.poller.add_audio(stamp_to_sec(msg.header.stamp), *got)
+            self.core.add_audio(stamp_to_sec(msg.header.stamp), *got)
 
     def _on_memory_event(self, msg: MemoryEvent) -> None:
         """Keys or users changed in the shared store (enrolment, merge, forget): re-read them."""
@@ -145,18 +148,13 @@ class IdentityNode(LifecycleNode):
                 self.poller.reload()
             self._reload_pending, self._known_sent = False, True
             self.hri.known([u.id for u in self.store.list_users(include_placeholders=False)], t)
-        res = self.poller.poll(t)
-        ev = res.event
+        step = self.core.poll(t, debug_image=self.out.wants("debug"))
+        ev = step.event
         self._stats["polls"] += 1
         self._stats["last_poll_ms"] = sum(ev.timings_ms.values())
-        self.pub_identity.publish(fill(Identity(), F.identity_fields(ev, "camera")))
-        if res.chunk is not None:
-            self.pub_l1.publish(fill(MemChunk(), F.memchunk_fields(res.chunk, t)))
+        self.out.publish(step.messages)
+        if step.chunk is not None:
             self.get_logger().info(f"user switch: {ev.status} {ev.name or ev.user_id} (confidence {ev.confidence:.2f})")
-        self.pub_markers.publish(fill(MarkerArray(), {"markers": [F.name_marker(ev, "base_link")]},
-                                      {"markers": Marker}))
-        if self._last_frame is not None and self.pub_debug.get_subscription_count():
-            self.pub_debug.publish(fill(Image(), F.image_fields(F.draw_debug(self._last_frame, ev), t, "camera")))
         self.hri.publish(ev, t)
 
     def _diagnostics(self) -> None:

@@ -74,15 +74,16 @@ class LifecycleNode(RclpyLifecycleNode):
         self._active.append(timer)
         return timer
 
-    def sensor_subscription(self, msg_type, topic: str, callback, callback_group=None):
-        """Camera and microphone: sensor-data QoS (best effort, the last 5), which a user can change with
-        the standard ROS 2 QoS override parameters of the resolved topic, e.g.
+    def sensor_subscription(self, msg_type, topic: str, callback, callback_group=None, qos=None):
+        """Camera and microphone: sensor-data QoS (best effort, the last 5; `qos` for another profile, like
+        the microphone's `AUDIO_QOS`), which a user can change with the standard ROS 2 QoS override
+        parameters of the resolved topic, e.g.
         `-p qos_overrides./camera/image_raw.subscription.reliability:=reliable` (and `.depth`, `.history`)."""
         from rclpy.qos_overriding_options import QoSOverridingOptions
 
 
         # a copy: rclpy writes the overrides into the profile it is given, and SENSOR_QOS is shared
-        return self.subscription(msg_type, topic, callback, copy.copy(SENSOR_QOS), callback_group=callback_group,
+        return self.subscription(msg_type, topic, callback, copy.copy(qos or SENSOR_QOS), callback_group=callback_group,
                                  qos_overriding_options=QoSOverridingOptions.with_default_policies())
 
     def info_subscription(self, msg_type, topic: str, callback, callback_group=None) -> None:

@@ -5,13 +5,13 @@ EnrollUser, ForgetUser, MergeUsers), buffering (audio, the robot's voice and tex
 consolidation when a session ends and at the latest every `consolidation_period_s`; MemoryEvent on every write.
 deactivate / cleanup undo that in order; shutdown (also on SIGINT / SIGTERM) first writes everything buffered,
 the session still going on included.
-All decisions are made by the ROS-free `MemoryManager`, `Level2Service` and store.
+All decisions are made by the pipeline's memory half (`egomem_ros.pipeline.MemoryCore`) over the store:
+this module only moves messages to and from it.
 """
 from __future__ import annotations
 
 import threading
 
-import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from egomem_msgs.msg import AudioFrame, Fact, Identity, MemChunk, MemoryEvent, Relation, UserProfile
 from egomem_msgs.srv import EnrollUser, ForgetUser, GetProfile, ListUsers, MergeUsers, RetrieveText
@@ -20,14 +20,13 @@ from std_msgs.msg import String
 
 from .. import msg_fields as F
 from ..config import resolve_db
-from ..memory.buffer import IdentityObservation, TranscriptSegment
 from ..msg_conversions import AudioFormat, audio_frame_to_pcm, image_to_rgb, stamp_to_sec
 from ..retrieval.media import MediaError
 from ..store import StoreError
 from .lifecycle import LifecycleNode
-from .qos import EVENTS_QOS, LATCHED_QOS
+from .qos import AUDIO_QOS, EVENTS_QOS, LATCHED_QOS
 from .runner import run
-from .util import diagnostics, fill, now_s
+from .util import Outbox, diagnostics, fill, now_s
 
 PROFILE_ITEMS = {"facts": Fact, "relations": Relation}
 # Parameters applied while the node runs; every other one takes effect at the next configure.
@@ -52,18 +51,19 @@ class MemoryNode(LifecycleNode):
 
     # -- lifecycle -----------------------------------------------------------------------------
     def setup(self) -> None:
-        from ..memory.manager import build_memory_manager
-        from ..retrieval.factory import make_level2, make_poller
+        from ..pipeline import IdentityCore, MemoryCore
         from ..store import open_store
 
         db = resolve_db(self.cfg)
         self.store = open_store(db, clock=lambda: now_s(self))
-        self.cfg.identity.face.worker_process = False  # no polling here: keys and galleries only
-        self.poller = make_poller(self.store, self.cfg)
-        self.manager = build_memory_manager(self.store, self.cfg, poller=self.poller, db_path=db)
-        self.level2 = make_level2(self.store, self.cfg)
+        self.keys = IdentityCore(self.store, self.cfg, polls=False)   # keys and galleries: no polling here
+        self.poller = self.keys.poller
+        self.core = MemoryCore(self.store, self.cfg, self.keys, db)
+        self.manager = self.core.manager
+        self.out = Outbox()
         self.pub_events = self.publisher(MemoryEvent, "memory_events", EVENTS_QOS)
-        self.pub_l2 = self.publisher(MemChunk, "memchunk/level2", LATCHED_QOS)
+        self.out.add("events", self.pub_events, MemoryEvent)
+        self.out.add("l2", self.publisher(MemChunk, "memchunk/level2", LATCHED_QOS), MemChunk)
         self.pub_diag = self.publisher(DiagnosticArray, "/diagnostics", 10)
         self._stats = {"consolidations": 0, "consolidated until t": 0.0, "sessions written": 0, "sessions retried": 0,
                        "polls read until t": 0.0}
@@ -73,11 +73,14 @@ class MemoryNode(LifecycleNode):
 
     def start(self) -> None:
         sensors, work, services = ReentrantCallbackGroup(), MutuallyExclusiveCallbackGroup(), ReentrantCallbackGroup()
-        self.sensor_subscription(AudioFrame, "audio_frame", self._on_audio, callback_group=sensors)
-        self.sensor_subscription(AudioFrame, "dialog/audio_out", self._on_speak, callback_group=sensors)
+        # audio one chunk at a time, in order: in a reentrant group two threads take consecutive chunks and
+        # the later one can land first, which the stream reads as a loss followed by a clock jump
+        audio = MutuallyExclusiveCallbackGroup()
+        self.sensor_subscription(AudioFrame, "audio_frame", self._on_audio, callback_group=audio, qos=AUDIO_QOS)
+        self.sensor_subscription(AudioFrame, "dialog/audio_out", self._on_speak, callback_group=audio, qos=AUDIO_QOS)
         if AudioDataStamped is not None:
-            self.sensor_subscription(AudioDataStamped, "audio", self._on_audio, callback_group=sensors)
-            self.info_subscription(AudioInfo, "audio_info", self._on_audio_info, callback_group=sensors)
+            self.sensor_subscription(AudioDataStamped, "audio", self._on_audio, callback_group=audio, qos=AUDIO_QOS)
+            self.info_subscription(AudioInfo, "audio_info", self._on_audio_info, callback_group=audio)
         if LiveSpeech is not None:
             self.subscription(LiveSpeech, "speech", self._on_live_speech, 10, callback_group=sensors)
         self.subscription(String, "transcript", self._on_transcript, 10, callback_group=sensors)
@@ -104,15 +107,16 @@ class MemoryNode(LifecycleNode):
 
     def finish(self) -> None:
         """Shutdown (a signal or the lifecycle): write everything buffered, the open session included."""
-        if getattr(self, "manager", None) is not None:
+        if getattr(self, "core", None) is not None:
             self._consolidate(final=True)
 
     def teardown(self) -> None:
-        for name in ("manager", "poller", "store"):
+        for name in ("core", "keys", "store"):
             part = getattr(self, name, None)
             if part is not None:
                 part.close()
             setattr(self, name, None)
+        self.manager = self.poller = None
 
     # -- inputs --------------------------------------------------------------------------------
     def _on_audio_info(self, msg) -> None:
@@ -124,56 +128,50 @@ class MemoryNode(LifecycleNode):
         try:
             got = self.audio_format.decode(msg)
             if got is not None:
-                self.manager.buffer.add_listen(stamp_to_sec(msg.header.stamp), *got)
+                self.core.add_listen(stamp_to_sec(msg.header.stamp), *got)
         except MediaError as err:
             self.get_logger().warning(f"audio rejected: {err}", throttle_duration_sec=5.0)
 
     def _on_speak(self, msg: AudioFrame) -> None:
         """The robot's own voice (the dialog node's output): the speak channel of the segmenter."""
         try:
-            self.manager.buffer.add_speak(stamp_to_sec(msg.header.stamp), *audio_frame_to_pcm(msg))
+            self.core.add_speak(stamp_to_sec(msg.header.stamp), *audio_frame_to_pcm(msg))
         except MediaError as err:
             self.get_logger().warning(f"robot audio rejected: {err}", throttle_duration_sec=5.0)
 
     def _on_transcript(self, msg: String) -> None:
-        t = now_s(self)
-        self.manager.buffer.add_transcript(TranscriptSegment(t, t, msg.data))
+        self.core.add_transcript(now_s(self), msg.data)
 
     def _on_live_speech(self, msg) -> None:
         if msg.final:
-            t = stamp_to_sec(msg.header.stamp) or now_s(self)
-            self.manager.buffer.add_transcript(TranscriptSegment(t, t, msg.final))
+            self.core.add_transcript(stamp_to_sec(msg.header.stamp) or now_s(self), msg.final)
 
     def _on_robot_text(self, msg: String) -> None:
-        t = now_s(self)
-        self.manager.buffer.add_transcript(TranscriptSegment(t, t, msg.data, speaker="robot"))
+        self.core.add_transcript(now_s(self), msg.data, speaker="robot")
 
     def _on_identity(self, msg: Identity) -> None:
-        known = msg.user_id if msg.status == Identity.KNOWN else ""
-        face = np.asarray(msg.face_embedding, np.float32) if len(msg.face_embedding) else None
-        voice = np.asarray(msg.voice_embedding, np.float32) if len(msg.voice_embedding) else None
-        stamp = stamp_to_sec(msg.header.stamp)
-        obs = IdentityObservation(stamp, known, face, voice, track=msg.user_id if msg.status != Identity.NOBODY else "",
-                                  face_seen=msg.face_present, voiced=msg.voice_present)
         # a session is written as soon as the poll that ends it arrives, as `egomem replay` does (here on a
         # sensor thread: the lock keeps it apart from the timer's and shutdown's consolidation)
-        if self.manager.add_poll(obs):
+        if self.core.read_identity(msg):
             self._consolidate()
-        self._stats["polls read until t"] = stamp
+        self._stats["polls read until t"] = stamp_to_sec(msg.header.stamp)
         self._diagnostics()
 
     # -- work ----------------------------------------------------------------------------------
     def _consolidate(self, final: bool = False) -> None:
         with self._consolidating:
             t = now_s(self)
-            report = self.manager.flush(t) if final else self.manager.consolidate(t)
+            step = self.core.consolidate(t, final=final)
+            report = step.report
             self._stats["consolidations"] += 1
             self._stats["consolidated until t"] = t
             self._stats["sessions written"] += sum(o.status == "written" for o in report.outcomes)
             self._stats["sessions retried"] += report.retried
+        self.out.publish(step.messages)
         for outcome in report.outcomes:
-            for rec in outcome.events:
-                self.pub_events.publish(fill(MemoryEvent(), F.memory_event_fields(rec, t)))
+            if outcome.status == "written":
+                self.get_logger().info(f"session {outcome.session_id} written for {outcome.user_id}: "
+                                       f"heard \"{outcome.heard[:300]}\"")
             if outcome.status in ("retry", "not-learned"):
                 self.get_logger().warning(f"session {outcome.session_id}: {outcome.status} ({outcome.reason})")
         log = self.get_logger().info if report.sessions_found or final else self.get_logger().debug
@@ -188,10 +186,11 @@ class MemoryNode(LifecycleNode):
 
     def _diagnostics(self) -> None:
         self._diag_at = now_s(self)
-        pending = len(list(self.manager.spool.folder.glob("*.json"))) if self.manager is not None else 0
+        pending = self.core.waiting_sessions() if self.core is not None else 0
         self.pub_diag.publish(diagnostics(self, "memory", pending == 0,
                                           f"{pending} sessions waiting to be written" if pending else "ok",
-                                          {**self._stats, "spooled sessions": pending}))
+                                          {**self._stats, "spooled sessions": pending,
+                                           **(self.core.buffer.audio_stats() if self.core is not None else {})}))
 
     def _retrieve(self, req, resp):
         if req.user_id:
@@ -200,12 +199,13 @@ class MemoryNode(LifecycleNode):
             except KeyError as err:
                 resp.success, resp.message = False, str(err)
                 return resp
-        res = self.level2.retrieve(req.user_id, list(req.relation_query), list(req.keyword_query), req.k or None)
-        fill(resp.chunk, F.memchunk_fields(res.chunk, now_s(self)))
+        res, messages = self.core.retrieve(now_s(self), req.user_id, list(req.relation_query), list(req.keyword_query),
+                                           req.k or None)
+        fill(resp.chunk, dict(messages)["l2"])
         resp.success, resp.message = True, res.message
         resp.item_ids = [d.doc.item_id for d in res.docs]
         resp.scores = [float(d.score) for d in res.docs]
-        self.pub_l2.publish(resp.chunk)
+        self.out.publish(messages)
         return resp
 
     def _get_profile(self, req, resp):

@@ -38,3 +38,23 @@ def diagnostics(node: Node, name: str, ok: bool, message: str, values: dict[str,
 def now_s(node: Node) -> float:
     """The node clock (sim time under `use_sim_time`, so bag replays keep their own timeline)."""
     return node.get_clock().now().nanoseconds * 1e-9
+
+
+class Outbox:
+    """The node's publishers of the pipeline's outputs, by output key (`ros.graph.OUTPUT_TOPICS`): a pipeline
+    step's `(key, fields)` messages go out unchanged. Keys this node does not publish are an error."""
+
+    def __init__(self) -> None:
+        self._pubs: dict[str, tuple[Any, type, dict[str, type]]] = {}
+
+    def add(self, key: str, publisher: Any, msg_type: type, item_types: dict[str, type] | None = None) -> None:
+        self._pubs[key] = (publisher, msg_type, item_types or {})
+
+    def wants(self, key: str) -> bool:
+        """Someone listens on `key` (an expensive output, like the debug image, is only made then)."""
+        return key in self._pubs and self._pubs[key][0].get_subscription_count() > 0
+
+    def publish(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        for key, fields in messages:
+            pub, msg_type, item_types = self._pubs[key]
+            pub.publish(fill(msg_type(), fields, item_types))
