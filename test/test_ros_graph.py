@@ -265,7 +265,11 @@ def test_live_on_a_robot_remembers_what_replay_remembers(graph, scene, tmp_path)
     assert live_memory == replay_memory, logs
     lossless, _ = _memory(tmp_path / "lossless.db")
     assert (live_memory["users"], live_memory["relations"]) == (lossless["users"], lossless["relations"])
+    # Level-1: the profile the dialog model holds when Emily is back. (Which polls switch depends on the
+    # node timer's phase against the recording: a poll that hears Sarah's first words while her face is
+    # not detected can name Emily by voice for a poll or two, live or in a replay, see docs/ros.md.)
     replay_l1 = [x for _, x in _bag_chunks(tmp_path / "out_bag", "/memchunk/level1") if x]
-    assert [_named(m.text, live_names) for m in l1 if m.text] == [_named(x, replay_names) for x in replay_l1]
+    live_l1 = [m.text for m in l1 if m.text]
+    assert live_l1 and replay_l1 and _named(live_l1[-1], live_names) == _named(replay_l1[-1], replay_names)
     replay_l2 = _bag_chunks(tmp_path / "out_bag", "/memchunk/level2")
     assert [_named(m.text, live_names) for m in l2] == [_named(x, replay_names) for _, x in replay_l2]

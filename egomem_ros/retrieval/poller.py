@@ -211,10 +211,7 @@ class IdentityPoller:
         key = decision.user_id
         if decision.status == UNKNOWN:
             key = self._stranger_id(now, face_obs, voice_obs)
-        # a voice alone (a camera that sees no face) never switches at once: a poll window can hold the
-        # first second of a stranger's speech, and a short clip can resemble a known voice
-        instant_ok = face_conf is not None or self.face is None
-        switched = self._hyst.update(key, decision.confidence if instant_ok else 0.0, decision.corroborated)
+        switched = self._hyst.update(key, decision.confidence, decision.corroborated)
         stable = self._hyst.current
         t["fusion"] = (time.perf_counter() - t0) * 1e3
         status = NOBODY if not stable else (UNKNOWN if stable.startswith("tmp-") else KNOWN)
