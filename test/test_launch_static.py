@@ -66,6 +66,26 @@ def test_rviz_config_shows_debug_image_and_markers():
     assert topics == {"/identity_node/debug_image", "/markers"}
 
 
+def test_foxglove_layout_shows_only_topics_both_transports_have():
+    """One layout for a live robot and a replayed bag: every topic it shows is one the nodes publish and
+    `egomem replay` writes, under the same name; its panels are the ones laid out."""
+    import json
+
+    from egomem_ros.ros.graph import OUTPUT_TOPICS
+
+    layout = json.loads((REPO / "config" / "egomem.foxglove.json").read_text())
+    shown = set()
+    for panel in layout["configById"].values():
+        shown |= set(panel.get("topics", {}))
+        shown |= {panel[k].split(".")[0] for k in ("topicPath",) if k in panel}
+        shown |= {v for k, v in panel.get("imageMode", {}).items() if k == "imageTopic"}
+    assert shown == {t for t, _ in OUTPUT_TOPICS.values()}
+
+    def leaves(node) -> set[str]:
+        return {node} if isinstance(node, str) else leaves(node["first"]) | leaves(node["second"])
+    assert leaves(layout["layout"]) == set(layout["configById"])
+
+
 def test_diagnostics_analyzer_groups_every_status_the_nodes_publish():
     analyzers = yaml.safe_load((REPO / "config" / "diagnostics.yaml").read_text())["analyzers"]["ros__parameters"]
     group = analyzers["egomem"]
