@@ -18,7 +18,8 @@ import numpy as np
 
 from egomem_ros.config import EgomemConfig
 from egomem_ros.memory.buffer import StreamBuffer, TranscriptSegment
-from egomem_ros.memory.consolidate import Consolidator, SessionSpool
+from egomem_ros.memory.consolidate import Consolidator
+from egomem_ros.memory.spool import SessionSpool
 from egomem_ros.memory.disclosure import offline_extractor
 from egomem_ros.memory.attribution import SessionOwner
 from egomem_ros.memory.manager import MemoryManager

@@ -44,6 +44,7 @@ class ReplaySummary:
     identities: Counter = field(default_factory=Counter)
     sessions_written: int = 0
     sessions_waiting: int = 0       # spooled for a retry (an LLM that failed): written by a later run
+    sessions_set_aside: list[str] = field(default_factory=list)   # refused for what they hold: id and reason
     users_created: int = 0
     events: int = 0
     l2_queries: int = 0
@@ -294,6 +295,8 @@ class _Run:
 
     def _written(self, step, t: float) -> None:
         self.output.emit(step.messages, t)
+        self.summary.sessions_set_aside += [f"{o.session_id}: {o.reason}" for o in step.report.outcomes
+                                            if o.status == "rejected"]
         for o in step.written:
             self.summary.sessions_written += 1
             self.summary.users_created += int(o.new_user)

@@ -129,7 +129,7 @@ class _NoSegmenter:
 
 
 def test_a_session_ends_when_the_voice_stops_or_the_person_changes(store, tmp_path):
-    from egomem_ros.memory.consolidate import SessionSpool
+    from egomem_ros.memory.spool import SessionSpool
 
     buf = StreamBuffer(120)
     mgr = MemoryManager(store, buf, _NoSegmenter(), Consolidator(store, RuleExtractor(), RuleUpdateAgent(),

@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from egomem_ros.memory.consolidate import Consolidator, SessionInput, SessionSpool
+from egomem_ros.memory.consolidate import Consolidator, SessionInput
+from egomem_ros.memory.spool import SessionSpool
 from egomem_ros.memory.extraction import RuleExtractor, Turn
 from egomem_ros.memory.llm import ChatClient, LLMConfig
 from egomem_ros.memory.update_agent import LLMUpdateAgent, RuleUpdateAgent
@@ -136,7 +137,8 @@ def test_spool_roundtrip(tmp_path):
 DRIVER = textwrap.dedent("""
     import sys, time
     from egomem_ros.store import SqliteStore
-    from egomem_ros.memory.consolidate import Consolidator, SessionInput, SessionSpool
+    from egomem_ros.memory.consolidate import Consolidator, SessionInput
+    from egomem_ros.memory.spool import SessionSpool
     from egomem_ros.memory.extraction import RuleExtractor, Turn
     from egomem_ros.memory.update_agent import RuleUpdateAgent
 

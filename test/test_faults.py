@@ -88,7 +88,8 @@ def test_negative_timestamps_are_skipped_and_counted(tmp_path):
 def test_spool_leaves_no_partial_file_on_a_full_disk(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from egomem_ros.memory.consolidate import SessionInput, SessionSpool
+    from egomem_ros.memory.consolidate import SessionInput
+    from egomem_ros.memory.spool import SessionSpool
     from egomem_ros.memory.extraction import Turn
 
     spool = SessionSpool(tmp_path / "spool")

@@ -41,7 +41,8 @@ def test_forget_erases_name_and_embedding_bytes(tmp_path):
 def test_forget_erases_the_persons_waiting_sessions_and_a_stale_one_never_crashes(tmp_path):
     """A spooled session of the person (seen in it, or the one that enrolled them) is erased with them; one
     that names a forgotten user is dropped when processed, instead of crashing every later run."""
-    from egomem_ros.memory.consolidate import Consolidator, SessionInput, SessionSpool
+    from egomem_ros.memory.consolidate import Consolidator, SessionInput
+    from egomem_ros.memory.spool import SessionSpool
     from egomem_ros.memory.extraction import RuleExtractor, Turn
     from egomem_ros.memory.manager import forget_person
     from egomem_ros.memory.update_agent import RuleUpdateAgent
@@ -103,7 +104,8 @@ def test_same_offset_different_conversation_is_not_a_duplicate():
 def _populated_for_erasure(tmp_path):
     """Zebulon with keys, facts, an episode and a placeholder only he knows; Sarah, who talks about him;
     a spooled session of his and one of Sarah's that names him."""
-    from egomem_ros.memory.consolidate import SessionInput, SessionSpool
+    from egomem_ros.memory.consolidate import SessionInput
+    from egomem_ros.memory.spool import SessionSpool
     from egomem_ros.memory.extraction import Turn
 
     db = tmp_path / "memory.db"

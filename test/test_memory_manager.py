@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from egomem_ros.memory.buffer import IdentityObservation, StreamBuffer, TranscriptSegment
-from egomem_ros.memory.consolidate import Consolidator, SessionSpool
+from egomem_ros.memory.consolidate import Consolidator
+from egomem_ros.memory.spool import SessionSpool
 from egomem_ros.memory.extraction import RuleExtractor
 from egomem_ros.memory.attribution import SessionOwner
 from egomem_ros.memory.manager import MemoryManager

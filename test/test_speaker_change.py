@@ -6,7 +6,8 @@ import pytest
 
 from egomem_ros.memory.attribution import SessionOwner
 from egomem_ros.memory.buffer import StreamBuffer, TranscriptSegment
-from egomem_ros.memory.consolidate import Consolidator, SessionInput, SessionSpool
+from egomem_ros.memory.consolidate import Consolidator, SessionInput
+from egomem_ros.memory.spool import SessionSpool
 from egomem_ros.memory.extraction import RuleExtractor, Turn
 from egomem_ros.memory.manager import MemoryManager
 from egomem_ros.memory.sessions import labels_from_sessions

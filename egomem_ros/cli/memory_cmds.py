@@ -135,7 +135,7 @@ def forget(user: Annotated[str, typer.Argument(help="User id or exact name.")],
             if not typer.confirm(f"Erase {u.display_name} ({u.id}) and all their memory?"):
                 fail("aborted, nothing erased", code=1)
         from ..config import resolve_db
-        from ..memory.consolidate import SessionSpool
+        from ..memory.spool import SessionSpool
         from ..memory.manager import forget_person, spool_dir
 
         cfg = get_config(config)

@@ -53,6 +53,9 @@ def replay(bag: Annotated[Path, typer.Argument(help="ROS 2 bag (directory or .mc
         console.print(f"[yellow]rejected[/] {n} x {what}")
     for t in s.skipped_topics:
         console.print(f"[yellow]skipped[/] {t}")
+    for why in s.sessions_set_aside:
+        err_console.print(f"[yellow]session set aside[/] (it cannot be written; the file is kept as .bad with a "
+                          f".reason next to it in the spool): {why}", markup=True, highlight=False)
     if s.truncated:
         console.print(f"[red]bag truncated[/]: {s.truncated}")
     console.print(f"output bag: {s.out}")

@@ -17,11 +17,9 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 
-from ..store.erasure import name_pattern, name_words, scrub
 from ..store.models import MemoryRepository, StoreError, UnknownUserError, User
 from .item_budget import recent_talk, within_budget
 from .extraction import Extraction, Turn, introduced_name
@@ -57,12 +55,19 @@ class SessionInput:
 
     @classmethod
     def from_json(cls, text: str) -> SessionInput:
-        d = json.loads(text)
-        return cls(d["session_id"], d["start"], d["end"], [Turn(**t) for t in d["turns"]],
-                   [np.asarray(e, np.float32) for e in d["face_embeddings"]],
-                   [np.asarray(e, np.float32) for e in d["voice_embeddings"]], d["observed_users"],
-                   None if d.get("speech_voice") is None else np.asarray(d["speech_voice"], np.float32),
-                   d.get("face_seen", True))
+        """Raises ValueError for anything but a spooled session (`[]`, `null`, a number for a list, ...)."""
+        try:
+            d = json.loads(text)
+            s = cls(str(d["session_id"]), float(d["start"]), float(d["end"]), [Turn(**t) for t in d["turns"]],
+                    [np.asarray(e, np.float32) for e in d["face_embeddings"]],
+                    [np.asarray(e, np.float32) for e in d["voice_embeddings"]], [str(u) for u in d["observed_users"]],
+                    None if d.get("speech_voice") is None else np.asarray(d["speech_voice"], np.float32),
+                    bool(d.get("face_seen", True)))
+        except (KeyError, TypeError, AttributeError, IndexError, RecursionError, ValueError) as err:
+            raise ValueError(f"not a spooled session: {type(err).__name__}: {str(err)[:200]}") from None
+        if any(e.ndim != 1 for e in [*s.face_embeddings, *s.voice_embeddings]):
+            raise ValueError("not a spooled session: an embedding is not a vector")
+        return s
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ class MemoryEventRecord:
 @dataclass
 class SessionOutcome:
     session_id: str
-    status: str                     # written | duplicate | empty | not-learned | forgotten | retry
+    status: str                     # written | duplicate | empty | not-learned | forgotten | retry | rejected
     user_id: str = ""
     new_user: bool = False
     extraction: Extraction | None = None
@@ -350,56 +355,3 @@ def _spread(embs: Sequence[np.ndarray], k: int) -> list[np.ndarray]:
 
 def _transcript(turns: Sequence[Turn]) -> str:
     return "\n".join(f"{t.speaker}: {t.text}" for t in turns)
-
-
-class SessionSpool:
-    """Sessions written to disk before processing, removed after their commit: nothing is lost when
-    the process dies mid-consolidation, and `pending()` gives what must be processed again."""
-
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-
-    def put(self, s: SessionInput) -> Path:
-        path = self.folder / f"{s.session_id}.json"
-        tmp = path.with_suffix(".tmp")
-        try:
-            tmp.write_text(s.to_json(), encoding="utf-8")
-            tmp.replace(path)  # atomic: a half-written spool file never exists
-        except OSError:
-            tmp.unlink(missing_ok=True)  # a full disk: no partial file left behind
-            raise
-        return path
-
-    def pending(self) -> list[SessionInput]:
-        out = []
-        for p in sorted(self.folder.glob("*.json")):
-            try:
-                out.append(SessionInput.from_json(p.read_text(encoding="utf-8")))
-            except (ValueError, KeyError) as err:
-                log.error("unreadable spooled session %s (%s): moved aside", p.name, err)
-                p.rename(p.with_suffix(".bad"))
-        return out
-
-    def done(self, session_id: str) -> None:
-        (self.folder / f"{session_id}.json").unlink(missing_ok=True)
-
-    def erase(self, user_id: str, keys: Sequence[np.ndarray], name: str | None = None) -> int:
-        """Delete the waiting sessions of a person being forgotten: those the identity process saw them in,
-        and those holding one of their keys (the session that enrolled them). Other waiting sessions keep
-        what was said, with the person's name replaced (store/erasure.py). Call before the store forgets
-        them (their keys are needed here). Returns how many were deleted."""
-        pattern = name_pattern(name_words(name, user_id))
-        erased = 0
-        for s in self.pending():
-            embs = [*s.face_embeddings, *s.voice_embeddings] + ([s.speech_voice] if s.speech_voice is not None else [])
-            if user_id in s.observed_users or any(e.shape == k.shape and np.allclose(e, k, atol=1e-5)
-                                                  for e in embs for k in keys):
-                self.done(s.session_id)
-                erased += 1
-                continue
-            turns = [t.model_copy(update={"text": scrub(t.text, pattern)}) for t in s.turns]
-            if turns != s.turns:
-                s.turns = turns
-                self.put(s)
-        return erased

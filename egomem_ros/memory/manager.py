@@ -10,17 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..config import EgomemConfig, default_db_path
-from ..store.models import MemoryRepository, is_postgres_url
+from ..store.models import MemoryRepository, StoreError, is_postgres_url
 from .asr import transcribe_user_turns
 from .attribution import SR, SessionOwner, speech_embeddings
 from .buffer import IdentityObservation, StreamBuffer, TranscriptSegment
-from .consolidate import Consolidator, SessionInput, SessionOutcome, SessionSpool
+from .consolidate import Consolidator, SessionInput, SessionOutcome
+from .spool import SessionSpool
 from .extraction import Turn
 from .identity_keys import IdentityKeys
 from .sessions import STEP_S, sessions_from_labels
@@ -66,11 +68,32 @@ class MemoryManager:
     def retry_spooled(self) -> list[SessionOutcome]:
         outcomes = []
         for s in self.spool.pending():
-            parts = self.consolidator.process_all(s)
-            if all(o.status != "retry" for o in parts):
-                self.spool.done(s.session_id)
-            outcomes += parts
+            outcomes += self._write(s)
         return outcomes
+
+    def _write(self, s: SessionInput) -> list[SessionOutcome]:
+        """Write one spooled session. One that the store refuses for what it holds (a 150-character name,
+        an LLM answer that supersedes a fact twice or nests 200,000 levels deep) is moved aside with the
+        reason, never retried in front of every later session; a store that fails itself stops the run."""
+        try:
+            parts = self.consolidator.process_all(s)
+        except (StoreError, ValueError, TypeError, RecursionError) as err:
+            if not self._store_works():
+                raise
+            reason = f"{type(err).__name__}: {str(err)[:300]}"
+            log.error("session %s cannot be written (%s): moved aside in %s", s.session_id, reason, self.spool.folder)
+            self.spool.reject(s.session_id, reason)
+            return [SessionOutcome(s.session_id, "rejected", reason=reason)]
+        if all(o.status != "retry" for o in parts):
+            self.spool.done(s.session_id)
+        return parts
+
+    def _store_works(self) -> bool:
+        try:
+            self.store.list_users(include_placeholders=False)
+            return True
+        except Exception:  # noqa: BLE001 - any failure of the store means it is the store, not the session
+            return False
 
     def add_poll(self, obs: IdentityObservation) -> bool:
         """Buffer one identity poll; True when it ends a session (consolidate now, as every driver does)."""
@@ -128,10 +151,7 @@ class MemoryManager:
             for s in self._session_inputs(stream, t0, start, end, [g for g in segments if start <= g.end < until],
                                           observations):
                 self.spool.put(s)
-                parts = self.consolidator.process_all(s)
-                if all(o.status != "retry" for o in parts):
-                    self.spool.done(s.session_id)
-                report.outcomes += parts
+                report.outcomes += self._write(s)
             done_until = end
         if not waiting:
             done_until = max(done_until, now - self.max_gap_s - self.transcript_latency_s)
@@ -207,8 +227,24 @@ def spool_dir(cfg: EgomemConfig, db: str | Path | None) -> Path:
     if cfg.memory.spool_dir:
         return Path(cfg.memory.spool_dir)
     if is_postgres_url(db):
-        return default_db_path().parent / "fleet.sessions"
+        return default_db_path().parent / f"fleet-{postgres_identity(str(db))}.sessions"
     return Path(str(db or "egomem") + ".sessions")
+
+
+def postgres_identity(url: str) -> str:
+    """A folder-safe name of the database a PostgreSQL URL names (server, port, database; never the
+    password): a spool belongs to exactly one memory, so sessions spooled for one database are never
+    written into another."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    host = query.get("host", parts.hostname or "localhost")
+    port = str(query.get("port", parts.port or 5432))
+    dbname = query.get("dbname", parts.path.lstrip("/") or "")
+    digest = hashlib.sha256("\0".join((host, port, dbname)).encode()).hexdigest()[:10]
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", dbname)[:40] or "db"
+    return f"{readable}-{digest}"
 
 
 def forget_person(store: MemoryRepository, spool: SessionSpool, user_id: str) -> int:

@@ -172,7 +172,7 @@ class MemoryNode(LifecycleNode):
             if outcome.status == "written":
                 self.get_logger().info(f"session {outcome.session_id} written for {outcome.user_id}: "
                                        f"heard \"{outcome.heard[:300]}\"")
-            if outcome.status in ("retry", "not-learned"):
+            if outcome.status in ("retry", "not-learned", "rejected"):
                 self.get_logger().warning(f"session {outcome.session_id}: {outcome.status} ({outcome.reason})")
         log = self.get_logger().info if report.sessions_found or final else self.get_logger().debug
         log(f"consolidation{' (final)' if final else ''} at t={t:.1f} s: {report.sessions_found} sessions, "
