@@ -77,7 +77,7 @@ class VoiceConfig(_Section):
 
 
 class IdentityConfig(_Section):
-    poll_period_s: float = Field(2.0, gt=0.0, le=60.0)
+    poll_period_s: float = Field(2.0, ge=0.1, le=60.0)   # faster than 10 Hz only burns CPU
     window_s: float = Field(2.0, gt=0.0, le=60.0)
     learn_new_users: bool = True
     # Polls that must agree before the current user switches (1 = no hysteresis).
@@ -127,7 +127,7 @@ class LLMSection(_Section):
 
 
 class MemoryConfig(_Section):
-    consolidation_period_s: float = Field(600.0, gt=0)
+    consolidation_period_s: float = Field(600.0, ge=1.0)
     buffer_s: float = Field(900.0, gt=10)
     segmenter: Literal["baseline", "tagger"] = "baseline"
     # tagger: a stream with no robot voice on the speak channel goes to this segmenter instead (said once)

@@ -9,6 +9,7 @@ bag with the input topics plus egomem's outputs, ready for Foxglove or rviz.
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import sqlite3
 from collections import Counter
@@ -30,6 +31,7 @@ IMAGE_TYPES = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"}
 AUDIO_TYPES = {"audio_common_msgs/msg/AudioDataStamped", "audio_common_msgs/msg/AudioData", "egomem_msgs/msg/AudioFrame"}
 TEXT_TYPES = {"hri_msgs/msg/LiveSpeech", "std_msgs/msg/String"}
 SPEAK_TOPIC = "/egomem/dialog/audio_out"  # the dialog node's voice output
+JUMP_PERIODS = 5   # a gap of more poll periods than this is a jump of the clock, not a quiet moment
 
 
 class ReplayError(EgomemError, RuntimeError):
@@ -50,6 +52,7 @@ class ReplaySummary:
     l2_queries: int = 0
     rejected: Counter = field(default_factory=Counter)
     skipped_topics: list[str] = field(default_factory=list)
+    clock_jumps: list[str] = field(default_factory=list)   # gaps in bag time, run through without a poll storm
     truncated: str = ""
     out: str = ""
 
@@ -235,10 +238,26 @@ class _Run:
         return failure
 
     def _timers(self, t: float) -> None:
-        """The nodes' timers, in bag time: each runs at its due time, before later messages arrive."""
+        """The nodes' timers, in bag time: each runs at its due time, before later messages arrive. Over a
+        jump of the clock (a gap in the recording, an NTP step) they run as a node's timers would: once
+        when due and once just before the next message, not once per period of the gap (an hour is not
+        1800 polls)."""
         cfg = self.cfg
         if self.next_poll is None:
             self.next_poll, self.next_consolidation = t + cfg.identity.poll_period_s, t + cfg.memory.consolidation_period_s
+        gap_start = min(self.next_poll, self.next_consolidation)
+        if t - gap_start > JUMP_PERIODS * cfg.identity.poll_period_s:
+            self.summary.clock_jumps.append(f"{t - gap_start:.1f} s without messages at t={gap_start:.1f} s")
+            log.warning("bag time jumps by %.1f s at t=%.1f s: the timers run once, not once per period",
+                        t - gap_start, gap_start)
+            if self.next_poll <= self.next_consolidation:
+                self.now[0] = self.next_poll
+                self._poll(self.next_poll)
+            else:
+                self.now[0] = self.next_consolidation
+                self._consolidate(self.next_consolidation)
+            self.next_poll = self._last_due(self.next_poll, cfg.identity.poll_period_s, t)
+            self.next_consolidation = self._last_due(self.next_consolidation, cfg.memory.consolidation_period_s, t)
         while min(self.next_poll, self.next_consolidation) <= t:
             if self.next_poll <= self.next_consolidation:
                 self.now[0] = self.next_poll
@@ -248,6 +267,11 @@ class _Run:
                 self.now[0] = self.next_consolidation
                 self._consolidate(self.next_consolidation)
                 self.next_consolidation += cfg.memory.consolidation_period_s
+
+    @staticmethod
+    def _last_due(due: float, period: float, t: float) -> float:
+        """The last due time of a timer at `due` + k * `period` that is not after `t` (`due` if none)."""
+        return due + max(0, math.floor((t - due) / period)) * period
 
     def _message(self, topic: str, msgtype: str, msg) -> None:
         chosen, pipe, t = self.chosen, self.pipe, self.t

@@ -163,6 +163,15 @@ class StreamBuffer:
     def start(self) -> float | None:
         return self._listen.start
 
+    @property
+    def end(self) -> float | None:
+        """Where the buffered microphone audio ends."""
+        with self._lock:
+            if not self._listen.chunks:
+                return None
+            stamp, pcm = self._listen.chunks[-1]
+            return stamp + len(pcm) / SR
+
     def audio_stats(self) -> dict[str, float]:
         """What the microphone stream lost on the way, for the diagnostics."""
         with self._lock:

@@ -125,8 +125,12 @@ class MemoryManager:
         report.outcomes += retried
         report.retried = len(retried)
         t0 = self.processed_until if self.processed_until is not None else self.buffer.start
-        if t0 is not None:  # windows start on the stream's own grid: the same recording, the same samples
-            t0 = self.buffer.on_grid(t0, STEP_S)
+        if t0 is not None:
+            # the window holds buffered audio only: after a jump of the clock (an NTP step, a gap in a bag)
+            # it neither starts before the audio nor runs on over hours of nothing
+            t0 = max(t0, self.buffer.start or t0)
+            now = min(now, max(t0, self.buffer.end or t0) + self.max_gap_s + self.transcript_latency_s + 1.0)
+            t0 = self.buffer.on_grid(t0, STEP_S)   # on the stream's own grid: the same recording, the same samples
         if t0 is None or now - t0 < STEP_S:
             log.info("consolidation: less than one 80 ms step buffered; nothing to do")
             return report
