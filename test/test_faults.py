@@ -22,6 +22,7 @@ def egomem(*args):
 def clear_error(r, *words):
     assert r.returncode == 2, (r.returncode, r.stdout[-1000:], r.stderr[-2000:])
     assert "Traceback" not in r.stderr and "error" in r.stderr.lower(), r.stderr[-2000:]
+    assert "Exception ignored" not in r.stderr, r.stderr[-2000:]   # nothing trips at the interpreter's exit
     flat = " ".join(r.stderr.split())
     for w in words:
         assert w in flat, flat

@@ -50,11 +50,19 @@ def load_cohort(path: str) -> np.ndarray | None:
 
 def make_poller(store: MemoryRepository, cfg: EgomemConfig, *, face: bool = True, voice: bool = True,
                 face_worker_process: bool | None = None) -> IdentityPoller:
-    """`face_worker_process` overrides the config (False: keys and galleries only, no polling)."""
+    """`face_worker_process` overrides the config (False: keys and galleries only, no polling). What can
+    fail on a bad config (the cohort file, the tokenizer) is read before any worker process starts, and a
+    face worker is stopped if what follows fails: none is left for the interpreter's exit to trip over."""
     counter = make_token_counter(cfg.memchunk.tokenizer, cfg.memchunk.tokenizer_path)
-    return IdentityPoller(store, make_face_engine(cfg.identity, worker_process=face_worker_process) if face else None,
-                          make_voice_engine(cfg.identity) if voice else None, cfg.identity, counter,
-                          l1_max_tokens=cfg.memchunk.l1_max_tokens, cohort=load_cohort(cfg.identity.voice.cohort_path))
+    cohort = load_cohort(cfg.identity.voice.cohort_path)
+    face_engine = make_face_engine(cfg.identity, worker_process=face_worker_process) if face else None
+    try:
+        return IdentityPoller(store, face_engine, make_voice_engine(cfg.identity) if voice else None, cfg.identity,
+                              counter, l1_max_tokens=cfg.memchunk.l1_max_tokens, cohort=cohort)
+    except BaseException:
+        if face_engine is not None and hasattr(face_engine, "close"):
+            face_engine.close()
+        raise
 
 
 def make_level2(store: MemoryRepository, cfg: EgomemConfig) -> Level2Service:
