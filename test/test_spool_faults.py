@@ -113,3 +113,28 @@ def test_each_postgresql_database_has_its_own_spool(tmp_path, monkeypatch):
     assert spool_dir(cfg, "postgresql://egomem:hunter2@db.local:5432/x1") == x1   # the password is no part of it
     assert "hunter2" not in str(spool_dir(cfg, "postgresql://egomem@/x1?host=/run/pg&password=hunter2"))
     assert spool_dir(cfg, "postgresql://egomem@/x1?host=/run/pg") != spool_dir(cfg, "postgresql://egomem@/x1?host=/tmp")
+
+
+def test_an_update_that_supersedes_one_fact_twice_is_set_aside(store, tmp_path):
+    """An LLM update agent that UPDATEs the same fact twice in one answer: the store refuses the second
+    ("already invalid"); the session is set aside, nothing of it is half-written, and the next one is."""
+    from egomem_ros.memory.update_agent import MemoryOp
+
+    manager = _manager(store, tmp_path)
+    emily = store.create_user("Emily")
+    fact = store.add_fact(emily.id, "fact", "works as a nurse")
+
+    class TwiceAgent:
+        name = "llm"
+
+        def decide(self, existing, ex):
+            return [MemoryOp(op="UPDATE", kind="fact", text="works as a doctor", target=fact.id),
+                    MemoryOp(op="UPDATE", kind="fact", text="works as a surgeon", target=fact.id)]
+
+    manager.consolidator.agent = TwiceAgent()
+    manager.consolidator.identify = lambda s: emily.id
+    manager.spool.put(_session("s1", "I work as a doctor now."))
+    [outcome] = manager.retry_spooled()
+    assert outcome.status == "rejected" and "already invalid" in outcome.reason
+    assert [f.text for f in store.facts(emily.id)] == ["works as a nurse"]   # the transaction was rolled back
+    assert (manager.spool.folder / "s1.bad").exists() and not (manager.spool.folder / "s1.json").exists()
