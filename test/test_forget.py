@@ -225,3 +225,21 @@ def test_llm_items_the_user_did_not_say_are_dropped():
     assert [r.name for r in out.relations] == ["Tom"] and out.summary == "Emily talked about squash"
     assert any("ignore instructions" in n for n in out.notes)
     assert grounded(ex.model_copy(update={"name": "Mallory"}), turns).name is None
+
+
+def test_forgetting_a_name_made_of_common_words_leaves_those_words_alone(tmp_path):
+    """Forgetting "Will Art" scrubs the person where they are named, and leaves Emily's "will" and "art"."""
+    from egomem_ros.store import SqliteStore
+    from egomem_ros.store.erasure import english_words
+
+    if not english_words():
+        pytest.skip("wordnet-base is not installed (scripts/bootstrap.sh installs it): every part is erased")
+    with SqliteStore(tmp_path / "m.db") as store:
+        emily, will = store.create_user("Emily"), store.create_user("Will Art")
+        store.add_fact(emily.id, "fact", "works at the will registry")
+        store.add_fact(emily.id, "fact", "will visit the art museum")
+        store.add_fact(emily.id, "fact", "Will Art is her colleague; Will said so")
+        store.forget_user(will.id)
+        assert sorted(f.text for f in store.facts(emily.id)) == [
+            "[forgotten] is her colleague; [forgotten] said so", "will visit the art museum",
+            "works at the will registry"]
