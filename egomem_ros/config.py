@@ -13,7 +13,7 @@ import yaml
 from platformdirs import user_data_dir
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .store.models import is_postgres_url
+from .store.models import is_postgres_url, url_query_password
 from .errors import EgomemError
 
 
@@ -40,7 +40,7 @@ class StoreConfig(_Section):
 
         if url and not is_postgres_url(url):
             raise ValueError("store.url must be a postgresql:// URL (a SQLite file goes in store.db_path)")
-        if url and (urlsplit(url).password or "password=" in url):
+        if url and (urlsplit(url).password or url_query_password(url)):
             raise ValueError("store.url holds a password: put it in PGPASSWORD or ~/.pgpass, not in the config")
         return url
 

@@ -94,6 +94,7 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: str | Path | None = N
     from .pipeline import Pipeline
     from .ros_types import typestore
     from .store import StoreError, is_postgres_url
+    from .store.models import shown_db, without_secrets
 
     bag, out = Path(bag), Path(out)
     if not bag.exists():
@@ -121,8 +122,9 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: str | Path | None = N
             total = sum(c.msgcount for c in conns)
             failure = run.play(progress(messages, total) if progress else messages, reader, bag)
             if failure is not None:
+                why = without_secrets(str(failure), str(db_path))
                 raise ReplayError(f"replay stopped after {summary.messages} messages at t={run.t:.1f} s: the memory "
-                                  f"database {db_path} or the disk failed: {failure}. The bag is fine; what was "
+                                  f"database {shown_db(db_path)} or the disk failed: {why}. The bag is fine; what was "
                                   f"replayed until then is in {out}") from None
     except BaseException:
         if created and not summary.polls:  # failed before anything was remembered: leave no empty memory

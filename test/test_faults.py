@@ -170,3 +170,19 @@ def test_a_poll_period_that_would_hang_the_pipeline_is_refused():
 
     with pytest.raises(Exception, match="poll_period_s"):
         config_from_mapping({"identity": {"poll_period_s": 1e-9}})
+
+
+def test_a_password_in_a_url_query_is_refused_in_the_config_and_never_printed():
+    """`?password=` hides as `%70assword=`; both are refused in the config, and every message shows the URL
+    without it."""
+    from egomem_ros.config import config_from_mapping
+    from egomem_ros.store.models import redacted_url, shown_db, without_secrets
+
+    for url in ("postgresql://egomem@/egomem?host=/x&%70assword=hunter2", "postgresql://egomem@/e?PASSWORD=hunter2",
+                "postgresql://egomem:hunter2@db/e"):
+        with pytest.raises(Exception, match="holds a password") as err:
+            config_from_mapping({"store": {"url": url}})
+        assert "hunter2" not in str(err.value)
+        assert "hunter2" not in redacted_url(url) and "hunter2" not in shown_db(url)
+        assert "hunter2" not in without_secrets(f"connection to {url} failed: password hunter2 refused", url)
+    assert shown_db("/tmp/memory.db") == "/tmp/memory.db"

@@ -22,6 +22,45 @@ def is_postgres_url(db: object) -> bool:
     return str(db).startswith(("postgresql://", "postgres://"))
 
 
+def url_query_password(url: str) -> str:
+    """The password a postgresql:// URL's query carries (`?password=`, percent-encoded or not), or ""."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    pairs = parse_qsl(urlsplit(url).query, keep_blank_values=True)
+    return next((v or "(empty)" for k, v in pairs if k.strip().lower() == "password"), "")
+
+
+def without_secrets(text: str, url: str) -> str:
+    """`text` (a driver's error) with the URL's passwords replaced, wherever the driver quoted them."""
+    from urllib.parse import urlsplit
+
+    for secret in (urlsplit(url).password, url_query_password(url)):
+        if secret and secret != "(empty)":
+            text = text.replace(secret, "***")
+    return text.replace(url, redacted_url(url))
+
+
+def redacted_url(url: str) -> str:
+    """The URL as messages may show it: no password, neither in `user:password@` nor in the query."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k.strip().lower() == "password" for k, _ in pairs):
+        parts = parts._replace(query=urlencode([(k, "***" if k.strip().lower() == "password" else v) for k, v in pairs],
+                                               safe="/*"))
+    return urlunsplit(parts)
+
+
+def shown_db(db: object) -> str:
+    """A `--db` as messages may show it: a PostgreSQL URL without its password."""
+    return redacted_url(str(db)) if is_postgres_url(db) else str(db)
+
+
 class StoreError(EgomemError, RuntimeError):
     """A store operation that cannot be carried out (unknown user, bad key, ...)."""
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .models import StoreError, UnknownUserError, User, is_postgres_url
+from .models import StoreError, UnknownUserError, User, is_postgres_url, redacted_url, without_secrets
 from .pg_schema import ENROLMENT_LOCK, migrate_pg
 from .schema import SchemaTooNewError
 from .sql_store import SqlStore
@@ -29,14 +29,14 @@ class PostgresStore(SqlStore):
         except ImportError as err:
             raise StoreError("a postgresql:// store needs psycopg (pip install 'egomem_ros[fleet]')") from err
         self.url = url
-        self.path = _redacted(url)       # what messages and `egomem users` show: never the password
+        self.path = redacted_url(url)       # what messages and `egomem users` show: never the password
         self.clock = clock
         self._init_state()
         try:
             self._conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s)
             migrate_pg(self._conn)
         except (psycopg.Error, SchemaTooNewError) as err:
-            raise StoreError(f"cannot open memory database {self.path}: {err}") from None
+            raise StoreError(f"cannot open memory database {self.path}: {without_secrets(str(err), url)}") from None
 
     def _execute(self, sql: str, args: tuple) -> Any:
         import psycopg
@@ -73,14 +73,3 @@ class PostgresStore(SqlStore):
             for table in ("audit", "facts", "episodes", "relations", "face_keys", "voice_keys", "users"):
                 self._conn.execute(f"VACUUM FULL {table}")
         return True
-
-
-def _redacted(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        host = parts.hostname or ""
-        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
