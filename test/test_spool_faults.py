@@ -138,3 +138,17 @@ def test_an_update_that_supersedes_one_fact_twice_is_set_aside(store, tmp_path):
     assert outcome.status == "rejected" and "already invalid" in outcome.reason
     assert [f.text for f in store.facts(emily.id)] == ["works as a nurse"]   # the transaction was rolled back
     assert (manager.spool.folder / "s1.bad").exists() and not (manager.spool.folder / "s1.json").exists()
+
+
+def test_a_session_committed_by_another_process_meanwhile_is_a_duplicate(any_store, monkeypatch):
+    """Two replays of one bag on one shared database: both check that the episode is new, and the second
+    insert meets the first's commit. That session is a duplicate, rolled back whole, not a failure."""
+    from egomem_ros.memory.disclosure import offline_extractor
+
+    consolidator = Consolidator(any_store, offline_extractor(30), RuleUpdateAgent(), lambda s: None)
+    s = _session("s1", "Hi robot, my name is Emily. I work as a nurse.")
+    assert consolidator.process(s).status == "written"
+    monkeypatch.setattr(any_store, "episode_exists", lambda episode_id: False)   # the race: both saw none
+    again = consolidator.process(s)
+    assert again.status == "duplicate", again
+    assert [u.name for u in any_store.list_users()] == ["Emily"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..store.models import MemoryRepository, StoreError, UnknownUserError, User
+from ..store.models import DuplicateEpisodeError, MemoryRepository, StoreError, UnknownUserError, User
 from .item_budget import recent_talk, within_budget
 from .extraction import Extraction, Turn, introduced_name
 from .llm import LLMError
@@ -212,6 +212,8 @@ class Consolidator:
         except LLMError as err:
             log.warning("session %s: update agent failed (%s); kept for a retry", s.session_id, err)
             return SessionOutcome(s.session_id, "retry", user_id=user_id or "", reason=str(err))
+        except DuplicateEpisodeError:   # committed by another process between our check and our insert
+            return SessionOutcome(s.session_id, "duplicate", reason="committed by another process")
         except UnknownUserError:
             return SessionOutcome(s.session_id, "forgotten", reason=f"user {user_id} was forgotten meanwhile: "
                                                                     "the session is dropped")

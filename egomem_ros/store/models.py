@@ -70,6 +70,11 @@ def shown(text: str, most: int = 64) -> str:
     return repr(text) if len(text) <= most else f"{text[:most]!r}... ({len(text)} characters)"
 
 
+class DuplicateEpisodeError(StoreError):
+    """The session's episode was committed by another process between our check and our insert (two
+    robots or two replays of one bag on one shared database): the session is a duplicate, not a fault."""
+
+
 class UnknownUserError(StoreError, KeyError):
     def __init__(self, user_id: str):
         super().__init__(f"unknown user: {shown(user_id)}")

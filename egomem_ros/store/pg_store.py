@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .models import StoreError, UnknownUserError, User, is_postgres_url, redacted_url, without_secrets
+from .models import DuplicateEpisodeError, StoreError, UnknownUserError, User, is_postgres_url, redacted_url, without_secrets
 from .pg_schema import ENROLMENT_LOCK, migrate_pg
 from .schema import SchemaTooNewError
 from .sql_store import SqlStore
@@ -44,6 +44,8 @@ class PostgresStore(SqlStore):
         try:
             return self._conn.execute(sql.replace("?", "%s"), args)
         except psycopg.errors.IntegrityError as err:
+            if getattr(err.diag, "constraint_name", "") == "episodes_pkey":
+                raise DuplicateEpisodeError(str(err).splitlines()[0]) from err
             raise StoreError(str(err).splitlines()[0]) from err
 
     def _begin(self) -> None:

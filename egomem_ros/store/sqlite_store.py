@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .models import StoreError, User
+from .models import DuplicateEpisodeError, StoreError, User
 from .schema import SchemaTooNewError, migrate
 from .sql_store import MAX_NAME_CHARS, SqlStore, checked_name, new_person_id
 
@@ -52,7 +52,12 @@ class SqliteStore(SqlStore):
                 time.sleep(0.05 + 0.05 * attempt)
 
     def _execute(self, sql: str, args: tuple) -> Any:
-        return self._conn.execute(sql, args)
+        try:
+            return self._conn.execute(sql, args)
+        except sqlite3.IntegrityError as err:
+            if "episodes.id" in str(err):
+                raise DuplicateEpisodeError(str(err)) from err
+            raise
 
     def _begin(self) -> None:
         self._conn.execute("BEGIN IMMEDIATE")   # the one writer: users and enrolment are serialised too
