@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from egomem_ros.store import open_store
 
@@ -102,3 +103,28 @@ def test_every_memory_command_takes_a_postgresql_url(pg_url, tmp_path):
     (tmp_path / "c.yaml").write_text("store: {url: 'postgresql://robot:secret@db.example/egomem'}\n")
     r = egomem("users", "--config", tmp_path / "c.yaml")
     assert r.returncode == 2 and "PGPASSWORD" in r.stderr and "secret" not in r.stderr
+
+
+def test_a_server_that_closes_the_connection_is_a_store_error(pg_url):
+    """PostgreSQL stopped or restarted mid-replay: the store says so as a StoreError (replay then stops
+    with exit 2 and a closed output bag, as for any store failure), never a driver traceback."""
+    import psycopg
+
+    from egomem_ros.store import StoreError, open_store
+
+    store = open_store(pg_url)
+    try:
+        store.create_user("Emily")
+        pid = store._conn.info.backend_pid
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(StoreError, match="closed the connection|failed"):
+            store.list_users()
+        with pytest.raises(StoreError):
+            with store.transaction():
+                store.create_user("Sarah")
+    finally:
+        try:
+            store.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection may complain; the test is above
+            pass

@@ -47,9 +47,12 @@ class PostgresStore(SqlStore):
             if getattr(err.diag, "constraint_name", "") == "episodes_pkey":
                 raise DuplicateEpisodeError(str(err).splitlines()[0]) from err
             raise StoreError(str(err).splitlines()[0]) from err
+        except (psycopg.OperationalError, psycopg.InterfaceError) as err:   # the server stopped, the link broke
+            raise StoreError(f"the PostgreSQL server {self.path} failed or closed the connection: "
+                             f"{without_secrets(str(err).strip(), self.url)}") from None
 
     def _begin(self) -> None:
-        self._conn.execute("BEGIN")
+        self._execute("BEGIN", ())
 
     def lock_user(self, user_id: str) -> User:
         rows = self._q(f"SELECT {self._USER_COLS} FROM users WHERE id=? FOR UPDATE", (user_id,))
