@@ -1,10 +1,18 @@
-"""Helpers for the worker processes that run models beside a node or a CLI command."""
+"""Helpers for the processes egomem runs: the node and CLI processes, and the workers that run models
+beside them."""
 from __future__ import annotations
 
 import os
 import signal
 import threading
 import time
+
+
+def private_files() -> None:
+    """Every file this process creates is its user's alone (0600, folders 0700): the memory holds face and
+    voice templates, and the spool, the report and the output bags hold what people said. Called first by
+    `egomem` and by every node; a user who wants to share an output bag changes its mode afterwards."""
+    os.umask(0o077)
 
 
 def ignore_interrupts() -> None:

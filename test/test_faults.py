@@ -186,3 +186,15 @@ def test_a_password_in_a_url_query_is_refused_in_the_config_and_never_printed():
         assert "hunter2" not in redacted_url(url) and "hunter2" not in shown_db(url)
         assert "hunter2" not in without_secrets(f"connection to {url} failed: password hunter2 refused", url)
     assert shown_db("/tmp/memory.db") == "/tmp/memory.db"
+
+
+def test_what_egomem_writes_is_its_users_alone(tmp_path, small_bag):
+    """The memory (templates), its spool and the output bag: files 0600, folders 0700."""
+    import stat
+
+    r = egomem("replay", small_bag, "--out", tmp_path / "o", "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    written = [tmp_path / "o.db", tmp_path / "o.db.sessions", tmp_path / "o", *(tmp_path / "o").iterdir()]
+    for path in written:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & 0o077 == 0, f"{path}: {oct(mode)}"

@@ -25,6 +25,9 @@ report_cmd.register(app)
 def main() -> None:
     """The console script: a missing model file, a bad config or a store fault found while a command wires
     its pipeline is the user's to fix, so it is said in one line (exit 2), not as a traceback."""
+    from ..procs import private_files
+
+    private_files()
     try:
         app()
     except (FileNotFoundError, EgomemError) as err:

@@ -60,7 +60,9 @@ def run(node_factory: Callable[[], LifecycleNode], args: list[str] | None = None
     from rclpy.signals import SignalHandlerOptions
 
     from ..config import ConfigError
+    from ..procs import private_files
 
+    private_files()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         from .params import check_command_line
