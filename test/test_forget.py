@@ -57,7 +57,7 @@ def test_forget_erases_the_persons_waiting_sessions_and_a_stale_one_never_crashe
     spool.put(SessionInput("s2-b", 6, 9, said, face_embeddings=[face.copy()]))
     spool.put(SessionInput("s3-c", 10, 15, said, observed_users=[john.id]))
     stale = SessionInput("s4-d", 20, 25, said, observed_users=[emily.id])
-    assert forget_person(store, spool, emily.id) == 2
+    assert forget_person(store, spool, emily.id).sessions == 2
     assert [s.session_id for s in spool.pending()] == ["s3-c"]
     raw = b"".join(p.read_bytes() for p in spool.folder.iterdir())
     assert face.tobytes() not in raw and b"s1-a" not in raw

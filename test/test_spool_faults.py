@@ -102,7 +102,7 @@ def test_forget_erases_the_sessions_set_aside_that_name_the_person(store, tmp_pa
 
 def test_each_postgresql_database_has_its_own_spool(tmp_path, monkeypatch):
     from egomem_ros.config import EgomemConfig
-    from egomem_ros.memory.manager import spool_dir
+    from egomem_ros.memory.locations import spool_dir
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     cfg = EgomemConfig()
@@ -152,3 +152,21 @@ def test_a_session_committed_by_another_process_meanwhile_is_a_duplicate(any_sto
     again = consolidator.process(s)
     assert again.status == "duplicate", again
     assert [u.name for u in any_store.list_users()] == ["Emily"]
+
+
+def test_forget_deletes_the_reports_that_name_the_person(store, tmp_path):
+    """`egomem report` / `replay --report` register what they write; `forget` deletes the reports that
+    hold the person's name or id and says which, and leaves the others."""
+    from egomem_ros.memory.locations import register_report, reports_registry
+    from egomem_ros.memory.manager import forget_person
+
+    manager = _manager(store, tmp_path)
+    emily, sarah = store.create_user("Emily"), store.create_user("Sarah")
+    about_emily, about_sarah = tmp_path / "emily.html", tmp_path / "sarah.html"
+    about_emily.write_text(f"<p>Emily ({emily.id}) works as a nurse</p>")
+    about_sarah.write_text(f"<p>Sarah ({sarah.id}) loves tennis</p>")
+    for report in (about_emily, about_sarah):
+        register_report(store.path, report)
+    gone = forget_person(store, manager.spool, emily.id)
+    assert gone.reports == [about_emily.resolve()] and not about_emily.exists() and about_sarah.exists()
+    assert "emily" not in reports_registry(store.path).read_text()

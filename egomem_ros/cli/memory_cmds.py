@@ -136,12 +136,15 @@ def forget(user: Annotated[str, typer.Argument(help="User id or exact name.")],
                 fail("aborted, nothing erased", code=1)
         from ..config import resolve_db
         from ..memory.spool import SessionSpool
-        from ..memory.manager import forget_person, spool_dir
+        from ..memory.locations import spool_dir
+        from ..memory.manager import forget_person
 
         cfg = get_config(config)
-        erased = forget_person(store, SessionSpool(spool_dir(cfg, resolve_db(cfg, db))), u.id)
+        gone = forget_person(store, SessionSpool(spool_dir(cfg, resolve_db(cfg, db))), u.id)
         console.print(f"forgot {u.display_name} ({u.id})"
-                      + (f", and {erased} of their sessions waiting to be written" if erased else ""))
+                      + (f", and {gone.sessions} of their sessions waiting to be written" if gone.sessions else ""))
+        for report in gone.reports:
+            console.print(f"deleted the report {report}: it named them (egomem report writes it again)")
 
 
 def compact(db: DbOption = None, config: ConfigOption = None) -> None:

@@ -66,10 +66,14 @@ def replay(bag: Annotated[Path, typer.Argument(help="ROS 2 bag (directory or .mc
                           "above; an LLM that failed?): they wait in the spool, and the next run with this "
                           "--db writes them")
     if report is not None:
+        from ..memory.locations import register_report
         from ..report import write_report
 
         try:
-            console.print(f"report: {write_report(Path(s.out), db or Path(s.out).with_suffix('.db'), report)}")
+            memory = db or Path(s.out).with_suffix(".db")
+            path = write_report(Path(s.out), memory, report)
+            register_report(memory, path)   # `forget` deletes the reports that name the person
+            console.print(f"report: {path}")
         except (OSError, FileNotFoundError) as err:
             fail(f"cannot write the report {report}: {err}")
     if s.sessions_waiting:

@@ -14,12 +14,14 @@ def report(bag: Annotated[Path, typer.Option(
            db: Annotated[str, typer.Option("--db", help="The memory the run wrote (file or postgresql:// URL).")],
            out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")]) -> None:
     """Identity timeline, sessions and what they wrote, MemChunks and the social graph, in one HTML file."""
+    from ..memory.locations import register_report
     from ..report import write_report
 
     if not out.parent.is_dir():
         fail(f"directory of --out does not exist: {out.parent}")
     try:
         path = write_report(bag, db, out)
+        register_report(db, path)   # `forget` deletes the reports that name the person
     except FileNotFoundError as err:
         fail(str(err))
     except Exception as err:  # noqa: BLE001 - rosbags and sqlite raise many types for files that are not theirs

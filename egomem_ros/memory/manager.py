@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..config import EgomemConfig, default_db_path
-from ..store.models import MemoryRepository, StoreError, is_postgres_url
+from ..config import EgomemConfig
+from ..store.models import MemoryRepository, StoreError
 from .asr import transcribe_user_turns
 from .attribution import SR, SessionOwner, speech_embeddings
 from .buffer import IdentityObservation, StreamBuffer, TranscriptSegment
@@ -25,6 +24,7 @@ from .consolidate import Consolidator, SessionInput, SessionOutcome
 from .spool import SessionSpool
 from .extraction import Turn
 from .identity_keys import IdentityKeys
+from .locations import erase_reports, spool_dir
 from .sessions import STEP_S, sessions_from_labels
 from .speaker_change import TimedTurn, split_by_voice
 from .trigger import Segmenter
@@ -225,39 +225,21 @@ def _sample(offset_s: float) -> int:
     return int(round(offset_s * SR))
 
 
-def spool_dir(cfg: EgomemConfig, db: str | Path | None) -> Path:
-    """Where sessions wait to be written: `memory.spool_dir`, else next to the database (a shared server's
-    robots each keep their own, in the XDG data dir)."""
-    if cfg.memory.spool_dir:
-        return Path(cfg.memory.spool_dir)
-    if is_postgres_url(db):
-        return default_db_path().parent / f"fleet-{postgres_identity(str(db))}.sessions"
-    return Path(str(db or "egomem") + ".sessions")
+@dataclass
+class Forgotten:
+    sessions: int = 0                                  # waiting sessions of theirs deleted from the spool
+    reports: list[Path] = field(default_factory=list)  # reports of this memory that named them, deleted
 
 
-def postgres_identity(url: str) -> str:
-    """A folder-safe name of the database a PostgreSQL URL names (server, port, database; never the
-    password): a spool belongs to exactly one memory, so sessions spooled for one database are never
-    written into another."""
-    from urllib.parse import parse_qs, urlsplit
-
-    parts = urlsplit(url)
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    host = query.get("host", parts.hostname or "localhost")
-    port = str(query.get("port", parts.port or 5432))
-    dbname = query.get("dbname", parts.path.lstrip("/") or "")
-    digest = hashlib.sha256("\0".join((host, port, dbname)).encode()).hexdigest()[:10]
-    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", dbname)[:40] or "db"
-    return f"{readable}-{digest}"
-
-
-def forget_person(store: MemoryRepository, spool: SessionSpool, user_id: str) -> int:
-    """Erase a person from the store and from the sessions waiting in the spool (which would enrol them
-    again). Returns the number of waiting sessions erased; raises StoreError when bytes remain."""
+def forget_person(store: MemoryRepository, spool: SessionSpool, user_id: str) -> Forgotten:
+    """Erase a person from the store, from the sessions waiting in the spool (which would enrol them
+    again) and from the reports written of this memory (deleted: `egomem report` writes them again).
+    Raises StoreError when bytes remain."""
     keys = [k.vector for modality in ("face", "voice") for k in store.user_keys(user_id, modality)]
-    erased = spool.erase(user_id, keys, store.get_user(user_id).name)
+    name = store.get_user(user_id).name
+    erased = spool.erase(user_id, keys, name)
     store.forget_user(user_id)
-    return erased
+    return Forgotten(erased, erase_reports(store.path, user_id, name))
 
 
 def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller: IdentityKeys | None = None,

@@ -243,13 +243,15 @@ class MemoryNode(LifecycleNode):
 
         try:
             with self._consolidating:  # no session of theirs is being written meanwhile
-                erased = forget_person(self.store, self.manager.spool, req.user_id)
+                gone = forget_person(self.store, self.manager.spool, req.user_id)
         except (KeyError, StoreError) as err:
             resp.success, resp.message = False, str(err)
             return resp
         self.poller.forget(req.user_id)
         self._event("DELETE", req.user_id, "user", "")
-        resp.success, resp.message = True, "erased" + (f", with {erased} waiting sessions" if erased else "")
+        resp.success = True
+        resp.message = ("erased" + (f", with {gone.sessions} waiting sessions" if gone.sessions else "")
+                        + (f", and {len(gone.reports)} reports that named them" if gone.reports else ""))
         return resp
 
     def _merge(self, req, resp):
