@@ -172,3 +172,50 @@ def test_llm_items_take_the_offline_shape_and_path(serve, store):
     assert [f.text for f in store.facts(out.user_id)] == ["adopted a beagle named Biscuit (6 May 2024)"]
     jack = next(u for u in store.list_users() if u.name == "Jack")
     assert jack.placeholder and [f.text for f in store.facts(jack.id)] == ["hates football"]
+
+
+def test_the_timeout_bounds_the_whole_answer_not_each_read():
+    """An endpoint that trickles its answer a byte at a time never makes a read wait `timeout_s`, but the
+    whole answer must come within it."""
+    class Trickle(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": "{}"}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            try:
+                for b in payload:
+                    self.wfile.write(bytes([b]))
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        client = ChatClient(LLMConfig(base_url=f"http://127.0.0.1:{httpd.server_port}/v1", model="m", timeout_s=1.0,
+                                      retries=0))
+        t0 = time.monotonic()
+        with pytest.raises(LLMError, match="unavailable"):
+            client.chat([{"role": "user", "content": "hi"}])
+        assert time.monotonic() - t0 < 5.0     # the answer takes 6+ s to trickle; each read only 0.1 s
+    finally:
+        httpd.shutdown()
+
+
+def test_json_nested_too_deep_is_an_invalid_answer_not_a_crash(serve):
+    from pydantic import BaseModel
+
+    class Facts(BaseModel):
+        facts: list
+
+    deep = '{"facts": ' + "[" * 200_000 + "]" * 200_000 + "}"
+    server = serve((200, deep, 0), (200, deep, 0))
+    client = ChatClient(LLMConfig(base_url=server.url, model="m", retries=0))
+    with pytest.raises(LLMError, match="invalid"):
+        client.ask_json("system", "user", Facts)

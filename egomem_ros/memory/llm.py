@@ -22,6 +22,7 @@ from ..errors import EgomemError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
+MAX_ANSWER_BYTES = 8_000_000   # a chat answer is kilobytes; more is a broken or hostile endpoint
 
 
 class LLMError(EgomemError, RuntimeError):
@@ -87,7 +88,7 @@ class ChatClient:
             if attempt:
                 time.sleep(self.cfg.backoff_s * 2 ** (attempt - 1))
             try:
-                resp = self._http.post("/chat/completions", json=body)
+                resp = self._request(body)
             except httpx.TransportError as err:  # timeouts, refused connections
                 last = err
                 log.warning("LLM request failed (%s), attempt %d/%d", err, attempt + 1, self.cfg.retries + 1)
@@ -101,12 +102,27 @@ class ChatClient:
                 raise LLMError(f"LLM endpoint refused the request: HTTP {resp.status_code}: {resp.text[:200]}")
             try:
                 message = resp.json()["choices"][0]["message"]
-            except (ValueError, KeyError, IndexError, TypeError) as err:
+            except (ValueError, KeyError, IndexError, TypeError, RecursionError) as err:
                 raise LLMError(f"not an OpenAI-style chat answer: {resp.text[:200]}") from err
             if not isinstance(message, dict):
                 raise LLMError(f"not an OpenAI-style chat answer: {resp.text[:200]}")
             return message
         raise LLMError(f"LLM endpoint unavailable after {self.cfg.retries + 1} attempts: {last}")
+
+    def _request(self, body: dict) -> httpx.Response:
+        """One POST whose whole answer must come within `timeout_s` (httpx's timeout bounds each read, so
+        an endpoint that trickles a byte a second would hold a consolidation for ever) and be at most
+        MAX_ANSWER_BYTES."""
+        deadline = time.monotonic() + self.cfg.timeout_s
+        with self._http.stream("POST", "/chat/completions", json=body) as resp:
+            data = bytearray()
+            for chunk in resp.iter_bytes():
+                data += chunk
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"the answer took longer than timeout_s ({self.cfg.timeout_s:g} s) in all")
+                if len(data) > MAX_ANSWER_BYTES:
+                    raise LLMError(f"the answer is larger than {MAX_ANSWER_BYTES // 1_000_000} MB")
+        return httpx.Response(resp.status_code, headers=resp.headers, content=bytes(data), request=resp.request)
 
     def ask_json(self, system: str, user: str, schema: type[T]) -> T:
         """One validated object of `schema`; one repair round on invalid output."""
@@ -114,7 +130,7 @@ class ChatClient:
         answer = self.chat(messages)
         try:
             return schema.model_validate(extract_json(answer))
-        except (ValueError, ValidationError) as err:
+        except (ValueError, ValidationError, RecursionError) as err:   # RecursionError: JSON nested too deep
             log.warning("LLM answer invalid (%s); asking for a repair", str(err).splitlines()[0])
             messages += [{"role": "assistant", "content": answer},
                          {"role": "user", "content": "That was not valid. Error: " + str(err)[:800]
@@ -122,7 +138,7 @@ class ChatClient:
         answer = self.chat(messages)
         try:
             return schema.model_validate(extract_json(answer))
-        except (ValueError, ValidationError) as err:
+        except (ValueError, ValidationError, RecursionError) as err:
             raise LLMError(f"LLM answer still invalid after one repair: {str(err).splitlines()[0]}") from err
 
 
