@@ -128,3 +128,53 @@ def test_a_server_that_closes_the_connection_is_a_store_error(pg_url):
             store.close()
         except Exception:  # noqa: BLE001 - closing a dead connection may complain; the test is above
             pass
+
+
+def test_forget_on_postgresql_is_verified_while_another_session_holds_a_snapshot(pg_url):
+    """Another session in a REPEATABLE READ transaction keeps old row versions alive: `forget` erases the
+    rows but says the bytes remain (StoreError, as on SQLite), and `compact` completes once it ends."""
+    import psycopg
+
+    from egomem_ros.store import StoreError
+
+    store = open_store(pg_url)
+    emily = store.create_user("Emily")
+    store.add_fact(emily.id, "fact", "works as a nurse")
+    reader = psycopg.connect(pg_url)
+    try:
+        reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        reader.execute("SELECT count(*) FROM pg_class").fetchone()
+        with pytest.raises(StoreError, match="another process is reading"):
+            store.forget_user(emily.id)
+        assert store.list_users() == []                  # the rows are gone; only old versions remain
+        assert store.compact() is False
+    finally:
+        reader.rollback()
+        reader.close()
+    assert store.compact() is True
+    store.close()
+
+
+def test_a_lock_held_by_an_idle_transaction_is_waited_for_a_bounded_time(pg_url):
+    """A session that locked the person's row and went idle: `forget` gives up after the lock timeout with
+    a clear StoreError instead of stalling every robot."""
+    import psycopg
+
+    from egomem_ros.store import StoreError
+    from egomem_ros.store.pg_store import PostgresStore
+
+    store = PostgresStore(pg_url, lock_timeout_s=1.0)
+    emily = store.create_user("Emily")
+    holder = psycopg.connect(pg_url)
+    try:
+        holder.execute("BEGIN")
+        holder.execute("SELECT id FROM users WHERE id = %s FOR UPDATE", (emily.id,))
+        t0 = time.monotonic()
+        with pytest.raises(StoreError, match="held a lock"):
+            store.forget_user(emily.id)
+        assert time.monotonic() - t0 < 30
+    finally:
+        holder.rollback()
+        holder.close()
+    assert [u.name for u in store.list_users()] == ["Emily"]   # nothing was half-erased
+    store.close()

@@ -18,12 +18,14 @@ from .schema import SchemaTooNewError
 from .sql_store import SqlStore
 
 __all__ = ["PostgresStore", "is_postgres_url"]
+LOCK_TIMEOUT_S = 10.0   # how long a statement waits behind another session's lock before it gives up
 
 
 class PostgresStore(SqlStore):
     _INSERT_ORDER = "seq"
 
-    def __init__(self, url: str, *, clock: Callable[[], float] = time.time, connect_timeout_s: int = 10):
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time, connect_timeout_s: int = 10,
+                 lock_timeout_s: float = LOCK_TIMEOUT_S):
         try:
             import psycopg
         except ImportError as err:
@@ -34,6 +36,9 @@ class PostgresStore(SqlStore):
         self._init_state()
         try:
             self._conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout_s)
+            # no statement waits for ever behind another session's lock (an idle transaction, a VACUUM FULL)
+            self._conn.execute(f"SET lock_timeout = {int(lock_timeout_s * 1000)}")
+            self.lock_timeout_s = lock_timeout_s
             migrate_pg(self._conn)
         except (psycopg.Error, SchemaTooNewError) as err:
             raise StoreError(f"cannot open memory database {self.path}: {without_secrets(str(err), url)}") from None
@@ -47,6 +52,10 @@ class PostgresStore(SqlStore):
             if getattr(err.diag, "constraint_name", "") == "episodes_pkey":
                 raise DuplicateEpisodeError(str(err).splitlines()[0]) from err
             raise StoreError(str(err).splitlines()[0]) from err
+        except psycopg.errors.LockNotAvailable:
+            raise StoreError(f"another session has held a lock on the memory {self.path} for more than "
+                             f"{self.lock_timeout_s:g} s (a transaction left open?): nothing was changed; "
+                             "try again once it ends") from None
         except (psycopg.OperationalError, psycopg.InterfaceError) as err:   # the server stopped, the link broke
             raise StoreError(f"the PostgreSQL server {self.path} failed or closed the connection: "
                              f"{without_secrets(str(err).strip(), self.url)}") from None
@@ -73,8 +82,13 @@ class PostgresStore(SqlStore):
 
     def compact(self) -> bool:
         """VACUUM FULL rewrites the tables, so deleted rows leave the data files (it briefly locks them).
-        The server's own write-ahead log and backups are the operator's (docs/fleet.md)."""
+        The server's own write-ahead log and backups are the operator's (docs/fleet.md).
+        Verified, not assumed: False when another session holds a snapshot (an open REPEATABLE READ
+        transaction, a long query), whose old row versions VACUUM must keep, as SQLite's compact is False
+        while a reader holds the write-ahead log. `egomem compact` finishes once that session ends."""
         with self._lock:
             for table in ("audit", "facts", "episodes", "relations", "face_keys", "voice_keys", "users"):
-                self._conn.execute(f"VACUUM FULL {table}")
-        return True
+                self._execute(f"VACUUM FULL {table}", ())
+            others = self._execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL", ()).fetchone()[0]
+        return others == 0
