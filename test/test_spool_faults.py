@@ -170,3 +170,20 @@ def test_forget_deletes_the_reports_that_name_the_person(store, tmp_path):
     gone = forget_person(store, manager.spool, emily.id)
     assert gone.reports == [about_emily.resolve()] and not about_emily.exists() and about_sarah.exists()
     assert "emily" not in reports_registry(store.path).read_text()
+
+
+def test_a_session_an_llm_fails_on_for_days_is_set_aside_but_an_outage_sets_nothing_aside(store, tmp_path):
+    from egomem_ros.memory import manager as M
+    from egomem_ros.memory.consolidate import SessionOutcome
+
+    manager = _manager(store, tmp_path)
+    manager.consolidator.process_all = lambda s: [SessionOutcome(s.session_id, "retry", reason="HTTP 500")]
+    manager.spool.put(_session("s1", "Hi robot, my name is Emily."))
+    for _ in range(M.MAX_TRIES + 2):                       # an hour's outage: tried often, kept waiting
+        assert [o.status for o in manager.retry_spooled()] == ["retry"]
+    path = manager.spool.folder / "s1.tries"
+    tries, _ = path.read_text().split()
+    path.write_text(f"{tries} {float(path.stat().st_mtime) - M.GIVE_UP_AFTER_S - 1}\n")   # the first try a day ago
+    [outcome] = manager.retry_spooled()
+    assert outcome.status == "rejected" and "HTTP 500" in outcome.reason
+    assert (manager.spool.folder / "s1.bad").exists() and not path.exists()

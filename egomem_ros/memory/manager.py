@@ -30,6 +30,9 @@ from .speaker_change import TimedTurn, split_by_voice
 from .trigger import Segmenter
 
 log = logging.getLogger(__name__)
+# A session an LLM failed on waits and is tried again; after MAX_TRIES attempts spread over at least
+# GIVE_UP_AFTER_S it is set aside (an endpoint down for an hour sets nothing aside).
+MAX_TRIES, GIVE_UP_AFTER_S = 5, 86_400.0
 POLL_SLACK_S = 0.5
 
 
@@ -86,6 +89,12 @@ class MemoryManager:
             return [SessionOutcome(s.session_id, "rejected", reason=reason)]
         if all(o.status != "retry" for o in parts):
             self.spool.done(s.session_id)
+        elif _given_up(*self.spool.tried(s.session_id)):   # an LLM that fails on this session every time
+            reason = (f"the LLM failed on it {MAX_TRIES} times over a day or more: "
+                      + "; ".join(o.reason for o in parts if o.status == "retry"))
+            log.error("session %s set aside: %s", s.session_id, reason)
+            self.spool.reject(s.session_id, reason[:500])
+            return [o if o.status != "retry" else SessionOutcome(o.session_id, "rejected", reason=reason) for o in parts]
         return parts
 
     def _store_works(self) -> bool:
@@ -218,6 +227,10 @@ class MemoryManager:
             observed_users=[o.user_id for o in obs if o.user_id], speech_voice=speech_voice,
             # no poll at all (no identity process): nobody can say no one was there
             face_seen=any(o.face_seen or o.face is not None for o in obs) or not observations)
+
+
+def _given_up(tries: int, since_first_s: float) -> bool:
+    return tries >= MAX_TRIES and since_first_s >= GIVE_UP_AFTER_S
 
 
 def _sample(offset_s: float) -> int:

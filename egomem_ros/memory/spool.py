@@ -46,6 +46,22 @@ class SessionSpool:
 
     def done(self, session_id: str) -> None:
         (self.folder / f"{session_id}.json").unlink(missing_ok=True)
+        (self.folder / f"{session_id}.tries").unlink(missing_ok=True)
+
+    def tried(self, session_id: str, now: float | None = None) -> tuple[int, float]:
+        """Count one more failed attempt at a waiting session (an LLM that failed): how many so far, and
+        how many seconds since the first (wall clock: a temporary outage is not a session's fault)."""
+        import time
+
+        now = time.time() if now is None else now
+        path = self.folder / f"{session_id}.tries"
+        try:
+            count, first = path.read_text().split()
+            tries, since = int(count) + 1, float(first)
+        except (OSError, ValueError):
+            tries, since = 1, now
+        path.write_text(f"{tries} {since}\n")
+        return tries, now - since
 
     def reject(self, session_id: str, reason: str) -> None:
         """A session that cannot be written because of what it holds (a 150-character name, an LLM answer
@@ -55,6 +71,7 @@ class SessionSpool:
         if path.exists():
             path.rename(path.with_suffix(".bad"))
             path.with_suffix(".reason").write_text(reason + "\n", encoding="utf-8")
+        path.with_suffix(".tries").unlink(missing_ok=True)
 
     def erase(self, user_id: str, keys: Sequence[np.ndarray], name: str | None = None) -> int:
         """Delete the waiting sessions of a person being forgotten: those the identity process saw them in,
