@@ -210,7 +210,7 @@ def test_run_time_parameters_are_validated_and_applied_or_refused(ros):
     assert node.trigger_configure().name == "SUCCESS"
     assert node.poller.face.policy == "central"
     desc = node.describe_parameter("identity.poll_period_s")
-    assert desc.floating_point_range and desc.floating_point_range[0].from_value == 0.0
+    assert desc.floating_point_range and desc.floating_point_range[0].from_value == 0.1   # the schema bound, told to ROS
 
 
 def test_latched_audio_info_is_heard_too(ros):
