@@ -111,3 +111,23 @@ def test_recall_prints_the_level2_chunk_a_retr_gets(populated):
     assert "John (your colleague): loves tennis" in got["text"]
     r = egomem("recall", "Emily", "--db", db)
     assert r.returncode == 2 and "give keywords" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_show_prints_what_was_said_as_text_not_markup(tmp_path):
+    """A fact that holds "[forgotten]" (after a forget) or any bracketed words prints as stored."""
+    import os
+    import subprocess
+    import sys
+
+    from egomem_ros.store import SqliteStore
+
+    db = tmp_path / "m.db"
+    with SqliteStore(db) as store:
+        sarah = store.create_user("Sarah [the one from work]")
+        store.add_fact(sarah.id, "fact", "[forgotten] is their colleague")
+    r = subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", "show", sarah.id, "--db", str(db)],
+                       capture_output=True, text=True, env={**os.environ, "COLUMNS": "250"})   # no cell wraps
+    assert r.returncode == 0, r.stderr[-2000:]
+    flat = " ".join(r.stdout.split())
+    # once in the items table, once in the Level-1 chunk
+    assert flat.count("[forgotten] is their colleague") == 2 and "Sarah [the one from work]" in flat

@@ -243,3 +243,23 @@ def test_forgetting_a_name_made_of_common_words_leaves_those_words_alone(tmp_pat
         assert sorted(f.text for f in store.facts(emily.id)) == [
             "[forgotten] is her colleague; [forgotten] said so", "will visit the art museum",
             "works at the will registry"]
+
+
+def test_forgetting_someone_merged_from_a_placeholder_erases_what_was_said_as_the_placeholder(tmp_path):
+    """Emily speaks of her colleague Sarah (a placeholder with a fact), Sarah comes and is merged with it,
+    then Sarah is forgotten: no audit row keeps the placeholder's id or its fact, in the table or the file."""
+    from egomem_ros.store import SqliteStore
+
+    db = tmp_path / "m.db"
+    with SqliteStore(db) as store:
+        emily = store.create_user("Emily")
+        placeholder = store.create_user("Sarah", placeholder=True)
+        store.add_fact(placeholder.id, "fact", "plays a lot of squash")
+        store.add_relation(emily.id, placeholder.id, "colleague")
+        sarah = store.create_user("Sarah")
+        store.merge_users(sarah.id, placeholder.id)
+        store.forget_user(sarah.id)
+        rows = [str(a) for a in store.audit()]
+        assert not any(placeholder.id in r or "squash" in r for r in rows), rows
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("m.db"))
+    assert b"squash" not in raw and placeholder.id.encode() not in raw

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..memchunk import make_token_counter, render_user_profile
@@ -21,7 +22,7 @@ def users(db: DbOption = None, config: ConfigOption = None,
         for col in ("id", "name", "kind", "facts", "face keys", "voice keys", "relations", "last seen"):
             table.add_column(col)
         for u in store.list_users(include_placeholders=placeholders):
-            table.add_row(u.id, u.name or "-", "placeholder" if u.placeholder else "seen",
+            table.add_row(u.id, escape(u.name or "-"), "placeholder" if u.placeholder else "seen",
                           str(len(store.facts(u.id))), str(len(store.user_keys(u.id, "face"))),
                           str(len(store.user_keys(u.id, "voice"))),
                           str(sum(r.src == u.id for r in store.relations(u.id))), fmt_ts(u.last_seen))
@@ -67,7 +68,7 @@ def show(user: Annotated[str, typer.Argument(help="User id or exact name.")],
         if as_json:
             print(json.dumps(p, indent=1))
             return
-        console.print(f"[bold]{u.name or '(no name)'}[/]  id={u.id}  "
+        console.print(f"[bold]{escape(u.name or '(no name)')}[/]  id={u.id}  "
                       f"{'placeholder  ' if u.placeholder else ''}created={fmt_ts(u.created_at)}  "
                       f"last_seen={fmt_ts(u.last_seen)}")
         facts = Table(title="Memory items")
@@ -79,18 +80,20 @@ def show(user: Annotated[str, typer.Argument(help="User id or exact name.")],
             episode = f["episode"] or "-"
             if f["said_by"] != "self":
                 episode += " (said by another person)"
-            facts.add_row(f["id"], f["kind"], f["text"], f"{episode}, {fmt_ts(f['episode_start'] or f['valid_from'])}", status)
+            # what people said is text, not markup: "[forgotten] is their colleague" must print as it is
+            when = fmt_ts(f["episode_start"] or f["valid_from"])
+            facts.add_row(f["id"], f["kind"], escape(f["text"]), f"{episode}, {when}", status)
         console.print(facts)
         rels = Table(title="Relations")
         rels.add_column("edge")
         for r in p["relations"]:
-            rels.add_row(f"{r['dst']} is {r['src']}'s {r['relation']}")
+            rels.add_row(escape(f"{r['dst']} is {r['src']}'s {r['relation']}"))
         console.print(rels)
         eps = Table(title="Episodes")
         for col in ("id", "start", "end", "summary"):
             eps.add_column(col)
         for e in p["episodes"]:
-            eps.add_row(e["id"], fmt_ts(e["start"]), fmt_ts(e["end"]), e["summary"])
+            eps.add_row(e["id"], fmt_ts(e["start"]), fmt_ts(e["end"]), escape(e["summary"] or ""))
         console.print(eps)
         console.rule(f"Level-1 MemChunk ({packed.token_count} tokens, {counter.name})")
         console.print(packed.text, markup=False, highlight=False)

@@ -365,6 +365,11 @@ class SqlStore:
                         (merge_id, keep_id))
                 self._x(f"UPDATE relations SET {col}=? WHERE {col}=? AND {other}!=?", (keep_id, merge_id, keep_id))
             self._x("DELETE FROM relations WHERE src=? OR dst=?", (merge_id, merge_id))
+            # the audit trail follows the person, so that forgetting them erases what was said as the
+            # placeholder too (its rows, and its id in the texts of other people's rows)
+            self._x("UPDATE audit SET user_id=? WHERE user_id=?", (keep_id, merge_id))
+            self._x("UPDATE audit SET item_id=? WHERE item_id=?", (keep_id, merge_id))
+            self._x("UPDATE audit SET detail=replace(detail, ?, ?) WHERE detail LIKE ?", (merge_id, keep_id, f"%{merge_id}%"))
             if not keep.name and gone.name:
                 self._x("UPDATE users SET name=? WHERE id=?", (gone.name, keep_id))
             self._x("DELETE FROM users WHERE id=?", (merge_id,))
