@@ -125,7 +125,9 @@ class SentenceTransformerReranker:
     def __init__(self, model: str, *, name: str = "dense", device: str = "cpu", cache_size: int = 200_000,
                  precision: str = "fp32"):
         from sentence_transformers import SentenceTransformer  # heavy: imported only when chosen
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()   # a local model loads in milliseconds: no "Loading weights" bar
         self.model = SentenceTransformer(model, device=device)
         precision = cpu_dense_precision() if precision == "auto" else precision
         self.precision = precision
