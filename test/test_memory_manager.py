@@ -162,7 +162,7 @@ def test_asr_reads_the_user_turns_only():
     assert quiet.clips == [3 * sr]
     assert transcribe_user_turns(_RecordingASR(), np.zeros(100, np.float32), None) == []
 
-    class WordASR:  # one pass over the session; words placed by their time
+    class WordASR:  # one pass over the session; words timed in the clip it is given, as a recogniser does
         name = "words"
 
         def __init__(self):
@@ -172,7 +172,8 @@ def test_asr_reads_the_user_turns_only():
             from egomem_ros.memory.asr import Word
 
             self.calls += 1
-            return [Word(1.5, 1.9, "hello"), Word(4.6, 5.0, "echo"), Word(8.2, 8.5, "again")]
+            at = (np.flatnonzero(np.abs(pcm) > 0.1)[0] / sr) - 1.0   # where the session's 0 s is in this clip
+            return [Word(at + 1.5, at + 1.9, "hello"), Word(at + 4.6, at + 5.0, "echo"), Word(at + 8.2, at + 8.5, "again")]
 
     words = WordASR()
     heard = transcribe_user_turns(words, listen.astype(np.float32), speak.astype(np.float32))

@@ -143,9 +143,10 @@ def transcribe_user_turns(asr: ASR, listen: np.ndarray, speak: np.ndarray | None
     spans = [(max(0.0, s * HOP / SR - pad), (e + 1) * HOP / SR + pad) for s, e in steps]
     words_of = getattr(asr, "transcribe_words", None)
     if words_of is not None:
-        # from the first turn's start to the last one's end: the turns sit on the stream's grid, so the
-        # recogniser hears the same samples however the session's window began (a live node and a replay)
-        first, last = int(round(spans[0][0] * SR)), int(round(spans[-1][1] * SR))
+        # from the first turn's start to the last one's end, placed on the speech itself (where the sound
+        # rises over the session's floor, to the sample): the recogniser then hears the same samples
+        # whatever grid the stream's turns were found on (a node that joined the stream later, a replay)
+        first, last = speech_edges(listen, spans[0][0] + pad, spans[-1][1] - pad, pad)
         words = [Word(w.start + first / SR, w.end + first / SR, w.text) for w in words_of(listen[first:last])]
         texts = [" ".join(w.text for w in words if a <= (w.start + w.end) / 2 < b) for a, b in spans]
     else:
@@ -153,6 +154,30 @@ def transcribe_user_turns(asr: ASR, listen: np.ndarray, speak: np.ndarray | None
         many = getattr(asr, "transcribe_many", None)
         texts = many(clips) if many is not None else [asr.transcribe(c) for c in clips]
     return [(a, b, t) for (a, b), t in zip(spans, texts) if t]
+
+
+EDGE_SEARCH_S = 0.2    # how far from a turn's edge on the 80 ms grid its sample-exact edge is looked for
+EDGE_SMOOTH_S = 0.005  # the envelope's moving average
+
+
+def speech_edges(listen: np.ndarray, start_s: float, end_s: float, pad_s: float) -> tuple[int, int]:
+    """Sample indices of where speech starts near `start_s` and ends near `end_s` (each within
+    EDGE_SEARCH_S), padded by `pad_s`: the first and last samples whose smoothed envelope is 4x the clip's
+    quiet level. A function of the samples alone, not of where a grid put the turn's edges."""
+    from .trigger import SR
+
+    width = max(1, int(EDGE_SMOOTH_S * SR))
+    env = np.convolve(np.abs(listen.astype(np.float32)), np.ones(width, np.float32) / width, mode="same")
+    threshold = 4.0 * max(float(np.percentile(env, 10)), 1e-5)
+    search, pad = int(EDGE_SEARCH_S * SR), int(round(pad_s * SR))
+    a0, b0 = int(round(start_s * SR)), int(round(end_s * SR))
+    lo = max(0, a0 - search)
+    loud = np.flatnonzero(env[lo:min(len(env), a0 + search)] > threshold)
+    first = lo + int(loud[0]) if loud.size else a0
+    hi = min(len(env), b0 + search)
+    loud = np.flatnonzero(env[max(0, b0 - search):hi] > threshold)
+    last = max(0, b0 - search) + int(loud[-1]) + 1 if loud.size else b0
+    return max(0, first - pad), min(len(listen), max(last + pad, first + 1))
 
 
 _worker_asr: ASR | None = None
