@@ -78,8 +78,9 @@ def test_merge_placeholder_moves_facts_edges_and_keeps_audit(store):
     assert [f.text for f in store.facts(anna.id)] == ["likes gardening"]
     assert {(r.src, r.dst, r.relation) for r in store.relations()} == {(emily.id, anna.id, "mother"),
                                                                        (anna.id, emily.id, "child")}
-    assert any(a.op == "MERGE" for a in store.audit())
-    assert any(a.user_id == anna_ph.id for a in store.audit())  # the placeholder's history stays
+    assert any(a.op == "MERGE" and a.item_id == anna_ph.id for a in store.audit())
+    # the placeholder's history stays, as the person's (so that forgetting her erases it too)
+    assert any(a.user_id == anna.id and a.detail == "likes gardening" for a in store.audit())
 
 
 def test_keys_refuse_mixed_models_and_bad_values(store):
