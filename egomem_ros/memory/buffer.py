@@ -43,17 +43,6 @@ class IdentityObservation:
     voiced: bool = False
 
 
-def observation_of(event) -> IdentityObservation:
-    """What memory management keeps of a poll: the same as the Identity message carries (embeddings only
-    for a learnable unknown person), so replay and the ROS nodes decide from the same evidence."""
-    face, voice = event.learnable_face, event.learnable_voice
-    return IdentityObservation(
-        event.stamp, event.user_id if event.status == "known" else "",
-        face.embedding if face else None, voice.embedding if voice else None,
-        track=event.user_id if event.status != "nobody" else "",
-        face_seen=event.face is not None, voiced=event.voice is not None)
-
-
 class AudioTimeline:
     """Where each chunk of one microphone stream goes. A driver stamps its chunks with a jittery wall clock,
     but the samples themselves are continuous: a chunk whose stamp is within `tolerance_s` of the previous
