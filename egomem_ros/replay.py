@@ -31,6 +31,7 @@ IMAGE_TYPES = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"}
 AUDIO_TYPES = {"audio_common_msgs/msg/AudioDataStamped", "audio_common_msgs/msg/AudioData", "egomem_msgs/msg/AudioFrame"}
 TEXT_TYPES = {"hri_msgs/msg/LiveSpeech", "std_msgs/msg/String"}
 SPEAK_TOPIC = "/egomem/dialog/audio_out"  # the dialog node's voice output
+STAMP_TRUST_S = 30.0   # a header stamp this far from the bag's clock is on another clock
 JUMP_PERIODS = 5   # a gap of more poll periods than this is a jump of the clock, not a quiet moment
 
 
@@ -53,6 +54,7 @@ class ReplaySummary:
     rejected: Counter = field(default_factory=Counter)
     skipped_topics: list[str] = field(default_factory=list)
     clock_jumps: list[str] = field(default_factory=list)   # gaps in bag time, run through without a poll storm
+    stamp_notes: list[str] = field(default_factory=list)   # topics whose header stamps are on another clock
     truncated: str = ""
     out: str = ""
 
@@ -194,6 +196,7 @@ class _Run:
         self.next_poll: float | None = None
         self.next_consolidation = 0.0
         self.t = 0.0
+        self.untrusted: set[str] = set()   # topics whose header stamps are on another clock
 
     def play(self, messages: Iterator, reader, bag: Path) -> Exception | None:
         """Every message, then the final consolidation; returns the store's or the disk's failure, if any.
@@ -279,8 +282,15 @@ class _Run:
         chosen, pipe, t = self.chosen, self.pipe, self.t
         # camera and microphone data are placed by their header stamps, as the nodes place them (a bag
         # recorded on a robot logs when a message arrived, which bunches the chunks a busy machine was late
-        # with); the timers run on the bag's clock
+        # with); the timers run on the bag's clock. Stamps from another clock (a device clock, sim time)
+        # are no use against it: that topic is placed by the bag's clock, and the summary says so.
         stamp = header_time(msg) or t
+        if abs(stamp - t) > STAMP_TRUST_S:
+            if topic not in self.untrusted:
+                self.untrusted.add(topic)
+                self.summary.stamp_notes.append(f"{topic}: header stamps {stamp - t:+.0f} s off the bag's clock; "
+                                                "placed by the bag's clock")
+            stamp = t
         if topic in chosen.images:
             pipe.identity.add_frame(stamp, compressed_to_rgb(msg) if msgtype.endswith("CompressedImage") else image_to_rgb(msg))
         elif topic in chosen.audio_info:

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from egomem_ros import msg_fields
 from egomem_ros.scene import SceneBag
 from egomem_ros.store import SqliteStore, StoreError
 
@@ -198,3 +199,19 @@ def test_what_egomem_writes_is_its_users_alone(tmp_path, small_bag):
     for path in written:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode & 0o077 == 0, f"{path}: {oct(mode)}"
+
+
+def test_sensor_stamps_on_another_clock_fall_back_to_the_bags_clock(tmp_path):
+    """A camera stamped by its own device clock (decades off the recorder's): replay places its frames by
+    the bag's clock, still polls them, and says so."""
+    from egomem_ros.config import config_from_mapping
+    from egomem_ros.replay import replay
+    from egomem_ros.scene import CAMERA
+
+    with SceneBag(tmp_path / "bag") as bag:
+        for i in range(12):
+            fields = msg_fields.image_fields(np.full((60, 80, 3), 100, np.uint8), 1e9 + i * 0.5, "camera")
+            bag._write(CAMERA, "sensor_msgs/msg/Image", i * 0.5, fields)   # header: device time; log: bag time
+    summary = replay(tmp_path / "bag", tmp_path / "out", config_from_mapping({}))
+    assert summary.stamp_notes and CAMERA in summary.stamp_notes[0], summary.stamp_notes
+    assert summary.polls >= 2

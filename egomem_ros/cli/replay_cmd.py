@@ -55,6 +55,8 @@ def replay(bag: Annotated[Path, typer.Argument(help="ROS 2 bag (directory or .mc
         console.print(f"[yellow]skipped[/] {t}")
     for jump in s.clock_jumps:
         console.print(f"[yellow]clock jump[/] {jump}: the timers ran once, not once per period", highlight=False)
+    for note in s.stamp_notes:
+        console.print(f"[yellow]stamps[/] {note}", highlight=False)
     for why in s.sessions_set_aside:
         err_console.print(f"[yellow]session set aside[/] (it cannot be written; the file is kept as .bad with a "
                           f".reason next to it in the spool): {why}", markup=True, highlight=False)
