@@ -16,9 +16,15 @@ def spool_dir(cfg: EgomemConfig, db: str | Path | None) -> Path:
     robots each keep their own, in the XDG data dir)."""
     if cfg.memory.spool_dir:
         return Path(cfg.memory.spool_dir)
+    return beside(db or "egomem", ".sessions")
+
+
+def beside(db: str | Path, suffix: str) -> Path:
+    """`<db><suffix>` for a SQLite file; for a PostgreSQL database, `fleet-<database>-<hash><suffix>` in the
+    XDG data dir (each robot keeps its own)."""
     if is_postgres_url(db):
-        return default_db_path().parent / f"fleet-{postgres_identity(str(db))}.sessions"
-    return Path(str(db or "egomem") + ".sessions")
+        return default_db_path().parent / f"fleet-{postgres_identity(str(db))}{suffix}"
+    return Path(f"{db}{suffix}")
 
 
 def postgres_identity(url: str) -> str:
@@ -39,9 +45,7 @@ def postgres_identity(url: str) -> str:
 
 def reports_registry(db: str | Path) -> Path:
     """The list of the HTML reports written of this memory (`egomem report`, `replay --report`)."""
-    if is_postgres_url(db):
-        return default_db_path().parent / f"fleet-{postgres_identity(str(db))}.reports"
-    return Path(f"{db}.reports")
+    return beside(db, ".reports")
 
 
 def register_report(db: str | Path, report: Path) -> None:

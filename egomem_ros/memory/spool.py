@@ -87,9 +87,7 @@ class SessionSpool:
                 bad.with_suffix(".reason").unlink(missing_ok=True)
                 erased += 1
         for s in self.pending():
-            embs = [*s.face_embeddings, *s.voice_embeddings] + ([s.speech_voice] if s.speech_voice is not None else [])
-            if user_id in s.observed_users or any(e.shape == k.shape and np.allclose(e, k, atol=1e-5)
-                                                  for e in embs for k in keys):
+            if user_id in s.observed_users or _session_holds_key(s, keys):
                 self.done(s.session_id)
                 erased += 1
                 continue
@@ -103,8 +101,12 @@ class SessionSpool:
 def _holds_key(text: str, keys: Sequence[np.ndarray]) -> bool:
     """A moved-aside spool file holding one of `keys` (parsed when it is a session, else never)."""
     try:
-        s = SessionInput.from_json(text)
+        return _session_holds_key(SessionInput.from_json(text), keys)
     except ValueError:
         return False
+
+
+def _session_holds_key(s: SessionInput, keys: Sequence[np.ndarray]) -> bool:
+    """One of the session's face or voice embeddings is one of `keys` (the session that enrolled them)."""
     embs = [*s.face_embeddings, *s.voice_embeddings] + ([s.speech_voice] if s.speech_voice is not None else [])
     return any(e.shape == k.shape and np.allclose(e, k, atol=1e-5) for e in embs for k in keys)
