@@ -37,14 +37,17 @@ LINES = {
 
 
 def sample_faces() -> dict[str, np.ndarray]:
-    """Two faces that ship inside installed packages (no download, no test data)."""
+    """Two faces that ship inside installed packages (no download, no test data). The astronaut's portrait
+    is cut to her head and shoulders, as a robot's camera sees a person talking to it: whole, her face is
+    too small in the frame for dlib's detector, which then found it in 23 % of the scene's frames (100 %
+    cut), and a person heard but hardly ever seen is identified by voice alone."""
     from matplotlib import cbook
     from PIL import Image
     from skimage import data
 
     with cbook.get_sample_data("grace_hopper.jpg") as f:
         hopper = np.asarray(Image.open(f).convert("RGB"))
-    return {"A": hopper, "B": data.astronaut()}
+    return {"A": hopper, "B": data.astronaut()[10:240, 110:340]}
 
 
 def frame(face: np.ndarray, rng: np.random.Generator) -> np.ndarray:
