@@ -30,7 +30,7 @@ EXTRAS = {
                "soxr>=0.3"],
     # A PostgreSQL server that several robots share (store.url: postgresql://...).
     "fleet": ["psycopg[binary]>=3.1"],
-    "ros-tools": ["colcon-core>=0.21", "colcon-ros>=0.5", "colcon-package-information", "catkin_pkg"],
+    "ros-tools": ["colcon-core>=0.21", "colcon-ros>=0.5", "colcon-bash>=0.5", "colcon-package-information", "catkin_pkg"],
     # pgserver: a PostgreSQL with pgvector in a wheel, for bench/bench_fleet_keys.py
     "dev": ["pytest>=7", "ruff==0.17.6", "matplotlib", "scikit-image", "jiwer>=3", "pgserver>=0.1.4"],
 }

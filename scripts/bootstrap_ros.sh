@@ -8,7 +8,7 @@
 # A robot with apt-installed ROS 2 does not need this: `colcon build` there (README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=$(pwd)/.venv
+VENV=$(cd .venv && pwd -P)   # the real path: a workspace may link this venv in
 PYBIN=$VENV/bin/python
 BUILD=${EGOMEM_ROS_BUILD:-$(pwd)/build/ros}
 stamp=$VENV/.egomem-ros-stamp
@@ -81,5 +81,19 @@ build_pkg "$(pwd)/egomem_msgs" egomem_msgs
 
 "$PYBIN" -c 'import rclpy, rclpy.lifecycle, egomem_msgs.srv, hri_msgs.msg, audio_common_msgs.msg' \
   || { echo "[bootstrap-ros] the ROS 2 install does not import" >&2; exit 1; }
+# The venv as a colcon underlay, like /opt/ros/<distro>/setup.bash: `source .venv/setup.bash`, then
+# `colcon build` finds ament_cmake and the rosidl generators here, and a workspace's install/setup.bash
+# chains this prefix's local_setup (README, robot quick start).
+sed "s#@VENV@#$VENV#" > "$VENV/local_setup.sh" <<'SH'
+# ROS 2 Kilted in this venv (written by scripts/bootstrap_ros.sh): an underlay for colcon workspaces.
+_egomem_prepend() {  # VAR DIR: DIR first in the path list VAR, once
+  case ":$(printenv "$1"):" in *":$2:"*) ;; *) export "$1=$2$(printenv "$1" | sed 's/^./:&/')" ;; esac
+}
+_egomem_prepend AMENT_PREFIX_PATH "@VENV@"
+_egomem_prepend CMAKE_PREFIX_PATH "@VENV@"
+_egomem_prepend PATH "@VENV@/bin"
+unset -f _egomem_prepend
+SH
+for f in local_setup.bash setup.sh setup.bash; do echo ". \"$VENV/local_setup.sh\"" > "$VENV/$f"; done
 echo "$want" > "$stamp"
 echo "[bootstrap-ros] ROS 2 Kilted ready in .venv (rclpy, Fast DDS, egomem_msgs, hri_msgs, audio_common_msgs)"

@@ -74,3 +74,41 @@ def test_core_import_is_light():
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "", f"heavy modules imported at start-up: {out}"
+
+
+# PyPI name -> rosdep key (ros/rosdistro rosdep/python.yaml) for what has one
+ROSDEP_KEYS = {"numpy": "python3-numpy", "pyyaml": "python3-yaml", "pydantic": "python3-pydantic",
+               "typer": "python3-typer", "rich": "python3-rich", "networkx": "python3-networkx",
+               "platformdirs": "python3-platformdirs", "rosbags": "python3-rosbags-pip", "pillow": "python3-pil",
+               "soundfile": "python3-soundfile", "scipy": "python3-scipy", "tqdm": "python3-tqdm",
+               "httpx": "python3-httpx", "torch": "python3-torch", "silero-vad": "python3-silero-vad-pip"}
+
+
+def _setup_requirements() -> list[str]:
+    """install_requires and the offline models' extras (what the nodes run with by default), from setup.py."""
+    tree = ast.parse((REPO / "setup.py").read_text(encoding="utf-8"))
+    extras = next(ast.literal_eval(n.value) for n in ast.walk(tree)
+                  if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "EXTRAS")
+    core = next(ast.literal_eval(k.value) for k in ast.walk(tree)
+                if isinstance(k, ast.keyword) and k.arg == "install_requires")
+    return core + [r for name in ("face", "voice", "asr", "extract") for r in extras[name]]
+
+
+def test_every_python_dependency_has_a_rosdep_key_or_a_pip_line():
+    """A robot with apt ROS gets each dependency from `rosdep install` (package.xml) or from
+    requirements/robot-pip.txt, with the version setup.py asks for."""
+    import re
+
+    catkin_pkg = pytest.importorskip("catkin_pkg.package")
+    keys = {d.name for d in catkin_pkg.parse_package(REPO / "package.xml").exec_depends}
+    pip_lines = {re.split(r"[<>=!~]", line, maxsplit=1)[0].strip().lower(): line.strip()
+                 for line in (REPO / "requirements" / "robot-pip.txt").read_text().splitlines()
+                 if line.strip() and not line.startswith("#")}
+    for requirement in _setup_requirements():
+        name = re.split(r"[<>=!~\[]", requirement, maxsplit=1)[0].strip().lower()
+        key = ROSDEP_KEYS.get(name)
+        assert key in keys or name in pip_lines, f"{requirement}: no rosdep key in package.xml, not in robot-pip.txt"
+        if name in pip_lines:
+            assert pip_lines[name] == requirement, f"robot-pip.txt has {pip_lines[name]!r}, setup.py {requirement!r}"
+    assert "pydantic" in pip_lines   # Debian 12's python3-pydantic is 1.10
+    assert "requirements/robot-pip.txt" in (REPO / "docs" / "ros.md").read_text()
