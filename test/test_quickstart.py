@@ -55,7 +55,7 @@ def test_readme_quick_start_builds_and_starts_the_installed_memory_node(tmp_path
     home = tmp_path / "home"
     home.mkdir()
     script = "\n".join([
-        "set -euo pipefail",
+        "set -eo pipefail",   # not -u: ROS setup scripts, colcon's included, read unset variables
         _line(lines, "mkdir -p ~/egomem_ws/src").replace("<this repository>", str(REPO)),
         f"ln -s {VENV} src/egomem_ros/.venv",
         _line(lines, "bash src/egomem_ros/scripts/bootstrap.sh"),
