@@ -217,7 +217,8 @@ def test_graph_on_the_demo_bag_matches_egomem_replay(graph, scene, tmp_path):
     for t, who in replay_polls:
         near = {ros_at.get(round(t + d, 1)) for d in (-POLL_S, 0.0, POLL_S)}
         assert who in near, f"t={t}: replay {who}, graph {near}; graph polls: " + ", ".join(
-            f"{m.header.stamp.sec}:{_who(m)}/f{int(m.face_present)}v{int(m.voice_present)}" for m in idents)
+            f"{m.header.stamp.sec}:{_who(m)}/f{int(m.face_present)}v{int(m.voice_present)}" for m in idents) + \
+            "\n" + "\n".join(p.output()[-4000:] for p in graph.procs.values())
     # MemChunks: Level-1 for the known user, and the Level-2 answer, word for word
     replay_l1 = [(t, x) for t, x in _bag_chunks(tmp_path / "out_bag", "/memchunk/level1") if x]
     ros_l1 = [(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9, m.text) for m in l1 if m.text]
