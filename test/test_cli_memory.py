@@ -131,3 +131,28 @@ def test_show_prints_what_was_said_as_text_not_markup(tmp_path):
     flat = " ".join(r.stdout.split())
     # once in the items table, once in the Level-1 chunk
     assert flat.count("[forgotten] is their colleague") == 2 and "Sarah [the one from work]" in flat
+
+
+def test_set_visibility_and_forget_about_from_the_command_line(tmp_path):
+    db = tmp_path / "m.db"
+    with SqliteStore(db) as store:
+        emily, tom = store.create_user("Emily").id, store.create_user("Tom").id
+        store.add_relation(emily, tom, "brother")
+        job = store.add_fact(emily, "fact", "is looking for a new job").id
+        store.add_fact(emily, "fact", "works as a nurse")
+    r = egomem("set-visibility", "Emily", job, "shared", "--hide-from", "Tom", "--db", db)
+    assert r.returncode == 0 and "shared, not Tom" in r.stdout, r.stderr
+    shown = json.loads(egomem("show", "Emily", "--json", "--db", db).stdout)
+    assert {i["text"]: i["hidden_from"] for i in shown["items"]}["is looking for a new job"] == ["Tom"]
+    assert "not Tom" in egomem("show", "Emily", "--db", db).stdout
+    for bad in (["Emily", job, "secret"], ["Emily", "f0000000000", "private"], ["Nobody", job, "private"]):
+        r = egomem("set-visibility", *bad, "--db", db)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (bad, r.stderr)
+    r = egomem("forget", "Emily", "--about", "the", "--yes", "--db", db)
+    assert r.returncode == 2 and "name what it was about" in r.stderr, r.stderr
+    r = egomem("forget", "Emily", "--about", "the new job", "--yes", "--db", db)
+    assert r.returncode == 0 and "1 item(s)" in r.stdout, r.stderr
+    with SqliteStore(db) as store:
+        assert [f.text for f in store.facts(emily, include_invalid=True)] == ["works as a nurse"]
+        assert store.get_user(tom).name == "Tom"
+    assert b"new job" not in b"".join(p.read_bytes() for p in tmp_path.glob("m.db*"))

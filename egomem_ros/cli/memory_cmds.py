@@ -1,4 +1,5 @@
-"""`egomem users | show | recall | forget | graph`: inspect and erase long-term memory."""
+"""`egomem users | show | recall | forget | set-visibility | compact | graph`: inspect, restrict and erase
+long-term memory."""
 from __future__ import annotations
 
 import json
@@ -44,12 +45,15 @@ def profile_json(store, user_id: str, history: bool, level1) -> dict:
                       "episode": f.source_episode, "episode_start": own[f.source_episode].start
                       if f.source_episode in own else None,
                       "said_by": "self" if f.source_episode in own or f.source_episode is None else "another person",
-                      "valid": f.valid, "invalid_at": f.invalid_at, "superseded_by": f.superseded_by})
+                      "valid": f.valid, "invalid_at": f.invalid_at, "superseded_by": f.superseded_by,
+                      "visibility": f.visibility.level, "hidden_from": sorted(names.get(x, x) for x in f.visibility.hidden_from),
+                      "visibility_text": f.visibility.describe(names)})
     return {"id": u.id, "name": u.name, "placeholder": u.placeholder, "created_at": u.created_at,
             "last_seen": u.last_seen, "items": items,
             "relations": [{"src": names.get(r.src, r.src), "dst": names.get(r.dst, r.dst), "relation": r.relation,
                            "episode": r.source_episode} for r in store.relations(u.id)],
-            "episodes": [{"id": e.id, "start": e.start, "end": e.end, "summary": e.summary} for e in episodes],
+            "episodes": [{"id": e.id, "start": e.start, "end": e.end, "summary": e.summary,
+                          "visibility_text": e.visibility.describe(names)} for e in episodes],
             "level1": {"text": level1.text, "tokens": level1.token_count}}
 
 
@@ -82,7 +86,9 @@ def show(user: Annotated[str, typer.Argument(help="User id or exact name.")],
                 episode += " (said by another person)"
             # what people said is text, not markup: "[forgotten] is their colleague" must print as it is
             when = fmt_ts(f["episode_start"] or f["valid_from"])
-            facts.add_row(f["id"], f["kind"], escape(f["text"]), f"{episode}, {when}", status)
+            if f["visibility_text"] != "shared":   # who may be told it, when not the default
+                status += f"; {f['visibility_text']}"
+            facts.add_row(f["id"], f["kind"], escape(f["text"]), f"{episode}, {when}", escape(status))
         console.print(facts)
         rels = Table(title="Relations")
         rels.add_column("edge")
@@ -93,7 +99,8 @@ def show(user: Annotated[str, typer.Argument(help="User id or exact name.")],
         for col in ("id", "start", "end", "summary"):
             eps.add_column(col)
         for e in p["episodes"]:
-            eps.add_row(e["id"], fmt_ts(e["start"]), fmt_ts(e["end"]), escape(e["summary"] or ""))
+            shown = "" if e["visibility_text"] == "shared" else f" ({e['visibility_text']})"
+            eps.add_row(e["id"], fmt_ts(e["start"]), fmt_ts(e["end"]), escape((e["summary"] or "") + shown))
         console.print(eps)
         console.rule(f"Level-1 MemChunk ({packed.token_count} tokens, {counter.name})")
         console.print(packed.text, markup=False, highlight=False)
@@ -128,10 +135,16 @@ def recall(user: Annotated[str, typer.Argument(help="User id or exact name: who 
 
 def forget(user: Annotated[str, typer.Argument(help="User id or exact name.")],
            db: DbOption = None, config: ConfigOption = None,
+           about: Annotated[Optional[str], typer.Option(
+               "--about", help="Erase only what this person told the robot about this topic, not the person.")] = None,
            yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False) -> None:
-    """Erase a user everywhere: biometric keys, facts, episodes, edges and audit text."""
+    """Erase a user everywhere: biometric keys, facts, episodes, edges and audit text. With --about, only
+    what they said about a topic: those items and their history, and those sentences of their sessions."""
     with open_store(db, config) as store:
         u = store.find_user(user)
+        if about is not None:
+            _forget_about(store, u, about, yes)
+            return
         if not yes:
             if not is_interactive():
                 fail("refusing to forget without confirmation on a non-interactive terminal; pass --yes")
@@ -148,6 +161,46 @@ def forget(user: Annotated[str, typer.Argument(help="User id or exact name.")],
                       + (f", and {gone.sessions} of their sessions waiting to be written" if gone.sessions else ""))
         for report in gone.reports:
             console.print(f"deleted the report {report}: it named them (egomem report writes it again)")
+
+
+def _forget_about(store, u, about: str, yes: bool) -> None:
+    from ..memory.privacy import topic_matcher
+
+    try:
+        matches = topic_matcher(about)
+    except ValueError as err:
+        fail(str(err))
+    if not yes:
+        if not is_interactive():
+            fail("refusing to forget without confirmation on a non-interactive terminal; pass --yes")
+        if not typer.confirm(f"Erase what {u.display_name} ({u.id}) said about {about!r}?"):
+            fail("aborted, nothing erased", code=1)
+    erased = store.forget_about(u.id, matches)
+    console.print(f"forgot what {escape(u.display_name)} said about {escape(about)!r}: {erased.items} item(s), "
+                  f"sentences of {erased.episodes} session(s)")
+
+
+def set_visibility(user: Annotated[str, typer.Argument(help="User id or exact name: whose item it is.")],
+                   item: Annotated[str, typer.Argument(help="Item or episode id (egomem show lists them).")],
+                   visibility: Annotated[str, typer.Argument(help="private, shared or public.")],
+                   hide_from: Annotated[Optional[list[str]], typer.Option(
+                       "--hide-from", help="A person (id or exact name) never to be told it (repeatable).")] = None,
+                   db: DbOption = None, config: ConfigOption = None) -> None:
+    """Say who may be told one item: private (only its owner), shared (people related to the owner) or
+    public, optionally never certain people. The audit log keeps each change."""
+    from ..store.visibility import LEVELS, Visibility
+
+    if visibility not in LEVELS:
+        fail(f"visibility must be one of {', '.join(LEVELS)}, not {visibility!r}")
+    with open_store(db, config) as store:
+        u = store.find_user(user)
+        owned = {f.id for f in store.facts(u.id, include_invalid=True)} | {e.id for e in store.episodes(u.id)}
+        if item not in owned:
+            fail(f"{u.display_name} has no item or episode {item!r} (egomem show {u.id} lists them)")
+        hidden = frozenset(store.find_user(h).id for h in hide_from or [])
+        vis = Visibility(visibility, hidden)
+        store.set_visibility(item, vis)
+        console.print(f"{item}: {escape(vis.describe({x.id: x.display_name for x in store.list_users()}))}")
 
 
 def compact(db: DbOption = None, config: ConfigOption = None) -> None:
@@ -178,3 +231,4 @@ def graph(out: Annotated[Path, typer.Option("--out", "-o", help="Output file.")]
 def register(app: typer.Typer) -> None:
     for fn in (users, show, recall, forget, compact, graph):
         app.command()(fn)
+    app.command("set-visibility")(set_visibility)

@@ -24,6 +24,7 @@ from ..store.models import DuplicateEpisodeError, MemoryRepository, StoreError, 
 from .item_budget import recent_talk, within_budget
 from .extraction import Extraction, Turn, introduced_name
 from .llm import LLMError
+from .privacy import SessionPrivacy, without_cues
 from .update_agent import MemoryOp
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class Consolidator:
         if not any(t.speaker == "user" and t.text.strip() for t in s.turns):
             return SessionOutcome(s.session_id, "empty", reason="no user speech in the session")
         try:
-            ex = self.extractor.extract(s.turns, at=s.start)
+            ex = self.extractor.extract(without_cues(s.turns), at=s.start)   # cues are no items
         except LLMError as err:
             log.warning("session %s: extraction failed (%s); kept for a retry", s.session_id, err)
             return SessionOutcome(s.session_id, "retry", reason=str(err))
@@ -200,14 +201,15 @@ class Consolidator:
                         seen, ops = self._decide(user_id, ex)   # decided on facts that changed since
                     if self.voice_confirms is not None and self.voice_confirms(s, user_id):
                         self._learn_keys(s, user_id, events, keys)
+                privacy = SessionPrivacy(self.store, user_id, s.turns)   # who may be told what was said
                 # the episode first: facts and edges point at it as their source
                 self.store.add_episode(user_id, s.start, s.end, _transcript(s.turns), ex.summary,
-                                       episode_id=s.session_id)
+                                       episode_id=s.session_id, visibility=privacy.episode)
                 events.append(MemoryEventRecord("ADD", user_id, "summary", s.session_id, ex.summary, s.session_id))
                 self._name(user_id, ex, s.session_id, events)
-                self._apply(user_id, ops, ex, s.session_id, events)
+                self._apply(user_id, ops, ex, s.session_id, events, privacy)
                 self._relations(user_id, ex, s.session_id, events)
-                self._others(user_id, ex, s.session_id, events)
+                self._others(user_id, ex, s.session_id, events, privacy)
                 self.store.touch_user(user_id, s.end)
         except LLMError as err:
             log.warning("session %s: update agent failed (%s); kept for a retry", s.session_id, err)
@@ -220,6 +222,10 @@ class Consolidator:
         for key in keys:  # only after the commit: the live galleries never see uncommitted keys
             if self.on_keys_added:
                 self.on_keys_added(*key)
+        for matches in privacy.forget:   # "forget what I told you about X": erased and compacted, after the commit
+            erased = self.store.forget_about(user_id, matches)
+            events.append(MemoryEventRecord("DELETE", user_id, "topic", s.session_id,
+                                            f"{erased.items} item(s) forgotten on request", s.session_id))
         heard = " ".join(t.text for t in s.turns if t.speaker == "user")
         return SessionOutcome(s.session_id, "written", user_id, new_user, ex, events, heard=heard)
 
@@ -290,7 +296,8 @@ class Consolidator:
             log.warning("session %s: user %s (%s) said the name %r; names are never overwritten by a session",
                         episode, user_id, user.name, ex.name)
 
-    def _apply(self, user_id: str, ops: Sequence[MemoryOp] | None, ex: Extraction, episode: str, events: list) -> None:
+    def _apply(self, user_id: str, ops: Sequence[MemoryOp] | None, ex: Extraction, episode: str, events: list,
+               privacy: SessionPrivacy) -> None:
         if ops is None:  # a new user: everything is an ADD
             from .update_agent import extracted_items
 
@@ -299,11 +306,13 @@ class Consolidator:
         for op in ops:
             if op.op in ("UPDATE", "INVALIDATE") and op.target not in own:
                 raise StoreError(f"operation {op.op} on item {op.target!r} outside user {user_id}'s profile")
+            if op.op in ("ADD", "UPDATE") and privacy.forgotten(op.text):
+                continue   # asked, in this very session, to forget it
             if op.op == "ADD" and op.text.strip():
-                f = self.store.add_fact(user_id, op.kind, op.text, episode_id=episode)
+                f = self.store.add_fact(user_id, op.kind, op.text, episode_id=episode, visibility=privacy.of_item(op.text))
                 events.append(MemoryEventRecord("ADD", user_id, f.kind, f.id, f.text, episode))
             elif op.op == "UPDATE" and op.text.strip():
-                f = self.store.supersede_fact(op.target, op.text, episode_id=episode)
+                f = self.store.supersede_fact(op.target, op.text, episode_id=episode, visibility=privacy.of_item(op.text))
                 events.append(MemoryEventRecord("UPDATE", user_id, f.kind, f.id, f"{f.text} (replaces {op.target})", episode))
             elif op.op == "INVALIDATE":
                 f = self.store.invalidate_fact(op.target, episode_id=episode)
@@ -326,16 +335,16 @@ class Consolidator:
         events.append(MemoryEventRecord("ADD", other.id, "user", other.id, f"{name} (placeholder)", episode))
         return other
 
-    def _others(self, user_id: str, ex: Extraction, episode: str, events: list) -> None:
+    def _others(self, user_id: str, ex: Extraction, episode: str, events: list, privacy: SessionPrivacy) -> None:
         """What the user said about a named third person is that person's (ADD only, from this episode:
         it never reaches their Level-1, only the speaker's Level-2)."""
         for item in ex.others:
             other = self._person(user_id, item.name.strip(), episode, events)
-            if other is None or not item.text.strip():
+            if other is None or not item.text.strip() or privacy.forgotten(item.text):
                 continue
             if any(f.text == item.text for f in self.store.facts(other.id)):
                 continue
-            f = self.store.add_fact(other.id, item.kind, item.text, episode_id=episode)
+            f = self.store.add_fact(other.id, item.kind, item.text, episode_id=episode, visibility=privacy.of_item(item.text))
             events.append(MemoryEventRecord("ADD", other.id, f.kind, f.id, f.text, episode))
 
     def _relations(self, user_id: str, ex: Extraction, episode: str, events: list) -> None:

@@ -23,6 +23,7 @@ class Level2Result:
     chunk: MemChunk
     docs: list[ScoredDoc] = field(default_factory=list)
     message: str = ""
+    withheld: int = 0   # items of the requester's neighbourhood they may not be told: counted, never shown
 
 
 class Level2Service:
@@ -56,4 +57,5 @@ class Level2Service:
         with self._lock:
             version = next(self._versions)
         chunk = MemChunk(LEVEL2, user_id or "", packed.text, packed.token_count, version, self.counter.name)
-        return Level2Result(chunk, docs[:kept] if docs else [], message)
+        withheld = self.retriever.withheld.get(user_id or "", 0)
+        return Level2Result(chunk, docs[:kept] if docs else [], message, withheld)

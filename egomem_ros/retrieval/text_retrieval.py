@@ -170,21 +170,28 @@ class TextRetriever:
         classifier = relation_classifier_for(reranker)
         self.classify: Classify | None = classifier.relations if classifier else None
         self._cache: dict[str, _UserIndex] = {}
+        self.withheld: dict[str, int] = {}   # per requester: items of their neighbourhood they may not be told
 
     def documents(self, user_id: str) -> list[CandidateDoc]:
         return self._indexed(user_id).docs
 
     def candidate_documents(self, user_id: str) -> list[CandidateDoc]:
+        """The items of `user_id`'s neighbourhood that they may be told (store/visibility.py): what is
+        withheld never enters their index, so no query can reach it, and costs nothing per query."""
         graph = social_graph(self.store)
         docs: list[CandidateDoc] = []
+        withheld = 0
         for other, paths in neighbourhood(graph, user_id, self.hop_limit).items():
             user = self.store.get_user(other)
             path = tuple(paths[0])  # shortest path only: one document per memory item
-            for fact in self.store.facts(other):
-                docs.append(CandidateDoc(fact.id, other, user.display_name, path, fact.text, fact.valid_from))
-            for ep in self.store.episodes(other):
-                if ep.summary:
-                    docs.append(CandidateDoc(ep.id, other, user.display_name, path, ep.summary, ep.end))
+            items = [(f.id, f.text, f.valid_from, f.visibility) for f in self.store.facts(other)]
+            items += [(e.id, e.summary, e.end, e.visibility) for e in self.store.episodes(other) if e.summary]
+            for item_id, text, since, visibility in items:
+                if visibility.allows(other, user_id):
+                    docs.append(CandidateDoc(item_id, other, user.display_name, path, text, since))
+                else:
+                    withheld += 1
+        self.withheld[user_id] = withheld
         return docs
 
     def _indexed(self, user_id: str) -> _UserIndex:

@@ -66,7 +66,7 @@ class MemoryNode(LifecycleNode):
         self.out.add("l2", self.publisher(MemChunk, "memchunk/level2", LATCHED_QOS), MemChunk)
         self.pub_diag = self.publisher(DiagnosticArray, "/diagnostics", 10)
         self._stats = {"consolidations": 0, "consolidated until t": 0.0, "sessions written": 0, "sessions retried": 0,
-                       "polls read until t": 0.0}
+                       "polls read until t": 0.0, "level-2 items withheld (last query)": 0}
         self._diag_at = -float("inf")   # when the last status went out
         self.get_logger().info(f"memory at {self.store.path}; segmenter {self.cfg.memory.segmenter}, "
                                f"extractor {self.cfg.memory.extractor}, ASR {self.cfg.memory.asr}")
@@ -203,6 +203,7 @@ class MemoryNode(LifecycleNode):
                                            req.k or None)
         fill(resp.chunk, dict(messages)["l2"])
         resp.success, resp.message = True, res.message
+        self._stats["level-2 items withheld (last query)"] = res.withheld   # counted here, never shown to the asker
         resp.item_ids = [d.doc.item_id for d in res.docs]
         resp.scores = [float(d.score) for d in res.docs]
         self.out.publish(messages)

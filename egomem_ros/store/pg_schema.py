@@ -25,6 +25,7 @@ def to_postgres(sqlite_ddl: str) -> str:
 # PostgreSQL has no rowid: facts get an insertion-order column (sql_store orders by it).
 PG_MIGRATIONS: list[str] = [
     to_postgres(MIGRATIONS[0]) + "ALTER TABLE facts ADD COLUMN seq BIGINT GENERATED ALWAYS AS IDENTITY;",
+    to_postgres(MIGRATIONS[1]),
 ]
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 MIGRATION_LOCK = 0x6567_6F00   # pg_advisory_xact_lock keys: "ego" + 0 (migrations), + 1 (enrolment)

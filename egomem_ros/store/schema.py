@@ -79,6 +79,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_user ON audit(user_id);
     """,
+    # 2: who may be told an item (store/visibility.py): shared by default, as before
+    """
+    ALTER TABLE facts ADD COLUMN visibility TEXT NOT NULL DEFAULT 'shared'
+        CHECK (visibility IN ('private','shared','public'));
+    ALTER TABLE facts ADD COLUMN hidden_from TEXT NOT NULL DEFAULT '';
+    ALTER TABLE episodes ADD COLUMN visibility TEXT NOT NULL DEFAULT 'shared'
+        CHECK (visibility IN ('private','shared','public'));
+    ALTER TABLE episodes ADD COLUMN hidden_from TEXT NOT NULL DEFAULT '';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..relations import relation_lexicon
-from .erasure import name_pattern, name_words, scrub
+from .forget import Forgetting
 from .models import (
     FACT_KINDS,
     AuditEntry,
@@ -33,6 +33,7 @@ from .models import (
     UnknownUserError,
     User,
 )
+from .visibility import Visibility
 
 _KEY_TABLES = {"face": "face_keys", "voice": "voice_keys"}
 MAX_NAME_CHARS = 100
@@ -53,7 +54,7 @@ def new_person_id() -> str:
     return "".join(secrets.choice(string.ascii_lowercase) for _ in range(5))
 
 
-class SqlStore:
+class SqlStore(Forgetting):
     """Thread-safe (one connection behind an RLock): ROS executors call it from several threads.
 
     Subclasses set `self._conn`, `self.clock`, and implement `_execute`, `_begin`, `lock_user`,
@@ -232,40 +233,51 @@ class SqlStore:
         return self._keys(modality, "WHERE user_id=?", (user_id,))
 
     # -- facts -------------------------------------------------------------------------------
-    _FACT_COLS = "id, user_id, kind, text, valid_from, source_episode, invalid_at, superseded_by"
+    _FACT_COLS = "id, user_id, kind, text, valid_from, source_episode, invalid_at, superseded_by, visibility, hidden_from"
+
+    @staticmethod
+    def _as_fact(row: tuple) -> Fact:
+        return Fact(*row[:8], visibility=Visibility.from_columns(row[8], row[9]))
 
     def _fact(self, fact_id: str) -> Fact:
         rows = self._q(f"SELECT {self._FACT_COLS} FROM facts WHERE id=?", (fact_id,))
         if not rows:
             raise StoreError(f"unknown fact: {fact_id!r}")
-        return Fact(*rows[0])
+        return self._as_fact(rows[0])
 
     def add_fact(self, user_id: str, kind: str, text: str, *, episode_id: str | None = None,
-                 valid_from: float | None = None, fact_id: str | None = None) -> Fact:
+                 valid_from: float | None = None, fact_id: str | None = None,
+                 visibility: Visibility | None = None) -> Fact:
         if kind not in FACT_KINDS:
             raise StoreError(f"fact kind must be one of {FACT_KINDS}, not {kind!r}")
         text = text.strip()
         if not text:
             raise StoreError("refusing an empty fact")
         fact_id = fact_id or "f" + secrets.token_hex(5)
+        vis = visibility or Visibility()
         with self.transaction():
             self.lock_user(user_id)
             self._x(
-                "INSERT INTO facts (id, user_id, kind, text, source_episode, valid_from) VALUES (?,?,?,?,?,?)",
-                (fact_id, user_id, kind, text, episode_id, self.clock() if valid_from is None else valid_from),
+                "INSERT INTO facts (id, user_id, kind, text, source_episode, valid_from, visibility, hidden_from) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (fact_id, user_id, kind, text, episode_id, self.clock() if valid_from is None else valid_from,
+                 vis.level, vis.hidden_column),
             )
             self._log("ADD", user_id, kind, fact_id, text, episode_id)
         return self._fact(fact_id)
 
-    def supersede_fact(self, fact_id: str, new_text: str, *, episode_id: str | None = None) -> Fact:
-        """UPDATE without losing history: the old item is closed and points at its replacement."""
+    def supersede_fact(self, fact_id: str, new_text: str, *, episode_id: str | None = None,
+                       visibility: Visibility | None = None) -> Fact:
+        """UPDATE without losing history: the old item is closed and points at its replacement. The
+        replacement keeps the old item's visibility unless the new statement came with its own."""
         with self.transaction():
             old = self._fact(fact_id)
             self.lock_user(old.user_id)
             old = self._fact(fact_id)                # as it is now that no one else can change it
             if not old.valid:
                 raise StoreError(f"fact {fact_id} is already invalid; supersede its replacement instead")
-            new = self.add_fact(old.user_id, old.kind, new_text, episode_id=episode_id)
+            new = self.add_fact(old.user_id, old.kind, new_text, episode_id=episode_id,
+                                visibility=visibility or old.visibility)
             self._x("UPDATE facts SET invalid_at=?, superseded_by=? WHERE id=?",
                     (new.valid_from, new.id, fact_id))
             self._log("UPDATE", old.user_id, old.kind, fact_id, f"superseded by {new.id}", episode_id)
@@ -284,29 +296,44 @@ class SqlStore:
         sql = f"SELECT {self._FACT_COLS} FROM facts WHERE user_id=?"
         if not include_invalid:
             sql += " AND invalid_at IS NULL"
-        return [Fact(*r) for r in self._q(sql + f" ORDER BY valid_from DESC, {self._INSERT_ORDER} DESC", (user_id,))]
+        return [self._as_fact(r) for r in self._q(sql + f" ORDER BY valid_from DESC, {self._INSERT_ORDER} DESC",
+                                                  (user_id,))]
+
+    def set_visibility(self, item_id: str, visibility: Visibility, *, episode_id: str | None = None) -> None:
+        """Who may be told a fact or an episode from now on; the audit log keeps each change."""
+        table = "facts" if self._q("SELECT 1 FROM facts WHERE id=?", (item_id,)) else "episodes"
+        with self.transaction():
+            rows = self._q(f"SELECT user_id FROM {table} WHERE id=?", (item_id,))
+            if not rows:
+                raise StoreError(f"no fact or episode {item_id!r}")
+            self.lock_user(rows[0][0])
+            self._x(f"UPDATE {table} SET visibility=?, hidden_from=? WHERE id=?",
+                    (visibility.level, visibility.hidden_column, item_id))
+            self._log("VISIBILITY", rows[0][0], table[:-1], item_id, visibility.describe(), episode_id)
 
     # -- episodes ----------------------------------------------------------------------------
     def add_episode(self, user_id: str | None, start: float, end: float, transcript: str = "",
-                    summary: str = "", episode_id: str | None = None) -> Episode:
+                    summary: str = "", episode_id: str | None = None,
+                    visibility: Visibility | None = None) -> Episode:
         eid = episode_id or "e" + secrets.token_hex(5)
+        vis = visibility or Visibility()
         with self.transaction():
             if user_id is not None:
                 self.lock_user(user_id)
             self._x(
-                'INSERT INTO episodes (id, user_id, start, "end", transcript, summary) VALUES (?,?,?,?,?,?)',
-                (eid, user_id, start, end, transcript, summary),
+                'INSERT INTO episodes (id, user_id, start, "end", transcript, summary, visibility, hidden_from) '
+                'VALUES (?,?,?,?,?,?,?,?)', (eid, user_id, start, end, transcript, summary, vis.level, vis.hidden_column),
             )
             self._log("ADD", user_id, "episode", eid, summary, eid)
-        return Episode(eid, user_id, start, end, transcript, summary)
+        return Episode(eid, user_id, start, end, transcript, summary, vis)
 
     def episode_exists(self, episode_id: str) -> bool:
         return bool(self._q("SELECT 1 FROM episodes WHERE id=?", (episode_id,)))
 
     def episodes(self, user_id: str) -> list[Episode]:
-        rows = self._q('SELECT id, user_id, start, "end", transcript, summary FROM episodes '
+        rows = self._q('SELECT id, user_id, start, "end", transcript, summary, visibility, hidden_from FROM episodes '
                        'WHERE user_id=? ORDER BY start DESC', (user_id,))
-        return [Episode(*r) for r in rows]
+        return [Episode(*r[:6], visibility=Visibility.from_columns(r[6], r[7])) for r in rows]
 
     # -- relations ---------------------------------------------------------------------------
     def add_relation(self, src: str, dst: str, relation: str, *,
@@ -369,37 +396,14 @@ class SqlStore:
             # placeholder too (its rows, and its id in the texts of other people's rows)
             self._x("UPDATE audit SET user_id=? WHERE user_id=?", (keep_id, merge_id))
             self._x("UPDATE audit SET item_id=? WHERE item_id=?", (keep_id, merge_id))
+            for table in ("facts", "episodes"):   # "don't tell Tom" about a placeholder Tom: now about Tom
+                self._x(f"UPDATE {table} SET hidden_from=replace(hidden_from, ?, ?) WHERE hidden_from LIKE ?",
+                        (f",{merge_id},", f",{keep_id},", f"%,{merge_id},%"))
             self._x("UPDATE audit SET detail=replace(detail, ?, ?) WHERE detail LIKE ?", (merge_id, keep_id, f"%{merge_id}%"))
             if not keep.name and gone.name:
                 self._x("UPDATE users SET name=? WHERE id=?", (gone.name, keep_id))
             self._x("DELETE FROM users WHERE id=?", (merge_id,))
             self._log("MERGE", keep_id, "user", merge_id, f"{merge_id} merged into {keep_id}")
-
-    def forget_user(self, user_id: str) -> None:
-        """Erase a person everywhere, then checkpoint and VACUUM so no bytes remain in the file.
-
-        Placeholders known only through them go too. Other users' memory keeps what they said, with the
-        person's name and id replaced (store/erasure.py)."""
-        with self.transaction():
-            user = self.lock_user(user_id)
-            pattern = name_pattern(name_words(user.name, user_id))
-            linked = {r.dst if r.src == user_id else r.src for r in self.relations(user_id)}
-            orphans = [p for p in linked if self.get_user(p).placeholder
-                       and all(user_id in (r.src, r.dst) for r in self.relations(p))]
-            for gone in [user_id, *orphans]:
-                self._x("DELETE FROM audit WHERE user_id=? OR item_id=?", (gone, gone))
-                self._x("DELETE FROM users WHERE id=?", (gone,))  # cascades keys/facts/episodes/edges
-            for table, key, cols in (("audit", "id", ("detail",)), ("facts", "id", ("text",)),
-                                     ("episodes", "id", ("transcript", "summary"))):
-                for row in self._q(f"SELECT {key}, {', '.join(cols)} FROM {table}"):
-                    new = [scrub(v, pattern) for v in row[1:]]
-                    if new != list(row[1:]):
-                        sets = ", ".join(f"{c}=?" for c in cols)
-                        self._x(f"UPDATE {table} SET {sets} WHERE {key}=?", (*new, row[0]))
-            self._log("DELETE", None, "user", None, "a user was forgotten on request")
-        if not self.compact():
-            raise StoreError(f"{user_id} is erased from the database, but another process is reading it, so old "
-                             "bytes stay in its files until that reader ends: then run `egomem compact`")
 
     def audit(self, user_id: str | None = None) -> list[AuditEntry]:
         sql = "SELECT id, ts, op, user_id, item_kind, item_id, detail, episode_id FROM audit"

@@ -1,0 +1,162 @@
+"""What people say about who may be told, and what to forget (docs/privacy.md), read from a session's turns.
+
+- "don't tell anyone", "keep this between us", "it's a secret", "between you and me", "this is private":
+  the items of that turn are `private`;
+- "don't tell my husband", "don't tell Tom": hidden from that person (resolved through the speaker's
+  social graph, or by name); someone the robot does not know yet makes the items `private` instead;
+- "you can tell everyone", "it's no secret": `public`;
+- "forget what I told you about X", "forget about X", "please forget X": the speaker's items about X are
+  erased (`store.forget_about`), and none of this session's items about X are written.
+
+A cue covers its own turn: "Don't tell my husband, but I'm planning a surprise party for him" makes the
+party item his secret. An item is the turn's when at least half of its content words were said in it.
+The session's episode summary takes the strictest cue of the session. English only, like the rules.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..relations import relation_lexicon
+from ..store.models import MemoryRepository
+from ..store.visibility import PRIVATE, PUBLIC, Visibility
+from .extraction import Turn, content_stems, stems, supported
+
+_TELL = (r"(?:don'?t|do\s+not|never|please\s+don'?t|you\s+can'?t|you\s+mustn'?t)\s+"
+         r"(?:tell|mention\s+(?:it|this|that)\s+to|say\s+(?:anything|it|this|that)\s+to)")
+_NOBODY = r"(?:anyone|anybody|a\s+soul|everyone|everybody|other\s+people|people|the\s+others|others)"
+PRIVATE_CUE = re.compile(
+    rf"\b{_TELL}\s+{_NOBODY}\b"
+    r"|\bkeep\s+(?:it|this|that)\s+(?:between\s+(?:us|you\s+and\s+me|ourselves)|to\s+yourself|(?:a\s+)?secret|private|quiet)\b"
+    r"|\bbetween\s+(?:you\s+and\s+me|the\s+two\s+of\s+us)\b"
+    r"|\b(?:it'?s|it\s+is|this\s+is|that'?s|that\s+is)\s+(?:a|our|my)\s+(?:little\s+)?secret\b"
+    r"|\b(?:it'?s|it\s+is|this\s+is|that'?s|that\s+is)\s+(?:strictly\s+)?(?:private|confidential)\b",
+    re.IGNORECASE)
+EXCLUDE_CUE = re.compile(rf"\b{_TELL}\s+(?P<who>my\s+[a-z]+(?:[- ]in[- ]law)?|him\b|her\b|them\b|(?-i:[A-Z][a-z]+))",
+                         re.IGNORECASE)
+PUBLIC_CUE = re.compile(
+    r"\b(?:you\s+can|feel\s+free\s+to|go\s+ahead\s+and|please)\s+tell\s+(?:everyone|anyone|everybody|people|them\s+all)\b"
+    r"|\b(?:it'?s|it\s+is|that'?s)\s+(?:not\s+a|no)\s+secret\b", re.IGNORECASE)
+# a request, not a remark ("I forget about things"): at the start of a sentence, or after "please", "can you"...
+_ASK = (r"(?:^\s*|(?<=[.!?])\s*|(?<![\w'])(?:please|can\s+you|could\s+you|would\s+you|i\s+want\s+you\s+to|"
+        r"i'?d\s+like\s+you\s+to|just|actually|so|and|now|oh)[,\s]+)")
+FORGET_CUE = re.compile(
+    rf"{_ASK}(?:please\s+)?forget\s+(?:(?:what|everything|all)\s+(?:that\s+)?I\s+(?:told\s+you|said(?:\s+to\s+you)?)\s+"
+    r"|all\s+)?about\s+(?P<topic>[^.!?,;]+)"
+    rf"|{_ASK}please\s+forget\s+(?!about\b|what\b|everything\b|all\b)(?P<topic2>[^.!?,;]+)", re.IGNORECASE)
+_LINK = r"(?:\s*[,:;-]?\s*(?:but|that|though|okay|ok|so)\b)?\s*[,:;-]?"
+_SENTENCE = re.compile(r"[^.!?]+[.!?]*")
+_PRONOUNS = frozenset("him her them it this that".split())
+
+
+@dataclass(frozen=True)
+class PrivacyCue:
+    turn: int            # index into the session's turns
+    level: str           # private | public | exclude
+    who: str = ""        # exclude: "my husband", "Tom"
+
+
+def privacy_cues(turns: Sequence[Turn]) -> list[PrivacyCue]:
+    cues = []
+    for i, t in enumerate(turns):
+        if t.speaker != "user":
+            continue
+        if PRIVATE_CUE.search(t.text):
+            cues.append(PrivacyCue(i, PRIVATE))
+        for m in EXCLUDE_CUE.finditer(t.text):
+            who = m.group("who")
+            if re.fullmatch(_NOBODY, who, re.IGNORECASE):
+                continue   # "don't tell anyone": the private cue above
+            # "don't tell him": whom, the robot cannot know, so nobody is told
+            cues.append(PrivacyCue(i, PRIVATE) if who.lower() in _PRONOUNS else PrivacyCue(i, "exclude", who))
+        if PUBLIC_CUE.search(t.text) and not PRIVATE_CUE.search(t.text):
+            cues.append(PrivacyCue(i, PUBLIC))
+    return cues
+
+
+def without_cues(turns: Sequence[Turn]) -> list[Turn]:
+    """The turns as the extractor should read them: "Don't tell my husband, but I'm planning a party"
+    says a party is planned, not "does not tell their husband"; a request to forget is no item at all."""
+    out = []
+    for t in turns:
+        if t.speaker != "user":
+            out.append(t)
+            continue
+        text = "".join(s for s in _SENTENCE.findall(t.text) if not FORGET_CUE.search(s)) or " "
+        for cue in (PRIVATE_CUE, EXCLUDE_CUE, PUBLIC_CUE):
+            text = re.sub(rf"(?:{cue.pattern}){_LINK}", " ", text, flags=cue.flags)
+        out.append(Turn(speaker="user", text=" ".join(text.split())))
+    return out
+
+
+def forget_requests(turns: Sequence[Turn]) -> list[str]:
+    """The topics the user asked the robot to forget, as said ("the surprise party")."""
+    topics = []
+    for t in turns:
+        if t.speaker == "user":
+            for m in FORGET_CUE.finditer(t.text):
+                topic = (m.group("topic") or m.group("topic2") or "").strip()
+                if content_stems(topic):
+                    topics.append(topic)
+    return topics
+
+
+def topic_matcher(about: str) -> Callable[[str], bool]:
+    """Whether a text is about `about`: it has one of its content words (by Snowball stem). Erasing one
+    sentence too many is the safe side of "forget what I told you about X"."""
+    wanted = content_stems(about)
+    if not wanted:
+        raise ValueError(f"nothing to forget in {about!r}: name what it was about")
+    return lambda text: bool(content_stems(text) & wanted)
+
+
+class SessionPrivacy:
+    """The cues of one session, resolved for its speaker `user_id` against the store."""
+
+    def __init__(self, store: MemoryRepository, user_id: str, turns: Sequence[Turn]) -> None:
+        self.turns = list(turns)
+        self.by_turn: dict[int, Visibility] = {}
+        for cue in privacy_cues(turns):
+            vis = self._resolve(store, user_id, cue)
+            old = self.by_turn.get(cue.turn)
+            self.by_turn[cue.turn] = vis if old is None else old.stricter(vis)
+        self.forget = [topic_matcher(topic) for topic in forget_requests(turns)]
+
+    @staticmethod
+    def _resolve(store: MemoryRepository, user_id: str, cue: PrivacyCue) -> Visibility:
+        if cue.level != "exclude":
+            return Visibility(cue.level)
+        ids = people_called(store, user_id, cue.who)
+        return Visibility(hidden_from=frozenset(ids)) if ids else Visibility(PRIVATE)
+
+    @property
+    def episode(self) -> Visibility | None:
+        """The summary and transcript say what every turn said: the strictest cue of the session."""
+        vis = None
+        for v in self.by_turn.values():
+            vis = v if vis is None else vis.stricter(v)
+        return vis
+
+    def of_item(self, text: str) -> Visibility | None:
+        """The visibility the turns that said `text` asked for; None when no cue covers it."""
+        vis = None
+        for i, v in self.by_turn.items():
+            if supported(text, stems(self.turns[i].text)):
+                vis = v if vis is None else vis.stricter(v)
+        return vis
+
+    def forgotten(self, text: str) -> bool:
+        return any(matches(text) for matches in self.forget)
+
+
+def people_called(store: MemoryRepository, user_id: str, who: str) -> set[str]:
+    """"my husband" -> the speaker's husband(s) in the graph; "Tom" -> the users called Tom (those related
+    to the speaker when several are)."""
+    lex = relation_lexicon()
+    if who.lower().startswith("my "):
+        relation = lex.canonical(who)
+        return {r.dst for r in store.relations(user_id) if r.src == user_id and lex.canonical(r.relation) == relation}
+    named = {u.id for u in store.list_users() if u.id != user_id and u.name and u.name.lower() == who.lower()}
+    linked = {r.dst for r in store.relations(user_id) if r.src == user_id}
+    return (named & linked) or named
