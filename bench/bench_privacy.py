@@ -1,0 +1,45 @@
+"""Privacy between the people of a household: usefulness, violations and forgetting failures.
+
+Run: .venv/bin/python bench/bench_privacy.py [--sets dev heldout] [--seeds 0 1 2 3 4 5 6 7] [--json]
+Each seed is one household of 4 (egomem_ros/tools/eval/privacy_eval.py says how it is built): everyone
+tells the robot one thing, shared, private, hidden from one relative, or public; everyone else asks about
+it through the shipped Level-2; one person asks the robot to forget their topic and is asked again. `dev`
+holds the phrasings the cue patterns were written from; `heldout` other phrasings and topics, never tuned on.
+Targets (issue #39): 0 violations and 0 forgetting failures on both; usefulness on allowed questions no
+worse than Level-2 without privacy.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from egomem_ros.config import config_from_mapping
+from egomem_ros.tools.eval.privacy_eval import PHRASES, run_privacy
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", nargs="+", default=["dev", "heldout"], choices=sorted(PHRASES))
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="egomem-privacy-"))
+    cfg = config_from_mapping({})
+    rows = [run_privacy(workdir, cfg, name, args.seeds) for name in args.sets]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    print(f"{'set':8} {'households':>10} {'usefulness':>11} {'without privacy':>16} {'violations':>11} "
+          f"{'forget failures':>16}")
+    for r in rows:
+        print(f"{r['set']:8} {r['households']:>10} {r['usefulness']:>11.3f} {r['usefulness without privacy']:>16.3f} "
+              f"{r['violations']:>5}/{r['forbidden questions']:<5} {r['forgetting failures']:>9}/{r['forgotten topics']}")
+        for miss in r["misses"]:
+            print(f"   {miss}")
+
+
+if __name__ == "__main__":
+    main()
