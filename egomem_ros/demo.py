@@ -31,7 +31,8 @@ VOICES = {"A": "en-us+f3", "B": "en-us+f4"}
 DEMO_CONFIG: dict = {}
 LINES = {
     "A": "Hi robot, my name is Emily. I work as a nurse. My colleague Sarah plays a lot of sport.",
-    "B": "Hi there, I am Sarah. I love tennis and I play every Sunday. Emily is my colleague at the hospital.",
+    "B": "Hi there, I am Sarah. Don't tell Emily, but I am looking for a new job. I love tennis and I play every "
+         "Sunday. Emily is my colleague at the hospital.",
     "A2": "I am back. Which of my colleagues plays tennis?",
 }
 
@@ -70,19 +71,19 @@ def _speech(pcm: np.ndarray, seconds: float) -> np.ndarray:
 
 
 def build_scene(path: Path, workdir: Path, rng: np.random.Generator) -> None:
-    """A: 0-10 s, nobody, B: 18-28 s, nobody, A again: 36-46 s asking about her colleagues."""
+    """A: 0-10 s, nobody, B: 18-32 s, nobody, A again: 40-50 s asking about her colleagues."""
     faces = sample_faces()
     audio = {k: load_audio(espeak_wav(text, workdir / f"{k}.wav", VOICES[k[0]])) for k, text in LINES.items()}
-    plan = [(0.0, "A", "A"), (18.0, "B", "B"), (36.0, "A", "A2")]
+    plan = [(0.0, "A", "A", 10.0), (18.0, "B", "B", 14.0), (40.0, "A", "A2", 10.0)]   # (start, face, line, seconds)
     with SceneBag(path) as bag:
         t = 0.0
-        for start, who, line in plan:
+        for start, who, line, seconds in plan:
             while t < start:  # empty room: background frames and near-silence
                 bag.image(t + 0.25, np.full((480, 640, 3), 70, np.uint8))
                 bag.audio(t, np.full(8000, 1e-4, np.float32))
                 t += 0.5
-            pcm = _speech(audio[line], 10.0)
-            for i in range(20):
+            pcm = _speech(audio[line], seconds)
+            for i in range(int(seconds * 2)):
                 bag.image(t + 0.25, frame(faces[who], rng), compressed=i % 2 == 1)
                 bag.audio(t, pcm[i * 8000:(i + 1) * 8000])
                 t += 0.5
@@ -102,7 +103,7 @@ def run_demo(workdir: Path, console: Console) -> None:
                   "camera and microphone only: the words are what Whisper hears")
     bag = workdir / "scene_bag"
     build_scene(bag, workdir, np.random.default_rng(0))
-    console.print(f"scene bag written: {bag} (A talks 0-10 s, B 18-28 s, A again 36-46 s)")
+    console.print(f"scene bag written: {bag} (A talks 0-10 s, B 18-32 s, A again 40-50 s)")
     console.print("[yellow]no dialog model runs here: the scene's /egomem/dialog/text holds the <retr> request "
                   "such a model would emit[/]")
 
@@ -125,7 +126,10 @@ def run_demo(workdir: Path, console: Console) -> None:
             table.add_column(col)
         for u in store.list_users():
             rels = ", ".join(f"{graph.nodes[d]['name']} is their {k}" for _, d, k in graph.out_edges(u.id, keys=True))
-            table.add_row(u.display_name, u.id, "; ".join(f.text for f in store.facts(u.id)), rels)
+            names = {x.id: x.display_name for x in store.list_users()}
+            items = [f.text + ("" if f.visibility.level == "shared" and not f.visibility.hidden_from
+                               else f" ({f.visibility.describe(names)})") for f in store.facts(u.id)]
+            table.add_row(u.display_name, u.id, "; ".join(items), rels)
         console.print(table)
         out = export_graph(graph, workdir / "social_graph.json", "json")
     queries = "1 <retr> query" if summary.l2_queries == 1 else f"{summary.l2_queries} <retr> queries"

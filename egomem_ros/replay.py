@@ -308,7 +308,8 @@ class _Run:
                 res, messages = pipe.memory.retrieve(t, self.current_user, list(q.relation_query), list(q.keyword_query))
                 self.summary.l2_queries += 1
                 self.output.emit(messages, t)
-                self.say("l2", f"<retr> {list(q.relation_query)} / {list(q.keyword_query)} -> {res.message}\n"
+                withheld = f"; {res.withheld} item(s) this user may not be told, withheld" if res.withheld else ""
+                self.say("l2", f"<retr> {list(q.relation_query)} / {list(q.keyword_query)} -> {res.message}{withheld}\n"
                                f"{res.chunk.text}")
 
     def _poll(self, t: float) -> None:

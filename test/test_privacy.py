@@ -158,3 +158,17 @@ def test_a_forget_request_in_the_same_session_writes_nothing_about_it(tmp_path):
     texts = [f.text for f in store.facts(emily, include_invalid=True)]
     assert texts and not any("boat" in t for t in texts)
     store.close()
+
+
+def test_a_cue_covers_its_sentence_or_the_bare_ones_beside_it(tmp_path):
+    store = SqliteStore(tmp_path / "m.db")
+    emily, sarah = store.create_user("Emily").id, store.create_user("Sarah").id
+    store.add_relation(sarah, emily, "colleague")
+    c = Consolidator(store, offline_extractor(), RuleUpdateAgent(), lambda s: sarah, voice_model="resemblyzer_ge2e")
+    c.process(session("s1", 100.0, "I love tennis. Don't tell Emily, but I am looking for a new job. I work as a nurse."))
+    c.process(session("s2", 9000.0, "I adopted a beagle named Biscuit. It's our little secret."))
+    vis = {f.text: f.visibility for f in store.facts(sarah)}
+    assert vis["loves tennis"] == Visibility() and vis["works as a nurse"] == Visibility()
+    assert vis["is looking for a new job"].hidden_from == {emily}
+    assert vis["adopted a beagle named Biscuit"].level == PRIVATE
+    store.close()

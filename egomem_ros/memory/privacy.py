@@ -8,8 +8,9 @@
 - "forget what I told you about X", "forget about X", "please forget X": the speaker's items about X are
   erased (`store.forget_about`), and none of this session's items about X are written.
 
-A cue covers its own turn: "Don't tell my husband, but I'm planning a surprise party for him" makes the
-party item his secret. An item is the turn's when at least half of its content words were said in it.
+A cue covers its own sentence: "Don't tell my husband, but I'm planning a surprise party for him" makes the
+party item his secret; a bare "It's our little secret." covers the sentences beside it in the same turn.
+An item is covered when at least half of its content words were said in those words.
 The session's episode summary takes the strictest cue of the session. English only, like the rules.
 """
 from __future__ import annotations
@@ -55,24 +56,46 @@ class PrivacyCue:
     turn: int            # index into the session's turns
     level: str           # private | public | exclude
     who: str = ""        # exclude: "my husband", "Tom"
+    covers: str = ""     # what it is about: its sentence, or the sentences beside a bare "It's a secret."
+
+
+def _levels(sentence: str) -> list[tuple[str, str]]:
+    """The (level, who) cues in one sentence."""
+    found = [(PRIVATE, "")] if PRIVATE_CUE.search(sentence) else []
+    for m in EXCLUDE_CUE.finditer(sentence):
+        who = m.group("who")
+        if re.fullmatch(_NOBODY, who, re.IGNORECASE):
+            continue   # "don't tell anyone": the private cue above
+        # "don't tell him": whom, the robot cannot know, so nobody is told
+        found.append((PRIVATE, "") if who.lower() in _PRONOUNS else ("exclude", who))
+    if PUBLIC_CUE.search(sentence) and not found:
+        found.append((PUBLIC, ""))
+    return found
 
 
 def privacy_cues(turns: Sequence[Turn]) -> list[PrivacyCue]:
+    """Each cue with the words it covers: its own sentence ("Don't tell my husband, but I'm planning a
+    party"), or, when the sentence says nothing else ("Between you and me." "It's our little secret."),
+    the sentences before and after it in the same turn."""
     cues = []
     for i, t in enumerate(turns):
         if t.speaker != "user":
             continue
-        if PRIVATE_CUE.search(t.text):
-            cues.append(PrivacyCue(i, PRIVATE))
-        for m in EXCLUDE_CUE.finditer(t.text):
-            who = m.group("who")
-            if re.fullmatch(_NOBODY, who, re.IGNORECASE):
-                continue   # "don't tell anyone": the private cue above
-            # "don't tell him": whom, the robot cannot know, so nobody is told
-            cues.append(PrivacyCue(i, PRIVATE) if who.lower() in _PRONOUNS else PrivacyCue(i, "exclude", who))
-        if PUBLIC_CUE.search(t.text) and not PRIVATE_CUE.search(t.text):
-            cues.append(PrivacyCue(i, PUBLIC))
+        sentences = [x.strip() for x in _SENTENCE.findall(t.text) if x.strip()]
+        for j, sentence in enumerate(sentences):
+            levels = _levels(sentence)
+            if not levels:
+                continue
+            bare = not content_stems(_strip_cues(sentence))
+            covers = " ".join(sentences[max(0, j - 1):j + 2]) if bare else sentence
+            cues += [PrivacyCue(i, level, who, covers) for level, who in levels]
     return cues
+
+
+def _strip_cues(text: str) -> str:
+    for cue in (PRIVATE_CUE, EXCLUDE_CUE, PUBLIC_CUE):
+        text = re.sub(rf"(?:{cue.pattern}){_LINK}", " ", text, flags=cue.flags)
+    return " ".join(text.split())
 
 
 def without_cues(turns: Sequence[Turn]) -> list[Turn]:
@@ -83,10 +106,8 @@ def without_cues(turns: Sequence[Turn]) -> list[Turn]:
         if t.speaker != "user":
             out.append(t)
             continue
-        text = "".join(s for s in _SENTENCE.findall(t.text) if not FORGET_CUE.search(s)) or " "
-        for cue in (PRIVATE_CUE, EXCLUDE_CUE, PUBLIC_CUE):
-            text = re.sub(rf"(?:{cue.pattern}){_LINK}", " ", text, flags=cue.flags)
-        out.append(Turn(speaker="user", text=" ".join(text.split())))
+        text = "".join(s for s in _SENTENCE.findall(t.text) if not FORGET_CUE.search(s))
+        out.append(Turn(speaker="user", text=_strip_cues(text)))
     return out
 
 
@@ -115,12 +136,11 @@ class SessionPrivacy:
     """The cues of one session, resolved for its speaker `user_id` against the store."""
 
     def __init__(self, store: MemoryRepository, user_id: str, turns: Sequence[Turn]) -> None:
-        self.turns = list(turns)
-        self.by_turn: dict[int, Visibility] = {}
+        self.covered: dict[str, Visibility] = {}   # the words a cue covers -> who may be told them
         for cue in privacy_cues(turns):
             vis = self._resolve(store, user_id, cue)
-            old = self.by_turn.get(cue.turn)
-            self.by_turn[cue.turn] = vis if old is None else old.stricter(vis)
+            old = self.covered.get(cue.covers)
+            self.covered[cue.covers] = vis if old is None else old.stricter(vis)
         self.forget = [topic_matcher(topic) for topic in forget_requests(turns)]
 
     @staticmethod
@@ -134,15 +154,15 @@ class SessionPrivacy:
     def episode(self) -> Visibility | None:
         """The summary and transcript say what every turn said: the strictest cue of the session."""
         vis = None
-        for v in self.by_turn.values():
+        for v in self.covered.values():
             vis = v if vis is None else vis.stricter(v)
         return vis
 
     def of_item(self, text: str) -> Visibility | None:
         """The visibility the turns that said `text` asked for; None when no cue covers it."""
         vis = None
-        for i, v in self.by_turn.items():
-            if supported(text, stems(self.turns[i].text)):
+        for words, v in self.covered.items():
+            if supported(text, stems(words)):
                 vis = v if vis is None else vis.stricter(v)
         return vis
 
