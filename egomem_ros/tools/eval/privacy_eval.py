@@ -47,7 +47,7 @@ TOPICS = {
 # how a person says who may be told: {x} is the item's sentence, {rel} the excluded person's relation word
 PHRASES = {
     "dev": {"private": ["Don't tell anyone, but {x}", "Keep this between us: {x}", "It's a secret, {x}"],
-            "exclude": ["Don't tell my {rel}, but {x}"],
+            "exclude": ["Don't tell my {rel}, but {x}", "Don't tell {name}, but {x}"],
             "public": ["You can tell everyone that {x}"],
             "forget": ["Please forget what I told you about {t}."]},
     "heldout": {"private": ["Between you and me, {x}", "Please don't mention this to anyone: {x}",
@@ -55,6 +55,12 @@ PHRASES = {
                 "exclude": ["You mustn't tell my {rel}: {x}", "Do not tell {name} that {x}"],
                 "public": ["It's no secret that {x}"],
                 "forget": ["Forget everything I said about {t}.", "Can you forget about {t}?"]},
+    # written after the patterns and the two sets above, run once as they are (docs/results.md has that run)
+    "unseen": {"private": ["Can you keep a secret? {x}", "Not a word to anyone: {x}", "Mum's the word, {x}",
+                           "This stays between the two of us. {x}"],
+               "exclude": ["I'd rather my {rel} didn't know, but {x}", "Don't let {name} know that {x}"],
+               "public": ["Everyone can know that {x}"],
+               "forget": ["Please delete what I told you about {t}.", "I want you to forget about {t}."]},
 }
 NAMES = ["Emily", "John", "Sarah", "Tom", "Anna", "Peter", "Lucy", "Mark", "Grace", "David", "Rose", "Henry"]
 
@@ -79,7 +85,7 @@ def run_household(workdir: Path, cfg: EgomemConfig, phrase_set: str, seed: int, 
     """One household of 4; returns its counts. `cues=False` says every item plainly and forgets nothing:
     the same questions asked of a memory without privacy, for usefulness to be compared with."""
     rng = random.Random(f"{phrase_set}-{seed}")
-    phrases, topics = PHRASES[phrase_set], list(TOPICS[phrase_set])
+    phrases, topics = PHRASES[phrase_set], list(TOPICS.get(phrase_set, TOPICS["heldout"]))
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / f"{phrase_set}-{seed}.db"
     for old in workdir.glob(f"{db.name}*"):
@@ -114,6 +120,10 @@ def run_household(workdir: Path, cfg: EgomemConfig, phrase_set: str, seed: int, 
         # drawn whatever the mode, so that both modes ask the same people the same questions
         who = rng.choice([o for o in others if (ids[owner], ids[o]) in rel_of])
         said_as = rng.choice(phrases[kind]) if kind != "shared" else "{x}"
+        words = [rel_of[(ids[owner], ids[o])] for o in others if (ids[owner], ids[o]) in rel_of]
+        if "{rel}" in said_as and words.count(rel_of[(ids[owner], ids[who])]) > 1:
+            # "my friend" with two friends means both (docs/privacy.md): the benchmark names the one it means
+            said_as = next(p for p in phrases["exclude"] if "{name}" in p)
         may = {"private": set(), "exclude": set(others) - {who}}.get(kind, set(others))
         visit(owner, said_as.format(x=x, rel=rel_of[(ids[owner], ids[who])], name=who) if cues else x)
         said.append((owner, sentence, keyword, word, may))
@@ -130,7 +140,9 @@ def run_household(workdir: Path, cfg: EgomemConfig, phrase_set: str, seed: int, 
             relation = rel_of.get((ids[asker], ids[owner]), "")
             docs = level2.retrieve(ids[asker], [relation] if relation else [], [keyword]).docs
             found = any(word in d.doc.text.lower() for d in docs)
-            if owner == forgetter and sentence == f_sentence and cues:
+            if owner == forgetter and sentence == f_sentence:   # (without cues: not asked, the same questions)
+                if not cues:
+                    continue
                 result.forgotten += 1
                 result.forget_failures += found
                 if found:
