@@ -1,10 +1,13 @@
 """Privacy between the people of a household: usefulness, violations and forgetting failures.
 
-Run: .venv/bin/python bench/bench_privacy.py [--sets dev heldout] [--seeds 0 1 2 3 4 5 6 7] [--json]
+Run: .venv/bin/python bench/bench_privacy.py [--sets dev heldout unseen blind] [--seeds 0 1 2 3 4 5 6 7] [--json]
 Each seed is one household of 4 (egomem_ros/tools/eval/privacy_eval.py says how it is built): everyone
 tells the robot one thing, shared, private, hidden from one relative, or public; everyone else asks about
 it through the shipped Level-2; one person asks the robot to forget their topic and is asked again. `dev`
-holds the phrasings the cue patterns were written from; `heldout` other phrasings and topics, never tuned on.
+holds the phrasings the cue patterns were written from; `heldout` other phrasings and topics, written with
+them; `unseen` phrasings written after the patterns (its first run is bench/measured/privacy_unseen_first_run.txt,
+and the patterns were then widened to the kinds of phrasing it missed); `blind` phrasings written by someone
+who never saw the patterns (bench/data/privacy_phrases_blind.json), never tuned on.
 Targets (issue #39): 0 violations and 0 forgetting failures on both; usefulness on allowed questions no
 worse than Level-2 without privacy.
 """
@@ -18,10 +21,14 @@ from pathlib import Path
 from egomem_ros.config import config_from_mapping
 from egomem_ros.tools.eval.privacy_eval import PHRASES, run_privacy
 
+# phrasings written by someone who had not seen the cue patterns (run as they are; docs/results.md)
+BLIND = Path(__file__).parent / "data" / "privacy_phrases_blind.json"
+PHRASES["blind"] = json.loads(BLIND.read_text(encoding="utf-8"))
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sets", nargs="+", default=["dev", "heldout"], choices=sorted(PHRASES))
+    ap.add_argument("--sets", nargs="+", default=["dev", "heldout", "unseen", "blind"], choices=sorted(PHRASES))
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", action="store_true")

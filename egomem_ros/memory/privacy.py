@@ -24,27 +24,45 @@ from ..store.models import MemoryRepository
 from ..store.visibility import PRIVATE, PUBLIC, Visibility
 from .extraction import Turn, content_stems, stems, supported
 
-_TELL = (r"(?:don'?t|do\s+not|never|please\s+don'?t|you\s+can'?t|you\s+mustn'?t)\s+"
-         r"(?:tell|mention\s+(?:it|this|that)\s+to|say\s+(?:anything|it|this|that)\s+to)")
+_NOT = (r"(?:don'?t|do\s+not|never|please\s+don'?t|you\s+can'?t|you\s+cannot|you\s+mustn'?t|you\s+must\s+not|"
+        r"you\s+shouldn'?t|better\s+not|try\s+not\s+to)")
 _NOBODY = r"(?:anyone|anybody|a\s+soul|everyone|everybody|other\s+people|people|the\s+others|others)"
+_PERSON = rf"(?:my\s+[a-z]+(?:[- ]in[- ]law)?|him|her|them|{_NOBODY}|(?-i:[A-Z][a-z]+))"
+# whom not to tell: "don't tell X", "don't let X know", "not a word to X", "I'd rather X didn't know",
+# "I don't want X to know", "keep it from X"; X is nobody at all ("anyone"), a pronoun, "my <relation>" or a name
+WHO_CUES = [re.compile(p, re.IGNORECASE) for p in (
+    rf"\b{_NOT}\s+(?:tell|mention\s+(?:it|this|that|anything)\s+to|say\s+(?:anything|a\s+word|it|this|that)\s+to|"
+    rf"breathe\s+a\s+word\s+(?:of\s+(?:it|this)\s+)?to)\s+(?P<who>{_PERSON})\b",
+    rf"\b{_NOT}\s+let\s+(?P<who>{_PERSON})\s+(?:know|find\s+out|hear)\b",
+    rf"\bnot\s+a\s+(?:word|whisper)\s+(?:of\s+(?:it|this)\s+)?to\s+(?P<who>{_PERSON})\b",
+    rf"\bI'?d\s+rather\s+(?P<who>{_PERSON})\s+(?:didn'?t|did\s+not|doesn'?t|never)\s+(?:knew|know|hear|heard|find\s+out|found\s+out)\b",
+    rf"\bI\s+(?:don'?t|do\s+not)\s+want\s+(?P<who>{_PERSON})\s+to\s+(?:know|hear|find\s+out)\b",
+    rf"\bkeep\s+(?:it|this|that)\s+(?:away\s+)?from\s+(?P<who>{_PERSON})\b",
+)]
 PRIVATE_CUE = re.compile(
-    rf"\b{_TELL}\s+{_NOBODY}\b"
-    r"|\bkeep\s+(?:it|this|that)\s+(?:between\s+(?:us|you\s+and\s+me|ourselves)|to\s+yourself|(?:a\s+)?secret|private|quiet)\b"
-    r"|\bbetween\s+(?:you\s+and\s+me|the\s+two\s+of\s+us)\b"
+    r"\bkeep\s+(?:it|this|that)\s+(?:between\s+(?:us|you\s+and\s+me|ourselves)|to\s+yourself|(?:a\s+)?secret|private|quiet"
+    r"|under\s+wraps|hush(?:[- ]hush)?)\b"
+    r"|\b(?:can|could)\s+you\s+keep\s+a\s+secret\b|\bmum'?s\s+the\s+word\b|\bin\s+(?:strict\s+)?confidence\b"
+    r"|\boff\s+the\s+record\b"
+    r"|\b(?:(?:this|it|that)\s+(?:stays?|is|remains?)\s+|it'?s\s+|that'?s\s+)?(?:just\s+)?between\s+"
+    r"(?:you\s+and\s+me|the\s+two\s+of\s+us|ourselves)\b"
+    r"|\b(?:stays?|is|it'?s|that'?s|this\s+is|just)\s+between\s+us\b"
     r"|\b(?:it'?s|it\s+is|this\s+is|that'?s|that\s+is)\s+(?:a|our|my)\s+(?:little\s+)?secret\b"
     r"|\b(?:it'?s|it\s+is|this\s+is|that'?s|that\s+is)\s+(?:strictly\s+)?(?:private|confidential)\b",
     re.IGNORECASE)
-EXCLUDE_CUE = re.compile(rf"\b{_TELL}\s+(?P<who>my\s+[a-z]+(?:[- ]in[- ]law)?|him\b|her\b|them\b|(?-i:[A-Z][a-z]+))",
-                         re.IGNORECASE)
 PUBLIC_CUE = re.compile(
-    r"\b(?:you\s+can|feel\s+free\s+to|go\s+ahead\s+and|please)\s+tell\s+(?:everyone|anyone|everybody|people|them\s+all)\b"
+    r"\b(?:you\s+can|feel\s+free\s+to|go\s+ahead\s+and|please)\s+(?:tell|share\s+(?:it|this|that)\s+with)\s+"
+    r"(?:everyone|anyone|everybody|people|them\s+all|whoever\s+you\s+like)\b"
+    r"|\b(?:everyone|everybody|anyone|anybody)\s+(?:can|may|is\s+welcome\s+to)\s+know\b"
     r"|\b(?:it'?s|it\s+is|that'?s)\s+(?:not\s+a|no)\s+secret\b", re.IGNORECASE)
 # a request, not a remark ("I forget about things"): at the start of a sentence, or after "please", "can you"...
 _ASK = (r"(?:^\s*|(?<=[.!?])\s*|(?<![\w'])(?:please|can\s+you|could\s+you|would\s+you|i\s+want\s+you\s+to|"
-        r"i'?d\s+like\s+you\s+to|just|actually|so|and|now|oh)[,\s]+)")
+        r"i'?d\s+like\s+you\s+to|i\s+need\s+you\s+to|you\s+can|you\s+should|go\s+ahead\s+and|just|actually|so|and|now|oh)"
+        r"[,\s]+)")
+_FORGET = r"(?:forget|delete|erase|remove|wipe(?:\s+out)?|scrap|get\s+rid\s+of|clear|drop)"
 FORGET_CUE = re.compile(
-    rf"{_ASK}(?:please\s+)?forget\s+(?:(?:what|everything|all)\s+(?:that\s+)?I\s+(?:told\s+you|said(?:\s+to\s+you)?)\s+"
-    r"|all\s+)?about\s+(?P<topic>[^.!?,;]+)"
+    rf"{_ASK}(?:please\s+)?{_FORGET}\s+(?:(?:what|everything|anything|whatever|all)\s+(?:(?:that\s+)?I\s+"
+    r"(?:told\s+you|said(?:\s+to\s+you)?|mentioned)\s+)?|all\s+)?(?:about|regarding|concerning)\s+(?P<topic>[^.!?,;]+)"
     rf"|{_ASK}please\s+forget\s+(?!about\b|what\b|everything\b|all\b)(?P<topic2>[^.!?,;]+)", re.IGNORECASE)
 _LINK = r"(?:\s*[,:;-]?\s*(?:but|that|though|okay|ok|so)\b)?\s*[,:;-]?"
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
@@ -62,12 +80,13 @@ class PrivacyCue:
 def _levels(sentence: str) -> list[tuple[str, str]]:
     """The (level, who) cues in one sentence."""
     found = [(PRIVATE, "")] if PRIVATE_CUE.search(sentence) else []
-    for m in EXCLUDE_CUE.finditer(sentence):
-        who = m.group("who")
-        if re.fullmatch(_NOBODY, who, re.IGNORECASE):
-            continue   # "don't tell anyone": the private cue above
-        # "don't tell him": whom, the robot cannot know, so nobody is told
-        found.append((PRIVATE, "") if who.lower() in _PRONOUNS else ("exclude", who))
+    for cue in WHO_CUES:
+        for m in cue.finditer(sentence):
+            who = " ".join(m.group("who").split())
+            if re.fullmatch(_NOBODY, who, re.IGNORECASE) or who.lower() in _PRONOUNS:
+                found.append((PRIVATE, ""))   # nobody; or "don't tell him": whom, the robot cannot know
+            else:
+                found.append(("exclude", who))
     if PUBLIC_CUE.search(sentence) and not found:
         found.append((PUBLIC, ""))
     return found
@@ -86,14 +105,14 @@ def privacy_cues(turns: Sequence[Turn]) -> list[PrivacyCue]:
             levels = _levels(sentence)
             if not levels:
                 continue
-            bare = not content_stems(_strip_cues(sentence))
+            bare = len(content_stems(_strip_cues(sentence))) < 2   # "This stays between us." says nothing else
             covers = " ".join(sentences[max(0, j - 1):j + 2]) if bare else sentence
             cues += [PrivacyCue(i, level, who, covers) for level, who in levels]
     return cues
 
 
 def _strip_cues(text: str) -> str:
-    for cue in (PRIVATE_CUE, EXCLUDE_CUE, PUBLIC_CUE):
+    for cue in (PRIVATE_CUE, *WHO_CUES, PUBLIC_CUE):
         text = re.sub(rf"(?:{cue.pattern}){_LINK}", " ", text, flags=cue.flags)
     return " ".join(text.split())
 
