@@ -130,6 +130,18 @@ def household_rows(rs: list[dict]) -> Rows:
     ]
 
 
+def privacy_rows(rs: list[dict]) -> Rows:
+    label = {"dev": "dev (the cue patterns were written from it)", "heldout": "held out (written with the patterns)",
+             "unseen": "unseen (written after the patterns; its first run, 18/20 violations and 8/32 forgetting "
+                       "failures, is bench/measured/privacy_unseen_first_run.txt; the patterns were widened after it)",
+             "blind": "blind (another author's phrasings, bench/data/privacy_phrases_blind.json; never tuned on)"}
+    return [(f"privacy, {label.get(r['set'], r['set'])} ({r['households']} households): usefulness on allowed "
+             "questions (the same memory without privacy cues); violations / forbidden questions; forgetting failures / "
+             "checks after a forget (each asker, and the memory's files)",
+             f"{_f(r['usefulness'])} ({_f(r['usefulness without privacy'])}); {r['violations']}/{r['forbidden questions']}; "
+             f"{r['forgetting failures']}/{r['forgotten topics']}") for r in rs]
+
+
 def recorded_rows(r: dict) -> Rows:
     return [tuple(row) for row in r["rows"]]
 
@@ -151,6 +163,7 @@ MEASUREMENTS = [
                 f"{EG} eval text {{work}}/text.json --json", generated_text_rows),
     Measurement("household", "Memory", f"{EG} eval household --faces {{data}}/faces --voices {{data}}/speech "
                 "--workdir {work}/household --seed 0 --seed 1 --seed 2 --json", household_rows),
+    Measurement("privacy", "Memory", f"{PY} bench/bench_privacy.py --json", privacy_rows),
     Measurement("extract", "Memory", f"{EG} eval extract bench/data/extraction_handwritten.json --json", extract_rows),
     Measurement("conversation_text", "Memory", f"{PY} bench/bench_conversation_memory.py --modes text --json",
                 conversation_rows),

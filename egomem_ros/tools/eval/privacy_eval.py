@@ -160,6 +160,7 @@ def run_household(workdir: Path, cfg: EgomemConfig, phrase_set: str, seed: int, 
                     result.misses.append(f"VIOLATION: {asker} was told {owner}'s {keyword}")
     store.close()
     raw = b"".join(p.read_bytes() for p in workdir.glob(f"{db.name}*") if p.is_file())
+    result.forgotten += cues   # the files are one more check
     if cues and f_word.encode() in raw.lower():
         result.forget_failures += 1
         result.misses.append(f"FORGET FAILURE: {f_word!r} is still in the memory's files")
