@@ -226,7 +226,11 @@ def _unwrap_ros_layout(data: dict[str, Any]) -> dict[str, Any]:
         block = data[node]
         if not isinstance(block, dict) or set(block) != {"ros__parameters"}:
             raise ConfigError(f"{node!r}: expected only 'ros__parameters' under a node name")
-        _deep_merge(merged, block["ros__parameters"] or {})
+        params = block["ros__parameters"] or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"{node!r}: ros__parameters must be a mapping of parameter names, "
+                              f"not a {type(params).__name__}")
+        _deep_merge(merged, params)
     return merged
 
 
@@ -267,9 +271,14 @@ def load_config(path: str | Path | None = None) -> EgomemConfig:
         raise ConfigError(f"{p}: not a text file (a config is UTF-8 YAML)") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: nested too deeply to be a config") from None
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{p}: top level must be a mapping")
-    return config_from_mapping(data)
+    try:
+        return config_from_mapping(data)
+    except RecursionError:
+        raise ConfigError(f"{p}: nested too deeply to be a config") from None
 
 
 def flatten(config: EgomemConfig) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections import deque
 
 import numpy as np
 
-from .retrieval.media import MediaError, load_image
+from .retrieval.media import MAX_IMAGE_PIXELS, MediaError, load_image
 
 _CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8uc1": 1, "8uc3": 3, "8uc4": 4,
              "mono16": 1}
@@ -37,6 +37,8 @@ def image_to_rgb(msg) -> np.ndarray:
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
     if h == 0 or w == 0:
         raise MediaError("empty image (0 x 0)")
+    if h * w > MAX_IMAGE_PIXELS:
+        raise MediaError(f"image of {w}x{h} pixels is over the {MAX_IMAGE_PIXELS:,}-pixel limit")
     ch = _CHANNELS[enc]
     bpp = 2 if enc == "mono16" else 1
     raw = _buffer(msg.data)

@@ -193,3 +193,20 @@ def test_killed_mid_consolidation_loses_nothing_and_reprocesses(tmp_path):
         texts = [f.text for f in store.facts(user.id, include_invalid=True)]
         assert len(texts) == len(set(texts))
     assert list((spool_dir).glob("*.json")) == []
+
+
+def test_one_session_adds_at_most_a_hundred_items_whatever_the_extractor_says(store):
+    from egomem_ros.memory.extraction import Extraction
+    from egomem_ros.memory.item_budget import MAX_PER_SESSION
+
+    class Flood:
+        name = "llm"
+
+        def extract(self, turns, at=None):
+            return Extraction(source="llm", facts=[f"owns car number {i}" for i in range(5000)])
+
+    emily = store.create_user("Emily")
+    c = Consolidator(store, Flood(), RuleUpdateAgent(), lambda s: emily.id, voice_model="resemblyzer_ge2e")
+    out = c.process(session("s1", "I own a lot of cars."))
+    assert out.status == "written" and len(store.facts(emily.id)) == MAX_PER_SESSION == 100
+    assert any("5000 items in one session" in n for n in out.extraction.notes)

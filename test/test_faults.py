@@ -215,3 +215,14 @@ def test_sensor_stamps_on_another_clock_fall_back_to_the_bags_clock(tmp_path):
     summary = replay(tmp_path / "bag", tmp_path / "out", config_from_mapping({}))
     assert summary.stamp_notes and CAMERA in summary.stamp_notes[0], summary.stamp_notes
     assert summary.polls >= 2
+
+
+def test_odd_configs_and_paths_are_one_line_errors(tmp_path, small_bag):
+    """ros__parameters that is a list or a string, a YAML nested 100,000 deep, a 300-character file name."""
+    for name, text in (("list", "memory_node:\n  ros__parameters: [1, 2]\n"),
+                       ("str", "memory_node:\n  ros__parameters: abc\n"),
+                       ("deep", "[" * 100_000 + "]" * 100_000 + "\n")):
+        (tmp_path / f"{name}.yaml").write_text(text)
+        want = "nested too deeply" if name == "deep" else "ros__parameters must be a mapping"
+        clear_error(egomem("users", "--config", tmp_path / f"{name}.yaml"), want)
+    clear_error(egomem("replay", small_bag, "--out", tmp_path / ("x" * 300)), "File name too long")

@@ -81,3 +81,16 @@ def test_images_over_the_pixel_limit_are_refused_from_the_header(monkeypatch):
     monkeypatch.setattr(media, "MAX_IMAGE_PIXELS", 4_000_000)   # 6 MP: over the limit, under twice it
     with pytest.raises(media.MediaError, match="over the 4,000,000-pixel limit"):
         media.load_image(buf.getvalue())
+
+
+def test_a_robot_needs_no_more_than_50_megapixels_or_192_khz():
+    from types import SimpleNamespace
+
+    from egomem_ros.msg_conversions import image_to_rgb
+
+    huge = SimpleNamespace(encoding="rgb8", height=10_000, width=6_000, step=18_000, data=b"")
+    with pytest.raises(MediaError, match="50,000,000-pixel limit"):
+        image_to_rgb(huge)
+    with pytest.raises(MediaError, match="outside 1,000-192,000 Hz"):
+        clean_audio(np.ones(1000, np.float32), 383_993)
+    assert clean_audio(np.ones(4800, np.float32) * 0.1, 48_000).size == 1600

@@ -1,9 +1,11 @@
 """The `egomem` command line: the whole pipeline without ROS."""
 from __future__ import annotations
 
+import errno
 import sys
 
 import typer
+from rich.markup import escape
 
 from ..errors import EgomemError
 from . import demo_cmd, dialog_cmds, eval_cmds, identity_cmds, make_cmds, memory_cmds, replay_cmd, report_cmd, train_cmds
@@ -33,6 +35,16 @@ def main() -> None:
     except (FileNotFoundError, EgomemError) as err:
         err_console.print(f"[bold red]error:[/] {err}", markup=True, highlight=False)
         sys.exit(2)
+    except OSError as err:
+        if err.errno not in USER_PATH_ERRORS:
+            raise
+        name = f"{err.filename}: " if err.filename else ""
+        err_console.print(f"[bold red]error:[/] {escape(name + str(err.strerror))}", highlight=False)
+        sys.exit(2)
+
+
+# a path the user gave that the system refuses: theirs to fix (a name over 255 bytes, a read-only place...)
+USER_PATH_ERRORS = frozenset({errno.ENAMETOOLONG, errno.EACCES, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.ENOSPC})
 
 
 if __name__ == "__main__":

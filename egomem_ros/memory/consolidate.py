@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..store.models import DuplicateEpisodeError, MemoryRepository, StoreError, UnknownUserError, User
-from .item_budget import recent_talk, within_budget
+from .item_budget import capped, recent_talk, within_budget
 from .extraction import Extraction, Turn, introduced_name
 from .llm import LLMError
 from .privacy import SessionPrivacy, without_cues
@@ -159,7 +159,7 @@ class Consolidator:
         if not any(t.speaker == "user" and t.text.strip() for t in s.turns):
             return SessionOutcome(s.session_id, "empty", reason="no user speech in the session")
         try:
-            ex = self.extractor.extract(without_cues(s.turns), at=s.start)   # cues are no items
+            ex = capped(self.extractor.extract(without_cues(s.turns), at=s.start))   # cues are no items
         except LLMError as err:
             log.warning("session %s: extraction failed (%s); kept for a retry", s.session_id, err)
             return SessionOutcome(s.session_id, "retry", reason=str(err))

@@ -17,6 +17,7 @@ from .extraction import Extraction
 
 WINDOW_S = 3600.0
 FLOOR = 3
+MAX_PER_SESSION = 100   # what one session may add whatever an extractor answers (an LLM once returned 200,000 facts)
 ITEM_KINDS = ("fact", "preference", "event")
 
 
@@ -48,6 +49,20 @@ def within_budget(ex: Extraction, kept_before: int, said_before: int) -> Extract
     notes = [*ex.notes, f"person's budget: {len(keep)} of {len(ex.ranked)} items kept "
                         f"({kept_before} kept from {said_before} sentences in the last hour)"]
     return ex.model_copy(update={**cut, "notes": notes})
+
+
+def capped(ex: Extraction) -> Extraction:
+    """`ex` with at most MAX_PER_SESSION items, relations and items about other people, in its order."""
+    lists = ("facts", "preferences", "events", "relations", "others")
+    total = sum(len(getattr(ex, k)) for k in lists)
+    if total <= MAX_PER_SESSION:
+        return ex
+    left, cut = MAX_PER_SESSION, {}
+    for k in lists:
+        cut[k] = getattr(ex, k)[:left]
+        left -= len(cut[k])
+    note = f"{total} items in one session: the first {MAX_PER_SESSION} kept (memory.item_budget.MAX_PER_SESSION)"
+    return ex.model_copy(update={**cut, "notes": [*ex.notes, note]})
 
 
 def _only(items: Sequence[str], keep: set[str]) -> list[str]:

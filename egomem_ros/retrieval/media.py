@@ -58,7 +58,10 @@ def to_rgb8(array: np.ndarray, *, max_side: int = 0) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-MAX_IMAGE_PIXELS = 200_000_000  # decompression-bomb guard well above any camera
+# Limits a robot needs (docs/ros.md, "Input limits"): an 8K camera frame is 33 MP, studio audio 192 kHz.
+# Larger frames only cost memory (a 144 MP JPEG took replay to 2.4 GB) and higher rates time.
+MAX_IMAGE_PIXELS = 50_000_000
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 192_000
 
 
 def load_image(source: str | Path | bytes, *, max_side: int = 0) -> np.ndarray:
@@ -120,8 +123,8 @@ def clean_audio(pcm: np.ndarray, sample_rate: int, target_rate: int = 16_000, *,
     stereo is averaged; heavy clipping is logged (it degrades speaker embeddings) but kept.
     """
     x = np.asarray(pcm)
-    if not 1000 <= int(sample_rate) <= 384_000:
-        raise MediaError(f"implausible sample rate {sample_rate} Hz")
+    if not MIN_SAMPLE_RATE <= int(sample_rate) <= MAX_SAMPLE_RATE:
+        raise MediaError(f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE:,}-{MAX_SAMPLE_RATE:,} Hz")
     if x.size == 0:
         raise MediaError("empty audio")
     if x.dtype.kind in "iu":

@@ -253,7 +253,7 @@ class SqlStore(Forgetting):
         text = text.strip()
         if not text:
             raise StoreError("refusing an empty fact")
-        fact_id = fact_id or "f" + secrets.token_hex(5)
+        fact_id = fact_id or "f" + secrets.token_hex(8)   # 64 bits: no collision in any memory
         vis = visibility or Visibility()
         with self.transaction():
             self.lock_user(user_id)
@@ -315,7 +315,7 @@ class SqlStore(Forgetting):
     def add_episode(self, user_id: str | None, start: float, end: float, transcript: str = "",
                     summary: str = "", episode_id: str | None = None,
                     visibility: Visibility | None = None) -> Episode:
-        eid = episode_id or "e" + secrets.token_hex(5)
+        eid = episode_id or "e" + secrets.token_hex(8)
         vis = visibility or Visibility()
         with self.transaction():
             if user_id is not None:
