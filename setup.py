@@ -69,6 +69,7 @@ setup(
         "tqdm>=4.60",
         "snowballstemmer>=2.2",
         "httpx>=0.25",
+        "cryptography>=41",   # face and voice templates sealed at rest when a key is configured (store/sealing.py)
     ],
     extras_require=EXTRAS,
     tests_require=["pytest"],

@@ -81,7 +81,8 @@ ROSDEP_KEYS = {"numpy": "python3-numpy", "pyyaml": "python3-yaml", "pydantic": "
                "typer": "python3-typer", "rich": "python3-rich", "networkx": "python3-networkx",
                "platformdirs": "python3-platformdirs", "rosbags": "python3-rosbags-pip", "pillow": "python3-pil",
                "soundfile": "python3-soundfile", "scipy": "python3-scipy", "tqdm": "python3-tqdm",
-               "httpx": "python3-httpx", "torch": "python3-torch", "silero-vad": "python3-silero-vad-pip"}
+               "httpx": "python3-httpx", "cryptography": "python3-cryptography", "torch": "python3-torch",
+               "silero-vad": "python3-silero-vad-pip"}
 
 
 def _setup_requirements() -> list[str]:

@@ -203,6 +203,42 @@ def set_visibility(user: Annotated[str, typer.Argument(help="User id or exact na
         console.print(f"{item}: {escape(vis.describe({x.id: x.display_name for x in store.list_users()}))}")
 
 
+def keygen(out: Annotated[Path, typer.Argument(help="The key file to write (it must not exist).")]) -> None:
+    """Write a new random key for sealing face and voice templates at rest (AES-256-GCM), readable by you
+    alone. Point EGOMEM_KEY_FILE at it for the nodes and the CLI, then run `egomem rekey` once."""
+    from ..store.sealing import write_key_file
+
+    if not out.parent.is_dir():
+        fail(f"directory {out.parent} does not exist")
+    try:
+        write_key_file(out)
+    except FileExistsError:
+        fail(f"{out} exists: a key file is never overwritten (its templates would be lost)")
+    console.print(f"wrote a new key to {out} (mode 0600); keep a copy: templates sealed with it need it")
+
+
+def rekey(new_key_file: Annotated[Optional[Path], typer.Option(
+              "--new-key-file", help="Seal every template with this key (the current one comes from EGOMEM_KEY_FILE "
+                                     "or EGOMEM_KEY).")] = None,
+          clear: Annotated[bool, typer.Option("--clear", help="Store the templates in clear again.")] = False,
+          db: DbOption = None, config: ConfigOption = None) -> None:
+    """Seal the templates with a new key, or seal those stored in clear, in one transaction; then compact,
+    so no old bytes stay in the files. Afterwards set EGOMEM_KEY_FILE to the new key."""
+    from ..store.sealing import parse_key
+
+    if clear == (new_key_file is not None):
+        fail("give --new-key-file PATH or --clear")
+    new = None
+    if new_key_file is not None:
+        if not new_key_file.is_file():
+            fail(f"key file {new_key_file} does not exist (egomem keygen writes one)")
+        new = parse_key(new_key_file.read_bytes(), str(new_key_file))
+    with open_store(db, config) as store:
+        count = store.reseal_templates(new)
+        console.print(f"{count} templates {'sealed with ' + str(new_key_file) if new else 'stored in clear'} in {store.path}"
+                      + ("; now set EGOMEM_KEY_FILE to it" if new else ""))
+
+
 def compact(db: DbOption = None, config: ConfigOption = None) -> None:
     """Rewrite the database so nothing erased stays in its files (forget does it itself; run this when forget
     said another process was reading)."""
@@ -232,3 +268,5 @@ def register(app: typer.Typer) -> None:
     for fn in (users, show, recall, forget, compact, graph):
         app.command()(fn)
     app.command("set-visibility")(set_visibility)
+    app.command()(keygen)
+    app.command()(rekey)

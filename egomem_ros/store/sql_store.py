@@ -17,25 +17,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 
 from ..relations import relation_lexicon
 from .forget import Forgetting
 from .models import (
     FACT_KINDS,
     AuditEntry,
-    BiometricKey,
     Episode,
     Fact,
-    Modality,
     Relation,
     StoreError,
     UnknownUserError,
     User,
 )
+from .sealing import cipher_from_env
+from .templates import Templates
 from .visibility import Visibility
 
-_KEY_TABLES = {"face": "face_keys", "voice": "voice_keys"}
 MAX_NAME_CHARS = 100
 
 
@@ -54,7 +52,7 @@ def new_person_id() -> str:
     return "".join(secrets.choice(string.ascii_lowercase) for _ in range(5))
 
 
-class SqlStore(Forgetting):
+class SqlStore(Templates, Forgetting):
     """Thread-safe (one connection behind an RLock): ROS executors call it from several threads.
 
     Subclasses set `self._conn`, `self.clock`, and implement `_execute`, `_begin`, `lock_user`,
@@ -69,6 +67,8 @@ class SqlStore(Forgetting):
         self._lock = threading.RLock()
         self._depth = 0
         self._commits = 0
+        self.cipher = cipher_from_env()   # templates sealed at rest when a key is configured (store/sealing.py)
+        self._key_checked = False
 
     # -- dialect -----------------------------------------------------------------------------
     def _execute(self, sql: str, args: tuple) -> Any:
@@ -196,42 +196,6 @@ class SqlStore(Forgetting):
                 (self.clock() if ts is None else ts, user_id))
 
     # -- biometric keys ----------------------------------------------------------------------
-    def add_key(self, user_id: str, modality: Modality, model: str, vector: np.ndarray) -> int:
-        table = _KEY_TABLES[modality]
-        vec = np.asarray(vector, dtype=np.float32).ravel()
-        if vec.size == 0 or not np.all(np.isfinite(vec)):
-            raise StoreError(f"refusing a {modality} key with no values or NaN/inf values")
-        with self.transaction():
-            self.lock_user(user_id)
-            mixed = self._q(f"SELECT DISTINCT model, dim FROM {table} WHERE user_id=? AND (model!=? OR dim!=?)",
-                            (user_id, model, vec.size))
-            if mixed:
-                raise StoreError(f"user {user_id} already has {modality} keys from model {mixed[0][0]} "
-                                 f"({mixed[0][1]}-d); refusing a key from {model} ({vec.size}-d)")
-            key_id = int(self._x(
-                f"INSERT INTO {table} (user_id, model, dim, vec, created_at) VALUES (?,?,?,?,?) RETURNING id",
-                (user_id, model, vec.size, vec.tobytes(), self.clock()),
-            ).fetchone()[0])
-            self._log("ADD", user_id, f"{modality}_key", str(key_id), f"model={model} dim={vec.size}")
-        return key_id
-
-    def keys_revision(self) -> tuple[int, ...]:
-        """Changes whenever a key is added or deleted, by any process: when the galleries must reload."""
-        return tuple(self._q("SELECT (SELECT count(*) FROM face_keys), (SELECT coalesce(max(id), 0) FROM face_keys), "
-                             "(SELECT count(*) FROM voice_keys), (SELECT coalesce(max(id), 0) FROM voice_keys)")[0])
-
-    def _keys(self, modality: Modality, where: str, args: tuple) -> list[BiometricKey]:
-        rows = self._q(f"SELECT id, user_id, model, vec FROM {_KEY_TABLES[modality]} {where} ORDER BY id", args)
-        return [BiometricKey(r[0], r[1], modality, r[2], np.frombuffer(r[3], dtype=np.float32)) for r in rows]
-
-    def keys(self, modality: Modality, model: str | None = None) -> list[BiometricKey]:
-        if model is None:
-            return self._keys(modality, "", ())
-        return self._keys(modality, "WHERE model=?", (model,))
-
-    def user_keys(self, user_id: str, modality: Modality) -> list[BiometricKey]:
-        return self._keys(modality, "WHERE user_id=?", (user_id,))
-
     # -- facts -------------------------------------------------------------------------------
     _FACT_COLS = "id, user_id, kind, text, valid_from, source_episode, invalid_at, superseded_by, visibility, hidden_from"
 
