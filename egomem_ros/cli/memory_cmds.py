@@ -125,11 +125,13 @@ def recall(user: Annotated[str, typer.Argument(help="User id or exact name: who 
         if as_json:
             print(json.dumps({"user": u.id, "name": u.name, "relation": relation or [], "keywords": keywords or [],
                               "text": result.chunk.text, "tokens": result.chunk.token_count, "message": result.message,
+                              "withheld": result.withheld,
                               "items": [{"person": d.doc.name, "user_id": d.doc.user_id, "item_id": d.doc.item_id,
                                          "relation": list(d.doc.relation_path), "text": d.doc.text,
                                          "score": d.score} for d in result.docs]}, indent=1))
             return
-        console.rule(f"Level-2 MemChunk for {u.display_name} ({result.chunk.token_count} tokens; {result.message})")
+        withheld = f"; {result.withheld} item(s) they may not be told, withheld" if result.withheld else ""
+        console.rule(f"Level-2 MemChunk for {u.display_name} ({result.chunk.token_count} tokens; {result.message}{withheld})")
         console.print(result.chunk.text, markup=False, highlight=False)
 
 
