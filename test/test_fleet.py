@@ -178,3 +178,13 @@ def test_a_lock_held_by_an_idle_transaction_is_waited_for_a_bounded_time(pg_url)
         holder.close()
     assert [u.name for u in store.list_users()] == ["Emily"]   # nothing was half-erased
     store.close()
+
+
+def test_compact_on_postgresql_does_not_claim_the_servers_log_is_clean(pg_url):
+    """`compact` rewrites the tables; the server's pg_wal and backups are its own (docs/fleet.md)."""
+    open_store(pg_url).close()
+    r = subprocess.run([sys.executable, "-m", "egomem_ros.cli.main", "compact", "--db", pg_url],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = " ".join(r.stdout.split())
+    assert "pg_wal" in out and "nothing erased remains" not in out

@@ -247,7 +247,11 @@ def compact(db: DbOption = None, config: ConfigOption = None) -> None:
     with open_store(db, config) as store:
         if not store.compact():
             fail(f"another process is reading {store.path}: stop it (or wait) and run compact again", code=1)
-        console.print(f"compacted {store.path}: nothing erased remains in it or its write-ahead log")
+        if str(store.path).startswith("postgres"):   # the server's pg_wal is its own (docs/fleet.md)
+            console.print(f"compacted {store.path}: the tables are rewritten without what was erased; the server's "
+                          "write-ahead log (pg_wal) and its backups keep old pages until the server recycles them")
+        else:
+            console.print(f"compacted {store.path}: nothing erased remains in it or its write-ahead log")
 
 
 def graph(out: Annotated[Path, typer.Option("--out", "-o", help="Output file.")],
