@@ -7,7 +7,8 @@ it through the shipped Level-2; one person asks the robot to forget their topic 
 holds the phrasings the cue patterns were written from; `heldout` other phrasings and topics, written with
 them; `unseen` phrasings written after the patterns (its first run is bench/measured/privacy_unseen_first_run.txt,
 and the patterns were then widened to the kinds of phrasing it missed); `blind` phrasings written by someone
-who never saw the patterns (bench/data/privacy_phrases_blind.json), never tuned on.
+who never saw the patterns (bench/data/privacy_phrases_blind.json), never tuned on; `blind2` the same from
+another helper, with 20 ordinary sentences about secrets, telling and forgetting that must raise no cue.
 Targets (issue #39): 0 violations and 0 forgetting failures on both; usefulness on allowed questions no
 worse than Level-2 without privacy.
 """
@@ -21,14 +22,14 @@ from pathlib import Path
 from egomem_ros.config import config_from_mapping
 from egomem_ros.tools.eval.privacy_eval import PHRASES, run_privacy
 
-# phrasings written by someone who had not seen the cue patterns (run as they are; docs/results.md)
-BLIND = Path(__file__).parent / "data" / "privacy_phrases_blind.json"
-PHRASES["blind"] = json.loads(BLIND.read_text(encoding="utf-8"))
+# phrasings written by helpers who had not seen the cue patterns (run as they are; docs/results.md)
+for _path in sorted((Path(__file__).parent / "data").glob("privacy_phrases_*.json")):
+    PHRASES[_path.stem.removeprefix("privacy_phrases_")] = json.loads(_path.read_text(encoding="utf-8"))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sets", nargs="+", default=["dev", "heldout", "unseen", "blind"], choices=sorted(PHRASES))
+    ap.add_argument("--sets", nargs="+", default=["dev", "heldout", "unseen", "blind", "blind2"], choices=sorted(PHRASES))
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", action="store_true")
@@ -44,6 +45,8 @@ def main() -> None:
     for r in rows:
         print(f"{r['set']:8} {r['households']:>10} {r['usefulness']:>11.3f} {r['usefulness without privacy']:>16.3f} "
               f"{r['violations']:>5}/{r['forbidden questions']:<5} {r['forgetting failures']:>9}/{r['forgotten topics']}")
+        if r["ordinary sentences"]:
+            print(f"   ordinary sentences that raise a cue: {r['false cues']}/{r['ordinary sentences']}")
         for miss in r["misses"]:
             print(f"   {miss}")
 

@@ -134,12 +134,15 @@ def privacy_rows(rs: list[dict]) -> Rows:
     label = {"dev": "dev (the cue patterns were written from it)", "heldout": "held out (written with the patterns)",
              "unseen": "unseen (written after the patterns; its first run, 18/20 violations and 8/32 forgetting "
                        "failures, is bench/measured/privacy_unseen_first_run.txt; the patterns were widened after it)",
-             "blind": "blind (another author's phrasings, bench/data/privacy_phrases_blind.json; never tuned on)"}
+             "blind": "blind (another author's phrasings, bench/data/privacy_phrases_blind.json; never tuned on)",
+             "blind2": "blind2 (a third author's phrasings, bench/data/privacy_phrases_blind2.json; never tuned on)"}
     return [(f"privacy, {label.get(r['set'], r['set'])} ({r['households']} households): usefulness on allowed "
              "questions (the same memory without privacy cues); violations / forbidden questions; forgetting failures / "
              "checks after a forget (each asker, and the memory's files)",
              f"{_f(r['usefulness'])} ({_f(r['usefulness without privacy'])}); {r['violations']}/{r['forbidden questions']}; "
-             f"{r['forgetting failures']}/{r['forgotten topics']}") for r in rs]
+             f"{r['forgetting failures']}/{r['forgotten topics']}"
+             + (f"; ordinary sentences raising a cue {r['false cues']}/{r['ordinary sentences']}" if r.get("ordinary sentences")
+                else "")) for r in rs]
 
 
 def recorded_rows(r: dict) -> Rows:

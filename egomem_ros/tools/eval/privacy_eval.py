@@ -167,6 +167,14 @@ def run_household(workdir: Path, cfg: EgomemConfig, phrase_set: str, seed: int, 
     return result
 
 
+def false_cues(sentences: list[str]) -> list[str]:
+    """Ordinary sentences about secrets, telling and forgetting that raise a cue (each one a false alarm)."""
+    from ...memory.privacy import forget_requests, privacy_cues
+
+    return [s for s in sentences if privacy_cues([Turn(speaker="user", text=s)]) or
+            forget_requests([Turn(speaker="user", text=s)])]
+
+
 def run_privacy(workdir: Path, cfg: EgomemConfig, phrase_set: str, seeds: list[int]) -> dict:
     total, plain = PrivacyResult(), PrivacyResult()
     for seed in seeds:
@@ -176,5 +184,8 @@ def run_privacy(workdir: Path, cfg: EgomemConfig, phrase_set: str, seeds: list[i
         for name in ("allowed", "answered", "forbidden", "violations", "forgotten", "forget_failures"):
             setattr(total, name, getattr(total, name) + getattr(r, name))
         total.misses += [f"seed {seed}: {m}" for m in r.misses]
+    ordinary = PHRASES[phrase_set].get("ordinary", [])
+    alarms = false_cues(ordinary)
     return {"set": phrase_set, "households": len(seeds), **total.as_dict(),
-            "usefulness without privacy": plain.answered / max(1, plain.allowed), "misses": total.misses}
+            "usefulness without privacy": plain.answered / max(1, plain.allowed),
+            "ordinary sentences": len(ordinary), "false cues": len(alarms), "misses": total.misses + alarms}
