@@ -62,9 +62,9 @@ class Forgetting:
         with self.transaction():
             self.lock_user(user_id)
             episodes = self.episodes(user_id)
-            told = {e.id for e in episodes}
-            rows = self._q("SELECT id, text, user_id, source_episode FROM facts")
-            items = [r[0] for r in rows if matches(r[1]) and (r[2] == user_id or r[3] in told)]
+            rows = self._q("SELECT id, text FROM facts WHERE user_id=? OR source_episode IN "
+                           "(SELECT id FROM episodes WHERE user_id=?)", (user_id, user_id))
+            items = [item for item, text in rows if matches(text)]
             for item in items:
                 self._x("DELETE FROM audit WHERE item_id=?", (item,))
                 self._x("UPDATE facts SET superseded_by=NULL WHERE superseded_by=?", (item,))
