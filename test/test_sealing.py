@@ -41,7 +41,7 @@ def sealed_store(db_url, monkeypatch):
 def test_a_sealed_template_is_in_no_file_and_reads_back(sealed_store, tmp_path):
     store = sealed_store
     emily = store.create_user("Emily").id
-    v = _vec(1)
+    v = np.random.default_rng().normal(size=256).astype(np.float32)   # unseeded: no other test stored these bytes
     store.add_key(emily, "voice", "resemblyzer_ge2e", v)
     assert np.array_equal(store.user_keys(emily, "voice")[0].vector, v)
     path = str(getattr(store, "path", ""))
