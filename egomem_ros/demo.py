@@ -23,6 +23,7 @@ from .retrieval.media import load_audio
 from .scene import DIALOG_TEXT, SceneBag
 from .store import SqliteStore
 from .store.graph import export_graph, social_graph
+from .store.visibility import SHARED_DEFAULT
 
 # Voices and lines chosen so that Whisper tiny.en hears the facts; what it mishears is shown as heard.
 VOICES = {"A": "en-us+f3", "B": "en-us+f4"}
@@ -124,11 +125,11 @@ def run_demo(workdir: Path, console: Console) -> None:
         table = Table()
         for col in ("user", "id", "memory", "relations"):
             table.add_column(col)
+        names = {x.id: x.display_name for x in store.list_users()}
         for u in store.list_users():
             rels = ", ".join(f"{graph.nodes[d]['name']} is their {k}" for _, d, k in graph.out_edges(u.id, keys=True))
-            names = {x.id: x.display_name for x in store.list_users()}
-            items = [f.text + ("" if f.visibility.level == "shared" and not f.visibility.hidden_from
-                               else f" ({f.visibility.describe(names)})") for f in store.facts(u.id)]
+            items = [f.text + ("" if f.visibility == SHARED_DEFAULT else f" ({f.visibility.describe(names)})")
+                     for f in store.facts(u.id)]
             table.add_row(u.display_name, u.id, "; ".join(items), rels)
         console.print(table)
         out = export_graph(graph, workdir / "social_graph.json", "json")

@@ -120,3 +120,22 @@ def test_spooled_sessions_hold_no_template_in_clear(monkeypatch, tmp_path):
     monkeypatch.setenv(ENV_KEY, "too short")
     with pytest.raises(TemplateKeyError, match="32 bytes"):
         s.to_json()
+
+
+def test_a_wrong_key_is_refused_even_when_the_first_template_predates_the_key(db_url, monkeypatch):
+    """A memory with a template in clear and then sealed ones: a wrong key must still be caught before it
+    seals anything, not waved through because the first row opens with any key."""
+    from egomem_ros.store import open_store
+
+    monkeypatch.delenv(ENV_KEY, raising=False)
+    with open_store(db_url) as store:
+        emily = store.create_user("Emily").id
+        store.add_key(emily, "voice", "resemblyzer_ge2e", _vec(7))   # stored before a key was set
+    monkeypatch.setenv(ENV_KEY, _key())
+    with open_store(db_url) as store:
+        store.add_key(emily, "voice", "resemblyzer_ge2e", _vec(8))
+    monkeypatch.setenv(ENV_KEY, _key())   # another key
+    with open_store(db_url) as store:
+        with pytest.raises(TemplateKeyError):
+            store.add_key(emily, "voice", "resemblyzer_ge2e", _vec(9))
+        assert len(store._q("SELECT id FROM voice_keys WHERE user_id=?", (emily,))) == 2

@@ -13,7 +13,6 @@ name the user already has), and update operations may only target the session us
 """
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..store.sealing import cipher_from_env, open_blob
+from ..store.sealing import cipher_from_env, embedding_from_json, embedding_to_json
 from ..store.models import DuplicateEpisodeError, MemoryRepository, StoreError, UnknownUserError, User
 from .item_budget import capped, recent_talk, within_budget
 from .extraction import Extraction, Turn, introduced_name
@@ -51,8 +50,7 @@ class SessionInput:
     def to_json(self) -> str:
         """The spool's file; embeddings sealed when a template key is configured (store/sealing.py)."""
         cipher = cipher_from_env()
-        vec = (lambda e: {"sealed": base64.b64encode(cipher.seal(np.asarray(e, np.float32).tobytes())).decode()}) \
-            if cipher else (lambda e: e.tolist())
+        vec = lambda e: embedding_to_json(e, cipher)  # noqa: E731
         return json.dumps({"session_id": self.session_id, "start": self.start, "end": self.end,
                            "turns": [t.model_dump() for t in self.turns],
                            "face_embeddings": [vec(e) for e in self.face_embeddings],
@@ -63,12 +61,14 @@ class SessionInput:
     @classmethod
     def from_json(cls, text: str) -> SessionInput:
         """Raises ValueError for anything but a spooled session (`[]`, `null`, a number for a list, ...)."""
+        cipher = cipher_from_env()   # read once: the key file is not read again for every embedding
+        vec = lambda e: embedding_from_json(e, cipher)  # noqa: E731
         try:
             d = json.loads(text)
             s = cls(str(d["session_id"]), float(d["start"]), float(d["end"]), [Turn(**t) for t in d["turns"]],
-                    [_vector(e) for e in d["face_embeddings"]],
-                    [_vector(e) for e in d["voice_embeddings"]], [str(u) for u in d["observed_users"]],
-                    None if d.get("speech_voice") is None else _vector(d["speech_voice"]),
+                    [vec(e) for e in d["face_embeddings"]],
+                    [vec(e) for e in d["voice_embeddings"]], [str(u) for u in d["observed_users"]],
+                    None if d.get("speech_voice") is None else vec(d["speech_voice"]),
                     bool(d.get("face_seen", True)))
         except (KeyError, TypeError, AttributeError, IndexError, RecursionError, ValueError) as err:
             raise ValueError(f"not a spooled session: {type(err).__name__}: {str(err)[:200]}") from None
@@ -362,13 +362,6 @@ class Consolidator:
             for edge in self.store.add_relation(user_id, other.id, rel.relation, episode_id=episode):
                 events.append(MemoryEventRecord("ADD", edge.src, "relation", str(edge.id),
                                                 f"{names[edge.dst]} is {names[edge.src]}'s {edge.relation}", episode))
-
-
-def _vector(value) -> np.ndarray:
-    """An embedding as the spool stores it: a list of numbers, or {"sealed": base64} under a template key."""
-    if isinstance(value, dict):
-        return np.frombuffer(open_blob(base64.b64decode(value["sealed"]), cipher_from_env()), np.float32)
-    return np.asarray(value, np.float32)
 
 
 def _spread(embs: Sequence[np.ndarray], k: int) -> list[np.ndarray]:

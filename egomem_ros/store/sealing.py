@@ -17,6 +17,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .models import StoreError
 
 ENV_KEY, ENV_KEY_FILE = "EGOMEM_KEY", "EGOMEM_KEY_FILE"
@@ -62,6 +64,20 @@ def open_blob(blob: bytes, cipher: TemplateCipher | None) -> bytes:
         raise TemplateKeyError(f"the face and voice templates are encrypted: set {ENV_KEY_FILE} (a key file) "
                                f"or {ENV_KEY} to the key they were sealed with")
     return cipher.open(blob)
+
+
+def embedding_to_json(vector: np.ndarray, cipher: TemplateCipher | None) -> list[float] | dict[str, str]:
+    """An embedding as a JSON file holds it (the spool): its numbers, or {"sealed": base64} under a key."""
+    vector = np.asarray(vector, np.float32)
+    if cipher is None:
+        return vector.tolist()
+    return {"sealed": base64.b64encode(cipher.seal(vector.tobytes())).decode()}
+
+
+def embedding_from_json(value: list[float] | dict[str, str], cipher: TemplateCipher | None) -> np.ndarray:
+    if isinstance(value, dict):
+        return np.frombuffer(open_blob(base64.b64decode(value["sealed"]), cipher), np.float32)
+    return np.asarray(value, np.float32)
 
 
 def parse_key(raw: bytes, where: str) -> TemplateCipher:

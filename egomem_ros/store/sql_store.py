@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-
 from ..relations import relation_lexicon
 from .forget import Forgetting
 from .models import (
@@ -195,7 +194,6 @@ class SqlStore(Templates, Forgetting):
             self._x("UPDATE users SET last_seen=?, placeholder=0 WHERE id=?",
                 (self.clock() if ts is None else ts, user_id))
 
-    # -- biometric keys ----------------------------------------------------------------------
     # -- facts -------------------------------------------------------------------------------
     _FACT_COLS = "id, user_id, kind, text, valid_from, source_episode, invalid_at, superseded_by, visibility, hidden_from"
 

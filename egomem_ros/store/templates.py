@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .models import BiometricKey, Modality, StoreError
-from .sealing import TemplateCipher, open_blob
+from .sealing import MAGIC, TemplateCipher, open_blob
 
 _KEY_TABLES = {"face": "face_keys", "voice": "voice_keys"}
 
@@ -49,8 +49,8 @@ class Templates:
         row is ever sealed with a key that does not open the others."""
         if self._key_checked:
             return
-        for table in _KEY_TABLES.values():
-            for (blob,) in self._q(f"SELECT vec FROM {table} ORDER BY id LIMIT 1"):
+        for table in _KEY_TABLES.values():   # a sealed one: templates stored in clear open with any key
+            for (blob,) in self._q(f"SELECT vec FROM {table} WHERE substr(vec, 1, 4) = ? ORDER BY id LIMIT 1", (MAGIC,)):
                 open_blob(blob, self.cipher)
         self._key_checked = True
 
