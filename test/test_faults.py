@@ -20,15 +20,6 @@ def egomem(*args):
                           capture_output=True, text=True)
 
 
-def clear_error(r, *words):
-    assert r.returncode == 2, (r.returncode, r.stdout[-1000:], r.stderr[-2000:])
-    assert "Traceback" not in r.stderr and "error" in r.stderr.lower(), r.stderr[-2000:]
-    assert "Exception ignored" not in r.stderr, r.stderr[-2000:]   # nothing trips at the interpreter's exit
-    flat = " ".join(r.stderr.split())
-    for w in words:
-        assert w in flat, flat
-
-
 @pytest.fixture
 def small_bag(tmp_path):
     with SceneBag(tmp_path / "bag") as bag:
@@ -38,53 +29,11 @@ def small_bag(tmp_path):
     return tmp_path / "bag"
 
 
-def test_cli_faults_are_one_line_errors(tmp_path, small_bag):
-    (tmp_path / "bin.yaml").write_bytes(bytes(range(256)))
-    clear_error(egomem("users", "--config", tmp_path / "bin.yaml"), "not a text file")
-    (tmp_path / "inf.yaml").write_text("memory: {max_gap_s: .inf}\n")
-    clear_error(egomem("users", "--config", tmp_path / "inf.yaml"), "memory.max_gap_s")
+def test_cli_faults_are_one_line_errors(tmp_path):
+    """What the fault corpus (test/faults/) does not hold: option values out of range."""
     for n in ("99", "-1"):
         r = egomem("eval", "face", tmp_path, "--upsample", n)
         assert r.returncode == 2 and "Traceback" not in r.stderr and "--upsample" in r.stderr
-    db = tmp_path / "m.db"
-    SqliteStore(db).create_user("Emily")
-    (tmp_path / "d").mkdir()
-    clear_error(egomem("graph", "--out", tmp_path / "d", "--db", db), "is a directory")
-    newer = tmp_path / "newer.db"
-    newer.write_bytes(db.read_bytes())
-    import sqlite3
-
-    with sqlite3.connect(newer) as c:
-        c.execute("PRAGMA user_version=99")
-    clear_error(egomem("users", "--db", newer), "newer than this egomem_ros")
-    with sqlite3.connect(db) as c:
-        c.execute("DROP TABLE facts")
-    clear_error(egomem("users", "--db", db), "no such table: facts")
-    for cfg in ("identity: {voice: {cohort_path: /no/cohort.npy}}",
-                "memory: {segmenter: tagger, trigger_checkpoint: /no/tagger.pt}",
-                "memchunk: {tokenizer: sentencepiece, tokenizer_path: /no/tok.model}"):
-        (tmp_path / "c.yaml").write_text(cfg + "\n")
-        out = tmp_path / f"o{abs(hash(cfg))}"
-        clear_error(egomem("replay", small_bag, "--out", out, "--config", tmp_path / "c.yaml", "--quiet"), "/no/")
-        assert not out.with_suffix(".db").exists()          # nothing was remembered: no empty memory left
-
-
-def test_replay_never_creates_an_empty_memory_by_mistake(tmp_path, small_bag):
-    clear_error(egomem("replay", small_bag, "--out", tmp_path / "o", "--db", tmp_path / "mmeory.db"), "does not exist")
-    assert not (tmp_path / "mmeory.db").exists()
-    (tmp_path / "junk").mkdir()
-    (tmp_path / "junk" / "junk.mcap").write_bytes(b"not a bag at all")
-    clear_error(egomem("replay", tmp_path / "junk", "--out", tmp_path / "o2"), "cannot open bag")
-    assert not (tmp_path / "o2.db").exists() and not (tmp_path / "o2").exists()
-
-
-def test_negative_timestamps_are_skipped_and_counted(tmp_path):
-    with SceneBag(tmp_path / "bag", mcap=False) as bag:          # sqlite3 bags can hold negative times
-        for i in range(8):
-            bag.image(-1 + i * 0.5, np.full((60, 80, 3), 100, np.uint8))
-    r = egomem("replay", tmp_path / "bag", "--out", tmp_path / "o", "--quiet")
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "2 x /camera/image_raw: negative timestamp" in r.stdout
 
 
 def test_spool_leaves_no_partial_file_on_a_full_disk(tmp_path, monkeypatch):
@@ -215,14 +164,3 @@ def test_sensor_stamps_on_another_clock_fall_back_to_the_bags_clock(tmp_path):
     summary = replay(tmp_path / "bag", tmp_path / "out", config_from_mapping({}))
     assert summary.stamp_notes and CAMERA in summary.stamp_notes[0], summary.stamp_notes
     assert summary.polls >= 2
-
-
-def test_odd_configs_and_paths_are_one_line_errors(tmp_path, small_bag):
-    """ros__parameters that is a list or a string, a YAML nested 100,000 deep, a 300-character file name."""
-    for name, text in (("list", "memory_node:\n  ros__parameters: [1, 2]\n"),
-                       ("str", "memory_node:\n  ros__parameters: abc\n"),
-                       ("deep", "[" * 100_000 + "]" * 100_000 + "\n")):
-        (tmp_path / f"{name}.yaml").write_text(text)
-        want = "nested too deeply" if name == "deep" else "ros__parameters must be a mapping"
-        clear_error(egomem("users", "--config", tmp_path / f"{name}.yaml"), want)
-    clear_error(egomem("replay", small_bag, "--out", tmp_path / ("x" * 300)), "File name too long")

@@ -187,3 +187,17 @@ def test_a_session_an_llm_fails_on_for_days_is_set_aside_but_an_outage_sets_noth
     [outcome] = manager.retry_spooled()
     assert outcome.status == "rejected" and "HTTP 500" in outcome.reason
     assert (manager.spool.folder / "s1.bad").exists() and not path.exists()
+
+
+def test_two_new_items_of_one_slot_replace_the_old_item_once():
+    """"I work as a doctor. I work as a teacher." over "works as a nurse": one UPDATE, then an ADD. Two
+    UPDATEs of one fact made the store refuse the whole session (found by the fault corpus)."""
+    from egomem_ros.memory.extraction import Extraction
+    from egomem_ros.store import SqliteStore
+
+    store = SqliteStore(":memory:")
+    emily = store.create_user("Emily")
+    nurse = store.add_fact(emily.id, "fact", "works as a nurse")
+    ex = Extraction(source="rules", facts=["works as a doctor", "works as a teacher"])
+    ops = RuleUpdateAgent().decide(store.facts(emily.id), ex)
+    assert [(o.op, o.target) for o in ops] == [("UPDATE", nurse.id), ("ADD", None)]

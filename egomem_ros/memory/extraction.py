@@ -283,16 +283,12 @@ def grounded(ex: Extraction, turns: Sequence[Turn]) -> Extraction:
 
     out = ex.model_copy(deep=True)
     for kind in ("facts", "preferences", "events"):
-        kept = [item for item in getattr(ex, kind) if supported(item, said)]
-        out.notes += [f"dropped {kind[:-1]} not said by the user: {item!r}" for item in getattr(ex, kind)
-                      if item not in kept]
-        setattr(out, kind, kept)
-    out.relations = [r for r in ex.relations if said_name(r.name)]
-    out.others = [o for o in ex.others if said_name(o.name) and supported(o.text, said)]
-    out.notes += [f"dropped item about {o.name!r} not said by the user: {o.text!r}" for o in ex.others
-                  if o not in out.others]
-    out.notes += [f"dropped relation not said by the user: {r.name!r} ({r.relation})" for r in ex.relations
-                  if r not in out.relations]
+        ok = [supported(item, said) for item in getattr(ex, kind)]
+        setattr(out, kind, _split(getattr(ex, kind), ok, out.notes, lambda i, k=kind: f"{k[:-1]} not said by the user: {i!r}"))
+    out.relations = _split(ex.relations, [said_name(r.name) for r in ex.relations], out.notes,
+                           lambda r: f"relation not said by the user: {r.name!r} ({r.relation})")
+    out.others = _split(ex.others, [said_name(o.name) and supported(o.text, said) for o in ex.others], out.notes,
+                        lambda o: f"item about {o.name!r} not said by the user: {o.text!r}")
     if ex.name and not said_name(ex.name):
         out.notes.append(f"dropped a name the user did not say: {ex.name!r}")
         out.name = None
@@ -300,6 +296,13 @@ def grounded(ex: Extraction, turns: Sequence[Turn]) -> Extraction:
         out.notes.append(f"dropped a summary the user's words do not support: {ex.summary!r}")
         out.summary = ""
     return out
+
+
+def _split(items: list, ok: list[bool], notes: list[str], why) -> list:
+    """The items whose `ok` is true; a "dropped ..." note for each other one (linear: an answer may hold
+    200,000 items)."""
+    notes += [f"dropped {why(item)}" for item, y in zip(items, ok) if not y]
+    return [item for item, y in zip(items, ok) if y]
 
 
 class LLMExtractor:

@@ -41,7 +41,7 @@ class SessionSpool:
                 out.append(SessionInput.from_json(p.read_text(encoding="utf-8", errors="replace")))
             except ValueError as err:
                 log.error("unreadable spooled session %s (%s): moved aside as .bad", p.name, err)
-                p.rename(p.with_suffix(".bad"))
+                self._set_aside(p, str(err))
         return out
 
     def done(self, session_id: str) -> None:
@@ -69,9 +69,13 @@ class SessionSpool:
         in front of every later session. `forget` still erases it."""
         path = self.folder / f"{session_id}.json"
         if path.exists():
-            path.rename(path.with_suffix(".bad"))
-            path.with_suffix(".reason").write_text(reason + "\n", encoding="utf-8")
+            self._set_aside(path, reason)
         path.with_suffix(".tries").unlink(missing_ok=True)
+
+    @staticmethod
+    def _set_aside(path: Path, reason: str) -> None:
+        path.rename(path.with_suffix(".bad"))
+        path.with_suffix(".reason").write_text(reason + "\n", encoding="utf-8")
 
     def erase(self, user_id: str, keys: Sequence[np.ndarray], name: str | None = None) -> int:
         """Delete the waiting sessions of a person being forgotten: those the identity process saw them in,

@@ -115,6 +115,7 @@ class RuleUpdateAgent:
                     continue
             if target is not None:
                 ops.append(MemoryOp(op="UPDATE", kind=kind, text=text, target=target.id))
+                valid.remove(target)   # replaced once: another new item of the same slot is added beside it
             else:
                 ops.append(MemoryOp(op="ADD", kind=kind, text=text))
             known.add(normalise(text))
