@@ -75,6 +75,25 @@ def train_relations(out: Annotated[Path, typer.Option("--out", "-o", help="Weigh
     console.print(f"wrote {path}")
 
 
+@train_app.command("cues")
+def train_cues(out: Annotated[Path, typer.Option("--out", "-o", help="Weights file (.npz).")] = Path(
+        "egomem_ros/data/cue_intent.npz"),
+               conversations: Annotated[list[Path] | None, typer.Option(
+                   "--conversations", help="Conversation files whose clauses are ordinary talk (repeatable; "
+                   "default: bench/data/conversations/conv01-06.json).")] = None) -> None:
+    """Train the privacy cue classifier (memory/cue_intent.py) on data/privacy_intents.yaml and ordinary
+    conversation (~20 s on 2 cores)."""
+    from ..tools.datagen.cue_train import write_cue_intent
+    from ..retrieval.rerank import make_reranker
+
+    conversations = conversations or [Path(f"bench/data/conversations/conv0{i}.json") for i in range(1, 7)]
+    missing = [str(f) for f in conversations if not f.is_file()]
+    if missing or not out.parent.is_dir():
+        fail(f"not found: {', '.join(missing) or out.parent}")
+    path = write_cue_intent(out, make_reranker("minilm", precision="fp32").embed, conversations)
+    console.print(f"wrote {path}")
+
+
 @train_app.command("dialog")
 def train_dialog(data: Annotated[list[Path], typer.Argument(help="Stream folder(s) from make-data streams.")],
                  checkpoint: Annotated[str, typer.Option(help="moshi checkpoint dir or HF repo to start from.")],

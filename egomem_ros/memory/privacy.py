@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ..relations import relation_lexicon
 from ..store.models import MemoryRepository
 from ..store.visibility import PRIVATE, PUBLIC, Visibility
+from .cue_intent import load_examples, shipped_cue_intent
 from .extraction import Turn, content_stems, stems, supported
 
 _NOT = (r"(?:don'?t|do\s+not|never|please\s+don'?t|you\s+can'?t|you\s+cannot|you\s+mustn'?t|you\s+must\s+not|"
@@ -66,6 +67,9 @@ FORGET_CUE = re.compile(
     rf"|{_ASK}please\s+forget\s+(?!about\b|what\b|everything\b|all\b)(?P<topic2>[^.!?,;]+)", re.IGNORECASE)
 _LINK = r"(?:\s*[,:;-]?\s*(?:but|that|though|okay|ok|so)\b)?\s*[,:;-]?"
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
+# the words people ask with ("forget", "secret", "memory"): never a topic, even where an item holds them
+REQUEST_WORDS = frozenset(content_stems(" ".join(t for label, texts in load_examples().items() if label != "none"
+                                                for t in texts)))
 _PRONOUNS = frozenset("him her them it this that".split())
 
 
@@ -78,7 +82,7 @@ class PrivacyCue:
 
 
 def _levels(sentence: str) -> list[tuple[str, str]]:
-    """The (level, who) cues in one sentence."""
+    """The (level, who) cues in one sentence: the patterns', else the cue classifier's."""
     found = [(PRIVATE, "")] if PRIVATE_CUE.search(sentence) else []
     for cue in WHO_CUES:
         for m in cue.finditer(sentence):
@@ -89,14 +93,41 @@ def _levels(sentence: str) -> list[tuple[str, str]]:
                 found.append(("exclude", who))
     if PUBLIC_CUE.search(sentence) and not found:
         found.append((PUBLIC, ""))
+    return found or _classified_levels(sentence)
+
+
+def _classified_levels(sentence: str) -> list[tuple[str, str]]:
+    intent = shipped_cue_intent()
+    found = []
+    for label, clause, _ in intent.of_sentence(sentence) if intent else []:
+        if label == "secret":
+            who = _named_in(clause)
+            found.append(("exclude", who) if who else (PRIVATE, ""))
+        elif label == "public":
+            found.append((PUBLIC, ""))
     return found
 
+
+_MY = re.compile(r"\bmy\s+[a-z]+(?:[- ]in[- ]law)?\b", re.IGNORECASE)
+_NAME = re.compile(r"(?<![\w'])(?!I\b|I'[a-z]+\b)[A-Z][a-z]+\b")
+
+
+def _named_in(clause: str) -> str:
+    """Whom a secret is kept from: "my <relation>", else a capitalised word (not the clause's first
+    when there is another); "" when nobody is named (the item is then private)."""
+    for m in _MY.finditer(clause):
+        if relation_lexicon().canonical(m.group(0)):
+            return " ".join(m.group(0).lower().split())
+    names = [m for m in _NAME.finditer(clause)]
+    later = [m.group(0) for m in names if m.start() > 0]
+    return later[0] if later else names[0].group(0) if names else ""
 
 def privacy_cues(turns: Sequence[Turn]) -> list[PrivacyCue]:
     """Each cue with the words it covers: its own sentence ("Don't tell my husband, but I'm planning a
     party"), or, when the sentence says nothing else ("Between you and me." "It's our little secret."),
     the sentences before and after it in the same turn."""
     cues = []
+    _prepare(turns)
     for i, t in enumerate(turns):
         if t.speaker != "user":
             continue
@@ -114,13 +145,25 @@ def privacy_cues(turns: Sequence[Turn]) -> list[PrivacyCue]:
 def _strip_cues(text: str) -> str:
     for cue in (PRIVATE_CUE, *WHO_CUES, PUBLIC_CUE):
         text = re.sub(rf"(?:{cue.pattern}){_LINK}", " ", text, flags=cue.flags)
+    intent = shipped_cue_intent()
+    for sentence in _SENTENCE.findall(text) if intent else []:
+        for _, clause, _ in intent.of_sentence(sentence):
+            text = text.replace(clause, " ")
     return " ".join(text.split())
+
+
+def _prepare(turns: Sequence[Turn]) -> None:
+    """Judge every clause the user said in one encoder batch."""
+    intent = shipped_cue_intent()
+    if intent:
+        intent.prepare([s for t in turns if t.speaker == "user" for s in _SENTENCE.findall(t.text)])
 
 
 def without_cues(turns: Sequence[Turn]) -> list[Turn]:
     """The turns as the extractor should read them: "Don't tell my husband, but I'm planning a party"
     says a party is planned, not "does not tell their husband"; a request to forget is no item at all."""
     out = []
+    _prepare(turns)
     for t in turns:
         if t.speaker != "user":
             out.append(t)
@@ -130,15 +173,19 @@ def without_cues(turns: Sequence[Turn]) -> list[Turn]:
     return out
 
 
-def forget_requests(turns: Sequence[Turn]) -> list[str]:
-    """The topics the user asked the robot to forget, as said ("the surprise party")."""
+def forget_requests(turns: Sequence[Turn], known: set[str] = frozenset()) -> list[str]:
+    """The topics the user asked the robot to forget, as said ("the surprise party"): by the patterns,
+    else by the cue classifier, whose topic is what the request names of what they told the robot before
+    (`known`: content stems of their items)."""
+    said = [s for t in turns if t.speaker == "user" for s in _SENTENCE.findall(t.text)]
+    intent = shipped_cue_intent()
     topics = []
-    for t in turns:
-        if t.speaker == "user":
-            for m in FORGET_CUE.finditer(t.text):
-                topic = (m.group("topic") or m.group("topic2") or "").strip()
-                if content_stems(topic):
-                    topics.append(topic)
+    for sentence in said:
+        matches = list(FORGET_CUE.finditer(sentence))
+        found = [(m.group("topic") or m.group("topic2") or "").strip() for m in matches]
+        if not matches and intent and known:
+            found = [topic for label, _, topic in intent.of_sentence(sentence, known) if label == "forget"]
+        topics += [topic for topic in found if content_stems(topic)]
     return topics
 
 
@@ -160,7 +207,8 @@ class SessionPrivacy:
             vis = self._resolve(store, user_id, cue)
             old = self.covered.get(cue.covers)
             self.covered[cue.covers] = vis if old is None else old.stricter(vis)
-        self.forget = [topic_matcher(topic) for topic in forget_requests(turns)]
+        told = " ".join([f.text for f in store.facts(user_id)] + [e.summary for e in store.episodes(user_id)])
+        self.forget = [topic_matcher(topic) for topic in forget_requests(turns, content_stems(told) - REQUEST_WORDS)]
 
     @staticmethod
     def _resolve(store: MemoryRepository, user_id: str, cue: PrivacyCue) -> Visibility:

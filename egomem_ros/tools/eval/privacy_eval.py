@@ -175,6 +175,17 @@ def false_cues(sentences: list[str]) -> list[str]:
             forget_requests([Turn(speaker="user", text=s)])]
 
 
+def conversation_false_cues(files: list[Path]) -> tuple[int, list[str]]:
+    """(sentences, those that raise a cue) in natural conversations between friends, one sentence at a
+    time: most are ordinary talk, so each cue is a likely false alarm (some are real: "don't tell Mum")."""
+    import json
+    import re
+
+    sentences = [s.strip() for f in files for session in json.loads(f.read_text(encoding="utf-8"))["sessions"]
+                 for turn in session["turns"] for s in re.findall(r"[^.!?]+[.!?]*", turn["text"]) if s.strip()]
+    return len(sentences), false_cues(sentences)
+
+
 def run_privacy(workdir: Path, cfg: EgomemConfig, phrase_set: str, seeds: list[int]) -> dict:
     total, plain = PrivacyResult(), PrivacyResult()
     for seed in seeds:
