@@ -130,19 +130,27 @@ def household_rows(rs: list[dict]) -> Rows:
     ]
 
 
-def privacy_rows(rs: list[dict]) -> Rows:
+def privacy_rows(r: dict) -> Rows:
     label = {"dev": "dev (the cue patterns were written from it)", "heldout": "held out (written with the patterns)",
              "unseen": "unseen (written after the patterns; its first run, 18/20 violations and 8/32 forgetting "
                        "failures, is bench/measured/privacy_unseen_first_run.txt; the patterns were widened after it)",
-             "blind": "blind (another author's phrasings, bench/data/privacy_phrases_blind.json; never tuned on)",
-             "blind2": "blind2 (a third author's phrasings, bench/data/privacy_phrases_blind2.json; never tuned on)"}
-    return [(f"privacy, {label.get(r['set'], r['set'])} ({r['households']} households): usefulness on allowed "
+             "blind": "blind (another author's phrasings, bench/data/privacy_phrases_blind.json; its misses were seen "
+                      "before the cue classifier was written)",
+             "blind2": "blind2 (a third author's phrasings, bench/data/privacy_phrases_blind2.json; seen as blind)",
+             "blind3": "blind3 (a fourth author's phrasings, bench/data/privacy_phrases_blind3.json; written after the "
+                       "cue classifier, run once)"}
+    rows = [(f"privacy, {label.get(s['set'], s['set'])} ({s['households']} households): usefulness on allowed "
              "questions (the same memory without privacy cues); violations / forbidden questions; forgetting failures / "
              "checks after a forget (each asker, and the memory's files)",
-             f"{_f(r['usefulness'])} ({_f(r['usefulness without privacy'])}); {r['violations']}/{r['forbidden questions']}; "
-             f"{r['forgetting failures']}/{r['forgotten topics']}"
-             + (f"; ordinary sentences raising a cue {r['false cues']}/{r['ordinary sentences']}" if r.get("ordinary sentences")
-                else "")) for r in rs]
+             f"{_f(s['usefulness'])} ({_f(s['usefulness without privacy'])}); {s['violations']}/{s['forbidden questions']}; "
+             f"{s['forgetting failures']}/{s['forgotten topics']}"
+             + (f"; ordinary sentences raising a cue {s['false cues']}/{s['ordinary sentences']}" if s.get("ordinary sentences")
+                else "")) for s in r["sets"]]
+    for name, (sentences, fired) in r.get("conversation sentences that raise a cue", {}).items():
+        what = "dev (the classifier's threshold was chosen on it)" if name == "dev" else name
+        rows.append((f"privacy: sentences of natural conversations ({what}) that raise a cue (some are real: "
+                     "\"don't tell Mum\")", f"{len(fired)}/{sentences}"))
+    return rows
 
 
 def recorded_rows(r: dict) -> Rows:
@@ -167,6 +175,8 @@ MEASUREMENTS = [
     Measurement("household", "Memory", f"{EG} eval household --faces {{data}}/faces --voices {{data}}/speech "
                 "--workdir {work}/household --seed 0 --seed 1 --seed 2 --json", household_rows),
     Measurement("privacy", "Memory", f"{PY} bench/bench_privacy.py --json", privacy_rows),
+    Measurement("privacy_latency", "Memory", f"{PY} bench/bench_privacy_latency.py --sizes 100000 --backends none lexical",
+                recorded_rows, quick=False),
     Measurement("extract", "Memory", f"{EG} eval extract bench/data/extraction_handwritten.json --json", extract_rows),
     Measurement("conversation_text", "Memory", f"{PY} bench/bench_conversation_memory.py --modes text --json",
                 conversation_rows),

