@@ -82,7 +82,8 @@ def train_cues(out: Annotated[Path, typer.Option("--out", "-o", help="Weights fi
                    "--conversations", help="Conversation files whose clauses are ordinary talk (repeatable; "
                    "default: bench/data/conversations/conv01-06.json).")] = None) -> None:
     """Train the privacy cue classifier (memory/cue_intent.py) on data/privacy_intents.yaml and ordinary
-    conversation (~20 s on 2 cores)."""
+    conversation (~20 s on 2 cores). Run from the repository root: the default paths are relative to it, and
+    the default --out is the shipped weights file."""
     from ..tools.datagen.cue_train import write_cue_intent
     from ..retrieval.rerank import make_reranker
 
