@@ -114,7 +114,7 @@ def _(kit: Kit) -> Case:
 @case("bag/empty-folder")
 def _(kit: Kit) -> Case:
     (kit.dir / "empty").mkdir()
-    return Case("bag/empty-folder", [Step(["replay", kit.dir / "empty", "--out", kit.dir / "out"], says=("bag",))])
+    return Case("bag/empty-folder", [Step(["replay", kit.dir / "empty", "--out", kit.dir / "out"], says=("cannot open bag",))])
 
 
 def _cut(kit: Kit, keep: float) -> Path:
@@ -209,7 +209,7 @@ def _(kit: Kit) -> Case:
 CONFIGS: dict[str, tuple[bytes, str, str]] = {
     # name: (file content, what the user reads, issue)
     "binary": (bytes(range(256)), "not a text file", ""),
-    "yaml-syntax": (b"memory: {max_gap_s: [1, 2\n", "config", ""),
+    "yaml-syntax": (b"memory: {max_gap_s: [1, 2\n", "not valid YAML", ""),
     "infinite-number": (b"memory: {max_gap_s: .inf}\n", "memory.max_gap_s", ""),
     "unknown-key": (b"memory: {max_gap_seconds: 2}\n", "max_gap_seconds", ""),
     "wrong-type": (b"identity: {poll_period_s: fast}\n", "identity.poll_period_s", ""),
