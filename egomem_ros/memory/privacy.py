@@ -119,9 +119,10 @@ def _named_in(clause: str) -> str:
     for m in _MY.finditer(clause):
         if relation_lexicon().canonical(m.group(0)):
             return " ".join(m.group(0).lower().split())
-    names = [m for m in _NAME.finditer(clause)]
+    names = list(_NAME.finditer(clause))
     later = [m.group(0) for m in names if m.start() > 0]
     return later[0] if later else names[0].group(0) if names else ""
+
 
 def privacy_cues(turns: Sequence[Turn]) -> list[PrivacyCue]:
     """Each cue with the words it covers: its own sentence ("Don't tell my husband, but I'm planning a

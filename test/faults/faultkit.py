@@ -1,5 +1,5 @@
 """What every fault case is made of: the steps a user runs, what they must see, and the check that
-nothing was lost. The cases themselves are in `cases.py`; `test_fault_corpus.py` runs them."""
+nothing was lost. The cases are in `cases_input.py` and `cases_memory.py`; `test_fault_corpus.py` runs them."""
 from __future__ import annotations
 
 import contextlib
@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -40,6 +41,24 @@ class Case:
     issue: str = ""                             # the issue item it reproduces, e.g. "#40.5"
     during: Callable[[], contextlib.AbstractContextManager] | None = None  # something held while the steps run
     together: bool = False                      # the steps run at once (two robots), not one after the other
+
+
+class Kit(Protocol):
+    """What a case builder gets: a folder of its own, bad LLM endpoints, PostgreSQL databases."""
+    dir: Path
+
+    def llm(self, answers: list[tuple[int, str, float]]) -> str: ...   # the endpoint's base URL
+    def pg(self) -> str: ...                                            # a new, empty database's URL
+
+
+CASES: dict[str, Callable[[Kit], Case]] = {}   # filled by cases_input.py and cases_memory.py
+
+
+def case(name: str) -> Callable[[Callable[[Kit], Case]], Callable[[Kit], Case]]:
+    def register(build: Callable[[Kit], Case]) -> Callable[[Kit], Case]:
+        CASES[name] = build
+        return build
+    return register
 
 
 @dataclass

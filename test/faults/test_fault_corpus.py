@@ -1,6 +1,7 @@
-"""The fault corpus (issue #40): every case in `cases.py`, run as a user would run it, `egomem` in a fresh
-process. Each must exit as it should (2 for bad input, 3 for sessions that wait), say why in words a user
-can act on, print no traceback, and lose nothing."""
+"""The fault corpus (issue #40): every case of `cases_input.py` and `cases_memory.py`, run as a user would
+run it, `egomem` in a fresh process. Each must exit as it should (2 for bad input, 3 for sessions that
+wait, 0 where the command goes on past the fault), say why in words a user can act on, print no
+traceback, and lose nothing."""
 from __future__ import annotations
 
 import contextlib
@@ -9,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cases import CASES
+import cases_input  # noqa: F401  (registers its cases)
+import cases_memory  # noqa: F401
 from conftest import PG_URL, with_database
-from faultkit import BadLLM, problems, run_step
+from faultkit import CASES, BadLLM, problems, run_step
 
 
 class FolderKit:
