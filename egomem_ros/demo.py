@@ -88,8 +88,8 @@ def build_scene(path: Path, workdir: Path, rng: np.random.Generator) -> None:
                 bag.image(t + 0.25, frame(faces[who], rng), compressed=i % 2 == 1)
                 bag.audio(t, pcm[i * 8000:(i + 1) * 8000])
                 t += 0.5
-            if line == "A2":
-                bag.text(DIALOG_TEXT, t - 0.2, "Let me think. <retr>\ncolleague\ntennis<answer> ")
+            if line == "A2":   # the robot answers once her question has been heard: a turn of her session
+                bag.text(DIALOG_TEXT, start + 5.0, "Let me think. <retr>\ncolleague\ntennis<answer> ")
         for _ in range(8):
             bag.image(t + 0.25, np.full((480, 640, 3), 70, np.uint8))
             bag.audio(t, np.full(8000, 1e-4, np.float32))

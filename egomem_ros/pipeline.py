@@ -10,7 +10,8 @@ Each step returns what is to be published or written, as `(output key, message f
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,10 +23,13 @@ from . import msg_fields as F
 from .config import EgomemConfig
 from .memchunk import MemChunk
 from .memory.buffer import IdentityObservation, TranscriptSegment
-from .memory.manager import ConsolidationReport, SessionOutcome, build_memory_manager
+from .memory.consolidate import MemoryEventRecord
+from .memory.manager import ConsolidationReport, Forgotten, SessionOutcome, build_memory_manager, forget_person
 from .msg_conversions import stamp_to_sec
+from .retrieval.enrollment import EnrollReport, enroll_person
 from .retrieval.factory import make_level2, make_poller
 from .retrieval.level2 import Level2Result
+from .retrieval.retr_protocol import spoken_text
 from .retrieval.poller import IdentityEvent
 from .store import open_store
 from .store.models import MemoryRepository
@@ -65,7 +69,7 @@ class IdentityCore:
     def __init__(self, store: MemoryRepository, cfg: EgomemConfig, *, polls: bool = True) -> None:
         self.poller = make_poller(store, cfg, face_worker_process=None if polls else False)
         self.last_frame: np.ndarray | None = None
-        self._person = ""   # the person of the last poll, for the 0-confidence candidate match
+        self.current_user = ""   # the known person of the last poll: who a `<retr>` is answered for
 
     def add_frame(self, t: float, rgb: np.ndarray) -> None:
         self.poller.add_frame(t, rgb)
@@ -78,14 +82,27 @@ class IdentityCore:
         res = self.poller.poll(t)
         ev = res.event
         out: list[Message] = [("identity", F.identity_fields(ev, frame_id))]
-        out += [("matches", m) for m in F.candidate_matches(ev, self._person)]
+        out += [("matches", m) for m in F.candidate_matches(ev, self.current_user)]
         out.append(("markers", {"markers": [F.name_marker(ev, "base_link")]}))
         if debug_image and self.last_frame is not None:
             out.append(("debug", F.image_fields(F.draw_debug(self.last_frame, ev), t, frame_id)))
         if res.chunk is not None:
             out.append(("l1", F.memchunk_fields(res.chunk, t)))
-        self._person = ev.user_id if ev.status == "known" else ""
+        self.current_user = ev.user_id if ev.status == "known" else ""
         return PollStep(ev, res.chunk, out)
+
+    def reload(self) -> None:
+        """Re-read the keys and users: someone was enrolled or merged (here or by another process)."""
+        self.poller.reload()
+
+    def forget(self, user_id: str) -> None:
+        """Drop an erased person's keys from the galleries and from the current user."""
+        self.poller.forget(user_id)
+        if self.current_user == user_id:
+            self.current_user = ""
+
+    def enrolled_users(self) -> int:
+        return len(self.poller.face_gallery.users() | self.poller.voice_gallery.users())
 
     def close(self) -> None:
         self.poller.close()
@@ -108,16 +125,24 @@ def _attributes(fields: Mapping) -> SimpleNamespace:
 
 
 class MemoryCore:
-    """The memory half: buffers, consolidation and Level-2, over the identity half's keys (`keys`)."""
+    """The memory half: buffers, consolidation, Level-2 and the memory services (enrol, forget, merge), over
+    the identity half's keys (`keys`). Safe to call from several threads: writes of sessions and erasures
+    never run at once."""
 
     def __init__(self, store: MemoryRepository, cfg: EgomemConfig, keys: IdentityCore, db_path: str | Path) -> None:
         self.store, self.keys = store, keys
         self.manager = build_memory_manager(store, cfg, poller=keys.poller, db_path=db_path)
         self.level2 = make_level2(store, cfg)
+        self._writing = threading.Lock()   # a consolidation and a forget never interleave
 
     @property
     def buffer(self):
         return self.manager.buffer
+
+    def apply_live(self, cfg: EgomemConfig) -> None:
+        """Take the session timing of `cfg` (the parameters a running node may change)."""
+        self.manager.max_gap_s = cfg.memory.max_gap_s
+        self.manager.session_end_s = cfg.memory.session_end_s
 
     def add_listen(self, t: float, pcm: np.ndarray, rate: int) -> None:
         self.manager.buffer.add_listen(t, pcm, rate)
@@ -127,8 +152,14 @@ class MemoryCore:
         self.manager.buffer.add_speak(t, pcm, rate)
 
     def add_transcript(self, t: float, text: str, speaker: str = "user") -> None:
+        """A turn as the ASR node publishes it, stamped when it ended: its header stamp where it has one,
+        else when it arrived."""
         if text.strip():
             self.manager.buffer.add_transcript(TranscriptSegment(t, t, text, speaker=speaker))  # stamped at its end
+
+    def add_robot_text(self, t: float, text: str) -> None:
+        """What the dialog model said (its text monologue): a robot turn, without its `<retr>` queries."""
+        self.add_transcript(t, spoken_text(text), speaker="robot")
 
     def read_identity(self, msg: Any) -> bool:
         """Buffer one poll's Identity message; True when it ends a session: consolidate now."""
@@ -136,14 +167,43 @@ class MemoryCore:
 
     def consolidate(self, t: float, *, final: bool = False) -> ConsolidationStep:
         """Write the sessions that ended by `t`; `final` writes everything buffered (end of a bag, shutdown)."""
-        report = self.manager.flush(t) if final else self.manager.consolidate(t)
+        with self._writing:
+            report = self.manager.flush(t) if final else self.manager.consolidate(t)
         return ConsolidationStep(report, [("events", F.memory_event_fields(rec, t))
                                           for o in report.outcomes for rec in o.events])
 
-    def retrieve(self, t: float, user_id: str, relation_query: list[str], keyword_query: list[str],
+    def retrieve(self, t: float, user_id: str, relation_query: Sequence[str], keyword_query: Sequence[str],
                  k: int | None = None) -> tuple[Level2Result, list[Message]]:
-        res = self.level2.retrieve(user_id, relation_query, keyword_query, k)
+        """The Level-2 answer to a `<retr>` of `user_id` ("" for someone not recognised). Raises KeyError
+        for an id the memory does not hold."""
+        if user_id:
+            self.store.get_user(user_id)
+        res = self.level2.retrieve(user_id, list(relation_query), list(keyword_query), k)
         return res, [("l2", F.memchunk_fields(res.chunk, t))]
+
+    def enroll(self, t: float, name: str | None, faces: Sequence[np.ndarray],
+               voices: Sequence[tuple[np.ndarray, int]]) -> tuple[EnrollReport, list[Message]]:
+        """Enrol a person from face images and voice clips; the galleries take the new keys at once.
+        Raises EnrollmentError, MediaError or StoreError."""
+        poller = self.keys.poller
+        rep = enroll_person(self.store, name or None, faces=faces, voices=voices,
+                            face_engine=poller.face, voice_engine=poller.voice)
+        self.keys.reload()
+        return rep, [_event("ADD", rep.user.id, "user", rep.user.name or "", t)]
+
+    def forget(self, t: float, user_id: str) -> tuple[Forgotten, list[Message]]:
+        """Erase a person (store, spool, reports, galleries). Raises KeyError or StoreError."""
+        with self._writing:   # no session of theirs is being written meanwhile
+            gone = forget_person(self.store, self.manager.spool, user_id)
+        self.keys.forget(user_id)
+        return gone, [_event("DELETE", user_id, "user", "", t)]
+
+    def merge(self, t: float, keep_id: str, merge_id: str) -> list[Message]:
+        """Merge `merge_id` into `keep_id` (one person known twice). Raises KeyError or StoreError."""
+        with self._writing:
+            self.store.merge_users(keep_id, merge_id)
+        self.keys.reload()
+        return [_event("UPDATE", keep_id, "user", f"{merge_id} merged in", t, item_id=merge_id)]
 
     def waiting_sessions(self) -> int:
         """Sessions in the spool: an LLM or a store that failed; a later run writes them."""
@@ -151,6 +211,11 @@ class MemoryCore:
 
     def close(self) -> None:
         self.manager.close()
+
+
+def _event(op: str, user_id: str, kind: str, text: str, t: float, item_id: str = "") -> Message:
+    """A MemoryEvent of a service's write (no episode: nothing was heard)."""
+    return "events", F.memory_event_fields(MemoryEventRecord(op, user_id, kind, item_id or user_id, text, ""), t)
 
 
 class Pipeline:

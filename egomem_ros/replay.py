@@ -192,7 +192,6 @@ class _Run:
         self.say = on_event or (lambda kind, text: None)
         self.parser = RetrStreamParser()
         self.audio_info: tuple[int, int, str] | None = None
-        self.current_user = ""
         self.next_poll: float | None = None
         self.next_consolidation = 0.0
         self.t = 0.0
@@ -301,11 +300,13 @@ class _Run:
             pipe.memory.add_listen(stamp, pcm, rate)
         elif topic in chosen.speak:
             pipe.memory.add_speak(stamp, *audio_msg_to_pcm(msg, self.audio_info))
-        elif topic in chosen.transcripts:
-            pipe.memory.add_transcript(t, msg.final if hasattr(msg, "final") else msg.data)
-        elif topic in chosen.dialog_text:
-            for q in self.parser.feed(msg.final if hasattr(msg, "final") else msg.data):
-                res, messages = pipe.memory.retrieve(t, self.current_user, list(q.relation_query), list(q.keyword_query))
+        elif topic in chosen.transcripts:   # LiveSpeech at its header stamp, a String when it arrived
+            pipe.memory.add_transcript(stamp, msg.final if hasattr(msg, "final") else msg.data)
+        elif topic in chosen.dialog_text:   # as the memory node (a robot turn) and the dialog node (its queries)
+            text = msg.final if hasattr(msg, "final") else msg.data
+            pipe.memory.add_robot_text(t, text)
+            for q in self.parser.feed(text):
+                res, messages = pipe.memory.retrieve(t, pipe.identity.current_user, q.relation_query, q.keyword_query)
                 self.summary.l2_queries += 1
                 self.output.emit(messages, t)
                 withheld = f"; {res.withheld} item(s) this user may not be told, withheld" if res.withheld else ""
@@ -323,7 +324,6 @@ class _Run:
             self.say("identity", f"t={t:.1f}s {ev.status} {ev.name or ev.user_id or ''} (confidence {ev.confidence:.2f})")
             if step.chunk.text:
                 self.say("l1", step.chunk.text)
-        self.current_user = ev.user_id if ev.status == "known" else ""
         if consolidation is not None:  # a session is written as soon as it ends
             self._written(consolidation, t)
 

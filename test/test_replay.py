@@ -43,6 +43,8 @@ def scene(tmp_path_factory, shared_data):
         _silence(bag, 14.0, 8)
         _segment(bag, shared_data, 22.0, 14, "Colin_Powell", "librispeech_1998", 4, rng)
         bag.text("/asr/transcript", 34.0, "I am Colin. Tony is my colleague.")
+        # the dialog model's monologue: a robot turn for memory, a <retr> query for Level-2
+        bag.text("/egomem/dialog/text", 35.0, "Nice to meet you. <retr>\ncolleague\ntennis<answer> ")
         _silence(bag, 36.0, 8)
     cfg = EgomemConfig()
     db = root / "memory.db"
@@ -87,6 +89,14 @@ def test_replay_identifies_people_and_writes_memory(scene):
     store = SqliteStore(db)
     assert "loves tennis" in {f.text for f in store.facts(ids["Tony"])}
     assert {(r.src, r.dst, r.relation) for r in store.relations()} >= {(ids["Colin"], ids["Tony"], "colleague")}
+    # the dialog text: the robot's turn in Colin's session, without its query; the query answered for Colin
+    transcript = "\n".join(e.transcript for e in store.episodes(ids["Colin"]))
+    assert "robot: Nice to meet you." in transcript and "<retr>" not in transcript and "tennis" not in transcript
+    assert summary.l2_queries == 1
+    with AnyReader([root / "out_bag"], default_typestore=typestore()) as reader:
+        l2 = [reader.deserialize(raw, c.msgtype) for c, _, raw in
+              reader.messages([c for c in reader.connections if c.topic == "/memchunk/level2"])]
+    assert [m.user_id for m in l2] == [ids["Colin"]]   # asked while his session goes on: nothing written yet
 
 
 def test_a_newcomer_cut_off_by_the_end_of_the_bag_is_never_written_onto_the_known_person(tmp_path, scene, shared_data):

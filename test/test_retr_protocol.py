@@ -52,3 +52,13 @@ def test_never_raises():
 def test_parse_block_tolerates_trailing_newline():
     assert parse_block("\ncolleague\ntennis\n") == RetrQuery(("colleague",), ("tennis",))
     assert parse_block("colleague\ntennis") is None
+
+
+def test_spoken_text_keeps_what_the_robot_said_without_its_queries():
+    from egomem_ros.retrieval.retr_protocol import spoken_text
+
+    assert spoken_text("Let me think. <retr>\ncolleague\ntennis<answer> ") == "Let me think."
+    assert spoken_text("a <retr>\n\n<answer> b <retr>\nq\nr<answer> c") == "a b c"
+    assert spoken_text("So <retr>\ncolleague") == "So"                    # its <answer> comes in the next message
+    assert spoken_text("colleague\ntennis<answer> Sarah plays.") == "Sarah plays."   # its <retr> came before
+    assert spoken_text("Hello there") == "Hello there"

@@ -165,7 +165,9 @@ def _memory(db: Path) -> dict:
                 "facts": sorted((names[uid], f.text) for uid in names for f in store.facts(uid)),
                 "relations": sorted((names.get(r.src, r.src), r.relation, names.get(r.dst, r.dst))
                                     for r in store.relations()),
-                "episodes": sum(len(store.episodes(uid)) for uid in names)}, names
+                "episodes": sum(len(store.episodes(uid)) for uid in names),
+                # what was said, the robot's turns from the dialog text included
+                "transcripts": sorted((names[uid], e.transcript) for uid in names for e in store.episodes(uid))}, names
 
 
 def _named(text: str, names: dict[str, str]) -> str:
@@ -207,6 +209,7 @@ def test_graph_on_the_demo_bag_matches_egomem_replay(graph, scene, tmp_path):
     ros_memory, ros_names = _memory(graph.db)
     replay_memory, replay_names = _memory(tmp_path / "replay.db")
     assert ros_memory == replay_memory
+    assert any("robot: Let me think." in x and "<retr>" not in x for _, x in ros_memory["transcripts"])
     assert ros_memory["users"] == ["Emily", "Sarah"] and summary.sessions_written == ros_memory["episodes"]
 
     # identities: the same person (known by name, unknown, nobody) at every poll, within one poll

@@ -195,9 +195,12 @@ class MemoryManager:
         """The session's turns (`segments`: its transcripts) in time order, each with the span of audio it
         was said in."""
         timed, prev = [], start
-        for g in segments:   # a transcript is stamped when its utterance ends: it began after the one before
-            speaker = "robot" if g.speaker == "robot" else "user"
-            timed.append(TimedTurn(max(prev, start), max(g.end, prev), Turn(speaker=speaker, text=g.text)))
+        for g in segments:
+            if g.speaker == "robot":   # the dialog model's text goes out as the robot speaks: the turn starts there
+                at = max(start, g.end)
+                timed.append(TimedTurn(at, at, Turn(speaker="robot", text=g.text)))
+            else:   # a transcript is stamped when its utterance ends: it began after the one before
+                timed.append(TimedTurn(max(prev, start), max(g.end, prev), Turn(speaker="user", text=g.text)))
             prev = max(prev, g.end)
         if not self.buffer.external_asr and self.asr is not None:
             # no ASR node publishes transcripts: what the microphone heard, turn by turn, in time order

@@ -8,6 +8,7 @@ and drops malformed or unterminated blocks with a log line. It never raises into
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,16 @@ class RetrQuery:
     def block(self) -> str:
         """The text the dialog model emits for this query (what `parse_block` reads back)."""
         return f"{OPEN}\n{', '.join(self.relation_query)}\n{', '.join(self.keyword_query)}{CLOSE}"
+
+
+# a query block, also one cut by the message it arrived in (its <answer> in the next one, or its <retr> in
+# the one before)
+_QUERY_TEXT = re.compile(rf"{OPEN}.*?(?:{CLOSE}|$)|^(?:(?!{OPEN}).)*?{CLOSE}", re.S)
+
+
+def spoken_text(text: str) -> str:
+    """What the dialog model said in `text`, without its `<retr>` queries: the robot's turn as memory keeps it."""
+    return " ".join(_QUERY_TEXT.sub(" ", text).split())
 
 
 RetrieveFn = Callable[[RetrQuery], str]  # a query -> the Level-2 MemChunk text that answers it

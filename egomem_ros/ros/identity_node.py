@@ -55,7 +55,7 @@ class IdentityNode(LifecycleNode):
         """Open the store and load the face and voice models (the slow part: configure, not activate)."""
         self.store = open_store(resolve_db(self.cfg), clock=lambda: now_s(self))
         self.core = IdentityCore(self.store, self.cfg)
-        self.poller = self.core.poller
+        self.poller = self.core.poller   # its live parameters and models, read by tests and diagnostics
         self._known_sent = False
         self._reload_pending = False
         self._stats = {"polls": 0, "rejected_frames": 0, "rejected_audio": 0, "last_poll_ms": 0.0}
@@ -136,7 +136,7 @@ class IdentityNode(LifecycleNode):
         if msg.item_kind in ("user", "key"):
             self._reload_pending = True  # one new profile sends several events: re-read once, at the next poll
             if msg.op == MemoryEvent.DELETE:
-                self.poller.forget(msg.user_id)
+                self.core.forget(msg.user_id)
         if msg.item_kind == "user" and msg.op == MemoryEvent.UPDATE and msg.item_id and msg.item_id != msg.user_id:
             self.hri.alias(msg.item_id, msg.user_id)   # a merge: item_id now goes by user_id
 
@@ -145,7 +145,7 @@ class IdentityNode(LifecycleNode):
         t = now_s(self)
         if self._reload_pending or not self._known_sent:
             if self._reload_pending:
-                self.poller.reload()
+                self.core.reload()
             self._reload_pending, self._known_sent = False, True
             self.hri.known([u.id for u in self.store.list_users(include_placeholders=False)], t)
         step = self.core.poll(t, debug_image=self.out.wants("debug"))
@@ -159,7 +159,7 @@ class IdentityNode(LifecycleNode):
 
     def _diagnostics(self) -> None:
         s = self._stats
-        users = len(self.poller.face_gallery.users() | self.poller.voice_gallery.users())
+        users = self.core.enrolled_users()
         self.pub_diag.publish(diagnostics(self, "identity", bool(s["polls"]), "polling" if s["polls"] else "no poll yet",
                                           {**s, "enrolled users": users}))
 

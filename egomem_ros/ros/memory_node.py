@@ -10,8 +10,6 @@ this module only moves messages to and from it.
 """
 from __future__ import annotations
 
-import threading
-
 from diagnostic_msgs.msg import DiagnosticArray
 from egomem_msgs.msg import AudioFrame, Fact, Identity, MemChunk, MemoryEvent, Relation, UserProfile
 from egomem_msgs.srv import EnrollUser, ForgetUser, GetProfile, ListUsers, MergeUsers, RetrieveText
@@ -20,6 +18,7 @@ from std_msgs.msg import String
 
 from .. import msg_fields as F
 from ..config import resolve_db
+from ..errors import EgomemError
 from ..msg_conversions import AudioFormat, audio_frame_to_pcm, image_to_rgb, stamp_to_sec
 from ..retrieval.media import MediaError
 from ..store import StoreError
@@ -47,7 +46,6 @@ class MemoryNode(LifecycleNode):
         super().__init__("memory_node", ("store.", "identity.", "memchunk.", "retrieval.", "memory."),
                          live=MEMORY_LIVE)
         self.audio_format = AudioFormat()
-        self._consolidating = threading.Lock()  # the timer and shutdown never consolidate at once
 
     # -- lifecycle -----------------------------------------------------------------------------
     def setup(self) -> None:
@@ -57,12 +55,9 @@ class MemoryNode(LifecycleNode):
         db = resolve_db(self.cfg)
         self.store = open_store(db, clock=lambda: now_s(self))
         self.keys = IdentityCore(self.store, self.cfg, polls=False)   # keys and galleries: no polling here
-        self.poller = self.keys.poller
         self.core = MemoryCore(self.store, self.cfg, self.keys, db)
-        self.manager = self.core.manager
         self.out = Outbox()
-        self.pub_events = self.publisher(MemoryEvent, "memory_events", EVENTS_QOS)
-        self.out.add("events", self.pub_events, MemoryEvent)
+        self.out.add("events", self.publisher(MemoryEvent, "memory_events", EVENTS_QOS), MemoryEvent)
         self.out.add("l2", self.publisher(MemChunk, "memchunk/level2", LATCHED_QOS), MemChunk)
         self.pub_diag = self.publisher(DiagnosticArray, "/diagnostics", 10)
         self._stats = {"consolidations": 0, "consolidated until t": 0.0, "sessions written": 0, "sessions retried": 0,
@@ -98,9 +93,8 @@ class MemoryNode(LifecycleNode):
                                f"{self.cfg.memory.consolidation_period_s:.0f} s")
 
     def apply_live(self, changes: dict) -> None:
-        if getattr(self, "manager", None) is not None:
-            self.manager.max_gap_s = self.cfg.memory.max_gap_s
-            self.manager.session_end_s = self.cfg.memory.session_end_s
+        if getattr(self, "core", None) is not None:
+            self.core.apply_live(self.cfg)
         if "memory.consolidation_period_s" in changes and getattr(self, "_timer", None) in self._active:
             self._timer = self.retime(self._timer, self.cfg.memory.consolidation_period_s)
         self.get_logger().info(f"parameters applied: {changes}")
@@ -116,7 +110,6 @@ class MemoryNode(LifecycleNode):
             if part is not None:
                 part.close()
             setattr(self, name, None)
-        self.manager = self.poller = None
 
     # -- inputs --------------------------------------------------------------------------------
     def _on_audio_info(self, msg) -> None:
@@ -147,11 +140,11 @@ class MemoryNode(LifecycleNode):
             self.core.add_transcript(stamp_to_sec(msg.header.stamp) or now_s(self), msg.final)
 
     def _on_robot_text(self, msg: String) -> None:
-        self.core.add_transcript(now_s(self), msg.data, speaker="robot")
+        self.core.add_robot_text(now_s(self), msg.data)
 
     def _on_identity(self, msg: Identity) -> None:
         # a session is written as soon as the poll that ends it arrives, as `egomem replay` does (here on a
-        # sensor thread: the lock keeps it apart from the timer's and shutdown's consolidation)
+        # sensor thread: the core keeps it apart from the timer's and shutdown's consolidation)
         if self.core.read_identity(msg):
             self._consolidate()
         self._stats["polls read until t"] = stamp_to_sec(msg.header.stamp)
@@ -159,14 +152,13 @@ class MemoryNode(LifecycleNode):
 
     # -- work ----------------------------------------------------------------------------------
     def _consolidate(self, final: bool = False) -> None:
-        with self._consolidating:
-            t = now_s(self)
-            step = self.core.consolidate(t, final=final)
-            report = step.report
-            self._stats["consolidations"] += 1
-            self._stats["consolidated until t"] = t
-            self._stats["sessions written"] += sum(o.status == "written" for o in report.outcomes)
-            self._stats["sessions retried"] += report.retried
+        t = now_s(self)
+        step = self.core.consolidate(t, final=final)
+        report = step.report
+        self._stats["consolidations"] += 1
+        self._stats["consolidated until t"] = max(t, self._stats["consolidated until t"])
+        self._stats["sessions written"] += sum(o.status == "written" for o in report.outcomes)
+        self._stats["sessions retried"] += report.retried
         self.out.publish(step.messages)
         for outcome in report.outcomes:
             if outcome.status == "written":
@@ -193,14 +185,12 @@ class MemoryNode(LifecycleNode):
                                            **(self.core.buffer.audio_stats() if self.core is not None else {})}))
 
     def _retrieve(self, req, resp):
-        if req.user_id:
-            try:
-                self.store.get_user(req.user_id)
-            except KeyError as err:
-                resp.success, resp.message = False, str(err)
-                return resp
-        res, messages = self.core.retrieve(now_s(self), req.user_id, list(req.relation_query), list(req.keyword_query),
-                                           req.k or None)
+        try:
+            res, messages = self.core.retrieve(now_s(self), req.user_id, req.relation_query, req.keyword_query,
+                                               req.k or None)
+        except KeyError as err:
+            resp.success, resp.message = False, str(err)
+            return resp
         fill(resp.chunk, dict(messages)["l2"])
         resp.success, resp.message = True, res.message
         self._stats["level-2 items withheld (last query)"] = res.withheld   # counted here, never shown to the asker
@@ -223,33 +213,24 @@ class MemoryNode(LifecycleNode):
         return resp
 
     def _enroll(self, req, resp):
-        from ..retrieval.enrollment import EnrollmentError, enroll_person
-
         try:
-            faces = [image_to_rgb(img) for img in req.faces]
-            voices = [audio_frame_to_pcm(a) for a in req.voices]
-            rep = enroll_person(self.store, req.name or None, faces=faces, voices=voices,
-                                face_engine=self.poller.face, voice_engine=self.poller.voice)
-        except (EnrollmentError, MediaError, StoreError) as err:
+            rep, messages = self.core.enroll(now_s(self), req.name, [image_to_rgb(img) for img in req.faces],
+                                             [audio_frame_to_pcm(a) for a in req.voices])
+        except EgomemError as err:   # EnrollmentError, MediaError, StoreError: the request's fault or the store's
             resp.success, resp.message = False, str(err)
             return resp
-        self.poller.reload()
-        self._event("ADD", rep.user.id, "user", rep.user.name or "")
+        self.out.publish(messages)
         resp.success, resp.user_id = True, rep.user.id
         resp.message = f"{rep.face_keys} face and {rep.voice_keys} voice keys; skipped {len(rep.rejected)}"
         return resp
 
     def _forget(self, req, resp):
-        from ..memory.manager import forget_person
-
         try:
-            with self._consolidating:  # no session of theirs is being written meanwhile
-                gone = forget_person(self.store, self.manager.spool, req.user_id)
+            gone, messages = self.core.forget(now_s(self), req.user_id)
         except (KeyError, StoreError) as err:
             resp.success, resp.message = False, str(err)
             return resp
-        self.poller.forget(req.user_id)
-        self._event("DELETE", req.user_id, "user", "")
+        self.out.publish(messages)
         resp.success = True
         resp.message = ("erased" + (f", with {gone.sessions} waiting sessions" if gone.sessions else "")
                         + (f", and {len(gone.reports)} reports that named them" if gone.reports else ""))
@@ -257,20 +238,13 @@ class MemoryNode(LifecycleNode):
 
     def _merge(self, req, resp):
         try:
-            self.store.merge_users(req.keep_id, req.merge_id)
+            messages = self.core.merge(now_s(self), req.keep_id, req.merge_id)
         except (KeyError, StoreError) as err:
             resp.success, resp.message = False, str(err)
             return resp
-        self.poller.reload()
-        self._event("UPDATE", req.keep_id, "user", f"{req.merge_id} merged in", item_id=req.merge_id)
+        self.out.publish(messages)
         resp.success, resp.message = True, "merged"
         return resp
-
-    def _event(self, op: str, user_id: str, kind: str, text: str, item_id: str = "") -> None:
-        from ..memory.consolidate import MemoryEventRecord
-
-        rec = MemoryEventRecord(op, user_id, kind, item_id or user_id, text, "")
-        self.pub_events.publish(fill(MemoryEvent(), F.memory_event_fields(rec, now_s(self))))
 
 
 def main(args=None) -> None:
