@@ -172,3 +172,22 @@ def test_a_cue_covers_its_sentence_or_the_bare_ones_beside_it(tmp_path):
     assert vis["is looking for a new job"].hidden_from == {emily}
     assert vis["adopted a beagle named Biscuit"].level == PRIVATE
     store.close()
+
+
+@pytest.mark.parametrize("line, covered", [
+    ("I am pregnant. Whatever happens, don't tell my mum.", True),        # nothing of its own beside the cue
+    ("I quit my job. Mum's the word on that one, yeah?", True),
+    ("I love tennis. Don't tell my mum, but I am pregnant.", False),      # its own news: the cue is about that
+])
+def test_a_cue_with_only_fillers_beside_it_covers_the_sentence_before(line, covered):
+    first = line.split(". ")[0]
+    cues = privacy_cues(turns(line))
+    assert cues and all((first in c.covers) == covered for c in cues), cues
+
+
+def test_a_forget_request_about_it_takes_the_topic_named_beside_it():
+    from egomem_ros.memory.extraction import content_stems
+
+    known = content_stems("bought a sailing boat")
+    assert forget_requests(turns("That business with the boat, could you just forget it?"), known) == ["the boat"]
+    assert forget_requests(turns("That business with the boat, could you just forget it?")) == []   # nothing told

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ..relations import relation_lexicon
 from ..store.models import MemoryRepository
 from ..store.visibility import PRIVATE, PUBLIC, Visibility
-from .cue_intent import clauses, load_examples, shipped_cue_intent
+from .cue_intent import clauses, load_examples, shipped_cue_intent, skeleton
 from .extraction import Turn, content_stems, stems, supported
 
 _NOT = (r"(?:don'?t|do\s+not|never|please\s+don'?t|you\s+can'?t|you\s+cannot|you\s+mustn'?t|you\s+must\s+not|"
@@ -138,10 +138,34 @@ def privacy_cues(turns: Sequence[Turn]) -> list[PrivacyCue]:
             levels = _levels(sentence)
             if not levels:
                 continue
-            bare = len(content_stems(_strip_cues(sentence))) < 2   # "This stays between us." says nothing else
-            covers = " ".join(sentences[max(0, j - 1):j + 2]) if bare else sentence
+            covers = " ".join(sentences[max(0, j - 1):j + 2]) if _bare(_strip_cues(sentence)) else sentence
             cues += [PrivacyCue(i, level, who, covers) for level, who in levels]
     return cues
+
+
+# words that say nothing of their own beside a cue: "Mum's the word on that one, yeah?", "..., love."
+_FILLER = frozenset("yeah yes okay ok alright right please one thing bit word stuff love mate dear honey darling "
+                    "sweetheart pal buddy whatever happens happen way now just so well oh honestly really".split())
+
+
+def _bare(rest: str) -> bool:
+    """Whether what a cue sentence says besides its cue is nothing of its own ("Whatever you do, ...",
+    "..., will you?"): the cue is then about the sentences beside it. With spaCy's parser, "something of
+    its own" is a noun, a name, a number or an adjective that is no filler; without it, two content words."""
+    words = [w for w in re.findall(r"[A-Za-z0-9']+", rest) if w.lower() not in _FILLER]
+    nlp = _parser()
+    if nlp is None:
+        return len(content_stems(" ".join(words))) < 2
+    return not any(t.pos_ in ("NOUN", "PROPN", "NUM", "ADJ") and t.lower_ not in _FILLER for t in nlp(" ".join(words)))
+
+
+def _parser():
+    from .disclosure import ParserUnavailable, load_parser
+
+    try:
+        return load_parser()
+    except ParserUnavailable:
+        return None
 
 
 def _strip_cues(text: str) -> str:
@@ -182,13 +206,22 @@ def forget_requests(turns: Sequence[Turn], known: set[str] = frozenset()) -> lis
     said = [s for t in turns if t.speaker == "user" for s in _SENTENCE.findall(t.text)]
     intent = shipped_cue_intent()
     topics = []
-    for sentence in said:
+    for k, sentence in enumerate(said):
         matches = list(FORGET_CUE.finditer(sentence))
         found = [(m.group("topic") or m.group("topic2") or "").strip() for m in matches]
         if not matches and intent and known:
-            found = [topic for label, _, topic in intent.of_sentence(sentence, known) if label == "forget"]
+            asked = [topic for label, _, topic in intent.of_sentence(sentence, known) if label == "forget"]
+            # "That thing about the boat, just get rid of it." "What I said about the boat? Delete it.":
+            # the request's "it" is the topic named in the rest of the sentence or the one before
+            found = [topic or _named_topic(said[max(0, k - 1):k + 1], known) for topic in asked]
         topics += [topic for topic in found if content_stems(topic)]
     return topics
+
+
+def _named_topic(sentences: Sequence[str], known: set[str]) -> str:
+    """What of the person's own items `sentences` name (their words, as said): the last such run."""
+    runs = [topic for sentence in sentences for c in clauses(sentence) for topic in [skeleton(c, known)[1]] if topic]
+    return runs[-1] if runs else ""
 
 
 def topic_matcher(about: str) -> Callable[[str], bool]:
