@@ -191,3 +191,12 @@ def test_a_forget_request_about_it_takes_the_topic_named_beside_it():
     known = content_stems("bought a sailing boat")
     assert forget_requests(turns("That business with the boat, could you just forget it?"), known) == ["the boat"]
     assert forget_requests(turns("That business with the boat, could you just forget it?")) == []   # nothing told
+
+
+def test_a_capitalised_first_word_is_a_name_only_when_it_is_one():
+    from egomem_ros.memory.privacy import REQUEST_WORDS, _named_in
+
+    assert _named_in("Promise me you won't tell a soul") == "" and _named_in("Keep it under your hat") == ""
+    assert _named_in("Tom mustn't hear about this") == "Tom" and _named_in("keep my husband out of it") == "my husband"
+    assert {"i", "forget", "secret", "delet"} <= REQUEST_WORDS   # how people ask: never the topic of a request
+    assert not {"wife", "husband", "tom"} & REQUEST_WORDS        # whom they name: may be a topic

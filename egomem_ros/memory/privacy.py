@@ -17,6 +17,7 @@ What no pattern holds goes to the cue classifier (memory/cue_intent.py), which r
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -68,9 +69,23 @@ FORGET_CUE = re.compile(
     rf"|{_ASK}please\s+forget\s+(?!about\b|what\b|everything\b|all\b)(?P<topic2>[^.!?,;]+)", re.IGNORECASE)
 _LINK = r"(?:\s*[,:;-]?\s*(?:but|that|though|okay|ok|so)\b)?\s*[,:;-]?"
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
-# the words people ask with ("forget", "secret", "memory"): never a topic, even where an item holds them
-REQUEST_WORDS = frozenset(content_stems(" ".join(t for label, texts in load_examples().items() if label != "none"
-                                                for t in texts)))
+
+
+def _request_words() -> frozenset[str]:
+    """The words people ask with ("forget", "secret", "memory", "delete"): the stems of at least 3 of the
+    classifier's request examples, less names and relation words ("my wife", "Tom": who, not how)."""
+    forms = relation_lexicon().form_to_canonical
+    counts = Counter(stem for label, texts in load_examples().items() if label != "none" for text in texts
+                     for stem in content_stems(" ".join(w for w in text.split() if _not_a_name(w) and w not in forms)))
+    return frozenset(stem for stem, n in counts.items() if n >= 3)
+
+
+def _not_a_name(word: str) -> bool:
+    return not word[:1].isupper() or word.split("'")[0] == "I"
+
+
+# never a topic, even where an item holds them
+REQUEST_WORDS = _request_words()
 _PRONOUNS = frozenset("him her them it this that".split())
 
 
@@ -121,7 +136,11 @@ def _named_in(clause: str) -> str:
             return " ".join(m.group(0).lower().split())
     names = list(_NAME.finditer(clause))
     later = [m.group(0) for m in names if m.start() > 0]
-    return later[0] if later else names[0].group(0) if names else ""
+    if later:
+        return later[0]
+    nlp = _parser()   # a capitalised first word is a name ("Tom mustn't hear"), or just first ("Promise me ...")
+    first = names[0].group(0) if names and (nlp is None or nlp(clause)[0].pos_ == "PROPN") else ""
+    return first
 
 
 def privacy_cues(turns: Sequence[Turn]) -> list[PrivacyCue]:

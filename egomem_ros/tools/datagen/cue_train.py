@@ -35,7 +35,9 @@ def conversation_clauses(files: Sequence[Path], n: int = CONVERSATION_CLAUSES, s
     return [found[i] for i in sorted(pick)]
 
 
-def train_cue_intent(embed: Callable[[Sequence[str]], np.ndarray], conversations: Sequence[Path]) -> dict[str, np.ndarray]:
+def train_cue_intent(embed: Callable[[Sequence[str]], np.ndarray], conversations: Sequence[Path]
+                     ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """The classifier's arrays, and its 5-fold cross-validated quality (`fit_quality`)."""
     from sklearn.linear_model import LogisticRegression  # training only
 
     texts, labels = [], []
@@ -43,13 +45,35 @@ def train_cue_intent(embed: Callable[[Sequence[str]], np.ndarray], conversations
         texts += examples
         labels += [label] * len(examples)
     ordinary = conversation_clauses(conversations)
-    model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000).fit(
-        embed(texts + ordinary), labels + ["none"] * len(ordinary))
-    return {"labels": np.array(model.classes_), "weights": model.coef_.astype(np.float32),
-            "bias": model.intercept_.astype(np.float32), "examples": np.array(len(texts) + len(ordinary))}
+    x, y = embed(texts + ordinary), np.array(labels + ["none"] * len(ordinary))
+    model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000).fit(x, y)
+    return ({"labels": np.array(model.classes_), "weights": model.coef_.astype(np.float32),
+             "bias": model.intercept_.astype(np.float32), "examples": np.array(len(y))}, fit_quality(x, y))
 
 
-def write_cue_intent(out: Path, embed: Callable[[Sequence[str]], np.ndarray], conversations: Sequence[Path]) -> Path:
+def fit_quality(x: np.ndarray, y: np.ndarray, folds: int = 5) -> dict[str, float]:
+    """Held-out fold by fold: each intent's recall at `MIN_PROBABILITY` (the share of its examples the
+    classifier answers with it), and the share of `none` clauses given any intent (false alarms)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    from ...memory.cue_intent import MIN_PROBABILITY
+
+    said = np.empty(len(y), dtype=object)
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
+        model = LogisticRegression(C=C, class_weight="balanced", max_iter=2000).fit(x[train], y[train])
+        p = model.predict_proba(x[test])
+        best = p.argmax(axis=1)
+        said[test] = np.where(p[np.arange(len(test)), best] >= MIN_PROBABILITY, model.classes_[best], "none")
+    quality = {f"{label} recall": float(np.mean(said[y == label] == label)) for label in sorted(set(y)) if label != "none"}
+    quality["none given an intent"] = float(np.mean(said[y == "none"] != "none"))
+    return quality
+
+
+def write_cue_intent(out: Path, embed: Callable[[Sequence[str]], np.ndarray], conversations: Sequence[Path]
+                     ) -> dict[str, float]:
+    """Train, write the weights to `out`, and return the cross-validated quality."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, **train_cue_intent(embed, conversations))
-    return out
+    arrays, quality = train_cue_intent(embed, conversations)
+    np.savez(out, **arrays)
+    return quality
