@@ -10,7 +10,8 @@ and the patterns were then widened to the kinds of phrasing it missed); `blind` 
 who never saw the patterns (bench/data/privacy_phrases_blind.json), never tuned on; `blind2` the same from
 another helper, with 20 ordinary sentences about secrets, telling and forgetting that must raise no cue;
 `blind3` a third, written after the cue classifier (memory/cue_intent.py) and run once, with 24 such
-sentences. It also counts the sentences of natural conversations that raise a cue: the dev conversations
+sentences (its misses were then read); `blind4` a fourth, written while the classifier was retrained on a
+second author's examples and run once after it (bench/measured/privacy_blind4_first_run.txt). It also counts the sentences of natural conversations that raise a cue: the dev conversations
 (bench/data/conversations/conv01-06, on which the classifier's threshold was chosen) and the held-out
 ones (conv07-09), apart.
 Targets (issue #39): 0 violations and 0 forgetting failures on both; usefulness on allowed questions no
@@ -33,7 +34,7 @@ for _path in sorted((Path(__file__).parent / "data").glob("privacy_phrases_*.jso
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sets", nargs="+", default=["dev", "heldout", "unseen", "blind", "blind2", "blind3"],
+    ap.add_argument("--sets", nargs="+", default=["dev", "heldout", "unseen", "blind", "blind2", "blind3", "blind4"],
                     choices=sorted(PHRASES))
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
     ap.add_argument("--workdir", type=Path, default=None)

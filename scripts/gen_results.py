@@ -137,8 +137,10 @@ def privacy_rows(r: dict) -> Rows:
              "blind": "blind (another author's phrasings, bench/data/privacy_phrases_blind.json; its misses were seen "
                       "before the cue classifier was written)",
              "blind2": "blind2 (a third author's phrasings, bench/data/privacy_phrases_blind2.json; seen as blind)",
-             "blind3": "blind3 (a fourth author's phrasings, bench/data/privacy_phrases_blind3.json; written after the "
-                       "cue classifier, run once)"}
+             "blind3": "blind3 (a fourth author's phrasings, bench/data/privacy_phrases_blind3.json; run once on the "
+                       "first cue classifier: 5/20 violations, 24/32 forgetting failures; its misses were then read)",
+             "blind4": "blind4 (a fifth author's phrasings, bench/data/privacy_phrases_blind4.json; written before the "
+                       "classifier was retrained and run once after it, bench/measured/privacy_blind4_first_run.txt)"}
     rows = [(f"privacy, {label.get(s['set'], s['set'])} ({s['households']} households): usefulness on allowed "
              "questions (the same memory without privacy cues); violations / forbidden questions; forgetting failures / "
              "checks after a forget (each asker, and the memory's files)",
