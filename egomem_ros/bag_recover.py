@@ -1,4 +1,5 @@
-"""Recover what a truncated mcap bag still holds (a recorder killed before it closed the file).
+"""Open a bag for replay, and recover what a truncated mcap bag still holds (a recorder killed before it
+closed the file).
 
 An mcap file's index sits at its end, so rosbags cannot open a file cut short. Its messages are in
 chunks (about 1 MiB each); every chunk before the cut is whole. This streams the file with the `mcap`
@@ -7,9 +8,19 @@ library and copies the complete chunks' messages into a new rosbag2 bag, as `mca
 from __future__ import annotations
 
 import logging
+import shutil
+import struct
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
+
+from .errors import EgomemError
 
 log = logging.getLogger(__name__)
+
+
+class BagError(EgomemError, RuntimeError):
+    """A bag that cannot be read at all (not a bag, or cut before its first complete chunk)."""
 
 
 def mcap_file(bag: Path) -> Path | None:
@@ -48,8 +59,43 @@ def recover_mcap(src: Path, dst: Path) -> int:
                     elif isinstance(rec, Message) and rec.channel_id in conns:
                         writer.write(conns[rec.channel_id], rec.log_time, rec.data)
                         count += 1
-            except (McapError, EOFError, ValueError) as err:  # the cut: everything before it is copied
+            except (McapError, EOFError, ValueError, struct.error) as err:  # the cut: everything before it is copied
                 log.info("%s: stopped at the cut (%s) after %d messages", src, type(err).__name__, count)
     finally:
         writer.close()
     return count
+
+
+def open_bag(bag: Path, ts, scratch: Path, stack: ExitStack) -> tuple[Any, str]:
+    """An AnyReader on the bag, and a note when it is cut short: a truncated mcap is read from a copy of its
+    complete chunks written to `scratch` (removed when `stack` closes). Raises BagError for one that
+    cannot be read at all."""
+    from rosbags.highlevel import AnyReader
+
+    try:
+        reader = AnyReader([bag], default_typestore=ts)
+        reader.open()
+        return reader, ""
+    except Exception as err:  # noqa: BLE001 - rosbags raises several types for unreadable bags
+        error = err
+    cut = "magic" in str(error).lower() or "truncat" in str(error).lower()
+    src = mcap_file(bag) if cut else None
+    if src is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+        stack.callback(shutil.rmtree, scratch, True)
+        count = recover_mcap(src, scratch)
+        if count:
+            note = (f"the bag is cut short (a recorder killed before closing it): the {count} messages "
+                    "of its complete chunks were replayed, the rest is lost")
+            log.warning("bag %s: %s", bag, note)
+            reader = AnyReader([scratch], default_typestore=ts)
+            reader.open()
+            return reader, note
+    if cut:
+        why = (f"not a readable mcap bag: {error}; it holds no complete chunk, so it is either cut before its "
+               "first one (a recorder killed early) or not a bag at all")
+    elif bag.is_dir() and not (bag / "metadata.yaml").exists() and not list(bag.glob("*.mcap")):
+        why = "not a ROS 2 bag: the folder has no metadata.yaml and no .mcap file"
+    else:
+        why = str(error)
+    raise BagError(f"cannot open bag {bag}: {why}") from None

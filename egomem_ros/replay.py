@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .bag_recover import BagError, open_bag
 from .config import EgomemConfig
 from .msg_conversions import audio_info_of, audio_msg_to_pcm, compressed_to_rgb, image_to_rgb, stamp_to_sec
 from .retrieval.media import MediaError
@@ -103,6 +103,9 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: str | Path | None = N
         raise ReplayError(f"bag not found: {bag}")
     if out.exists():
         raise ReplayError(f"output exists: {out} (remove it or choose another --out)")
+    if db is None and out.with_suffix(".db").exists():   # the new memory of a replay: never an old one by chance
+        raise ReplayError(f"memory exists: {out.with_suffix('.db')} (remove it, choose another --out, or replay into it "
+                          f"on purpose with --db {out.with_suffix('.db')})")
     ts = typestore()
     summary = ReplaySummary(out=str(out))
     db_path = db or out.with_suffix(".db")
@@ -110,7 +113,10 @@ def replay(bag: Path, out: Path, cfg: EgomemConfig, *, db: str | Path | None = N
     created = not is_postgres_url(str(db_path)) and not Path(db_path).exists()
     try:
         with ExitStack() as stack:
-            reader = _open_bag(bag, ts, out, summary, stack)  # before the store: an unreadable bag creates nothing
+            try:   # before the store: an unreadable bag creates nothing
+                reader, summary.truncated = open_bag(bag, ts, out.parent / f".{out.name}.recovered", stack)
+            except BagError as err:
+                raise ReplayError(str(err)) from None
             stack.callback(reader.close)
             chosen = pick_topics(reader.connections, topics, dialog_text_topic, speak_topic)
             conns = _replayable(reader, chosen, ts, summary)
@@ -357,37 +363,6 @@ def _bag_messages(messages: Iterator) -> Iterator:
         yield from messages
     except Exception as err:  # noqa: BLE001 - rosbags raises several types for corrupt bags
         raise BagStopped(str(err)) from err
-
-
-def _open_bag(bag: Path, ts, out: Path, summary: ReplaySummary, stack: ExitStack):
-    """An AnyReader on the bag; a truncated mcap is replayed from a recovered copy (said in `summary`)."""
-    from rosbags.highlevel import AnyReader
-
-    from .bag_recover import mcap_file, recover_mcap
-
-    try:
-        reader = AnyReader([bag], default_typestore=ts)
-        reader.open()
-        return reader
-    except Exception as err:  # noqa: BLE001 - rosbags raises several types for unreadable bags
-        error = err
-    cut = "magic" in str(error).lower() or "truncat" in str(error).lower()
-    src = mcap_file(bag) if cut else None
-    if src is not None:
-        copy = out.parent / f".{out.name}.recovered"
-        shutil.rmtree(copy, ignore_errors=True)
-        stack.callback(shutil.rmtree, copy, True)
-        count = recover_mcap(src, copy)
-        if count:
-            summary.truncated = (f"the bag is cut short (a recorder killed before closing it): the {count} messages "
-                                 "of its complete chunks were replayed, the rest is lost")
-            log.warning("bag %s: %s", bag, summary.truncated)
-            reader = AnyReader([copy], default_typestore=ts)
-            reader.open()
-            return reader
-    hint = (" — the file looks truncated (a recorder killed before closing the bag) and no complete chunk of it "
-            "could be recovered") if cut else ""
-    raise ReplayError(f"cannot open bag {bag}: {error}{hint}") from None
 
 
 def _remove_memory(db_path: Path) -> None:

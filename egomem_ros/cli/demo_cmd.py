@@ -19,6 +19,8 @@ def demo(workdir: Annotated[Optional[Path], typer.Option(
         workdir.mkdir(parents=True, exist_ok=True)
         run_demo(workdir, console)
         return
+    console.print("(the demo works in a temporary directory, removed at the end: `egomem demo --workdir DIR` "
+                  "keeps the bags, the memory and the graph it prints)")
     with tempfile.TemporaryDirectory(prefix="egomem-demo-") as tmp:
         run_demo(Path(tmp), console)
     console.print("(the demo's files were in a temporary directory, now removed: "

@@ -178,6 +178,10 @@ def _forget_about(store, u, about: str, yes: bool) -> None:
         if not typer.confirm(f"Erase what {u.display_name} ({u.id}) said about {about!r}?"):
             fail("aborted, nothing erased", code=1)
     erased = store.forget_about(u.id, matches)
+    if not erased.items and not erased.episodes:
+        console.print(f"nothing {escape(u.display_name)} said is about {escape(about)!r} (an item is about it when it "
+                      "has one of its words): nothing erased")
+        return
     console.print(f"forgot what {escape(u.display_name)} said about {escape(about)!r}: {erased.items} item(s), "
                   f"sentences of {erased.episodes} session(s)")
 

@@ -90,7 +90,8 @@ def train_cues(out: Annotated[Path, typer.Option("--out", "-o", help="Weights fi
     conversations = conversations or [Path(f"bench/data/conversations/conv0{i}.json") for i in range(1, 7)]
     missing = [str(f) for f in conversations if not f.is_file()]
     if missing or not out.parent.is_dir():
-        fail(f"not found: {', '.join(missing) or out.parent}")
+        fail(f"not found: {', '.join(missing) or out.parent} (the default paths are relative to the repository "
+             "root: run from there, or pass --conversations and --out)")
     quality = write_cue_intent(out, make_reranker("minilm", precision="fp32").embed, conversations)
     console.print(f"wrote {out}")
     console.print("5-fold cross-validated, at the shipped threshold: " + ", ".join(
