@@ -1,4 +1,4 @@
-"""Consolidating a 10-minute stream on 2 cores (LLM latency excluded: the offline rule extractor runs).
+"""Consolidating a 10-minute stream on 2 cores (LLM latency excluded: the offline extractor runs).
 
 Run: .venv/bin/python bench/bench_consolidation.py [--minutes 10] [--asr] [--tagger tagger.pt]
 Variants, side by side in one run: VAD-only baseline segmentation (the reference), + speaker-change
