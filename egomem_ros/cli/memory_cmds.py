@@ -20,8 +20,9 @@ def users(db: DbOption = None, config: ConfigOption = None,
     """List known users."""
     with open_store(db, config) as store:
         table = Table(title=f"Users in {store.path}")
-        for col in ("id", "name", "kind", "facts", "face keys", "voice keys", "relations", "last seen"):
-            table.add_column(col)
+        for col in ("id", "name", "kind", "facts", "face keys", "voice keys", "relations"):
+            table.add_column(col, overflow="fold")
+        table.add_column("last seen", no_wrap=True, min_width=19)   # a date cut at 80 columns says nothing
         for u in store.list_users(include_placeholders=placeholders):
             table.add_row(u.id, escape(u.name or "-"), "placeholder" if u.placeholder else "seen",
                           str(len(store.facts(u.id))), str(len(store.user_keys(u.id, "face"))),
@@ -130,8 +131,11 @@ def recall(user: Annotated[str, typer.Argument(help="User id or exact name: who 
                                          "relation": list(d.doc.relation_path), "text": d.doc.text,
                                          "score": d.score} for d in result.docs]}, indent=1))
             return
-        withheld = f"; {result.withheld} item(s) they may not be told, withheld" if result.withheld else ""
-        console.rule(f"Level-2 MemChunk for {u.display_name} ({result.chunk.token_count} tokens; {result.message}{withheld})")
+        console.rule(f"Level-2 MemChunk for {escape(u.display_name)}")
+        # the counts on their own lines: a rule is cut at the terminal's width, and the withheld count matters
+        console.print(f"{result.chunk.token_count} tokens; {result.message}", markup=False, highlight=False)
+        if result.withheld:
+            console.print(f"{result.withheld} item(s) they may not be told, withheld", highlight=False)
         console.print(result.chunk.text, markup=False, highlight=False)
 
 
