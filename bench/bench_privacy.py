@@ -11,7 +11,8 @@ who never saw the patterns (bench/data/privacy_phrases_blind.json), never tuned 
 another helper, with 20 ordinary sentences about secrets, telling and forgetting that must raise no cue;
 `blind3` a third, written after the cue classifier (memory/cue_intent.py) and run once, with 24 such
 sentences (its misses were then read); `blind4` a fourth, written while the classifier was retrained on a
-second author's examples and run once after it (bench/measured/privacy_blind4_first_run.txt). It also counts the sentences of natural conversations that raise a cue: the dev conversations
+second author's examples and run once after it (bench/measured/privacy_blind4_first_run.txt). It also
+counts the sentences of natural conversations that raise a cue: the dev conversations
 (bench/data/conversations/conv01-06, on which the classifier's threshold was chosen) and the held-out
 ones (conv07-09), apart.
 Targets (issue #39): 0 violations and 0 forgetting failures on both; usefulness on allowed questions no
