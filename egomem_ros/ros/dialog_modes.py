@@ -119,9 +119,9 @@ class MoshiMode:
         node.timer(10.0, self._report, callback_group=node.group)
 
     def on_chunk(self, chunk: Chunk, l2_dropped: bool) -> None:
-        self.engine.set_memchunk(chunk.level, chunk.text)
-        if l2_dropped:   # a new user: drop the last one's Level-2
+        if l2_dropped:   # a new user: drop the last one's Level-2 first, so no step sees it beside their Level-1
             self.engine.set_memchunk(LEVEL2, "")
+        self.engine.set_memchunk(chunk.level, chunk.text)
 
     def stop(self) -> None:
         if self.runner is not None:
