@@ -176,3 +176,12 @@ def test_a_person_talking_turn_by_turn_shares_one_budget_for_the_hour(store):
     # an hour later the budget is new
     c.process(SessionInput("later", 5000, 5010, [Turn(speaker="user", text="I moved to Bristol last month.")]))
     assert any("Bristol" in f.text for f in store.facts(priya))
+
+
+def test_a_topic_said_twice_the_longer_way_takes_one_place_in_the_summary():
+    from egomem_ros.memory.disclosure import _add_topic
+
+    chosen: list[str] = []
+    for topic in ("Best", "Aisha", "Best Bakery", "bakery", "Mum", "Rolling Pin"):
+        _add_topic(chosen, topic)
+    assert chosen == ["Best Bakery", "Aisha", "Mum", "Rolling Pin"]

@@ -319,12 +319,32 @@ def session_topics(docs: list, most: int = 4) -> list[str]:
             weight = (1.5 if root.dep_ in ("dobj", "pobj", "attr", "oprd") else 1.0) * (2.0 if root.pos_ == "PROPN" else 1.0)
             count[key] = count.get(key, 0.0) + weight
             if key not in phrase:
-                words = [t for t in chunk if not (t.i == chunk.start and t.pos_ in ("DET", "PRON", "CCONJ", "INTJ"))
+                words = [t for t in chunk if not (t.i == chunk.start and t.pos_ in ("DET", "PRON", "CCONJ", "INTJ", "ADP", "ADV"))
                          and t.lower_ not in ("your", "this", "that", "these", "those") and not t.is_punct]
                 phrase[key] = "".join(("their" if t.lower_ in ("my", "our") else t.text) + t.whitespace_
                                       for t in words).strip()
-    ranked = sorted(count, key=lambda k: -count[k])
-    return [phrase[k] for k in ranked[:most] if phrase[k]]
+    chosen: list[str] = []
+    for key in sorted(count, key=lambda k: -count[k]):
+        _add_topic(chosen, phrase[key])
+        if len(chosen) == most:
+            break
+    return chosen
+
+
+def _add_topic(chosen: list[str], topic: str) -> None:
+    """Add `topic` unless a chosen one says it already: "Best" and "Best Bakery" are one topic, said the
+    longer way, so the summary has room for another."""
+    words = set(topic.lower().split())
+    if not words:
+        return
+    for i, other in enumerate(chosen):
+        known = set(other.lower().split())
+        if words <= known:
+            return
+        if known <= words:
+            chosen[i] = topic
+            return
+    chosen.append(topic)
 
 
 def _vocative(chunk) -> bool:
