@@ -170,6 +170,16 @@ def message_class(msgtype: str):
     return getattr(importlib.import_module(f"{package}.msg"), name)
 
 
+def _qos(msgtype: str):
+    """Reliable and deep; a stream-info topic latched, as audio drivers publish it: its one message of
+    the recording must reach a node whose subscription matched a moment after it was sent."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    if msgtype.endswith("/AudioInfo"):
+        return QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    return 200
+
+
 class BagPlayer:
     """Plays a bag into the graph in bag time: /clock first, then each message's serialized bytes as
     recorded. `play(until, wait_at)` stops at `until` (bag seconds) and, at every time in `wait_at`,
@@ -184,7 +194,7 @@ class BagPlayer:
         self.reader = AnyReader([Path(bag)])
         self.reader.open()
         self.clock = node.create_publisher(Clock, "/clock", 10)
-        self.pubs = {c.topic: node.create_publisher(message_class(c.msgtype), c.topic, 200)  # reliable, deep
+        self.pubs = {c.topic: node.create_publisher(message_class(c.msgtype), c.topic, _qos(c.msgtype))
                      for c in self.reader.connections}
         self._messages = iter(self.reader.messages())
         self._pending = None
