@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..relations import relation_lexicon
 from ..store.models import MemoryRepository
@@ -178,7 +179,9 @@ def _bare(rest: str) -> bool:
     return not any(t.pos_ in ("NOUN", "PROPN", "NUM", "ADJ") and t.lower_ not in _FILLER for t in nlp(" ".join(words)))
 
 
+@lru_cache(maxsize=1)
 def _parser():
+    """spaCy's English pipeline, or None without it (looked for once, not at every cue)."""
     from .disclosure import ParserUnavailable, load_parser
 
     try:
