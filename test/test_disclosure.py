@@ -185,3 +185,27 @@ def test_a_topic_said_twice_the_longer_way_takes_one_place_in_the_summary():
     for topic in ("Best", "Aisha", "Best Bakery", "bakery", "Mum", "Rolling Pin"):
         _add_topic(chosen, topic)
     assert chosen == ["Best Bakery", "Aisha", "Mum", "Rolling Pin"]
+
+
+@pytest.mark.parametrize("line", ["Lake Tahoe, wow!", "Haha, Gordon the night watchman.",
+                                  "Is Gordon still at the depot.", "Now show me more photos of Mabel.",
+                                  "Gordon must be over the moon."])
+def test_a_reaction_to_the_listener_s_news_is_not_the_speaker_s(ex, line):
+    """A bare phrase exclaimed, a question said without its "?", an order and a guess about someone:
+    what one person says back to another's news is not their own (examples written for this test)."""
+    assert items(said(ex, line)) == []
+
+
+def test_a_bare_phrase_is_kept_when_it_is_news_or_answers_the_robot(ex):
+    assert any("Lake Tahoe" in t for t in items(said(ex, "In Truckee, up by Lake Tahoe, with all those pines.")))
+    e = ex.extract([Turn(speaker="robot", text="Where did you go?"),
+                    Turn(speaker="user", text="Lake Tahoe, with the kids and the dog, wow!")])
+    assert any("Lake Tahoe" in t for t in items(e))
+    assert any("three hundred people" in t for t in items(said(ex, "There must have been three hundred people at the Moss Stage.")))
+
+
+def test_what_they_ask_about_and_the_listener_s_things_are_not_the_session_s_topics(ex):
+    docs = list(ex.nlp.pipe(["How is your greenhouse doing?", "Did the greenhouse survive?",
+                             "I finally repainted the shed, and the shed looks great."]))
+    topics = disclosure.session_topics(docs)
+    assert topics and topics[0] == "shed" and "greenhouse" not in topics, topics

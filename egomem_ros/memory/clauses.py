@@ -65,12 +65,13 @@ def split_clauses(sent) -> list[Clause]:
         subj = next((c for c in h.children if c.dep_ in SUBJECT_DEPS), None)
         if subj is None and h.dep_ in ("conj", "advcl", "xcomp"):
             subj = _inherited_subject(h)
-        inverted = any(c.dep_ == "aux" and subj is not None and c.i < subj.i for c in h.children)
+        first = next((t for t in toks if not t.is_punct), toks[0])
+        inverted = subj is not None and (any(c.dep_ == "aux" and c.i < subj.i for c in h.children)
+                                         or (h.i == first.i and h.pos_ == "AUX" and h.i < subj.i))  # "Is Chloe home."
         about = who_is(subj)
         # a statement said with a rising "?" ("I'm in San Diego for the wedding?", "..., you know?") is
         # still the speaker's; a question asks about someone else, or inverts, or starts with a wh-word
         asks = question and toks[-1].i >= sent[-1].i - 1 and about == "other"
-        first = next((t for t in toks if not t.is_punct), toks[0])
         is_q = asks or inverted or first.tag_ in ("WP", "WRB", "WDT")
         out.append(Clause(about, toks, h, subj, is_q))
     return out

@@ -38,6 +38,7 @@ _RELATIVE = [(re.compile(r"\b(yesterday|last night)\b", re.I), "on {}", -1),
              (re.compile(r"\bnext (week|weekend|month|year|summer|winter|spring|autumn|fall)\b", re.I), "the {} after {}", 0)]
 
 
+EXCLAIMED = {"haha", "hahaha", "lol", "wow", "oh", "ooh", "omg", "whoa", "aww", "yay"}   # "Haha" is often tagged a name
 MIN_ITEMS = FLOOR   # a session's cap; the person's budget over the hour (item_budget.py) trims further
 
 
@@ -93,7 +94,7 @@ class DisclosureExtractor:
     def extract(self, turns: Sequence[Turn], at: float | None = None) -> Extraction:
         base = self.rules.extract(turns)   # names and relations: the precise patterns
         out = Extraction(source="rules", name=base.name, relations=base.relations, notes=list(base.notes))
-        texts = [t.text for t in turns if t.speaker == "user" and t.text.strip()]
+        texts, answering = _user_texts(turns)
         if not texts or not looks_english(" ".join(texts)):
             out.summary = base.summary
             return out
@@ -101,7 +102,7 @@ class DisclosureExtractor:
         candidates: list[Candidate] = []
         sentences = 0
         docs = list(self.nlp.pipe(texts))
-        for doc in docs:
+        for doc, answers_robot in zip(docs, answering):
             last: Candidate | None = None
             referent: tuple[str, str, bool] | None = None   # ("self"/name, "their dog", ...): what "he" is
             for sent in doc.sents:
@@ -109,7 +110,7 @@ class DisclosureExtractor:
                     continue
                 sentences += 1
                 for clause in split_clauses(sent):
-                    last = self._clause(clause, related, candidates, last, referent)
+                    last = self._clause(clause, related, candidates, last, referent, answers_robot)
                     referent = _referent(clause) or referent
         budget = max(MIN_ITEMS, math.ceil(sentences * self.items_per_100_sentences / 100))
         kept = _most_informative(candidates, budget)
@@ -132,8 +133,10 @@ class DisclosureExtractor:
         return out
 
     def _clause(self, clause: Clause, related: set[str], candidates: list[Candidate],
-                last: Candidate | None, referent: tuple[str, str, bool] | None) -> Candidate | None:
-        """Add the clause's item to `candidates`; returns the item a following "his name is X" names."""
+                last: Candidate | None, referent: tuple[str, str, bool] | None,
+                answers_robot: bool = False) -> Candidate | None:
+        """Add the clause's item to `candidates`; returns the item a following "his name is X" names.
+        `answers_robot`: the turn follows a question of the robot's, so a bare phrase is an answer."""
         if clause.question or not clause.tokens:
             return last
         name = _naming(clause)
@@ -143,7 +146,7 @@ class DisclosureExtractor:
                 last.text = f"{head} named {name}{sep}{tail}"
                 last.score += 2
             return last
-        if second_person(clause) or _own_name(clause) or _imperative(clause):
+        if second_person(clause) or _own_name(clause) or _imperative(clause) or _guess(clause):
             return last
         about, prefix = clause.about, ""
         subj = clause.subject.lower_ if clause.subject is not None else ""
@@ -158,7 +161,7 @@ class DisclosureExtractor:
             about = "own"                   # "it's my left knee again"
         elif about == "other" and clause.subject is None and clause.head.tag_ != "VB":
             about = "own"                   # an answer without a subject: "Abandoned in a car park in Salford"
-            if not _rich(clause):
+            if not _rich(clause) or (not answers_robot and _reaction(clause)):
                 return last
         elif about == "other" and subj in ("it", "that", "this", "there") and clause.head.lemma_ == "be":
             about = "own"                   # "there's an empty butcher's shop on Beech Road"
@@ -183,6 +186,28 @@ class DisclosureExtractor:
                       about if about not in ("self", "own") else "self")
         candidates.append(c)
         return c
+
+
+def _reaction(clause: Clause) -> bool:
+    """A bare phrase exclaimed or laughed ("Niagara Falls, wow!", "Haha, Walter the secret gardener"):
+    a reaction to the listener's news, not news of the speaker's."""
+    if any(t.pos_ in ("VERB", "AUX") for t in clause.tokens):
+        return False
+    return clause.tokens[-1].sent[-1].text == "!" or \
+        any(t.pos_ == "INTJ" or t.lower_ in EXCLAIMED for t in clause.tokens)
+
+
+def _user_texts(turns: Sequence[Turn]) -> tuple[list[str], list[bool]]:
+    """The user's turns, and for each whether it follows a question of the robot's."""
+    texts, answering, asked = [], [], False
+    for t in turns:
+        if not t.text.strip():
+            continue
+        if t.speaker == "user":
+            texts.append(t.text)
+            answering.append(asked)
+        asked = t.speaker != "user" and t.text.rstrip().endswith("?")
+    return texts, answering
 
 
 def _kind(clause: Clause) -> str:
@@ -267,9 +292,19 @@ def _rich(clause: Clause) -> bool:
 
 
 def _imperative(clause: Clause) -> bool:
-    """"Come here", "let me see the ring": said to someone, not about the speaker."""
+    """"Come here", "now let me see the ring": said to someone, not about the speaker."""
     head = clause.head
-    return clause.subject is None and head.tag_ == "VB" and head.i == next(t.i for t in clause.tokens if not t.is_punct)
+    return clause.subject is None and head.tag_ == "VB" and \
+        all(t.is_punct or t.pos_ in ("ADV", "INTJ", "CCONJ") for t in clause.tokens if t.i < head.i)
+
+
+def _guess(clause: Clause) -> bool:
+    """"Jonas must be over the moon": a guess about someone else, not what the speaker knows."""
+    subj = clause.subject
+    if subj is None or subj.dep_ == "expl" or subj.lower_ in ("it", "that", "this", "there"):
+        return False   # "there must have been three hundred people" is an estimate
+    return clause.about != "self" and any(c.dep_ == "aux" and c.lower_ in ("must", "might", "may")
+                                          for c in clause.head.children)
 
 
 def _own_name(clause: Clause) -> bool:
@@ -314,8 +349,8 @@ def session_topics(docs: list, most: int = 4) -> list[str]:
             root = chunk.root
             key = root.lemma_.lower()
             if root.pos_ not in ("NOUN", "PROPN") or key in NOT_TOPICS or not root.is_alpha or len(key) < 3 \
-                    or _vocative(chunk):
-                continue
+                    or _vocative(chunk) or chunk.sent[-1].text == "?" or any(t.lower_ == "your" for t in chunk):
+                continue   # what they ask about, and the listener's things, are not what they talked of
             weight = (1.5 if root.dep_ in ("dobj", "pobj", "attr", "oprd") else 1.0) * (2.0 if root.pos_ == "PROPN" else 1.0)
             count[key] = count.get(key, 0.0) + weight
             if key not in phrase:
