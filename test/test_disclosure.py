@@ -179,7 +179,7 @@ def test_a_person_talking_turn_by_turn_shares_one_budget_for_the_hour(store):
 
 
 def test_a_topic_said_twice_the_longer_way_takes_one_place_in_the_summary():
-    from egomem_ros.memory.disclosure import _add_topic
+    from egomem_ros.memory.session_topics import _add_topic
 
     chosen: list[str] = []
     for topic in ("Best", "Aisha", "Best Bakery", "bakery", "Mum", "Rolling Pin"):
@@ -201,11 +201,14 @@ def test_a_bare_phrase_is_kept_when_it_is_news_or_answers_the_robot(ex):
     e = ex.extract([Turn(speaker="robot", text="Where did you go?"),
                     Turn(speaker="user", text="Lake Tahoe, with the kids and the dog, wow!")])
     assert any("Lake Tahoe" in t for t in items(e))
-    assert any("three hundred people" in t for t in items(said(ex, "There must have been three hundred people at the Moss Stage.")))
+    estimate = said(ex, "There must have been three hundred people at the Moss Stage.")
+    assert any("three hundred people" in t for t in items(estimate))
 
 
 def test_what_they_ask_about_and_the_listener_s_things_are_not_the_session_s_topics(ex):
+    from egomem_ros.memory.session_topics import session_topics
+
     docs = list(ex.nlp.pipe(["How is your greenhouse doing?", "Did the greenhouse survive?",
                              "I finally repainted the shed, and the shed looks great."]))
-    topics = disclosure.session_topics(docs)
+    topics = session_topics(docs)
     assert topics and topics[0] == "shed" and "greenhouse" not in topics, topics
