@@ -173,3 +173,20 @@ def test_a_known_voice_learns_from_a_session_it_clearly_owned(store):
                                                      speech_voice=v))
         assert out.status == "written"
     assert len(store.user_keys(ann.id, "voice")) == 1 and added == [(ann.id, "voice")]
+
+
+def test_a_known_person_s_voice_never_keys_a_new_person():
+    """The newcomer's part may begin with the last speaker's words: those never become the newcomer's."""
+    parts = [voice(ann=0.8), voice(ann=0.2, bob=0.1), voice()]
+    assert [p.item() for p in OWNER.foreign_voices(parts)] == [{"ann": 0.2, "bob": 0.1}, {}]
+
+
+def test_a_new_person_is_keyed_only_with_the_voices_nobody_known_has(store):
+    v = np.random.default_rng(1).normal(size=(2, 256)).astype(np.float32)
+    c = Consolidator(store, RuleExtractor(), RuleUpdateAgent(), lambda s: None, voice_model="m",
+                     new_person_voices=lambda embs: [e for e in embs if e is not embs[0]])
+    s = SessionInput("new", 0, 5, [Turn(speaker="user", text="Hi, my name is Dana. I love tea.")],
+                     voice_embeddings=list(v), face_seen=True)
+    uid = c.process(s).user_id
+    keys = store.user_keys(uid, "voice")
+    assert len(keys) == 1

@@ -128,6 +128,11 @@ class SessionOwner:
             return list(faces)
         return [emb for emb in faces if self._known_face(emb) is None]
 
+    def foreign_voices(self, voices: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """The voice parts that sound like no known user (a known person's voice never keys a new one:
+        else every later turn of theirs may go to the newcomer)."""
+        return [emb for emb in voices if max(self._voice_confidences(emb).values(), default=0.0) < KNOWN_VOICE]
+
     def _known_face(self, emb: np.ndarray) -> str | None:
         """The known user this one face is, if any (confidence at least the calibrated threshold's 0.5)."""
         conf, _ = self.poller.match_face(emb)

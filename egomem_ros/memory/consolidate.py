@@ -108,14 +108,17 @@ class Consolidator:
                  face_model: str = "", voice_model: str = "", learn_new_users: bool = True,
                  on_keys_added: Callable[[str, str, np.ndarray, int], None] | None = None,
                  new_person_faces: Callable[[Sequence[np.ndarray]], list[np.ndarray]] | None = None,
+                 new_person_voices: Callable[[Sequence[np.ndarray]], list[np.ndarray]] | None = None,
                  voice_confirms: Callable[[SessionInput, str], bool] | None = None,
                  refresh: Callable[[], None] | None = None):
         self.store, self.extractor, self.agent, self.identify = store, extractor, agent, identify
         self.face_model, self.voice_model = face_model, voice_model
         self.learn_new_users = learn_new_users
         self.on_keys_added = on_keys_added
-        # which of a session's faces may key a new person (not a known bystander's)
+        # which of a session's faces and voice parts may key a new person (not a known bystander's, nor
+        # the last speaker's voice heard at the start of the newcomer's part)
         self.new_person_faces = new_person_faces or list
+        self.new_person_voices = new_person_voices or list
         # a session whose voice clearly is its known owner's: its voice becomes one more key (voices vary
         # between days and rooms; one introduction is too little to recognise someone by)
         self.voice_confirms = voice_confirms
@@ -256,7 +259,7 @@ class Consolidator:
         user = self.store.create_user(ex.name, episode_id=s.session_id)
         events.append(MemoryEventRecord("ADD", user.id, "user", user.id, ex.name or "", s.session_id))
         for modality, model, embs in (("face", self.face_model, self.new_person_faces(s.face_embeddings)),
-                                      ("voice", self.voice_model, s.voice_embeddings)):
+                                      ("voice", self.voice_model, self.new_person_voices(s.voice_embeddings))):
             if not model or not embs:
                 continue
             for emb in _spread(embs, MAX_KEYS_PER_MODALITY):

@@ -297,7 +297,8 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller: 
         store, extractor, agent, owner, face_model=face_model, voice_model=voice_model,
         learn_new_users=cfg.identity.learn_new_users,
         on_keys_added=poller.add_key_to_gallery if poller else None,
-        new_person_faces=owner.foreign_faces, voice_confirms=owner.voice_confirms,
+        new_person_faces=owner.foreign_faces, new_person_voices=owner.foreign_voices,
+        voice_confirms=owner.voice_confirms,
         refresh=poller.sync if poller else None)
     return MemoryManager(store, StreamBuffer(m.buffer_s), segmenter, consolidator, SessionSpool(spool_dir(cfg, db_path)),
                          asr if asr is not None else make_asr(m.asr, m.asr_model, m.asr_workers),
