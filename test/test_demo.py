@@ -28,3 +28,8 @@ def test_demo_end_to_end(tmp_path):
                                                         "/audio", "/audio_info", "/egomem/dialog/text"}
     assert (tmp_path / "out_bag").is_dir()
     assert (tmp_path / "memory.db").is_file() and (tmp_path / "social_graph.json").is_file()
+    from egomem_ros.store import open_store
+
+    with open_store(tmp_path / "memory.db") as store:   # each person is known by face and by voice
+        for user in store.list_users():
+            assert store.user_keys(user.id, "face") and store.user_keys(user.id, "voice"), user.display_name

@@ -20,6 +20,7 @@ from .identity_keys import IdentityKeys
 log = logging.getLogger(__name__)
 SR = 16_000
 MAX_VOICE_PARTS = 3
+CLEARLY_KNOWN_VOICE = 0.85   # a voice this close is that person's, not a look-alike's (voice_confirms too)
 KNOWN_VOICE = 0.5    # voice confidence at which the voice alone names the speaker (the calibrated threshold)
 WEAK_VOICE = 0.1     # below this for a person in view, the voice heard may not be theirs...
 WELL_KNOWN_VOICE_KEYS = 3  # ...and is not, when their voice is known from this many keys
@@ -115,7 +116,7 @@ class SessionOwner:
             return Counter()
         return Counter({top[0][0]: top[0][1]})
 
-    def voice_confirms(self, s, user_id: str, confidence: float = 0.85) -> bool:
+    def voice_confirms(self, s, user_id: str, confidence: float = CLEARLY_KNOWN_VOICE) -> bool:
         """The session's speech is clearly `user_id`'s voice and nobody else's (its voice and the faces no
         poll recognised may then become their keys). Two people whose voices sound alike both match: a
         key learnt then would make the one sound more like the other with every session."""
@@ -129,9 +130,18 @@ class SessionOwner:
         return [emb for emb in faces if self._known_face(emb) is None]
 
     def foreign_voices(self, voices: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """The voice parts that sound like no known user (a known person's voice never keys a new one:
-        else every later turn of theirs may go to the newcomer)."""
-        return [emb for emb in voices if max(self._voice_confidences(emb).values(), default=0.0) < KNOWN_VOICE]
+        """The voice parts that are clearly no known user's (a known person's voice never keys a new one:
+        else every later turn of theirs may go to the newcomer). A part that merely resembles someone
+        (two synthetic voices, two siblings) stays: without it the newcomer would have no voice at all."""
+        out = []
+        for emb in voices:
+            conf = self._voice_confidences(emb)
+            known = max(conf, key=conf.get, default=None)
+            if known is not None and conf[known] >= CLEARLY_KNOWN_VOICE:
+                log.info("a voice part sounds like %s (%.2f): not a key of the new person", known, conf[known])
+                continue
+            out.append(emb)
+        return out
 
     def _known_face(self, emb: np.ndarray) -> str | None:
         """The known user this one face is, if any (confidence at least the calibrated threshold's 0.5)."""
