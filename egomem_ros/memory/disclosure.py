@@ -226,7 +226,6 @@ def _kind(clause: Clause) -> str:
     return "fact"
 
 
-
 def _score(words: list, text: str, kind: str) -> float:
     """How much there is to remember: names and numbers most (a weekday or month is no name), then nouns,
     then verbs; what someone likes a little more."""

@@ -26,7 +26,7 @@ def session_topics(docs: list, most: int = 4) -> list[str]:
             count[key] = count.get(key, 0.0) + weight
             if key not in phrase:
                 words = [t for t in chunk if not (t.i == chunk.start and t.pos_ in ("DET", "PRON", "CCONJ", "INTJ", "ADP", "ADV"))
-                         and t.lower_ not in ("your", "this", "that", "these", "those") and not t.is_punct]
+                         and t.lower_ not in ("this", "that", "these", "those") and not t.is_punct]
                 phrase[key] = "".join(("their" if t.lower_ in ("my", "our") else t.text) + t.whitespace_
                                       for t in words).strip()
     chosen: list[str] = []
