@@ -212,3 +212,19 @@ def test_what_they_ask_about_and_the_listener_s_things_are_not_the_session_s_top
                              "I finally repainted the shed, and the shed looks great."]))
     topics = session_topics(docs)
     assert topics and topics[0] == "shed" and "greenhouse" not in topics, topics
+
+
+@pytest.mark.parametrize("line", ["Invite Marta and Luis and the whole choir.",
+                                  "Bring me back some of that cheese, I've heard the market is amazing.",
+                                  "Welcome to the new Didsbury resident!", "A tap-dancing accountant, I love it."])
+def test_an_order_a_greeting_or_a_compliment_is_not_the_speaker_s(ex, line):
+    """Said to the listener, however the small parser reads it (examples written for this test)."""
+    assert items(said(ex, line)) == []
+
+
+def test_what_a_clause_says_survives_the_rewrite(ex):
+    """A subject "that" is kept ("that's a ..." was left as "'s a ..."), and "that's why we moved" is
+    no question."""
+    kept = items(said(ex, "That's my grandmother's old sewing machine from Lagos.", "And that's why we moved to Norwich."))
+    assert any(t.startswith("That's their grandmother's old sewing machine") for t in kept), kept
+    assert any(t.startswith("moved to Norwich") for t in kept), kept

@@ -25,7 +25,7 @@ FILLERS = {"oh", "ah", "um", "uh", "hmm", "haha", "hahaha", "lol", "yeah", "yep"
            "basically", "literally", "seriously", "totally", "really", "just", "anyway", "anyways", "like",
            "so", "super", "kinda", "sorta", "okay", "ok", "omg", "wow", "also", "though", "too"}
 LEADING = {"and", "but", "so", "because", "cause", "'cause", "or", "then", "plus", "since", "although", "though",
-           "while", "when", "if", "that", ",", "-", "—", ";", ":"}
+           "while", "when", "if", "that", "why", "where", "how", ",", "-", "—", ";", ":"}
 # words that carry no memory on their own: "I'm good", "I know, right", "I think so"
 TRIVIAL = set("be have do get go think know guess mean feel say tell see look thing stuff lot bit way time "
               "day week today tonight moment one good great nice fine okay ok sure glad happy sorry right true "
@@ -72,7 +72,7 @@ def split_clauses(sent) -> list[Clause]:
         # a statement said with a rising "?" ("I'm in San Diego for the wedding?", "..., you know?") is
         # still the speaker's; a question asks about someone else, or inverts, or starts with a wh-word
         asks = question and toks[-1].i >= sent[-1].i - 1 and about == "other"
-        is_q = asks or inverted or first.tag_ in ("WP", "WRB", "WDT")
+        is_q = asks or inverted or (question and first.tag_ in ("WP", "WRB", "WDT"))   # not "that's why we moved"
         out.append(Clause(about, toks, h, subj, is_q))
     return out
 
@@ -174,7 +174,8 @@ def rewrite(clause: Clause, drop_subject: bool) -> str:
         words.append(w)
         prev = t
     pairs = list(zip(words, glue))
-    while pairs and pairs[0][0].lower() in LEADING:
+    kept_subject = clause.subject is not None and not subject_toks   # "that" of "that's serious" stays
+    while pairs and pairs[0][0].lower() in LEADING and not (kept_subject and pairs[0][0] == clause.subject.text):
         pairs.pop(0)
     while pairs and pairs[-1][0] in LEADING | {".", "!", "?", ","}:
         pairs.pop()

@@ -39,6 +39,9 @@ _RELATIVE = [(re.compile(r"\b(yesterday|last night)\b", re.I), "on {}", -1),
              (re.compile(r"\bnext (week|weekend|month|year|summer|winter|spring|autumn|fall)\b", re.I), "the {} after {}", 0)]
 
 
+# "there's an empty shop on Beech Road" is news; "that's serious", "it's the best thing" judge what was
+# just said
+EXISTENTIAL = {"it", "that", "this", "there"}
 EXCLAIMED = {"haha", "hahaha", "lol", "wow", "oh", "ooh", "omg", "whoa", "aww", "yay"}   # "Haha" is often tagged a name
 MIN_ITEMS = FLOOR   # a session's cap; the person's budget over the hour (item_budget.py) trims further
 
@@ -110,6 +113,8 @@ class DisclosureExtractor:
                 if not any(t.is_alpha for t in sent):
                     continue
                 sentences += 1
+                if self._misread_order(sent):
+                    continue
                 for clause in split_clauses(sent):
                     last = self._clause(clause, related, candidates, last, referent, answers_robot)
                     referent = _referent(clause) or referent
@@ -133,6 +138,15 @@ class DisclosureExtractor:
         out.sentences, out.items_per_100 = sentences, self.items_per_100_sentences
         return out
 
+    def _misread_order(self, sent) -> bool:
+        """The small parser reads a capitalised order as a name ("Invite Sofia and Jonas" as one name):
+        parsed again with its first letter small, it is a verb with no subject, said to someone."""
+        first = sent[0]
+        if first.tag_ != "NNP" or first.dep_ != "compound" or any(t.pos_ in ("VERB", "AUX") for t in sent):
+            return False
+        again = self.nlp(first.text[:1].lower() + sent.text[1:])
+        return again[0].tag_ == "VB" and again[0].dep_ == "ROOT"
+
     def _clause(self, clause: Clause, related: set[str], candidates: list[Candidate],
                 last: Candidate | None, referent: tuple[str, str, bool] | None,
                 answers_robot: bool = False) -> Candidate | None:
@@ -147,7 +161,8 @@ class DisclosureExtractor:
                 last.text = f"{head} named {name}{sep}{tail}"
                 last.score += 2
             return last
-        if second_person(clause) or _own_name(clause) or _imperative(clause) or _guess(clause):
+        if second_person(clause) or _own_name(clause) or _imperative(clause) or _guess(clause) \
+                or _compliment(clause):
             return last
         about, prefix = clause.about, ""
         subj = clause.subject.lower_ if clause.subject is not None else ""
@@ -164,7 +179,7 @@ class DisclosureExtractor:
             about = "own"                   # an answer without a subject: "Abandoned in a car park in Salford"
             if not _rich(clause) or (not answers_robot and _reaction(clause)):
                 return last
-        elif about == "other" and subj in ("it", "that", "this", "there") and clause.head.lemma_ == "be":
+        elif about == "other" and subj in EXISTENTIAL and clause.head.lemma_ == "be":
             about = "own"                   # "there's an empty butcher's shop on Beech Road"
             if not _rich(clause):
                 return last
@@ -289,10 +304,28 @@ def _rich(clause: Clause) -> bool:
 
 
 def _imperative(clause: Clause) -> bool:
-    """"Come here", "now let me see the ring": said to someone, not about the speaker."""
+    """"Come here", "now let me see the ring", "Bring me back something, I've heard ...", "Welcome to
+    Fremont!": said to someone, not about the speaker. The order may lead a clause whose subject comes
+    later, so the test is on the clause's first verb."""
+    lead = [t for t in clause.tokens if not (t.is_punct or t.pos_ in ("ADV", "INTJ", "CCONJ"))]
+    if not lead:
+        return False
+    first = lead[0]
+    if first.lower_ == "welcome" and clause.subject is None:
+        return True
+    return first.tag_ == "VB" and first.pos_ in ("VERB", "AUX") and \
+        not any(c.dep_ in ("nsubj", "nsubjpass", "expl") for c in first.children)
+
+
+def _compliment(clause: Clause) -> bool:
+    """"I love it", "A pirate librarian, I love it!": liking what the listener just said, with nothing
+    of the speaker's own to remember after the verb."""
     head = clause.head
-    return clause.subject is None and head.tag_ == "VB" and \
-        all(t.is_punct or t.pos_ in ("ADV", "INTJ", "CCONJ") for t in clause.tokens if t.i < head.i)
+    if head.lemma_.lower() not in PREFERENCE_VERBS or clause.about != "self":
+        return False
+    if not any(c.dep_ == "dobj" and c.lower_ in ("it", "that", "this") for c in head.children):
+        return False
+    return not any(t.pos_ in ("NOUN", "PROPN", "NUM") for t in clause.tokens if t.i > head.i)
 
 
 def _guess(clause: Clause) -> bool:
