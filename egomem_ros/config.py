@@ -141,6 +141,9 @@ class MemoryConfig(_Section):
     # A session ends when no voice was heard for this long, or when the person in view changes; it is
     # consolidated then (consolidation_period_s is the upper bound for a session that goes on and on).
     session_end_s: float = Field(5.0, gt=0)
+    # Two known people taking turns: a session is also cut where a turn's voice is this much nearer
+    # another known person's voice keys (cosine) than anyone else's. 0: no such cuts.
+    known_voice_margin: float = Field(0.05, ge=0, lt=1)
     # Transcribes sessions when no transcript topic gives the words (a topic, when there is one, wins).
     asr: Literal["whisper", "pocketsphinx", "none"] = "whisper"
     # whisper: "" = the bundled tiny.en; a size (small.en, large-v3) or a local CTranslate2 model directory

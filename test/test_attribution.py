@@ -88,6 +88,13 @@ def test_faces_of_a_person_enrolled_since_are_theirs_and_a_mix_is_nobodys():
     assert OWNER(sess(faces=["ann", "bob"])) is None
 
 
+def test_two_known_faces_seen_as_often_leave_it_to_a_known_voice_of_theirs():
+    """Two people together: the polls named nobody, and each face was seen once. A known voice of one of
+    them owns the session; a voice that is not clearly theirs does not."""
+    assert OWNER(sess(faces=["ann", "bob"], speech=voice(ann=0.2, bob=0.97))) == "bob"
+    assert OWNER(sess(faces=["ann", "bob"], speech=voice(ann=0.2, bob=0.3))) is None
+
+
 def test_polls_not_settled_yet_let_a_known_voice_speak():
     assert OWNER(sess(speech=voice(bob=0.9))) == "bob"
     assert OWNER(sess(speech=voice(bob=0.3))) is None

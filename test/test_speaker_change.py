@@ -42,6 +42,26 @@ def test_a_turn_in_another_voice_begins_a_part_and_short_or_robot_turns_stay():
     assert split_by_voice(ts, lambda a, b: voice[int(a // 2)], 0.0) == [ts]   # no threshold: no voice cut
 
 
+def test_alike_known_voices_are_cut_apart_by_whose_keys_each_turn_is_nearer():
+    """Two voices alike enough that no turn falls below the change threshold: each turn is still nearer
+    its speaker's enrolled keys, and the part is cut where that changes (an unclear turn says nothing)."""
+    wendy, jamal = np.array([1.0, 0.25, 0.0]), np.array([0.85, 0.5, 0.0])
+    assert float(wendy @ jamal / np.linalg.norm(wendy) / np.linalg.norm(jamal)) > 0.9
+    ts = turns(("user", "one"), ("user", "two"), ("user", "three"), ("user", "four"), ("user", "five"))
+    voice = {0: wendy, 1: jamal, 2: (wendy + jamal) / 2, 3: jamal, 4: wendy}   # turn 2: half one, half the other
+    keys = {"u-wendy": wendy / np.linalg.norm(wendy), "u-jamal": jamal / np.linalg.norm(jamal)}
+
+    def known(e: np.ndarray) -> dict[str, float]:
+        return {u: float(k @ e / np.linalg.norm(e)) for u, k in keys.items()}
+
+    embed = lambda a, b: voice[int(a // 2)]  # noqa: E731
+    assert split_by_voice(ts, embed, 0.65) == [ts]    # the change threshold alone cuts nothing
+    parts = split_by_voice(ts, embed, 0.65, known, margin=0.01)
+    assert [[t.turn.text for t in p] for p in parts] == [["one"], ["two", "three", "four"], ["five"]]
+    assert split_by_voice(ts, embed, 0.65, known, margin=0.0) == [ts]     # margin 0: no such cuts
+    assert split_by_voice(ts, embed, 0.0, known, margin=0.01) == [ts]     # no voice cuts at all
+
+
 def _face(n: int) -> FaceObservation:
     return FaceObservation(FaceBox(0, 10, 10, 0), np.zeros(3, np.float32), n, "test")
 

@@ -99,6 +99,8 @@ class SessionOwner:
                          s.session_id, seen)
                 return None
             return seen
+        if best is not None and voice[best] >= KNOWN_VOICE and best in self._face_votes(s.face_embeddings):
+            return best  # two known people in view as often, and the voice is one of theirs
         if s.face_embeddings and not (best is not None and voice[best] >= KNOWN_VOICE and not self._face_keys(best)):
             return None  # only a face nobody knows: a new person (unless a known voice whose face nobody knows)
         # a face was seen, but the polls had not settled on anyone yet: the voice says who
@@ -108,13 +110,16 @@ class SessionOwner:
         """Known users among a session's faces (from polls of a person unknown then, who may have been
         enrolled since): each face on its own (an average of two people's faces is nobody's); the user
         most faces match, when no other user matches as many."""
-        if not faces or self.poller is None or self.poller.face is None:
-            return Counter()
-        votes = Counter(u for u in map(self._known_face, faces) if u is not None)
-        top = votes.most_common(2)
+        top = self._face_votes(faces).most_common(2)
         if not top or (len(top) == 2 and top[0][1] == top[1][1]):
             return Counter()
         return Counter({top[0][0]: top[0][1]})
+
+    def _face_votes(self, faces: Sequence[np.ndarray]) -> Counter:
+        """How many of the session's faces each known user's face matches."""
+        if not faces or self.poller is None or self.poller.face is None:
+            return Counter()
+        return Counter(u for u in map(self._known_face, faces) if u is not None)
 
     def voice_confirms(self, s, user_id: str, confidence: float = CLEARLY_KNOWN_VOICE) -> bool:
         """The session's speech is clearly `user_id`'s voice and nobody else's (its voice and the faces no
@@ -142,6 +147,14 @@ class SessionOwner:
                 continue
             out.append(emb)
         return out
+
+    def voice_similarities(self, emb: np.ndarray) -> dict[str, float]:
+        """Each known person's best cosine between `emb` and their voice keys: raw, for telling two known
+        voices apart (the calibrated confidences of two alike voices both sit near 1)."""
+        g = self.poller.voice_gallery if self.poller is not None else None
+        if g is None or not len(g):
+            return {}
+        return {u: 1.0 - m.distance for u, m in g.best_per_user(emb, k=20).items()}
 
     def _known_face(self, emb: np.ndarray) -> str | None:
         """The known user this one face is, if any (confidence at least the calibrated threshold's 0.5)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +49,8 @@ class ConsolidationReport:
 class MemoryManager:
     def __init__(self, store: MemoryRepository, buffer: StreamBuffer, segmenter: Segmenter, consolidator: Consolidator,
                  spool: SessionSpool, asr=None, *, max_gap_s: float = 2.0, transcript_latency_s: float = 3.0,
-                 session_end_s: float = 5.0, voice_engine=None, turn_change_cosine: float | None = None):
+                 session_end_s: float = 5.0, voice_engine=None, turn_change_cosine: float | None = None,
+                 known_voices: Callable[[np.ndarray], dict[str, float]] | None = None, known_voice_margin: float = 0.0):
         self.store, self.buffer, self.segmenter = store, buffer, segmenter
         self.consolidator, self.spool, self.asr = consolidator, spool, asr
         self.max_gap_s = max_gap_s
@@ -59,6 +61,8 @@ class MemoryManager:
         # a user turn whose voice is this far from the turns before it starts another speaker's part
         self.turn_change_cosine = (getattr(getattr(voice_engine, "backend", None), "turn_change_cosine", 0.0)
                                    if turn_change_cosine is None else turn_change_cosine)
+        # each turn's similarity to the known people's voices, and how much nearer one must be to cut there
+        self.known_voices, self.known_voice_margin = known_voices, known_voice_margin
         self.processed_until: float | None = None
         self._ended_at = -float("inf")     # the last session end that was consolidated
 
@@ -184,7 +188,8 @@ class MemoryManager:
         listen, speak = stream.listen[a:b], None if stream.speak is None else stream.speak[a:b]
         timed = self._timed_turns(start, end, segments, listen, speak)
         cosine = self.turn_change_cosine if self.voice_engine is not None else 0.0
-        parts = split_by_voice(timed, lambda t_a, t_b: self._voice(stream, t0, t_a, t_b), cosine)
+        parts = split_by_voice(timed, lambda t_a, t_b: self._voice(stream, t0, t_a, t_b), cosine,
+                               self.known_voices, self.known_voice_margin)
         if len(parts) > 1:
             log.info("session %.1f-%.1f s: the speaker changes; %d parts, one speaker each", start, end, len(parts))
         bounds = [start] + [p[0].start for p in parts[1:]] + [end]
@@ -303,7 +308,8 @@ def build_memory_manager(store: MemoryRepository, cfg: EgomemConfig, *, poller: 
     return MemoryManager(store, StreamBuffer(m.buffer_s), segmenter, consolidator, SessionSpool(spool_dir(cfg, db_path)),
                          asr if asr is not None else make_asr(m.asr, m.asr_model, m.asr_workers),
                          max_gap_s=m.max_gap_s, session_end_s=m.session_end_s,
-                         voice_engine=poller.voice if poller else None)
+                         voice_engine=poller.voice if poller else None,
+                         known_voices=owner.voice_similarities, known_voice_margin=m.known_voice_margin)
 
 
 def session_id(start: float, end: float, turns: list[Turn]) -> str:
