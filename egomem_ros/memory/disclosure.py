@@ -39,9 +39,6 @@ _RELATIVE = [(re.compile(r"\b(yesterday|last night)\b", re.I), "on {}", -1),
              (re.compile(r"\bnext (week|weekend|month|year|summer|winter|spring|autumn|fall)\b", re.I), "the {} after {}", 0)]
 
 
-# "there's an empty shop on Beech Road" is news; "that's serious", "it's the best thing" judge what was
-# just said
-EXISTENTIAL = {"it", "that", "this", "there"}
 EXCLAIMED = {"haha", "hahaha", "lol", "wow", "oh", "ooh", "omg", "whoa", "aww", "yay"}   # "Haha" is often tagged a name
 MIN_ITEMS = FLOOR   # a session's cap; the person's budget over the hour (item_budget.py) trims further
 
@@ -179,7 +176,7 @@ class DisclosureExtractor:
             about = "own"                   # an answer without a subject: "Abandoned in a car park in Salford"
             if not _rich(clause) or (not answers_robot and _reaction(clause)):
                 return last
-        elif about == "other" and subj in EXISTENTIAL and clause.head.lemma_ == "be":
+        elif about == "other" and subj in ("it", "that", "this", "there") and clause.head.lemma_ == "be":
             about = "own"                   # "there's an empty butcher's shop on Beech Road"
             if not _rich(clause):
                 return last

@@ -22,10 +22,9 @@ of one person, each attributed on its own); a missed cut writes one person's wor
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import logging
 
 import numpy as np
 
