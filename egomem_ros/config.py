@@ -272,8 +272,10 @@ def load_config(path: str | Path | None = None) -> EgomemConfig:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not a text file (a config is UTF-8 YAML)") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    except yaml.YAMLError as err:   # one line: what is wrong, and where
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}: not valid YAML: {getattr(err, 'problem', None) or err}{where}") from None
     except RecursionError:
         raise ConfigError(f"{p}: nested too deeply to be a config") from None
     if data is not None and not isinstance(data, dict):

@@ -54,8 +54,9 @@ def test_flatten_roundtrip_and_missing_file(tmp_path):
         load_config(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("a: [1, 2")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML") as err:
         load_config(bad)
+    assert "\n" not in str(err.value) and "line 1" in str(err.value)   # one line, saying where
 
 
 @pytest.mark.parametrize("key, value", [("identity.face.threshold", float("inf")),

@@ -228,3 +228,6 @@ def test_what_a_clause_says_survives_the_rewrite(ex):
     kept = items(said(ex, "That's my grandmother's old sewing machine from Lagos.", "And that's why we moved to Norwich."))
     assert any(t.startswith("That's their grandmother's old sewing machine") for t in kept), kept
     assert any(t.startswith("moved to Norwich") for t in kept), kept
+    # a wh-word as the subject still asks, "?" or not (Whisper's "which on my colleagues plays tennis.")
+    asked = items(said(ex, "I am back, which one of my colleagues plays tennis."))
+    assert not any("tennis" in t for t in asked), asked

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import console
+from .common import console, fail
 
 
 def demo(workdir: Annotated[Optional[Path], typer.Option(
@@ -16,7 +16,10 @@ def demo(workdir: Annotated[Optional[Path], typer.Option(
     from ..demo import run_demo
 
     if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            workdir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            fail(f"cannot use --workdir {workdir}: {err.strerror or err}")
         run_demo(workdir, console)
         return
     console.print("(the demo works in a temporary directory, removed at the end: `egomem demo --workdir DIR` "

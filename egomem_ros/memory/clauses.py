@@ -72,7 +72,10 @@ def split_clauses(sent) -> list[Clause]:
         # a statement said with a rising "?" ("I'm in San Diego for the wedding?", "..., you know?") is
         # still the speaker's; a question asks about someone else, or inverts, or starts with a wh-word
         asks = question and toks[-1].i >= sent[-1].i - 1 and about == "other"
-        is_q = asks or inverted or (question and first.tag_ in ("WP", "WRB", "WDT"))   # not "that's why we moved"
+        # who/what/which ask, "?" or not (Whisper: "which one of my colleagues plays tennis."); why/where/
+        # how/when ask only in a sentence that is asked, not in "that's why we moved to Leeds"
+        wh = first.tag_ in ("WP", "WDT") or (question and first.tag_ == "WRB")
+        is_q = asks or inverted or wh
         out.append(Clause(about, toks, h, subj, is_q))
     return out
 
