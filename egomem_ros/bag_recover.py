@@ -96,6 +96,8 @@ def open_bag(bag: Path, ts, scratch: Path, stack: ExitStack) -> tuple[Any, str]:
                "first one (a recorder killed early) or not a bag at all")
     elif bag.is_dir() and not (bag / "metadata.yaml").exists() and not list(bag.glob("*.mcap")):
         why = "not a ROS 2 bag: the folder has no metadata.yaml and no .mcap file"
+    elif bag.is_file() and bag.suffix != ".mcap":
+        why = "not a ROS 2 bag: give the bag's folder (with its metadata.yaml) or its .mcap file"
     else:
         why = str(error)
     raise BagError(f"cannot open bag {bag}: {why}") from None

@@ -99,6 +99,14 @@ def _(kit: Kit) -> Case:
                                           says=("cannot open bag", "not a ROS 2 bag"))])
 
 
+@case("bag/a-text-file")
+def _(kit: Kit) -> Case:
+    """A file that is no .mcap: the message says what to give instead."""
+    (kit.dir / "notes.txt").write_text("hello\n")
+    return Case("bag/a-text-file", [Step(["replay", kit.dir / "notes.txt", "--out", kit.dir / "out"],
+                                         says=("cannot open bag", "not a ROS 2 bag", "metadata.yaml"))])
+
+
 @case("bag/a-few-bytes")
 def _(kit: Kit) -> Case:
     """Shorter than an mcap header: the recovery must not fail on it."""
