@@ -85,7 +85,8 @@ class SessionOwner:
         if not s.face_seen:
             return None  # nobody in view: a voice from another room, a TV
         best = max(voice, key=voice.get, default=None)
-        in_view = Counter(s.observed_users) or self._faces_known(s.face_embeddings)
+        votes = Counter() if s.observed_users else self._face_votes(s.face_embeddings)
+        in_view = Counter(s.observed_users) or _most_matched(votes)
         if in_view:
             # of the people in view, the one who sounds most like the voice heard
             seen = max(in_view, key=lambda u: (voice.get(u, 0.0), in_view[u]))
@@ -99,24 +100,17 @@ class SessionOwner:
                          s.session_id, seen)
                 return None
             return seen
-        if best is not None and voice[best] >= KNOWN_VOICE and best in self._face_votes(s.face_embeddings):
+        if best is not None and voice[best] >= KNOWN_VOICE and best in votes:
             return best  # two known people in view as often, and the voice is one of theirs
         if s.face_embeddings and not (best is not None and voice[best] >= KNOWN_VOICE and not self._face_keys(best)):
             return None  # only a face nobody knows: a new person (unless a known voice whose face nobody knows)
         # a face was seen, but the polls had not settled on anyone yet: the voice says who
         return best if best is not None and voice[best] >= KNOWN_VOICE else None
 
-    def _faces_known(self, faces: Sequence[np.ndarray]) -> Counter:
-        """Known users among a session's faces (from polls of a person unknown then, who may have been
-        enrolled since): each face on its own (an average of two people's faces is nobody's); the user
-        most faces match, when no other user matches as many."""
-        top = self._face_votes(faces).most_common(2)
-        if not top or (len(top) == 2 and top[0][1] == top[1][1]):
-            return Counter()
-        return Counter({top[0][0]: top[0][1]})
-
     def _face_votes(self, faces: Sequence[np.ndarray]) -> Counter:
-        """How many of the session's faces each known user's face matches."""
+        """How many of the session's faces (from polls of a person unknown then, who may have been
+        enrolled since) each known user's face matches: each face on its own (an average of two
+        people's faces is nobody's)."""
         if not faces or self.poller is None or self.poller.face is None:
             return Counter()
         return Counter(u for u in map(self._known_face, faces) if u is not None)
@@ -177,3 +171,11 @@ class SessionOwner:
     def _voice_keys(self, user_id: str) -> int:
         g = self.poller.voice_gallery if self.poller is not None else None
         return 0 if g is None else g.key_count(user_id)
+
+
+def _most_matched(votes: Counter) -> Counter:
+    """The user most faces match, when no other user matches as many (else nobody)."""
+    top = votes.most_common(2)
+    if not top or (len(top) == 2 and top[0][1] == top[1][1]):
+        return Counter()
+    return Counter({top[0][0]: top[0][1]})
