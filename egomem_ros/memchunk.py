@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from .memory.visits import visits
 from .store.models import Episode, Fact, User
 
 LEVEL1, LEVEL2 = 1, 2
@@ -175,14 +176,16 @@ def render_profile(user: User, facts: Sequence[Fact], episodes: Sequence[Episode
     hold superseded versions too (they count as mentions, and are not shown).
 
     When everything does not fit the budget, the most useful items are kept, whole: what defines the
-    person (job, home, family, health), the last three conversations' summaries, the people they named,
-    then the other items, most often mentioned and newest first.
+    person (job, home, family, health), the summaries of the last three visits (memory/visits.py: two
+    people taking turns make a session of every turn), the people they named, then the other items, most
+    often mentioned and newest first.
     """
     header = [f"User: {one_line(user.name or 'unknown name')} (id {user.id})"]
     said = mentions(facts)
     valid = sorted((f for f in facts if f.valid), key=lambda f: (said.get(f.id, 1), f.valid_from), reverse=True)
     defining = [f for f in valid if f.kind != "summary" and identity_defining(f.text)]
-    summaries = [e.summary for e in sorted(episodes, key=lambda e: e.end, reverse=True) if e.summary]
+    summaries = [latest.summary for latest in sorted((_visit_summary(v) for v in visits(episodes)),
+                                                     key=lambda e: e.end, reverse=True) if latest.summary]
     summaries += [f.text for f in valid if f.kind == "summary"]
     items: list[tuple[str, str]] = [(_SECTION[f.kind], f.text) for f in defining]
     items += [("Recent conversations", t) for t in dict.fromkeys(summaries[:3])]
@@ -190,6 +193,11 @@ def render_profile(user: User, facts: Sequence[Fact], episodes: Sequence[Episode
     items += [(_SECTION[f.kind], f.text) for f in valid if f not in defining and f.kind != "summary"]
     items += [("Recent conversations", t) for t in dict.fromkeys(summaries[3:])]
     return pack_lines(header, items, max_tokens, counter)
+
+
+def _visit_summary(visit: Sequence[Episode]) -> Episode:
+    """The visit's episode whose summary speaks for it: its latest with a summary (memory/visits.py)."""
+    return next((e for e in reversed(visit) if e.summary), visit[-1])
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ _RELATIVE = [(re.compile(r"\b(yesterday|last night)\b", re.I), "on {}", -1),
 
 
 EXCLAIMED = {"haha", "hahaha", "lol", "wow", "oh", "ooh", "omg", "whoa", "aww", "yay"}   # "Haha" is often tagged a name
+MENTIONED = "Mentioned: "   # a summary's second sentence: the session's most informative item
 MIN_ITEMS = FLOOR   # a session's cap; the person's budget over the hour (item_budget.py) trims further
 
 
@@ -134,6 +135,19 @@ class DisclosureExtractor:
                       for c in sorted(kept, key=lambda c: -c.score) if c.about == "self"]
         out.sentences, out.items_per_100 = sentences, self.items_per_100_sentences
         return out
+
+    def visit_summary(self, earlier: Sequence[Turn], turns: Sequence[Turn], ex: Extraction) -> str:
+        """The summary of a visit so far (memory/visits.py): the topics of all the person said in it
+        (`earlier`: their turns before this session; `turns`: this session's), and what this session's
+        own summary `ex.summary` mentioned."""
+        if not earlier:
+            return ex.summary
+        texts, _ = _user_texts([*earlier, *turns])
+        if not texts or not looks_english(" ".join(texts)):
+            return ex.summary
+        mentioned = ex.summary.partition(f" {MENTIONED}")[2]
+        line = _topics_line(session_topics(list(self.nlp.pipe(texts))))
+        return f"{line} {MENTIONED}{mentioned}" if mentioned else line
 
     def _misread_order(self, sent) -> bool:
         """The small parser reads a capitalised order as a name ("Invite Sofia and Jonas" as one name):
@@ -362,13 +376,16 @@ def _my_named(clause: Clause) -> bool:
 
 def _summary(topics: list[str], kept: list[Candidate]) -> str:
     """One or two sentences naming the session's main topics."""
+    best = max(kept, key=lambda c: c.score) if kept else None
+    return _topics_line(topics) + (f" {MENTIONED}{best.text}." if best is not None and best.about == "self" and
+                                   len(best.text.split()) <= 14 else "")
+
+
+def _topics_line(topics: list[str]) -> str:
     if not topics:
         return "Chatted with the robot; nothing personal to remember."
     listed = topics[0] if len(topics) == 1 else ", ".join(topics[:-1]) + " and " + topics[-1]
-    best = max(kept, key=lambda c: c.score) if kept else None
-    first = f"Talked about {listed}."
-    return first + (f" Mentioned: {best.text}." if best is not None and best.about == "self" and
-                    len(best.text.split()) <= 14 else "")
+    return f"Talked about {listed}."
 
 
 def _dated(text: str, at: float | None) -> str:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 
 from .extraction import Extraction
+from .visits import user_lines
 
 WINDOW_S = 3600.0
 FLOOR = 3
@@ -30,8 +31,7 @@ def recent_talk(store, user_id: str, before: float) -> tuple[int, int]:
     recent = {e.id: e for e in store.episodes(user_id) if before - WINDOW_S <= e.end <= before}
     if not recent:
         return 0, 0
-    said = sum(sentence_count(line.split(":", 1)[1]) for e in recent.values()
-               for line in e.transcript.splitlines() if line.startswith("user:"))
+    said = sum(sentence_count(line) for e in recent.values() for line in user_lines(e.transcript))
     kept = sum(1 for f in store.facts(user_id, include_invalid=True) if f.source_episode in recent and f.kind in ITEM_KINDS)
     return kept, said
 

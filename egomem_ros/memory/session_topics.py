@@ -20,8 +20,9 @@ def session_topics(docs: list, most: int = 4) -> list[str]:
             root = chunk.root
             key = root.lemma_.lower()
             if root.pos_ not in ("NOUN", "PROPN") or key in NOT_TOPICS or not root.is_alpha or len(key) < 3 \
-                    or _vocative(chunk) or chunk.sent[-1].text == "?" or any(t.lower_ == "your" for t in chunk):
-                continue   # what they ask about, and the listener's things, are not what they talked of
+                    or _vocative(chunk) or _own_name(chunk) or chunk.sent[-1].text == "?" \
+                    or any(t.lower_ == "your" for t in chunk):
+                continue   # what they ask about, the listener's things and who they are, are not what they talked of
             weight = (1.5 if root.dep_ in ("dobj", "pobj", "attr", "oprd") else 1.0) * (2.0 if root.pos_ == "PROPN" else 1.0)
             count[key] = count.get(key, 0.0) + weight
             if key not in phrase:
@@ -62,3 +63,10 @@ def _vocative(chunk) -> bool:
     after = doc[chunk.end].text if chunk.end < sent.end else ""
     return chunk.root.dep_ in ("npadvmod", "intj") or (before in ("", ",") and after in ("", ",", "!", ".", "?")
                                                        and (chunk.start == sent.start or chunk.end >= sent.end - 1))
+
+
+def _own_name(chunk) -> bool:
+    """The name in "my name is Wendy" or "I'm Wendy": who the speaker is, not a topic."""
+    head = chunk.root.head
+    return chunk.root.pos_ == "PROPN" and chunk.root.dep_ == "attr" and head.lemma_ == "be" and \
+        any(c.dep_ == "nsubj" and c.lower_ in ("name", "i") for c in head.children)

@@ -6,7 +6,9 @@ said. `write_conversation_bag` puts it in front of the robot in one of two ways:
 - `together`: both people in view, every turn in the real order, in the speaker's own voice.
 Faces are LFW identities and voices LibriSpeech speakers (`../shared/data`); each turn's words are
 published on the transcript topic when it ends, as an ASR node would. Each person's first turn starts
-with "Hi robot, my name is <name>." so that profiles can be named.
+with "Hi robot, my name is <name>." so that profiles can be named. Each session happens on its own
+day, as in the conversation: the bag's clock jumps over the days between them (replay runs its timers
+once over a jump).
 """
 from __future__ import annotations
 
@@ -126,9 +128,10 @@ def write_conversation_bag(conv: Conversation, out: Path, faces_dir: Path, voice
     t = conv.start(0)
     out.mkdir(parents=True, exist_ok=True)
     with SceneBag(out / "bag") as bag:
-        empty_room(bag, t, t + GAP_S, nrng)
-        t += GAP_S
         for k, _ in enumerate(conv.sessions):
+            t = max(t, conv.start(k))   # the clock jumps to the session's day: the room stood empty meanwhile
+            empty_room(bag, t, t + GAP_S, nrng)
+            t += GAP_S
             if mode == "separate":
                 scenes = [[(p, line) for line in conv.said(k, p)] for p in conv.people]
             else:
