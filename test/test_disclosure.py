@@ -157,7 +157,8 @@ def test_only_an_introduction_names_a_newcomer(line, name):
 
 def test_a_person_talking_turn_by_turn_shares_one_budget_for_the_hour(store):
     """Two people taking turns make every turn a session; what one person says within the hour keeps
-    at most the rate's items (and at least 3), not 3 per turn."""
+    the rate's items (and at least 3), not 3 per turn; yet each turn keeps its own share, so the first
+    turns of a visit cannot spend what a later turn had to say."""
     from egomem_ros.memory.item_budget import recent_talk
 
     c = Consolidator(store, disclosure.DisclosureExtractor(), RuleUpdateAgent(), lambda s: None)   # 30 per 100
@@ -166,13 +167,16 @@ def test_a_person_talking_turn_by_turn_shares_one_budget_for_the_hour(store):
     priya = first.user_id
     assert recent_talk(store, priya, 11) == (2, 3)            # a short first visit keeps both of its items
     c.identify = lambda s: priya
-    turns = ["I bought a red Volvo from my cousin Ravi.", "I adopted a beagle named Biscuit.",
-             "I play the violin in an orchestra.", "I grew tomatoes in my greenhouse.", "I ran the Leeds half marathon.",
-             "I baked a lemon cake for Ravi."]
+    turns = ["I bought a red Volvo from my cousin Ravi. I adopted a beagle named Biscuit. I play the violin in an orchestra.",
+             "I grew tomatoes in my greenhouse. I ran the Leeds half marathon. I baked a lemon cake for Ravi.",
+             "I sold my old Fiat to a neighbour. I painted the kitchen blue. I joined a climbing club in Sheffield.",
+             "I repaired the garden shed. I visited my aunt in Cardiff. I booked a cruise to Norway for June."]
     for k, line in enumerate(turns):
         c.process(SessionInput(f"t{k + 1}", 20 + 10 * k, 25 + 10 * k, [Turn(speaker="user", text=line)]))
     kept, said = recent_talk(store, priya, 100)
-    assert said == 9 and kept == 3                            # max(3, ceil(9 x 30 / 100)) for the hour
+    assert said == 15 and kept == 6                           # 2, then ceil(3 x 30 / 100) = 1 per turn
+    for k in range(1, 5):                                     # not 3 in the first turn and none in the next
+        assert len([f for f in store.facts(priya) if f.source_episode == f"t{k}"]) == 1, k
     # an hour later the budget is new
     c.process(SessionInput("later", 5000, 5010, [Turn(speaker="user", text="I moved to Bristol last month.")]))
     assert any("Bristol" in f.text for f in store.facts(priya))

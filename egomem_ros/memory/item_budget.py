@@ -1,11 +1,12 @@
-"""How much of a person's talk memory keeps: at most `items_per_100_sentences` items per 100 sentences
-they said within the last hour, and never fewer than `FLOOR` in that hour.
+"""How much of a person's talk memory keeps: `items_per_100_sentences` items per 100 sentences they
+said within the last hour, and never fewer than `FLOOR` in that hour.
 
 The extractor ranks a session's items by how much there is to remember. The budget is the person's,
 not the session's: two people taking turns in front of the robot make every turn a session, and a
-floor per session would let memory grow with every turn ("Yeah, same." keeps an item). A short first
-visit ("Hi, I'm Priya. I work as a nurse. I love chess.") keeps both of its items: the floor is the
-person's hour's.
+floor of `FLOOR` per session would let memory grow with every turn. A short first visit ("Hi, I'm
+Priya. I work as a nurse. I love chess.") keeps both of its items: the floor is the person's hour's.
+A session always gets its own share (its sentences at the rate, rounded up): otherwise the first turns
+of a visit spend the hour's share and a later, richer turn keeps nothing.
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def within_budget(ex: Extraction, kept_before: int, said_before: int) -> Extract
     a ranking, from the LLM, is left as it is)."""
     if not ex.ranked or ex.items_per_100 <= 0:
         return ex
-    allowed = max(FLOOR, math.ceil((said_before + ex.sentences) * ex.items_per_100 / 100)) - kept_before
+    hour = max(FLOOR, math.ceil((said_before + ex.sentences) * ex.items_per_100 / 100)) - kept_before
+    allowed = max(hour, math.ceil(ex.sentences * ex.items_per_100 / 100))
     keep = set(ex.ranked[:max(0, allowed)])
     if len(keep) == len(ex.ranked):
         return ex
