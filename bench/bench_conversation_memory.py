@@ -1,11 +1,13 @@
 """What the memory keeps of long natural conversations: two people over twelve sessions each.
 
-Run: .venv/bin/python bench/bench_conversation_memory.py [--modes text separate together]
+Run: .venv/bin/python bench/bench_conversation_memory.py [--modes text turns separate together]
      [--sets dev heldout] [--only conv01 ...] [--workdir DIR] [--json] [--misses]
 Data: bench/data/conversations/*.json (dev: the extractor was tuned on these) and
 bench/data/conversations/heldout/*.json (never used for any choice; reported apart).
 Modes:
 - text: the memory process alone on each person's words per session (no audio; seconds);
+- turns: the same, but every turn a session of its speaker, as when both are in view: what cutting the
+  talk turn by turn costs, with no cut misplaced and no turn on the wrong person;
 - separate: a bag of household visits, each person alone per session, replayed with `egomem replay`;
 - together: both people in view, turns in the real order in their own voices (the cut at each
   change of voice, and the newcomer's introduction, decide whose words are whose).
@@ -51,7 +53,8 @@ def totals(rows: list[dict]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--modes", nargs="+", default=["text", "separate", "together"], choices=["text", "separate", "together"])
+    modes = ["text", "turns", "separate", "together"]
+    ap.add_argument("--modes", nargs="+", default=modes, choices=modes)
     ap.add_argument("--sets", nargs="+", default=["dev", "heldout"], choices=sorted(SETS))
     ap.add_argument("--only", nargs="*", default=None, help="conversation ids")
     ap.add_argument("--workdir", type=Path, default=None)
@@ -74,10 +77,10 @@ def main() -> None:
         for mode in args.modes:
             rows = []
             for conv in convs:
-                if mode == "text":
-                    with SqliteStore(workdir / f"{conv.id}-text-{name}.db") as store:
+                if mode in ("text", "turns"):
+                    with SqliteStore(workdir / f"{conv.id}-{mode}-{name}.db") as store:
                         rows.append(run_text(conv, store, offline_extractor(cfg.memory.max_items_per_100_sentences),
-                                             RuleUpdateAgent()))
+                                             RuleUpdateAgent(), per_turn=mode == "turns"))
                 else:
                     rows.append(run_replay(conv, workdir / name, cfg, SHARED / "faces", SHARED / "speech", mode))
             if not args.misses:   # the held-out questions stay unread unless asked for

@@ -180,7 +180,7 @@ MEASUREMENTS = [
     Measurement("privacy_latency", "Memory", f"{PY} bench/bench_privacy_latency.py --sizes 100000 --backends none lexical",
                 recorded_rows, quick=False),
     Measurement("extract", "Memory", f"{EG} eval extract bench/data/extraction_handwritten.json --json", extract_rows),
-    Measurement("conversation_text", "Memory", f"{PY} bench/bench_conversation_memory.py --modes text --json",
+    Measurement("conversation_text", "Memory", f"{PY} bench/bench_conversation_memory.py --modes text turns --json",
                 conversation_rows),
     Measurement("conversation_replay", "Memory", f"{PY} bench/bench_conversation_memory.py --modes separate --json",
                 conversation_rows, quick=False),

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..datagen.conversations import Conversation
+from ..datagen.conversations import Conversation, intro
 from ...memory.item_budget import ITEM_KINDS
 from ...memory.extraction import Turn, content_stems
 
@@ -106,30 +106,43 @@ def level1_texts(store, conv: Conversation, max_tokens: int = 512) -> dict[str, 
             for p, uid in person_users(store, conv).items() if uid}
 
 
-def run_text(conv: Conversation, store, extractor, agent) -> dict[str, Any]:
+def run_text(conv: Conversation, store, extractor, agent, *, per_turn: bool = False) -> dict[str, Any]:
     """The memory process alone on the conversation's words: each person's part of each session is one
     session of theirs, owned by who said it (no faces, voices or segmentation: the extractor and the
-    update agent under test)."""
+    update agent under test). `per_turn`: every turn is a session of its speaker, in the real order, as
+    the cut at each change of voice makes them when both people are in view, but with no cut misplaced
+    and no turn on the wrong person."""
     from ...memory.consolidate import Consolidator, SessionInput
 
     owner: dict[str, str] = {}
     current = [""]
     c = Consolidator(store, extractor, agent, lambda s: owner.get(current[0]))
     t0 = time.perf_counter()
-    for k in range(len(conv.sessions)):
-        start = conv.start(k)
-        for j, p in enumerate(conv.people):
-            lines = conv.said(k, p)
-            if not lines:
-                continue
-            current[0] = p
-            s = SessionInput(f"{conv.id}-{k}-{j}", start + 600 * j, start + 600 * j + 300,
-                             [Turn(speaker="user", text=line) for line in lines])
-            outcome = c.process(s)
-            if outcome.user_id:
-                owner[p] = outcome.user_id
+    for sid, person, lines, start, end in _text_sessions(conv, per_turn):
+        current[0] = person
+        outcome = c.process(SessionInput(sid, start, end, [Turn(speaker="user", text=line) for line in lines]))
+        if outcome.user_id:
+            owner[person] = outcome.user_id
     seconds = time.perf_counter() - t0
     return {**score_conversation(conv, store, level1_texts(store, conv)), "consolidation_s": seconds}
+
+
+def _text_sessions(conv: Conversation, per_turn: bool):
+    """(session id, speaker, lines, start, end) in time order, on each session's day."""
+    introduced: set[str] = set()
+    for k, session in enumerate(conv.sessions):
+        start = conv.start(k)
+        if not per_turn:
+            for j, p in enumerate(conv.people):
+                if conv.said(k, p):
+                    yield f"{conv.id}-{k}-{j}", p, conv.said(k, p), start + 600 * j, start + 600 * j + 300
+            continue
+        for i, turn in enumerate(session.turns):
+            lines = [turn.text] if turn.speaker in introduced else [intro(turn.speaker), turn.text]
+            introduced.add(turn.speaker)
+            seconds = sum(len(line.split()) for line in lines) / 2.5   # speech at 2.5 words a second
+            yield f"{conv.id}-{k}-t{i}", turn.speaker, lines, start, start + seconds
+            start += seconds + 1.0
 
 
 def run_replay(conv: Conversation, workdir: Path, cfg, faces: Path, voices: Path, mode: str, *, seed: int = 0,
