@@ -19,7 +19,7 @@ def visits(episodes: Sequence[Episode]) -> list[list[Episode]]:
     """The episodes grouped into visits, oldest first, each in time order."""
     grouped: list[list[Episode]] = []
     for e in sorted(episodes, key=lambda e: e.start):
-        if grouped and e.start - grouped[-1][-1].end <= VISIT_GAP_S:
+        if grouped and e.start - grouped[-1][-1].end < VISIT_GAP_S:
             grouped[-1].append(e)
         else:
             grouped.append([e])
@@ -38,6 +38,6 @@ def earlier_in_visit(episodes: Sequence[Episode], start: float) -> list[Turn]:
     if not before:
         return []
     last = visits(before)[-1]
-    if start - last[-1].end > VISIT_GAP_S:
+    if start - last[-1].end >= VISIT_GAP_S:
         return []
     return [Turn(speaker="user", text=text) for e in last for text in user_lines(e.transcript)]
