@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Sequence
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -146,6 +146,7 @@ class DisclosureExtractor:
         return f"{line} {MENTIONED}{mentioned}" if mentioned else line
 
     def _parse(self, texts: list[str]) -> list:
+        """spaCy docs of `texts`, parsing only those not parsed lately (the last PARSED_KEPT)."""
         new = [t for t in dict.fromkeys(texts) if t not in self._parsed]
         for text, doc in zip(new, self.nlp.pipe(new)):
             self._parsed[text] = doc
