@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .memory.visits import visits
+from .store.visits import visits
 from .store.models import Episode, Fact, User
 
 LEVEL1, LEVEL2 = 1, 2
@@ -176,7 +176,7 @@ def render_profile(user: User, facts: Sequence[Fact], episodes: Sequence[Episode
     hold superseded versions too (they count as mentions, and are not shown).
 
     When everything does not fit the budget, the most useful items are kept, whole: what defines the
-    person (job, home, family, health), the summaries of the last three visits (memory/visits.py: two
+    person (job, home, family, health), the summaries of the last three visits (store/visits.py: two
     people taking turns make a session of every turn), the people they named, then the other items, most
     often mentioned and newest first.
     """
@@ -196,7 +196,7 @@ def render_profile(user: User, facts: Sequence[Fact], episodes: Sequence[Episode
 
 
 def _visit_summary(visit: Sequence[Episode]) -> Episode:
-    """The visit's episode whose summary speaks for it: its latest with a summary (memory/visits.py)."""
+    """The visit's episode whose summary speaks for it: its latest with a summary (store/visits.py)."""
     return next((e for e in reversed(visit) if e.summary), visit[-1])
 
 

@@ -8,7 +8,7 @@ from egomem_ros.memchunk import ApproxTokenCounter, render_user_profile
 from egomem_ros.memory.consolidate import Consolidator, SessionInput
 from egomem_ros.memory.extraction import Turn
 from egomem_ros.memory.update_agent import RuleUpdateAgent
-from egomem_ros.memory.visits import VISIT_GAP_S, earlier_in_visit, visits
+from egomem_ros.store.visits import VISIT_GAP_S, earlier_in_visit, visits
 from egomem_ros.store.models import Episode
 
 DAY = 86_400.0
@@ -26,9 +26,9 @@ def test_sessions_close_together_are_one_visit_and_a_long_gap_starts_another():
 def test_the_turns_before_a_session_are_those_of_its_visit_only():
     eps = [episode("old", 0, 10, "We went to Lisbon."), episode("a", DAY, DAY + 10, "I bake sourdough."),
            episode("b", DAY + 20, DAY + 30, "My starter is called Gerald.")]
-    assert [t.text for t in earlier_in_visit(eps, DAY + 40)] == ["I bake sourdough.", "My starter is called Gerald."]
+    assert earlier_in_visit(eps, DAY + 40) == ["I bake sourdough.", "My starter is called Gerald."]
     assert earlier_in_visit(eps, DAY + 30 + VISIT_GAP_S + 1) == []   # a new visit
-    assert [t.text for t in earlier_in_visit(eps, DAY + 15)] == ["I bake sourdough."]   # not the later one
+    assert earlier_in_visit(eps, DAY + 15) == ["I bake sourdough."]   # not the later one
 
 
 def test_level1_shows_one_line_per_visit_the_visit_s_latest(store):

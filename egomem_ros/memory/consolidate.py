@@ -23,7 +23,7 @@ import numpy as np
 from ..store.sealing import cipher_from_env, embedding_from_json, embedding_to_json
 from ..store.models import DuplicateEpisodeError, MemoryRepository, StoreError, UnknownUserError, User
 from .item_budget import capped, recent_talk, within_budget
-from .visits import earlier_in_visit
+from ..store.visits import earlier_in_visit
 from .extraction import Extraction, Turn, introduced_name
 from .llm import LLMError
 from .privacy import SessionPrivacy, without_cues
@@ -185,7 +185,7 @@ class Consolidator:
         if user_id is not None:   # what the person said within the hour shares one item budget
             ex = within_budget(ex, *recent_talk(self.store, user_id, s.start))
             if hasattr(self.extractor, "visit_summary"):   # the summary speaks of the visit so far
-                earlier = earlier_in_visit(self.store.episodes(user_id), s.start)
+                earlier = [Turn(speaker="user", text=t) for t in earlier_in_visit(self.store.episodes(user_id), s.start)]
                 ex = ex.model_copy(update={"summary": self.extractor.visit_summary(earlier, without_cues(s.turns), ex)})
         ops: list[MemoryOp] | None = None
         seen: list[str] = []

@@ -133,7 +133,7 @@ class DisclosureExtractor:
         return out
 
     def visit_summary(self, earlier: Sequence[Turn], turns: Sequence[Turn], ex: Extraction) -> str:
-        """The summary of a visit so far (memory/visits.py): the topics of all the person said in it
+        """The summary of a visit so far (store/visits.py): the topics of all the person said in it
         (`earlier`: their turns before this session; `turns`: this session's), and what this session's
         own summary `ex.summary` mentioned."""
         if not earlier:

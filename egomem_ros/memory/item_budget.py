@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 
 from .extraction import Extraction
-from .visits import user_lines
+from ..store.visits import user_lines
 
 WINDOW_S = 3600.0
 FLOOR = 3

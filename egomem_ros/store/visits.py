@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..store.models import Episode
-from .extraction import Turn
+from .models import Episode
 
 VISIT_GAP_S = 1800.0   # half an hour without a session of theirs ends a visit
 
@@ -31,8 +30,8 @@ def user_lines(transcript: str) -> list[str]:
     return [line.split(":", 1)[1].strip() for line in transcript.splitlines() if line.startswith("user:")]
 
 
-def earlier_in_visit(episodes: Sequence[Episode], start: float) -> list[Turn]:
-    """The person's turns in the visit that a session starting at `start` continues: their episodes that
+def earlier_in_visit(episodes: Sequence[Episode], start: float) -> list[str]:
+    """What the person said in the visit that a session starting at `start` continues: their episodes that
     ended less than VISIT_GAP_S before it, back to the last longer gap."""
     before = [e for e in episodes if e.end <= start]
     if not before:
@@ -40,4 +39,4 @@ def earlier_in_visit(episodes: Sequence[Episode], start: float) -> list[Turn]:
     last = visits(before)[-1]
     if start - last[-1].end >= VISIT_GAP_S:
         return []
-    return [Turn(speaker="user", text=text) for e in last for text in user_lines(e.transcript)]
+    return [text for e in last for text in user_lines(e.transcript)]
