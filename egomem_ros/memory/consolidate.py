@@ -22,8 +22,8 @@ import numpy as np
 
 from ..store.sealing import cipher_from_env, embedding_from_json, embedding_to_json
 from ..store.models import DuplicateEpisodeError, MemoryRepository, StoreError, UnknownUserError, User
-from .item_budget import capped, recent_talk, within_budget
 from ..store.visits import earlier_in_visit
+from .item_budget import capped, recent_talk, within_budget
 from .extraction import Extraction, Turn, introduced_name
 from .llm import LLMError
 from .privacy import SessionPrivacy, without_cues
